@@ -1,0 +1,27 @@
+# shardgate: `make run` starts a local sharded cluster, `make test` runs every test.
+GO ?= go
+BIN := bin
+
+.PHONY: all build run test vet bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/shardgate ./cmd/shardctl
+
+# Two local Postgres shards (installed with apt-get if missing), a gateway with
+# embedded etcd, and the sample keyspace `app`; data under .run/.
+run: build
+	$(GO) run ./internal/devcluster --bin $(BIN)
+
+vet:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+# The whole suite against real Postgres and real etcd. The harness installs
+# PostgreSQL with apt-get when it is missing.
+test: vet
+	$(GO) test -count=1 -timeout 30m ./...
+
+clean:
+	rm -rf $(BIN) .run

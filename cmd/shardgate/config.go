@@ -1,0 +1,247 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/shardgate/shardgate/proxy"
+	"github.com/shardgate/shardgate/topology"
+)
+
+// config is everything the gateway can be told. Each setting has one name,
+// spelled as a YAML key in the config file (listen_admin), an environment
+// variable (SHARDGATE_LISTEN_ADMIN) and a flag (--listen-admin). Later
+// sources win: defaults, then the file, then the environment, then flags.
+type config struct {
+	Listen          string
+	ListenAdmin     string
+	DataDir         string
+	Etcd            []string
+	EtcdListen      string
+	Cluster         string
+	LogLevel        string
+	LogFormat       string
+	ShutdownTimeout time.Duration
+	TopologyTimeout time.Duration
+	Pool            proxy.PoolConfig
+}
+
+func defaultConfig() config {
+	return config{
+		Listen:          "127.0.0.1:6432",
+		ListenAdmin:     "127.0.0.1:9090",
+		DataDir:         "shardgate-data",
+		EtcdListen:      "127.0.0.1:2379",
+		Cluster:         "local",
+		LogLevel:        "info",
+		LogFormat:       "json",
+		ShutdownTimeout: 30 * time.Second,
+		TopologyTimeout: 30 * time.Second,
+		Pool:            proxy.DefaultPoolConfig,
+	}
+}
+
+// setting is one configurable value.
+type setting struct {
+	name  string // snake_case, as in the YAML file
+	usage string
+	value func(c *config) accessor
+}
+
+// accessor reads and writes one config field as text.
+type accessor struct {
+	set func(v string) error
+	get func() string
+}
+
+func str(f func(c *config) *string) func(*config) accessor {
+	return func(c *config) accessor {
+		p := f(c)
+		return accessor{func(v string) error { *p = v; return nil }, func() string { return *p }}
+	}
+}
+
+func dur(f func(c *config) *time.Duration) func(*config) accessor {
+	return func(c *config) accessor {
+		p := f(c)
+		return accessor{func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("%q is not a duration such as 5s or 1m", v)
+			}
+			*p = d
+			return nil
+		}, func() string { return p.String() }}
+	}
+}
+
+func i32(f func(c *config) *int32) func(*config) accessor {
+	return func(c *config) accessor {
+		p := f(c)
+		return accessor{func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%q is not a non-negative integer", v)
+			}
+			*p = int32(n)
+			return nil
+		}, func() string { return strconv.Itoa(int(*p)) }}
+	}
+}
+
+func list(f func(c *config) *[]string) func(*config) accessor {
+	return func(c *config) accessor {
+		p := f(c)
+		return accessor{func(v string) error {
+			*p = nil
+			for _, e := range strings.Split(v, ",") {
+				if e = strings.TrimSpace(e); e != "" {
+					*p = append(*p, e)
+				}
+			}
+			return nil
+		}, func() string { return strings.Join(*p, ",") }}
+	}
+}
+
+func settings() []setting {
+	return []setting{
+		{"listen", "address for Postgres clients", str(func(c *config) *string { return &c.Listen })},
+		{"listen_admin", "address for the admin HTTP endpoint", str(func(c *config) *string { return &c.ListenAdmin })},
+		{"data_dir", "directory for the embedded etcd's data", str(func(c *config) *string { return &c.DataDir })},
+		{"etcd", "comma-separated etcd endpoints; empty runs an embedded single-node etcd", list(func(c *config) *[]string { return &c.Etcd })},
+		{"etcd_listen", "client address of the embedded etcd", str(func(c *config) *string { return &c.EtcdListen })},
+		{"cluster", "cluster name: the topology lives under /shardgate/<cluster>/ in etcd", str(func(c *config) *string { return &c.Cluster })},
+		{"log_level", "debug, info, warn or error", str(func(c *config) *string { return &c.LogLevel })},
+		{"log_format", "json or console", str(func(c *config) *string { return &c.LogFormat })},
+		{"shutdown_timeout", "how long SIGTERM waits for running statements", dur(func(c *config) *time.Duration { return &c.ShutdownTimeout })},
+		{"topology_timeout", "how long startup waits for the topology in etcd", dur(func(c *config) *time.Duration { return &c.TopologyTimeout })},
+		{"pool_max_conns", "most backend connections per shard", i32(func(c *config) *int32 { return &c.Pool.MaxConns })},
+		{"pool_min_idle_conns", "idle backend connections kept per shard", i32(func(c *config) *int32 { return &c.Pool.MinIdleConns })},
+		{"pool_idle_timeout", "close backend connections idle this long", dur(func(c *config) *time.Duration { return &c.Pool.IdleTimeout })},
+		{"pool_acquire_timeout", "wait this long for a free backend connection, then fail with 53300", dur(func(c *config) *time.Duration { return &c.Pool.AcquireTimeout })},
+		{"pool_connect_timeout", "timeout for connecting to a shard", dur(func(c *config) *time.Duration { return &c.Pool.ConnectTimeout })},
+	}
+}
+
+func flagName(s string) string { return strings.ReplaceAll(s, "_", "-") }
+func envName(s string) string  { return "SHARDGATE_" + strings.ToUpper(s) }
+
+// loadConfig builds the configuration from defaults, the --config file, the
+// environment and the command line.
+func loadConfig(args []string, getenv func(string) string) (config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("shardgate", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	configFile := fs.String("config", getenv("SHARDGATE_CONFIG"), "YAML config file (env SHARDGATE_CONFIG)")
+	flagValues := map[string]*string{}
+	all := settings()
+	for _, s := range all {
+		flagValues[s.name] = fs.String(flagName(s.name), s.value(&cfg).get(), fmt.Sprintf("%s (env %s)", s.usage, envName(s.name)))
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	byName := map[string]setting{}
+	for _, s := range all {
+		byName[s.name] = s
+	}
+	if *configFile != "" {
+		if err := applyFile(&cfg, *configFile, byName); err != nil {
+			return cfg, err
+		}
+	}
+	for _, s := range all {
+		if v, ok := lookupEnv(getenv, envName(s.name)); ok {
+			if err := s.value(&cfg).set(v); err != nil {
+				return cfg, fmt.Errorf("%s: %w", envName(s.name), err)
+			}
+		}
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		s, ok := byName[strings.ReplaceAll(f.Name, "-", "_")]
+		if ok && err == nil {
+			if e := s.value(&cfg).set(*flagValues[s.name]); e != nil {
+				err = fmt.Errorf("--%s: %w", f.Name, e)
+			}
+		}
+	})
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// applyFile reads a flat YAML file of settings; an unknown key is an error.
+func applyFile(cfg *config, path string, byName map[string]setting) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s, ok := byName[k]
+		if !ok {
+			return fmt.Errorf("config file %s: unknown setting %q", path, k)
+		}
+		var v string
+		switch x := raw[k].(type) {
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			v = strings.Join(parts, ",")
+		case nil:
+		default:
+			v = fmt.Sprint(x)
+		}
+		if err := s.value(cfg).set(v); err != nil {
+			return fmt.Errorf("config file %s: %s: %w", path, k, err)
+		}
+	}
+	return nil
+}
+
+func (c *config) validate() error {
+	if c.Listen == "" || c.ListenAdmin == "" {
+		return errors.New("listen and listen_admin must be set")
+	}
+	if err := topology.ValidCluster(c.Cluster); err != nil {
+		return err
+	}
+	if c.Pool.MaxConns < 1 {
+		return errors.New("pool_max_conns must be at least 1")
+	}
+	switch c.LogFormat {
+	case "json", "console":
+	default:
+		return fmt.Errorf("log_format %q: want json or console", c.LogFormat)
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+// Command shardgate is the sharding gateway: Postgres clients connect to it
+// as to one database, and it routes each statement to the physical shards
+// that hold its rows, by the shard map in etcd.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/shardgate/shardgate/proxy"
+	"github.com/shardgate/shardgate/topology"
+)
+
+func main() {
+	cfg, err := loadConfig(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shardgate: %v\n", err)
+		os.Exit(2)
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shardgate: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("shardgate stopped", zap.Error(err))
+		_ = log.Sync()
+		fmt.Fprintf(os.Stderr, "shardgate: %v\n", err)
+		os.Exit(1)
+	}
+	_ = log.Sync()
+}
+
+func newLogger(cfg config) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	if cfg.LogFormat == "console" {
+		zc = zap.NewDevelopmentConfig()
+	}
+	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.Sampling = nil
+	zc.DisableStacktrace = true
+	return zc.Build()
+}
+
+// etcdLogger is the embedded etcd's logger: errors only, without the ones
+// etcd logs on every normal close.
+func etcdLogger(log *zap.Logger) *zap.Logger {
+	return log.Named("etcd").WithOptions(zap.IncreaseLevel(zap.ErrorLevel), zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return &closeNoiseFilter{Core: c}
+	}))
+}
+
+// closeNoiseFilter drops etcd's "serving failed" errors caused by its own
+// listeners closing at shutdown.
+type closeNoiseFilter struct{ zapcore.Core }
+
+func (f *closeNoiseFilter) With(fields []zapcore.Field) zapcore.Core {
+	return &closeNoiseFilter{Core: f.Core.With(fields)}
+}
+
+func (f *closeNoiseFilter) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if strings.HasPrefix(e.Message, "setting up serving from embedded etcd failed") ||
+		strings.HasPrefix(e.Message, "failed to update storage version") {
+		return ce
+	}
+	return f.Core.Check(e, ce)
+}
+
+// run starts etcd (embedded, or a client of an external one), follows the
+// topology, and serves clients and the admin endpoint until ctx ends; then it
+// drains.
+func run(ctx context.Context, cfg config, log *zap.Logger) error {
+	endpoints := cfg.Etcd
+	if len(endpoints) == 0 {
+		dir := filepath.Join(cfg.DataDir, "etcd")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		e, err := topology.StartEmbedded(startCtx, dir, cfg.EtcdListen, etcdLogger(log))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("embedded etcd: %w", err)
+		}
+		defer e.Close()
+		endpoints = e.Endpoints()
+		log.Info("embedded etcd started", zap.Strings("endpoints", endpoints), zap.String("dir", dir))
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel))})
+	if err != nil {
+		return fmt.Errorf("etcd client: %w", err)
+	}
+	defer cli.Close()
+
+	pools := proxy.NewPools(cfg.Pool, log.Named("pool"))
+	defer pools.Close()
+	watcher := topology.NewWatcher(topology.NewStore(cli, cfg.Cluster), log.Named("topology"), pools.Sync)
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		watcher.Run(watchCtx)
+	}()
+	defer func() {
+		stopWatch()
+		<-watchDone
+	}()
+	select {
+	case <-watcher.Ready():
+	case <-time.After(cfg.TopologyTimeout):
+		return fmt.Errorf("no topology from etcd %v (cluster %q) after %s", endpoints, cfg.Cluster, cfg.TopologyTimeout)
+	case <-ctx.Done():
+		return nil
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", cfg.ListenAdmin)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := proxy.NewServer(watcher.Snapshot, pools, log.Named("proxy"))
+	admin := &http.Server{Handler: proxy.AdminHandler(watcher.Snapshot, pools), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- admin.Serve(adminLn) }()
+	log.Info("shardgate serving", zap.String("listen", ln.Addr().String()), zap.String("admin", adminLn.Addr().String()),
+		zap.Strings("etcd", endpoints), zap.String("cluster", cfg.Cluster))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining sessions", zap.Duration("timeout", cfg.ShutdownTimeout), zap.Int("sessions", srv.ActiveSessions()))
+	case serveErr = <-errc:
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("sessions still running at the shutdown timeout were closed", zap.Error(err))
+	}
+	_ = admin.Shutdown(shutCtx)
+	if serveErr != nil && !errors.Is(serveErr, proxy.ErrServerClosed) && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	log.Info("shardgate stopped")
+	return nil
+}

@@ -1,0 +1,269 @@
+package planner
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shardgate/shardgate/vschema"
+)
+
+func (p *planning) planSelect(s *pg_query.SelectStmt) (Primitive, error) {
+	if s.WithClause != nil {
+		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
+	}
+	if s.IntoClause != nil {
+		return nil, unsupported("SELECT INTO is not supported on a sharded keyspace; use CREATE TABLE and INSERT")
+	}
+	var root *block
+	if isPlainSelect(s) {
+		var err error
+		if root, err = p.newBlock(s, nil, s.FromClause, s.WhereClause); err != nil {
+			return nil, err
+		}
+	}
+	a, err := p.analyze(s, root)
+	if err != nil {
+		return nil, err
+	}
+	shards := p.shards(a)
+	if err := checkFunctions(s, false); err != nil {
+		return nil, err
+	}
+	if len(shards) == 0 {
+		// Only reference tables, catalogs or no table at all: every shard
+		// has the same answer.
+		return p.anyShard(), nil
+	}
+	if len(shards) == 1 {
+		return p.routes(shards), nil
+	}
+	if err := requireOneLevel(a, shards); err != nil {
+		return nil, err
+	}
+	if err := scatterShape(s, root, len(shards)); err != nil {
+		return nil, err
+	}
+	return p.routes(shards), nil
+}
+
+// scatterShape refuses a SELECT whose rows, concatenated from several
+// shards, would differ from one Postgres's answer.
+func scatterShape(s *pg_query.SelectStmt, b *block, shards int) error {
+	switch {
+	case len(s.DistinctClause) > 0:
+		return spanError(b, "DISTINCT", shards)
+	case len(s.SortClause) > 0:
+		return spanError(b, "ORDER BY", shards)
+	case s.LimitCount != nil || s.LimitOffset != nil:
+		return spanError(b, "LIMIT/OFFSET", shards)
+	case len(s.WindowClause) > 0:
+		return spanError(b, "a window function", shards)
+	}
+	// Groups that include the sharding column each live on one shard, so
+	// aggregating inside each shard is exact.
+	groupedByKey := false
+	for _, g := range s.GroupClause {
+		if g.GetGroupingSet() != nil {
+			return spanError(b, "GROUPING SETS, ROLLUP or CUBE", shards)
+		}
+		if b.shardingColumn(g) != nil {
+			groupedByKey = true
+		}
+	}
+	if len(s.GroupClause) > 0 && !groupedByKey {
+		return spanError(b, "GROUP BY without the sharding column", shards)
+	}
+	var err error
+	for _, e := range append(append([]*pg_query.Node{}, s.TargetList...), s.HavingClause) {
+		walk(e, func(m proto.Message) bool {
+			if err != nil {
+				return false
+			}
+			switch n := m.(type) {
+			case *pg_query.SelectStmt:
+				return false // a nested level, checked on its own
+			case *pg_query.FuncCall:
+				if n.Over != nil {
+					err = spanError(b, "a window function", shards)
+				} else if isAggregate(n) && !groupedByKey {
+					err = spanError(b, fmt.Sprintf("aggregate function %s()", funcName(n)), shards)
+				}
+			}
+			return err == nil
+		})
+	}
+	if s.HavingClause != nil && !groupedByKey && err == nil {
+		err = spanError(b, "HAVING", shards)
+	}
+	return err
+}
+
+// planWrite plans an UPDATE (set is its SET list) or a DELETE.
+func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, with *pg_query.WithClause, set []*pg_query.Node) (Primitive, error) {
+	if with != nil {
+		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
+	}
+	t, catalog, err := p.resolve(target)
+	if err != nil {
+		return nil, err
+	}
+	if catalog {
+		return nil, unsupported("writing system catalogs through shardgate is not supported")
+	}
+	for _, s := range set {
+		if t.Kind == vschema.Sharded && s.GetResTarget().GetName() == t.Column {
+			return nil, unsupported("UPDATE of sharding column %s.%s is not supported: it would move the row to another shard; delete and re-insert it", t.Name, t.Column)
+		}
+	}
+	root, err := p.newBlock(target, target, from, where)
+	if err != nil {
+		return nil, err
+	}
+	// Walk the pieces of the statement for nested levels.
+	a := &analysis{root: root}
+	if len(root.sharded()) > 0 {
+		a.blocks = append(a.blocks, root)
+	}
+	for _, part := range append(append(append([]*pg_query.Node{}, from...), where), set...) {
+		sub, err := p.analyze(part, nil)
+		if err != nil {
+			return nil, err
+		}
+		a.blocks = append(a.blocks, sub.blocks...)
+		a.catalog = a.catalog || sub.catalog
+	}
+	if a.catalog {
+		return nil, unsupported("a write that reads system catalogs is not supported on a sharded keyspace")
+	}
+	if t.Kind == vschema.Reference {
+		if len(a.blocks) > 0 {
+			return nil, unsupported("a write to reference table %s that reads sharded tables is not supported: every copy must get the same rows", t.Name)
+		}
+		if err := checkFunctions(stmtParts(from, where, set), true); err != nil {
+			return nil, err
+		}
+		return &Broadcast{Shards: p.topo.Shards(), SQL: p.sql}, nil
+	}
+	shards := p.shards(a)
+	if len(shards) > 1 {
+		if err := requireOneLevel(a, shards); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkFunctions(stmtParts(from, where, set), len(shards) > 1); err != nil {
+		return nil, err
+	}
+	return p.routes(shards), nil
+}
+
+// stmtParts wraps pieces of a statement into one message to walk.
+func stmtParts(from []*pg_query.Node, where *pg_query.Node, set []*pg_query.Node) proto.Message {
+	items := append(append(append([]*pg_query.Node{}, from...), where), set...)
+	return &pg_query.List{Items: items}
+}
+
+func (p *planning) planInsert(ins *pg_query.InsertStmt) (Primitive, error) {
+	if ins.WithClause != nil {
+		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
+	}
+	t, catalog, err := p.resolve(ins.Relation)
+	if err != nil {
+		return nil, err
+	}
+	if catalog {
+		return nil, unsupported("writing system catalogs through shardgate is not supported")
+	}
+	sel := ins.SelectStmt.GetSelectStmt()
+	if sel != nil && len(sel.ValuesLists) == 0 {
+		return nil, unsupported("INSERT ... SELECT is not supported on a sharded keyspace yet; insert VALUES")
+	}
+	if sub, err := p.analyze(ins, nil); err != nil {
+		return nil, err
+	} else if len(sub.blocks) > 0 || sub.catalog {
+		return nil, unsupported("an INSERT whose values read tables is not supported on a sharded keyspace yet")
+	}
+	if t.Kind == vschema.Reference {
+		if err := checkFunctions(ins, true); err != nil {
+			return nil, err
+		}
+		return &Broadcast{Shards: p.topo.Shards(), SQL: p.sql}, nil
+	}
+	if oc := ins.OnConflictClause; oc != nil {
+		for _, s := range oc.TargetList {
+			if s.GetResTarget().GetName() == t.Column {
+				return nil, unsupported("ON CONFLICT DO UPDATE of sharding column %s.%s is not supported", t.Name, t.Column)
+			}
+		}
+	}
+	if sel == nil {
+		return nil, keyError("INSERT into sharded table %s needs a value for its sharding column %s", t.Name, t.Column)
+	}
+	col := -1
+	for i, c := range ins.Cols {
+		if c.GetResTarget().GetName() == t.Column {
+			col = i
+		}
+	}
+	if col < 0 {
+		if len(ins.Cols) == 0 {
+			return nil, keyError("INSERT into sharded table %s must name its columns, including the sharding column %s", t.Name, t.Column)
+		}
+		return nil, keyError("INSERT into sharded table %s needs a value for its sharding column %s", t.Name, t.Column)
+	}
+	// Group rows by shard, keeping their order within each shard.
+	var order []string
+	rowsOf := map[string][]*pg_query.Node{}
+	for _, row := range sel.ValuesLists {
+		vals := row.GetList().GetItems()
+		if col >= len(vals) {
+			return nil, keyError("INSERT into %s has fewer values than columns", t.Name)
+		}
+		id, ok := keyspaceID(t, vals[col])
+		if !ok {
+			return nil, keyError("the sharding column %s.%s must be given as a literal %s value, not %s", t.Name, t.Column, t.Type, describeValue(vals[col]))
+		}
+		s := p.topo.ShardFor(id)
+		if _, seen := rowsOf[s]; !seen {
+			order = append(order, s)
+		}
+		rowsOf[s] = append(rowsOf[s], row)
+	}
+	if err := checkFunctions(ins, len(order) > 1); err != nil {
+		return nil, err
+	}
+	if len(order) == 1 {
+		return &Route{Shard: order[0], SQL: p.sql}, nil
+	}
+	c := &Concat{}
+	for _, s := range order {
+		part := proto.Clone(ins).(*pg_query.InsertStmt)
+		part.SelectStmt.GetSelectStmt().ValuesLists = rowsOf[s]
+		sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_InsertStmt{InsertStmt: part}}}}})
+		if err != nil {
+			return nil, fmt.Errorf("split INSERT for shard %s: %w", s, err)
+		}
+		c.Parts = append(c.Parts, &Route{Shard: s, SQL: sql})
+	}
+	return c, nil
+}
+
+func keyError(format string, args ...any) *Error {
+	return &Error{Code: CodeFeatureNotSupported, Message: fmt.Sprintf(format, args...)}
+}
+
+// describeValue names the kind of expression given for a sharding column.
+func describeValue(n *pg_query.Node) string {
+	switch {
+	case n.GetAConst() != nil && n.GetAConst().Isnull:
+		return "NULL"
+	case n.GetAConst() != nil:
+		return "this literal"
+	case n.GetSetToDefault() != nil:
+		return "DEFAULT (a per-shard default such as serial would repeat the same ids on every shard)"
+	case n.GetParamRef() != nil:
+		return "a parameter"
+	}
+	return "an expression"
+}

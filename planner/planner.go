@@ -1,0 +1,197 @@
+// Package planner turns SQL text into execution plans: trees of small
+// primitives (Route, Concat, Broadcast) that run against shard connections
+// through an Executor. Planning follows an allow-list: a statement shape is
+// accepted only when the plan provably gives the answer one Postgres would;
+// every other shape is refused with SQLSTATE 0A000 naming what is missing.
+package planner
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
+
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// Topology is what the planner needs to know of one keyspace's topology. A
+// plan is made against one Topology value and stays valid for it.
+type Topology interface {
+	// VSchema returns the keyspace's vschema (never nil).
+	VSchema() *vschema.Keyspace
+	// ShardFor returns the physical shard that holds keyspace id h.
+	ShardFor(h int64) string
+	// Shards returns every physical shard of the keyspace, in a stable order.
+	Shards() []string
+}
+
+// Statement is one planned statement of a query string.
+type Statement struct {
+	// SQL is the statement's own text, without the others of its query string.
+	SQL  string
+	Root Primitive
+	// ReadOnly is set for statements that change no data (SELECT, SHOW).
+	ReadOnly bool
+}
+
+// Plan parses sql, which may hold several statements separated by
+// semicolons, and plans each one against topo. An empty or comment-only
+// string gives no statements. A parse error is an *Error with code 42601.
+func Plan(topo Topology, sql string) ([]*Statement, error) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		var perr *pgparser.Error
+		if errors.As(err, &perr) {
+			return nil, &Error{Code: CodeSyntaxError, Message: perr.Message, Position: perr.Cursorpos}
+		}
+		return nil, &Error{Code: CodeSyntaxError, Message: err.Error()}
+	}
+	out := make([]*Statement, 0, len(tree.Stmts))
+	for _, raw := range tree.Stmts {
+		text := statementText(sql, raw)
+		p := &planning{topo: topo, vs: topo.VSchema(), sql: text, version: tree.Version}
+		root, err := p.plan(raw.Stmt)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &Statement{SQL: text, Root: root, ReadOnly: readOnly(raw.Stmt)})
+	}
+	return out, nil
+}
+
+// statementText cuts one statement out of a multi-statement string.
+func statementText(sql string, raw *pg_query.RawStmt) string {
+	start := int(raw.StmtLocation)
+	end := len(sql)
+	if raw.StmtLen > 0 {
+		end = start + int(raw.StmtLen)
+	}
+	return strings.TrimSpace(sql[start:end])
+}
+
+// planning holds what planning one statement needs.
+type planning struct {
+	topo    Topology
+	vs      *vschema.Keyspace
+	sql     string
+	version int32 // of the parse tree, needed to deparse
+}
+
+func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
+	if err := refuseSessionState(stmt); err != nil {
+		return nil, err
+	}
+	if !p.vs.Sharded {
+		// One shard holds everything: it answers exactly as it would alone.
+		return &Route{Shard: p.topo.Shards()[0], SQL: p.sql}, nil
+	}
+	switch n := stmt.Node.(type) {
+	case *pg_query.Node_SelectStmt:
+		return p.planSelect(n.SelectStmt)
+	case *pg_query.Node_InsertStmt:
+		return p.planInsert(n.InsertStmt)
+	case *pg_query.Node_UpdateStmt:
+		u := n.UpdateStmt
+		return p.planWrite(u.Relation, u.FromClause, u.WhereClause, u.WithClause, u.TargetList)
+	case *pg_query.Node_DeleteStmt:
+		d := n.DeleteStmt
+		return p.planWrite(d.Relation, d.UsingClause, d.WhereClause, d.WithClause, nil)
+	case *pg_query.Node_CreateStmt, *pg_query.Node_AlterTableStmt, *pg_query.Node_DropStmt,
+		*pg_query.Node_IndexStmt, *pg_query.Node_TruncateStmt, *pg_query.Node_VacuumStmt:
+		return p.planDDL(stmt)
+	case *pg_query.Node_VariableShowStmt:
+		return p.anyShard(), nil
+	case *pg_query.Node_ExplainStmt:
+		return p.planExplain(n.ExplainStmt)
+	}
+	return nil, unsupported("%s is not supported on a sharded keyspace yet", statementKind(p.sql))
+}
+
+// anyShard routes a statement whose answer is the same on every shard.
+func (p *planning) anyShard() *Route {
+	return &Route{Shard: p.topo.Shards()[0], SQL: p.sql, AnyShard: true}
+}
+
+// readOnly reports whether a statement changes no data.
+func readOnly(stmt *pg_query.Node) bool {
+	switch n := stmt.Node.(type) {
+	case *pg_query.Node_SelectStmt:
+		return n.SelectStmt.IntoClause == nil
+	case *pg_query.Node_VariableShowStmt:
+		return true
+	}
+	return false
+}
+
+// planExplain routes EXPLAIN to the one shard its statement would run on.
+func (p *planning) planExplain(e *pg_query.ExplainStmt) (Primitive, error) {
+	inner, err := p.plan(e.Query)
+	if err != nil {
+		return nil, err
+	}
+	if r, ok := inner.(*Route); ok {
+		return &Route{Shard: r.Shard, SQL: p.sql}, nil
+	}
+	return nil, unsupported("EXPLAIN of a statement that runs on more than one shard is not supported yet")
+}
+
+// refuseSessionState refuses statements that create state on a backend
+// connection which shardgate cannot yet carry over: backend connections are
+// shared between clients, so the state would leak to others or be lost.
+func refuseSessionState(stmt *pg_query.Node) error {
+	what := ""
+	switch n := stmt.Node.(type) {
+	case *pg_query.Node_TransactionStmt:
+		what = "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT)"
+	case *pg_query.Node_VariableSetStmt:
+		what = "SET"
+	case *pg_query.Node_DiscardStmt:
+		what = "DISCARD"
+	case *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt:
+		what = "LISTEN/UNLISTEN"
+	case *pg_query.Node_PrepareStmt, *pg_query.Node_ExecuteStmt, *pg_query.Node_DeallocateStmt:
+		what = "SQL-level PREPARE/EXECUTE/DEALLOCATE"
+	case *pg_query.Node_DeclareCursorStmt, *pg_query.Node_FetchStmt, *pg_query.Node_ClosePortalStmt:
+		what = "cursors"
+	case *pg_query.Node_CopyStmt:
+		what = "COPY"
+	case *pg_query.Node_LoadStmt:
+		what = "LOAD"
+	case *pg_query.Node_CreateStmt:
+		if n.CreateStmt.Relation.GetRelpersistence() == "t" {
+			what = "temporary tables"
+		}
+	case *pg_query.Node_CreateTableAsStmt:
+		if n.CreateTableAsStmt.GetInto().GetRel().GetRelpersistence() == "t" {
+			what = "temporary tables"
+		}
+	case *pg_query.Node_SelectStmt:
+		if n.SelectStmt.IntoClause.GetRel().GetRelpersistence() == "t" {
+			what = "temporary tables"
+		}
+	}
+	if what == "" {
+		return nil
+	}
+	return unsupported("%s is not supported by shardgate yet: backend connections are shared between clients, so session state would leak", what)
+}
+
+// statementKind names a statement by its leading keywords, for messages.
+func statementKind(sql string) string {
+	words := strings.Fields(sql)
+	if len(words) > 2 {
+		words = words[:2]
+	}
+	return strings.ToUpper(strings.TrimRight(strings.Join(words, " "), ";"))
+}
+
+// tableError reports a table the vschema does not know.
+func (p *planning) tableError(name string) *Error {
+	return &Error{
+		Code:    CodeUndefinedTable,
+		Message: fmt.Sprintf("table %q is not in the vschema of keyspace %q", name, p.vs.Name),
+		Hint:    "Add it to the vschema (shardctl vschema apply) as a sharded or reference table.",
+	}
+}

@@ -1,0 +1,224 @@
+package planner
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shardgate/shardgate/topology"
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// fakeTopology is a two-shard keyspace with 8 logical shards.
+type fakeTopology struct {
+	vs *vschema.Keyspace
+	m  *topology.ShardMap
+}
+
+func (f *fakeTopology) VSchema() *vschema.Keyspace { return f.vs }
+func (f *fakeTopology) ShardFor(h int64) string    { return f.m.ShardFor(h) }
+func (f *fakeTopology) Shards() []string           { return f.m.Shards() }
+
+const testVSchema = `
+keyspaces:
+  app:
+    sharded: true
+    tables:
+      users: {column: id, type: bigint}
+      orders: {column: user_id, type: bigint}
+      sessions: {column: token, type: text}
+      devices: {column: id, type: uuid}
+      countries: {kind: reference}
+`
+
+func newFake(t testing.TB) *fakeTopology {
+	f, err := vschema.Parse([]byte(testVSchema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeTopology{vs: f.Keyspaces["app"], m: &topology.ShardMap{LogicalCount: 8, Placement: topology.EvenPlacement(8, []string{"s0", "s1"})}}
+}
+
+// shardOf is where the fake map puts an int key.
+func (f *fakeTopology) shardOf(v int64) string { return f.m.ShardFor(vschema.HashInt64(v)) }
+
+func TestPlanRouting(t *testing.T) {
+	f := newFake(t)
+	s1, s2 := f.shardOf(1), f.shardOf(2)
+	// Find two keys on different shards for the IN-list case.
+	other := int64(2)
+	for f.shardOf(other) == s1 {
+		other++
+	}
+	cases := []struct {
+		sql    string
+		shards []string // nil: every shard
+		kind   string   // Route, Concat or Broadcast
+	}{
+		{"select * from users where id = 1", []string{s1}, "Route"},
+		{"select * from users where 1 = id", []string{s1}, "Route"},
+		{"select * from users where id = '1'", []string{s1}, "Route"},
+		{"select * from users where id = '1'::bigint and name = 'x'", []string{s1}, "Route"},
+		{"select * from users u where u.id = -5", []string{f.shardOf(-5)}, "Route"},
+		{"select * from users where id = 10000000000", []string{f.shardOf(10000000000)}, "Route"},
+		{"select * from users where id in (1, 1)", []string{s1}, "Route"},
+		{"select * from users where id = 1 or id = 1", []string{s1}, "Route"},
+		{"select * from users", nil, "Concat"},
+		{"select * from users where id = 1.5", nil, "Concat"},
+		{"select * from users where id > 1", nil, "Concat"},
+		{"select * from users where id = 1 or name = 'x'", nil, "Concat"},
+		{"select u.*, o.* from users u join orders o on o.user_id = u.id where u.id = 2", []string{s2}, "Route"},
+		{"select * from users u left join orders o on o.user_id = u.id and o.user_id = 2", nil, "Concat"},
+		{"select * from users u, orders o where o.user_id = u.id and o.user_id = 1", []string{s1}, "Route"},
+		{"select * from orders o join countries c on c.code = o.country where o.user_id = 1", []string{s1}, "Route"},
+		{"select user_id, count(*) from orders group by user_id", nil, "Concat"},
+		{"select * from countries", []string{"s0"}, "Route"},
+		{"select 1", []string{"s0"}, "Route"},
+		{"select relname from pg_class", []string{"s0"}, "Route"},
+		{"select * from information_schema.tables", []string{"s0"}, "Route"},
+		{"select * from sessions where token = 'abc'", []string{f.m.ShardFor(vschema.HashText("abc"))}, "Route"},
+		{"select * from devices where id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", []string{f.m.ShardFor(vschema.HashUUID(uuidOf(t, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")))}, "Route"},
+		{"select * from users where id = 1 and exists (select 1 from orders where user_id = 1)", []string{s1}, "Route"},
+		{"update users set name = 'x' where id = 1", []string{s1}, "Route"},
+		{"update users set name = 'x'", nil, "Concat"},
+		{"delete from orders where user_id in (1, 2)", nil, ""},
+		{"insert into users (id, name) values (1, 'a')", []string{s1}, "Route"},
+		{"insert into countries (code) values ('de')", nil, "Broadcast"},
+		{"create table users (id bigint primary key, name text)", nil, "Broadcast"},
+		{"create index on orders (user_id)", nil, "Broadcast"},
+		{"drop table if exists users, nothere", nil, "Broadcast"},
+		{"show server_version", []string{"s0"}, "Route"},
+		{"explain select * from users where id = 1", []string{s1}, "Route"},
+	}
+	for _, c := range cases {
+		stmts, err := Plan(f, c.sql)
+		if err != nil {
+			t.Errorf("%s: %v", c.sql, err)
+			continue
+		}
+		root := stmts[0].Root
+		got := strings.Fields(root.Describe())[0]
+		if c.kind != "" && got != c.kind {
+			t.Errorf("%s: plan\n%s want %s", c.sql, Format(root), c.kind)
+		}
+		if r, ok := root.(*Route); ok && c.shards != nil && r.Shard != c.shards[0] {
+			t.Errorf("%s: routed to %s, want %v", c.sql, r.Shard, c.shards)
+		}
+		if c.shards == nil && got == "Route" {
+			t.Errorf("%s: routed to one shard, want all", c.sql)
+		}
+	}
+	// An IN list over two shards reaches exactly those two.
+	stmts, err := Plan(f, "select * from users where id in (1, "+itoa(other)+")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := stmts[0].Root.(*Concat); !ok || len(c.Parts) != 2 {
+		t.Errorf("IN over two shards: %s", Format(stmts[0].Root))
+	}
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+func TestPlanRefusals(t *testing.T) {
+	f := newFake(t)
+	cases := []struct{ sql, code, contains string }{
+		{"selec 1", CodeSyntaxError, "syntax error"},
+		{"select * from users order by id", CodeFeatureNotSupported, "ORDER BY across shards"},
+		{"select * from users limit 5", CodeFeatureNotSupported, "LIMIT"},
+		{"select count(*) from users", CodeFeatureNotSupported, "aggregate function count()"},
+		{"select distinct name from users", CodeFeatureNotSupported, "DISTINCT"},
+		{"select name, count(*) from users group by name", CodeFeatureNotSupported, "GROUP BY"},
+		{"select row_number() over () from users", CodeFeatureNotSupported, "window"},
+		{"select * from users where id = (select max(user_id) from orders)", CodeFeatureNotSupported, "subqueries"},
+		{"select * from countries where code in (select country from users)", CodeFeatureNotSupported, "subqueries"},
+		{"select id from users union select user_id from orders", CodeFeatureNotSupported, "set operations"},
+		{"select * from users u join sessions s on s.token = u.name", CodeFeatureNotSupported, "co-located"},
+		{"select * from users u join orders o using (id)", CodeFeatureNotSupported, "co-located"},
+		{"select * from users u join orders o on o.id = u.id", CodeFeatureNotSupported, "co-located"},
+		{"select * from nothere", CodeUndefinedTable, "not in the vschema"},
+		{"update users set id = 5 where id = 1", CodeFeatureNotSupported, "sharding column"},
+		{"insert into users (name) values ('x')", CodeFeatureNotSupported, "sharding column"},
+		{"insert into users values (1, 'x')", CodeFeatureNotSupported, "name its columns"},
+		{"insert into users (id) values (default)", CodeFeatureNotSupported, "DEFAULT"},
+		{"insert into users (id) values (1.5)", CodeFeatureNotSupported, "literal"},
+		{"insert into users (id, name) select id, name from users", CodeFeatureNotSupported, "INSERT ... SELECT"},
+		{"insert into countries (code, at) values ('de', now())", CodeFeatureNotSupported, "now()"},
+		{"update users set seen = now()", CodeFeatureNotSupported, "now()"},
+		{"insert into users (id, n) values (1, nextval('s'))", CodeFeatureNotSupported, "nextval()"},
+		{"create table users (id serial primary key)", CodeFeatureNotSupported, "serial"},
+		{"create table users (id text)", CodeFeatureNotSupported, "declared as text"},
+		{"create table users (id bigint, email text unique)", CodeFeatureNotSupported, "unique"},
+		{"create table orders (id bigint primary key, user_id bigint)", CodeFeatureNotSupported, "unique"},
+		{"create table nothere (id int)", CodeUndefinedTable, "not in the vschema"},
+		{"create unique index on users (name)", CodeFeatureNotSupported, "unique"},
+		{"alter table users drop column id", CodeFeatureNotSupported, "sharding column"},
+		{"begin", CodeFeatureNotSupported, "transaction"},
+		{"set search_path = x", CodeFeatureNotSupported, "SET"},
+		{"create function f() returns int as 'select 1' language sql", CodeFeatureNotSupported, "CREATE FUNCTION"},
+		{"with x as (select 1) select * from x", CodeFeatureNotSupported, "WITH"},
+		{"create temp table t (a int)", CodeFeatureNotSupported, "temporary"},
+	}
+	for _, c := range cases {
+		_, err := Plan(f, c.sql)
+		var pe *Error
+		if !errors.As(err, &pe) {
+			t.Errorf("%s: got %v, want error %s", c.sql, err, c.code)
+			continue
+		}
+		if pe.Code != c.code || !strings.Contains(pe.Message, c.contains) {
+			t.Errorf("%s: got %s %q, want %s containing %q", c.sql, pe.Code, pe.Message, c.code, c.contains)
+		}
+	}
+}
+
+func TestPlanSplitsMultiRowInsert(t *testing.T) {
+	f := newFake(t)
+	var vals []string
+	for i := 1; i <= 8; i++ {
+		vals = append(vals, "("+itoa(int64(i))+", 'n')")
+	}
+	stmts, err := Plan(f, "insert into users (id, name) values "+strings.Join(vals, ", ")+" returning id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := stmts[0].Root.(*Concat)
+	if !ok || len(c.Parts) != 2 {
+		t.Fatalf("want a split over two shards, got\n%s", Format(stmts[0].Root))
+	}
+	for _, part := range c.Parts {
+		r := part.(*Route)
+		for i := int64(1); i <= 8; i++ {
+			in := strings.Contains(r.SQL, "("+itoa(i)+", 'n')")
+			if in != (f.shardOf(i) == r.Shard) {
+				t.Errorf("row %d in %s's SQL %q: %v", i, r.Shard, r.SQL, in)
+			}
+		}
+		if !strings.Contains(r.SQL, "RETURNING id") {
+			t.Errorf("lost RETURNING: %s", r.SQL)
+		}
+	}
+}
+
+func TestPlanMultiStatement(t *testing.T) {
+	f := newFake(t)
+	stmts, err := Plan(f, "select * from users where id = 1; select 2 ;")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stmts) != 2 || stmts[0].SQL != "select * from users where id = 1" || stmts[1].SQL != "select 2" {
+		t.Fatalf("got %#v", stmts)
+	}
+	if stmts, err := Plan(f, "  -- nothing\n"); err != nil || len(stmts) != 0 {
+		t.Fatalf("empty query: %v %v", stmts, err)
+	}
+}
+
+func uuidOf(t *testing.T, s string) [16]byte {
+	u, err := vschema.ParseUUID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

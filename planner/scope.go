@@ -1,0 +1,507 @@
+package planner
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// tableRef is one table in a FROM list (or the target of a write).
+type tableRef struct {
+	name  string // how the query refers to it: its alias, else its name
+	table *vschema.Table
+	group int // union-find parent among the block's sharded refs
+}
+
+// block is one query level: a SELECT's FROM and WHERE, or the target,
+// FROM/USING and WHERE of an UPDATE or DELETE. Sharded tables of one block
+// must be co-located and joined on their sharding columns, so that each
+// block's rows can be computed inside one shard.
+type block struct {
+	stmt      proto.Message
+	refs      []*tableRef // sharded and reference tables
+	catalog   bool        // reads pg_catalog or information_schema
+	keyed     bool        // WHERE fixes the sharding column to a set of values
+	keys      []int64     // keyspace ids of those values
+	keyColumn string      // a sharding column, for messages: "users.id"
+}
+
+func (b *block) sharded() []*tableRef {
+	var out []*tableRef
+	for _, r := range b.refs {
+		if r.table.Kind == vschema.Sharded {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// analysis is what routing needs to know of a whole statement.
+type analysis struct {
+	root    *block   // the top query level, nil for a set operation
+	blocks  []*block // every query level that reads sharded tables
+	catalog bool
+}
+
+// analyze finds every query level of a statement. root is the top level,
+// already built by the caller (nil for a set operation); nested SELECTs
+// (subqueries, set operation arms) are found by walking stmt.
+func (p *planning) analyze(stmt proto.Message, root *block) (*analysis, error) {
+	a := &analysis{root: root}
+	add := func(b *block) {
+		a.catalog = a.catalog || b.catalog
+		if len(b.sharded()) > 0 {
+			a.blocks = append(a.blocks, b)
+		}
+	}
+	if root != nil {
+		add(root)
+	}
+	var err error
+	walk(stmt, func(m proto.Message) bool {
+		if err != nil {
+			return false
+		}
+		switch n := m.(type) {
+		case *pg_query.WithClause:
+			err = unsupported("WITH queries are not supported on a sharded keyspace yet")
+			return false
+		case *pg_query.SelectStmt:
+			if n.WithClause != nil {
+				err = unsupported("WITH queries are not supported on a sharded keyspace yet")
+				return false
+			}
+			if !isPlainSelect(n) {
+				return true
+			}
+			if root != nil && proto.Message(n) == root.stmt {
+				return true
+			}
+			var b *block
+			if b, err = p.newBlock(n, nil, n.FromClause, n.WhereClause); err != nil {
+				return false
+			}
+			add(b)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a.catalog && len(a.blocks) > 0 {
+		return nil, unsupported("a statement that reads both system catalogs and sharded tables is not supported")
+	}
+	return a, nil
+}
+
+// shards returns the physical shards the statement's sharded rows live on,
+// sorted; nil when it reads no sharded table.
+func (p *planning) shards(a *analysis) []string {
+	set := map[string]bool{}
+	for _, b := range a.blocks {
+		if !b.keyed {
+			for _, s := range p.topo.Shards() {
+				set[s] = true
+			}
+			continue
+		}
+		for _, id := range b.keys {
+			set[p.topo.ShardFor(id)] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	// Keep the keyspace's shard order so results come back in a stable order.
+	var out []string
+	for _, s := range p.topo.Shards() {
+		if set[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// newBlock resolves one query level's tables, checks that its sharded tables
+// are co-located and joined on their sharding columns, and finds the
+// sharding-column values its WHERE fixes.
+func (p *planning) newBlock(stmt proto.Message, target *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node) (*block, error) {
+	b := &block{stmt: stmt}
+	var joinQuals []*pg_query.Node
+	if target != nil {
+		if err := p.addTable(b, target); err != nil {
+			return nil, err
+		}
+	}
+	for _, item := range from {
+		if err := p.addFromItem(b, item, &joinQuals); err != nil {
+			return nil, err
+		}
+	}
+	sharded := b.sharded()
+	if len(sharded) == 0 {
+		return b, nil
+	}
+	for i, r := range sharded {
+		r.group = i
+	}
+	conjuncts := conjuncts(where)
+	for _, q := range append(joinQuals, conjuncts...) {
+		l, r := b.columnEquality(q)
+		if l != nil && r != nil && l.table.CoLocated(r.table) {
+			b.union(l, r)
+		}
+	}
+	for _, r := range sharded[1:] {
+		if b.find(r) != b.find(sharded[0]) {
+			return nil, unsupported("join of sharded tables %s and %s is not supported: they must be co-located and joined on equal sharding columns (%s.%s = %s.%s)",
+				sharded[0].table.Name, r.table.Name, sharded[0].name, sharded[0].table.Column, r.name, r.table.Column)
+		}
+	}
+	b.keyColumn = sharded[0].name + "." + sharded[0].table.Column
+	// Only WHERE conditions restrict the rows: a condition in an outer
+	// join's ON clause does not remove rows of the other side.
+	for _, c := range conjuncts {
+		if ids, ok := b.constraint(c); ok && (!b.keyed || len(ids) < len(b.keys)) {
+			b.keyed, b.keys = true, ids
+		}
+	}
+	return b, nil
+}
+
+// addFromItem adds the tables of one FROM item.
+func (p *planning) addFromItem(b *block, item *pg_query.Node, joinQuals *[]*pg_query.Node) error {
+	switch n := item.Node.(type) {
+	case *pg_query.Node_RangeVar:
+		return p.addTable(b, n.RangeVar)
+	case *pg_query.Node_JoinExpr:
+		j := n.JoinExpr
+		if j.IsNatural {
+			return unsupported("NATURAL JOIN is not supported on a sharded keyspace; name the join columns")
+		}
+		if err := p.addFromItem(b, j.Larg, joinQuals); err != nil {
+			return err
+		}
+		if err := p.addFromItem(b, j.Rarg, joinQuals); err != nil {
+			return err
+		}
+		*joinQuals = append(*joinQuals, conjuncts(j.Quals)...)
+		*joinQuals = append(*joinQuals, usingEqualities(j)...)
+		return nil
+	case *pg_query.Node_RangeSubselect, *pg_query.Node_RangeFunction:
+		// A subquery is a query level of its own, found by analyze; a
+		// function in FROM reads no table.
+		return nil
+	}
+	return unsupported("this kind of FROM item is not supported on a sharded keyspace yet")
+}
+
+// usingEqualities turns JOIN ... USING (c) between two plain tables into the
+// equalities left.c = right.c.
+func usingEqualities(j *pg_query.JoinExpr) []*pg_query.Node {
+	l, r := j.Larg.GetRangeVar(), j.Rarg.GetRangeVar()
+	if l == nil || r == nil {
+		return nil
+	}
+	name := func(rv *pg_query.RangeVar) string {
+		if rv.Alias != nil {
+			return rv.Alias.Aliasname
+		}
+		return rv.Relname
+	}
+	var out []*pg_query.Node
+	for _, c := range j.UsingClause {
+		col := c.GetString_().GetSval()
+		out = append(out, pg_query.MakeAExprNode(pg_query.A_Expr_Kind_AEXPR_OP,
+			[]*pg_query.Node{pg_query.MakeStrNode("=")},
+			pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(name(l)), pg_query.MakeStrNode(col)}, 0),
+			pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(name(r)), pg_query.MakeStrNode(col)}, 0), 0))
+	}
+	return out
+}
+
+// addTable resolves a table reference against the vschema.
+func (p *planning) addTable(b *block, rv *pg_query.RangeVar) error {
+	t, catalog, err := p.resolve(rv)
+	if err != nil {
+		return err
+	}
+	if catalog {
+		b.catalog = true
+		return nil
+	}
+	name := rv.Relname
+	if rv.Alias != nil {
+		name = rv.Alias.Aliasname
+	}
+	b.refs = append(b.refs, &tableRef{name: name, table: t})
+	return nil
+}
+
+// resolve finds a table in the vschema. System catalogs resolve to
+// catalog=true. Names are looked up as Postgres's default search_path would:
+// unqualified names that the vschema does not have and that start with pg_
+// are catalog tables, which Postgres searches first.
+func (p *planning) resolve(rv *pg_query.RangeVar) (t *vschema.Table, catalog bool, err error) {
+	switch rv.Schemaname {
+	case "pg_catalog", "information_schema":
+		return nil, true, nil
+	case "", "public":
+		if t := p.vs.Table(rv.Relname); t != nil {
+			return t, false, nil
+		}
+		if rv.Schemaname == "" && strings.HasPrefix(rv.Relname, "pg_") {
+			return nil, true, nil
+		}
+		return nil, false, p.tableError(rv.Relname)
+	}
+	return nil, false, p.tableError(rv.Schemaname + "." + rv.Relname)
+}
+
+func (b *block) find(r *tableRef) int {
+	sharded := b.sharded()
+	for sharded[r.group] != r {
+		r = sharded[r.group]
+	}
+	return r.group
+}
+
+func (b *block) union(x, y *tableRef) {
+	sharded := b.sharded()
+	sharded[b.find(x)].group = b.find(y)
+}
+
+// conjuncts splits an expression into its top-level AND terms.
+func conjuncts(e *pg_query.Node) []*pg_query.Node {
+	if e == nil {
+		return nil
+	}
+	if be := e.GetBoolExpr(); be != nil && be.Boolop == pg_query.BoolExprType_AND_EXPR {
+		var out []*pg_query.Node
+		for _, a := range be.Args {
+			out = append(out, conjuncts(a)...)
+		}
+		return out
+	}
+	return []*pg_query.Node{e}
+}
+
+// equalityOperands returns the two sides of "l = r", or nils.
+func equalityOperands(e *pg_query.Node) (l, r *pg_query.Node) {
+	ae := e.GetAExpr()
+	if ae == nil || ae.Kind != pg_query.A_Expr_Kind_AEXPR_OP || !isOperator(ae.Name, "=") {
+		return nil, nil
+	}
+	return ae.Lexpr, ae.Rexpr
+}
+
+func isOperator(name []*pg_query.Node, op string) bool {
+	if len(name) == 2 && name[0].GetString_().GetSval() != "pg_catalog" {
+		return false
+	}
+	return len(name) > 0 && len(name) <= 2 && name[len(name)-1].GetString_().GetSval() == op
+}
+
+// columnEquality returns the sharded tables of "a.col = b.col" when both
+// sides are sharding columns.
+func (b *block) columnEquality(e *pg_query.Node) (l, r *tableRef) {
+	le, re := equalityOperands(e)
+	if le == nil {
+		return nil, nil
+	}
+	return b.shardingColumn(le), b.shardingColumn(re)
+}
+
+// shardingColumn returns the sharded table whose sharding column n names, or
+// nil. An unqualified name is the sharding column of a table of this level
+// if one has it: Postgres resolves names at the innermost level first.
+func (b *block) shardingColumn(n *pg_query.Node) *tableRef {
+	cr := n.GetColumnRef()
+	if cr == nil {
+		return nil
+	}
+	var parts []string
+	for _, f := range cr.Fields {
+		s := f.GetString_()
+		if s == nil {
+			return nil
+		}
+		parts = append(parts, s.Sval)
+	}
+	col, qual := parts[len(parts)-1], ""
+	switch len(parts) {
+	case 1:
+	case 2:
+		qual = parts[0]
+	case 3:
+		if parts[0] != "public" {
+			return nil
+		}
+		qual = parts[1]
+	default:
+		return nil
+	}
+	for _, r := range b.sharded() {
+		if r.table.Column == col && (qual == "" || qual == r.name) {
+			return r
+		}
+	}
+	return nil
+}
+
+// constraint returns the keyspace ids that a WHERE term restricts the
+// block's sharding column to: "col = literal", "col IN (literals)", and ORs
+// and ANDs of those.
+func (b *block) constraint(e *pg_query.Node) ([]int64, bool) {
+	if be := e.GetBoolExpr(); be != nil {
+		switch be.Boolop {
+		case pg_query.BoolExprType_AND_EXPR:
+			var best []int64
+			found := false
+			for _, a := range be.Args {
+				if ids, ok := b.constraint(a); ok && (!found || len(ids) < len(best)) {
+					best, found = ids, true
+				}
+			}
+			return best, found
+		case pg_query.BoolExprType_OR_EXPR:
+			var all []int64
+			for _, a := range be.Args {
+				ids, ok := b.constraint(a)
+				if !ok {
+					return nil, false
+				}
+				all = append(all, ids...)
+			}
+			return all, true
+		}
+		return nil, false
+	}
+	ae := e.GetAExpr()
+	if ae == nil || !isOperator(ae.Name, "=") {
+		return nil, false
+	}
+	switch ae.Kind {
+	case pg_query.A_Expr_Kind_AEXPR_OP:
+		col, lit := ae.Lexpr, ae.Rexpr
+		if b.shardingColumn(col) == nil {
+			col, lit = lit, col
+		}
+		r := b.shardingColumn(col)
+		if r == nil {
+			return nil, false
+		}
+		id, ok := keyspaceID(r.table, lit)
+		return []int64{id}, ok
+	case pg_query.A_Expr_Kind_AEXPR_IN:
+		r := b.shardingColumn(ae.Lexpr)
+		list := ae.Rexpr.GetList()
+		if r == nil || list == nil {
+			return nil, false
+		}
+		ids := make([]int64, 0, len(list.Items))
+		for _, item := range list.Items {
+			id, ok := keyspaceID(r.table, item)
+			if !ok {
+				return nil, false
+			}
+			ids = append(ids, id)
+		}
+		return ids, true
+	}
+	return nil, false
+}
+
+// keyspaceID computes the keyspace id of a literal compared with (or stored
+// into) table's sharding column. It succeeds only when Postgres would turn
+// the literal into exactly that column value: an integer for an integer
+// column, a string literal of the right form, or such a literal cast to a
+// type of the column's family.
+func keyspaceID(t *vschema.Table, n *pg_query.Node) (int64, bool) {
+	text, ok := literalText(t.Type, n)
+	if !ok {
+		return 0, false
+	}
+	return t.KeyspaceID(text)
+}
+
+var castFamily = map[string]vschema.ColumnType{
+	"int2": vschema.Int, "int4": vschema.Int, "int8": vschema.Int,
+	"text": vschema.Text, "varchar": vschema.Text,
+	"uuid": vschema.UUID,
+}
+
+func literalText(typ vschema.ColumnType, n *pg_query.Node) (string, bool) {
+	if tc := n.GetTypeCast(); tc != nil {
+		names := tc.TypeName.GetNames()
+		if len(names) == 0 || len(tc.TypeName.ArrayBounds) > 0 || castFamily[names[len(names)-1].GetString_().GetSval()] != typ {
+			return "", false
+		}
+		n = tc.Arg
+	}
+	c := n.GetAConst()
+	if c == nil || c.Isnull {
+		return "", false
+	}
+	switch v := c.Val.(type) {
+	case *pg_query.A_Const_Ival:
+		if typ == vschema.UUID {
+			return "", false
+		}
+		return strconv.FormatInt(int64(v.Ival.Ival), 10), true
+	case *pg_query.A_Const_Fval:
+		// Integers too large for int4 arrive as "float" tokens; a real
+		// fraction does not parse as an integer and is refused by KeyspaceID.
+		if typ != vschema.Int {
+			return "", false
+		}
+		return v.Fval.Fval, true
+	case *pg_query.A_Const_Sval:
+		return v.Sval.Sval, true
+	}
+	return "", false
+}
+
+// routes makes one Route per shard.
+func (p *planning) routes(shards []string) Primitive {
+	if len(shards) == 1 {
+		return &Route{Shard: shards[0], SQL: p.sql}
+	}
+	c := &Concat{}
+	for _, s := range shards {
+		c.Parts = append(c.Parts, &Route{Shard: s, SQL: p.sql})
+	}
+	return c
+}
+
+// requireOneLevel refuses a multi-shard statement whose sharded rows are read
+// by more than its top query level: a subquery over a sharded table would
+// run on each shard against only that shard's rows.
+func requireOneLevel(a *analysis, shards []string) error {
+	if len(a.blocks) == 1 && a.blocks[0] == a.root {
+		return nil
+	}
+	names := []string{}
+	for _, b := range a.blocks {
+		for _, r := range b.sharded() {
+			if !slices.Contains(names, r.table.Name) {
+				names = append(names, r.table.Name)
+			}
+		}
+	}
+	return unsupported("subqueries and set operations over sharded tables (%s) are supported only when every part is fixed to the same shard; this statement spans %d shards",
+		strings.Join(names, ", "), len(shards))
+}
+
+// spanError describes why a multi-shard statement was refused.
+func spanError(b *block, shape string, shards int) *Error {
+	e := unsupported("%s across shards is not supported yet: the statement reads %d shards", shape, shards)
+	e.Hint = fmt.Sprintf("Add a condition %s = <value> to target one shard.", b.keyColumn)
+	return e
+}

@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"github.com/shardgate/shardgate/planner"
+)
+
+// SQLSTATE codes the gateway itself answers with (Postgres's own codes).
+const (
+	codeConnectionFailure  = "08006"
+	codeProtocolViolation  = "08P01"
+	codeTooManyConnections = "53300"
+	codeQueryCanceled      = "57014"
+	codeAdminShutdown      = "57P01"
+	codeInvalidCatalogName = "3D000"
+	codeFeatureNotSupp     = "0A000"
+	codeInternal           = "XX000"
+)
+
+// errorResponse turns any error into the ErrorResponse a client gets. A
+// shard's error passes through with all its fields; the gateway's own errors
+// carry their SQLSTATE; anything unexpected becomes XX000 with the details
+// only in the log. offset is where the failing statement starts in the
+// client's query string, in bytes of sql, so error positions point into what
+// the client sent.
+func errorResponse(err error, sql string, offset int, log *zap.Logger) *pgproto3.ErrorResponse {
+	var (
+		pgErr   *pgconn.PgError
+		plErr   *planner.Error
+		unreach *ShardUnreachableError
+	)
+	shift := func(pos int32) int32 {
+		if pos <= 0 || offset <= 0 || offset > len(sql) {
+			return pos
+		}
+		return pos + int32(utf8.RuneCountInString(sql[:offset]))
+	}
+	switch {
+	case errors.As(err, &pgErr):
+		return &pgproto3.ErrorResponse{
+			Severity: pgErr.Severity, SeverityUnlocalized: pgErr.SeverityUnlocalized, Code: pgErr.Code,
+			Message: pgErr.Message, Detail: pgErr.Detail, Hint: pgErr.Hint, Position: shift(pgErr.Position),
+			InternalPosition: pgErr.InternalPosition, InternalQuery: pgErr.InternalQuery, Where: pgErr.Where,
+			SchemaName: pgErr.SchemaName, TableName: pgErr.TableName, ColumnName: pgErr.ColumnName,
+			DataTypeName: pgErr.DataTypeName, ConstraintName: pgErr.ConstraintName,
+			File: pgErr.File, Line: pgErr.Line, Routine: pgErr.Routine,
+		}
+	case errors.As(err, &plErr):
+		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: plErr.Code, Message: plErr.Message, Hint: plErr.Hint, Position: shift(int32(plErr.Position))}
+	case errors.As(err, &unreach):
+		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeConnectionFailure, Message: unreach.Error()}
+	case errors.Is(err, ErrPoolExhausted):
+		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeTooManyConnections, Message: err.Error()}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeQueryCanceled, Message: "canceling statement due to user request"}
+	}
+	log.Error("internal error", zap.Error(err))
+	return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeInternal, Message: "internal error in shardgate; see its log"}
+}

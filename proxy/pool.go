@@ -1,0 +1,224 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/shardgate/shardgate/topology"
+)
+
+// PoolConfig sizes the backend connection pools, one per physical shard.
+type PoolConfig struct {
+	// MaxConns is the most connections to one shard.
+	MaxConns int32
+	// MinIdleConns are kept open to each shard to avoid connect latency.
+	MinIdleConns int32
+	// IdleTimeout closes connections idle longer than this.
+	IdleTimeout time.Duration
+	// AcquireTimeout bounds the wait for a free connection; past it the
+	// statement fails with 53300.
+	AcquireTimeout time.Duration
+	// ConnectTimeout bounds dialing a shard.
+	ConnectTimeout time.Duration
+}
+
+// DefaultPoolConfig is what a gateway uses when nothing is configured.
+var DefaultPoolConfig = PoolConfig{
+	MaxConns:       20,
+	MinIdleConns:   0,
+	IdleTimeout:    5 * time.Minute,
+	AcquireTimeout: 5 * time.Second,
+	ConnectTimeout: 5 * time.Second,
+}
+
+// Pools holds one connection pool per physical shard, created on first use
+// and replaced when a shard's DSN changes in the topology. Safe for
+// concurrent use.
+type Pools struct {
+	cfg PoolConfig
+	log *zap.Logger
+
+	mu    sync.Mutex
+	pools map[string]*shardPool
+}
+
+type shardPool struct {
+	dsn  string
+	pool *pgxpool.Pool
+
+	paramsMu sync.Mutex
+	params   []serverParam // nil until read
+}
+
+type serverParam struct{ name, value string }
+
+// NewPools returns an empty set of pools.
+func NewPools(cfg PoolConfig, log *zap.Logger) *Pools {
+	return &Pools{cfg: cfg, log: log, pools: map[string]*shardPool{}}
+}
+
+// ErrPoolExhausted is returned (wrapped) when no backend connection became
+// free within the acquire timeout.
+var ErrPoolExhausted = errors.New("backend connection pool exhausted")
+
+// ShardUnreachableError reports a shard the gateway could not connect to.
+type ShardUnreachableError struct {
+	Shard string
+	Err   error
+}
+
+func (e *ShardUnreachableError) Error() string {
+	return fmt.Sprintf("shard %s is unreachable: %v", e.Shard, e.Err)
+}
+
+func (e *ShardUnreachableError) Unwrap() error { return e.Err }
+
+// get returns the pool of shard, creating it on first use.
+func (p *Pools) get(sh *topology.Shard) (*shardPool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if sp, ok := p.pools[sh.Name]; ok && sp.dsn == sh.DSN {
+		return sp, nil
+	} else if ok {
+		go sp.pool.Close() // the DSN changed; let borrowed connections finish
+	}
+	cfg, err := pgxpool.ParseConfig(sh.DSN)
+	if err != nil {
+		// The DSN may contain a password; say only what is wrong with it.
+		return nil, &ShardUnreachableError{Shard: sh.Name, Err: errors.New("invalid DSN")}
+	}
+	cfg.MaxConns = p.cfg.MaxConns
+	cfg.MinIdleConns = p.cfg.MinIdleConns
+	cfg.MaxConnIdleTime = p.cfg.IdleTimeout
+	cfg.ConnConfig.ConnectTimeout = p.cfg.ConnectTimeout
+	cfg.ConnConfig.RuntimeParams["client_encoding"] = "UTF8"
+	// A cancelled statement is cancelled on the shard too, and the
+	// connection survives if the shard answers the cancel in time.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 2 * time.Second}
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, &ShardUnreachableError{Shard: sh.Name, Err: err}
+	}
+	sp := &shardPool{dsn: sh.DSN, pool: pool}
+	p.pools[sh.Name] = sp
+	return sp, nil
+}
+
+// acquire borrows a connection to sh. The caller must Release it.
+func (p *Pools) acquire(ctx context.Context, sh *topology.Shard) (*pgxpool.Conn, error) {
+	sp, err := p.get(sh)
+	if err != nil {
+		return nil, err
+	}
+	return sp.acquire(ctx, sh.Name, p.cfg.AcquireTimeout)
+}
+
+func (sp *shardPool) acquire(ctx context.Context, name string, timeout time.Duration) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := sp.pool.Acquire(actx)
+	if err == nil {
+		return conn, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if errors.Is(err, context.DeadlineExceeded) && sp.pool.Stat().TotalConns() >= sp.pool.Config().MaxConns {
+		return nil, fmt.Errorf("shard %s: %w (%d connections busy for %s)", name, ErrPoolExhausted, sp.pool.Config().MaxConns, timeout)
+	}
+	return nil, &ShardUnreachableError{Shard: name, Err: redactConnectError(err)}
+}
+
+// redactConnectError keeps a connect error's reason but not the
+// connection string it may quote.
+func redactConnectError(err error) error {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return ce.Unwrap()
+	}
+	return err
+}
+
+// parameterNames are the ParameterStatus values a client expects at startup;
+// the gateway reports its shards' real values.
+var parameterNames = []string{
+	"server_version", "server_encoding", "client_encoding", "DateStyle", "IntervalStyle",
+	"TimeZone", "integer_datetimes", "standard_conforming_strings", "is_superuser",
+	"default_transaction_read_only", "in_hot_standby", "scram_iterations",
+}
+
+// serverParams returns shard sh's ParameterStatus values, read once from its
+// first connection.
+func (p *Pools) serverParams(ctx context.Context, sh *topology.Shard) ([]serverParam, error) {
+	sp, err := p.get(sh)
+	if err != nil {
+		return nil, err
+	}
+	sp.paramsMu.Lock()
+	defer sp.paramsMu.Unlock()
+	if sp.params != nil {
+		return sp.params, nil
+	}
+	conn, err := sp.acquire(ctx, sh.Name, p.cfg.AcquireTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	params := []serverParam{}
+	for _, name := range parameterNames {
+		if v := conn.Conn().PgConn().ParameterStatus(name); v != "" {
+			params = append(params, serverParam{name, v})
+		}
+	}
+	sp.params = params
+	return sp.params, nil
+}
+
+// Ping checks that every shard of snap accepts a connection and a query.
+func (p *Pools) Ping(ctx context.Context, snap *topology.Snapshot) error {
+	for _, sh := range snap.Shards {
+		conn, err := p.acquire(ctx, sh)
+		if err != nil {
+			return err
+		}
+		err = conn.Ping(ctx)
+		conn.Release()
+		if err != nil {
+			return &ShardUnreachableError{Shard: sh.Name, Err: redactConnectError(err)}
+		}
+	}
+	return nil
+}
+
+// Sync closes the pools of shards that left the topology.
+func (p *Pools) Sync(snap *topology.Snapshot) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, sp := range p.pools {
+		if sh, ok := snap.Shards[name]; !ok || sh.DSN != sp.dsn {
+			delete(p.pools, name)
+			go sp.pool.Close()
+		}
+	}
+}
+
+// Close closes every pool, waiting for borrowed connections to come back.
+func (p *Pools) Close() {
+	p.mu.Lock()
+	pools := p.pools
+	p.pools = map[string]*shardPool{}
+	p.mu.Unlock()
+	for _, sp := range pools {
+		sp.pool.Close()
+	}
+}

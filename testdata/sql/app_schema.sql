@@ -1,0 +1,4 @@
+CREATE TABLE countries (code text PRIMARY KEY, name text NOT NULL);
+CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL, email text, country text REFERENCES countries (code));
+CREATE TABLE orders (user_id bigint NOT NULL, id bigint NOT NULL, amount numeric(10,2) NOT NULL, status text NOT NULL DEFAULT 'new', PRIMARY KEY (user_id, id));
+INSERT INTO countries (code, name) VALUES ('de', 'Germany'), ('fr', 'France'), ('jp', 'Japan'), ('us', 'United States');

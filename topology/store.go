@@ -1,0 +1,282 @@
+package topology
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// Store reads and changes the topology of one cluster in etcd. Every change is
+// one etcd transaction guarded by the revision it was computed from, so two
+// operators racing cannot overwrite each other. Safe for concurrent use.
+//
+// Layout under /shardgate/<cluster>/:
+//
+//	shards/<name>                 Shard (JSON)
+//	keyspaces/<ks>/shardmap       ShardMap (JSON)
+//	keyspaces/<ks>/vschema        vschema.Keyspace (JSON)
+type Store struct {
+	cli    *clientv3.Client
+	prefix string
+}
+
+// NewStore returns a Store for cluster on cli.
+func NewStore(cli *clientv3.Client, cluster string) *Store {
+	return &Store{cli: cli, prefix: "/shardgate/" + cluster + "/"}
+}
+
+// ErrNotFound is returned (wrapped) for a shard or keyspace that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned (wrapped) when the topology changed between reading
+// and writing, or when a thing to create exists already.
+var ErrConflict = errors.New("conflict")
+
+// kindError is a message that matches one of the sentinel errors above with
+// errors.Is, without the sentinel's word appended to its text.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+func errorf(kind error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
+func (s *Store) shardKey(name string) string { return s.prefix + "shards/" + name }
+func (s *Store) mapKey(ks string) string     { return s.prefix + "keyspaces/" + ks + "/shardmap" }
+func (s *Store) vschemaKey(ks string) string { return s.prefix + "keyspaces/" + ks + "/vschema" }
+
+// AddShard registers a new physical shard.
+func (s *Store) AddShard(ctx context.Context, sh Shard) error {
+	if err := vschema.ValidName("shard", sh.Name); err != nil {
+		return err
+	}
+	if strings.TrimSpace(sh.DSN) == "" {
+		return fmt.Errorf("shard %s: empty DSN", sh.Name)
+	}
+	b, _ := json.Marshal(sh)
+	key := s.shardKey(sh.Name)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("add shard %s: %w", sh.Name, err)
+	}
+	if !resp.Succeeded {
+		return errorf(ErrConflict, "shard %s already exists", sh.Name)
+	}
+	return nil
+}
+
+// CreateKeyspace creates a keyspace whose logicalCount logical shards are
+// spread evenly over shards. An unsharded keyspace has one logical shard and
+// exactly one physical shard.
+func (s *Store) CreateKeyspace(ctx context.Context, name string, logicalCount int, shards []string) error {
+	if err := vschema.ValidName("keyspace", name); err != nil {
+		return err
+	}
+	if len(shards) == 0 {
+		return fmt.Errorf("keyspace %s: no shards given", name)
+	}
+	if err := ValidLogicalCount(logicalCount); err != nil {
+		return fmt.Errorf("keyspace %s: %w", name, err)
+	}
+	if len(shards) > logicalCount {
+		return fmt.Errorf("keyspace %s: %d shards but only %d logical shards; every shard needs at least one", name, len(shards), logicalCount)
+	}
+	snap, err := s.Load(ctx)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, sh := range shards {
+		if seen[sh] {
+			return fmt.Errorf("keyspace %s: shard %s listed twice", name, sh)
+		}
+		if _, ok := snap.Shards[sh]; !ok {
+			return errorf(ErrNotFound, "keyspace %s: shard %s is not registered (shardctl shard add)", name, sh)
+		}
+		seen[sh] = true
+	}
+	m := &ShardMap{Version: 1, LogicalCount: logicalCount, Placement: EvenPlacement(logicalCount, shards)}
+	if err := m.validate(snap.Shards); err != nil {
+		return fmt.Errorf("keyspace %s: %w", name, err)
+	}
+	b, _ := json.Marshal(m)
+	key := s.mapKey(name)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), s.unchangedSince(snap.Revision)).
+		Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("create keyspace %s: %w", name, err)
+	}
+	if !resp.Succeeded {
+		if snap.Keyspace(name) != nil {
+			return errorf(ErrConflict, "keyspace %s already exists", name)
+		}
+		return errorf(ErrConflict, "create keyspace %s: topology changed meanwhile, try again", name)
+	}
+	return nil
+}
+
+// ApplyVSchemas stores the vschemas of existing keyspaces in one
+// transaction, after validating each and checking that it fits its keyspace
+// (an unsharded vschema needs a one-shard keyspace). Either all are stored or
+// none.
+func (s *Store) ApplyVSchemas(ctx context.Context, keyspaces ...*vschema.Keyspace) error {
+	snap, err := s.Load(ctx)
+	if err != nil {
+		return err
+	}
+	ops := make([]clientv3.Op, 0, len(keyspaces))
+	for _, in := range keyspaces {
+		// Validate what will be stored, exactly as gateways will read it.
+		ks, err := vschema.ParseKeyspace(in.Name, in.JSON())
+		if err != nil {
+			return err
+		}
+		cur := snap.Keyspace(ks.Name)
+		if cur == nil {
+			return errorf(ErrNotFound, "keyspace %s does not exist; create it first with 'shardctl keyspace create'", ks.Name)
+		}
+		if !ks.Sharded && len(cur.Shards()) != 1 {
+			return fmt.Errorf("keyspace %s is unsharded in the vschema but placed on %d shards; create it on one shard", ks.Name, len(cur.Shards()))
+		}
+		for _, t := range ks.Tables {
+			if t.Kind == vschema.Sharded && cur.Map.LogicalCount == 1 {
+				return fmt.Errorf("keyspace %s has 1 logical shard; sharded table %s needs a keyspace created with --logical-shards > 1", ks.Name, t.Name)
+			}
+		}
+		ops = append(ops, clientv3.OpPut(s.vschemaKey(ks.Name), string(ks.JSON())))
+	}
+	resp, err := s.cli.Txn(ctx).If(s.unchangedSince(snap.Revision)).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("apply vschema: %w", err)
+	}
+	if !resp.Succeeded {
+		return errorf(ErrConflict, "apply vschema: the topology changed meanwhile, try again")
+	}
+	return nil
+}
+
+// MoveLogicalShards places logical shards first..last (inclusive) of keyspace
+// ks on physical shard to and returns the new shard map version. It changes
+// routing only; moving the rows is the reshard workflow's job.
+func (s *Store) MoveLogicalShards(ctx context.Context, ks string, first, last int, to string) (int64, error) {
+	snap, err := s.Load(ctx)
+	if err != nil {
+		return 0, err
+	}
+	k := snap.Keyspace(ks)
+	if k == nil {
+		return 0, errorf(ErrNotFound, "keyspace %s does not exist", ks)
+	}
+	if _, ok := snap.Shards[to]; !ok {
+		return 0, errorf(ErrNotFound, "shard %s is not registered", to)
+	}
+	if first < 0 || last < first || last >= k.Map.LogicalCount {
+		return 0, fmt.Errorf("logical shards %d-%d out of range: keyspace %s has 0-%d", first, last, ks, k.Map.LogicalCount-1)
+	}
+	m := *k.Map
+	m.Placement = append([]string(nil), k.Map.Placement...)
+	changed := false
+	for i := first; i <= last; i++ {
+		changed = changed || m.Placement[i] != to
+		m.Placement[i] = to
+	}
+	if !changed {
+		return m.Version, nil
+	}
+	m.Version++
+	b, _ := json.Marshal(&m)
+	key := s.mapKey(ks)
+	resp, err := s.cli.Txn(ctx).If(s.unchangedSince(snap.Revision)).
+		Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("move logical shards of %s: %w", ks, err)
+	}
+	if !resp.Succeeded {
+		return 0, errorf(ErrConflict, "move logical shards of %s: topology changed meanwhile, try again", ks)
+	}
+	return m.Version, nil
+}
+
+// unchangedSince is true when nothing under the prefix changed after rev.
+func (s *Store) unchangedSince(rev int64) clientv3.Cmp {
+	return clientv3.Compare(clientv3.ModRevision(s.prefix).WithPrefix(), "<", rev+1)
+}
+
+// Load reads the whole topology at one revision.
+func (s *Store) Load(ctx context.Context) (*Snapshot, error) {
+	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read topology from etcd: %w", err)
+	}
+	kv := make(map[string][]byte, len(resp.Kvs))
+	for _, e := range resp.Kvs {
+		kv[string(e.Key)] = e.Value
+	}
+	return s.build(resp.Header.Revision, kv)
+}
+
+// build turns the raw keys under the prefix into a Snapshot. Any entry that
+// does not parse or does not fit the rest fails the whole snapshot, so a
+// gateway never routes by a half-understood map.
+func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
+	snap := &Snapshot{Revision: rev, Shards: map[string]*Shard{}, Keyspaces: map[string]*Keyspace{}}
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	vschemas := map[string][]byte{}
+	for _, key := range keys {
+		rel := strings.TrimPrefix(key, s.prefix)
+		parts := strings.Split(rel, "/")
+		switch {
+		case len(parts) == 2 && parts[0] == "shards":
+			var sh Shard
+			if err := json.Unmarshal(kv[key], &sh); err != nil {
+				return nil, fmt.Errorf("topology key %s: %w", key, err)
+			}
+			snap.Shards[parts[1]] = &sh
+		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "shardmap":
+			var m ShardMap
+			if err := json.Unmarshal(kv[key], &m); err != nil {
+				return nil, fmt.Errorf("topology key %s: %w", key, err)
+			}
+			snap.Keyspaces[parts[1]] = &Keyspace{Name: parts[1], Map: &m}
+		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "vschema":
+			vschemas[parts[1]] = kv[key]
+		}
+	}
+	for name, ks := range snap.Keyspaces {
+		if err := ks.Map.validate(snap.Shards); err != nil {
+			return nil, fmt.Errorf("keyspace %s: %w", name, err)
+		}
+		ks.shards = ks.Map.Shards()
+	}
+	for name, raw := range vschemas {
+		ks := snap.Keyspaces[name]
+		if ks == nil {
+			return nil, fmt.Errorf("vschema for keyspace %s, which has no shard map", name)
+		}
+		v, err := vschema.ParseKeyspace(name, raw)
+		if err != nil {
+			return nil, err
+		}
+		ks.vschema = v
+	}
+	return snap, nil
+}

@@ -1,0 +1,161 @@
+// Package topology is the shard map: which physical Postgres shards exist,
+// how each keyspace's logical shards are placed on them, and the keyspaces'
+// vschemas. It lives in etcd; gateways hold an immutable Snapshot of it that a
+// Watcher swaps atomically when it changes.
+package topology
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// Shard is one physical shard: a Postgres primary.
+type Shard struct {
+	Name string `json:"name"`
+	// DSN is a libpq connection string or URL for the primary. The database
+	// it names holds the shard's tables.
+	DSN string `json:"dsn"`
+}
+
+// RedactedDSN returns the DSN with any password replaced, for display.
+func (s Shard) RedactedDSN() string { return RedactDSN(s.DSN) }
+
+// ShardMap places a keyspace's logical shards on physical shards.
+type ShardMap struct {
+	// Version grows by one with every change of placement.
+	Version int64 `json:"version"`
+	// LogicalCount is the number of logical shards, a power of two fixed at
+	// keyspace creation. An unsharded keyspace has one.
+	LogicalCount int `json:"logical_count"`
+	// Placement names the physical shard of each logical shard.
+	Placement []string `json:"placement"`
+}
+
+// MaxLogicalShards is the most logical shards a keyspace may have.
+const MaxLogicalShards = 1 << 16
+
+// ValidLogicalCount reports an error unless n is a power of two between 1
+// and MaxLogicalShards.
+func ValidLogicalCount(n int) error {
+	if n < 1 || n&(n-1) != 0 || n > MaxLogicalShards {
+		return fmt.Errorf("logical shard count %d must be a power of two between 1 and %d", n, MaxLogicalShards)
+	}
+	return nil
+}
+
+// ValidCluster reports an error unless name can name a cluster: one etcd
+// key segment that reads well in a path.
+func ValidCluster(name string) error {
+	ok := name != "" && len(name) <= 63 && name != "." && name != ".."
+	for _, r := range name {
+		ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')
+	}
+	if !ok {
+		return fmt.Errorf("cluster name %q must be 1-63 letters, digits, '_', '.' or '-'", name)
+	}
+	return nil
+}
+
+// validate checks the map's shape and that every placed shard exists.
+func (m *ShardMap) validate(shards map[string]*Shard) error {
+	if err := ValidLogicalCount(m.LogicalCount); err != nil {
+		return err
+	}
+	if len(m.Placement) != m.LogicalCount {
+		return fmt.Errorf("placement lists %d shards for %d logical shards", len(m.Placement), m.LogicalCount)
+	}
+	for i, s := range m.Placement {
+		if _, ok := shards[s]; !ok {
+			return fmt.Errorf("logical shard %d is placed on unknown shard %q", i, s)
+		}
+	}
+	return nil
+}
+
+// LogicalShard returns the logical shard that holds keyspace id h: the top
+// log2(LogicalCount) bits of h in signed order, so logical shard 0 holds the
+// lowest hashes and each logical shard is one contiguous range of hashes.
+func (m *ShardMap) LogicalShard(h int64) int {
+	b := bits.TrailingZeros(uint(m.LogicalCount))
+	if b == 0 {
+		return 0
+	}
+	return int((uint64(h) ^ (1 << 63)) >> (64 - b))
+}
+
+// ShardFor returns the physical shard that holds keyspace id h.
+func (m *ShardMap) ShardFor(h int64) string { return m.Placement[m.LogicalShard(h)] }
+
+// Range returns the keyspace ids [lo, hi] (both inclusive) of logical shard i.
+func (m *ShardMap) Range(i int) (lo, hi int64) {
+	b := bits.TrailingZeros(uint(m.LogicalCount))
+	if b == 0 {
+		return math.MinInt64, math.MaxInt64
+	}
+	width := uint64(1) << (64 - b)
+	start := uint64(i) * width
+	return int64(start ^ (1 << 63)), int64((start + width - 1) ^ (1 << 63))
+}
+
+// Shards returns the distinct physical shards of the map in order of first
+// placement.
+func (m *ShardMap) Shards() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range m.Placement {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// EvenPlacement spreads logicalCount logical shards over shards in contiguous
+// blocks of (nearly) equal size.
+func EvenPlacement(logicalCount int, shards []string) []string {
+	p := make([]string, logicalCount)
+	for i := range p {
+		p[i] = shards[i*len(shards)/logicalCount]
+	}
+	return p
+}
+
+// Keyspace is one keyspace as a gateway sees it.
+type Keyspace struct {
+	Name string
+	// vschema is nil until a vschema is applied; a keyspace without one
+	// refuses queries.
+	vschema *vschema.Keyspace
+	Map     *ShardMap
+	// shards lists Map's distinct physical shards, computed once.
+	shards []string
+}
+
+// VSchema returns the keyspace's vschema, or nil if none was applied yet.
+func (k *Keyspace) VSchema() *vschema.Keyspace { return k.vschema }
+
+// ShardFor returns the physical shard that holds keyspace id h.
+func (k *Keyspace) ShardFor(h int64) string { return k.Map.ShardFor(h) }
+
+// Shards returns the keyspace's distinct physical shards in placement order.
+func (k *Keyspace) Shards() []string { return k.shards }
+
+// Snapshot is an immutable view of the whole topology at one etcd revision.
+// Safe for concurrent use; never modified after it is built.
+type Snapshot struct {
+	Revision  int64
+	Shards    map[string]*Shard
+	Keyspaces map[string]*Keyspace
+}
+
+// Keyspace returns the named keyspace, or nil.
+func (s *Snapshot) Keyspace(name string) *Keyspace {
+	if s == nil {
+		return nil
+	}
+	return s.Keyspaces[name]
+}

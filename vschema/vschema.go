@@ -1,0 +1,259 @@
+// Package vschema describes what a client's database looks like once it is
+// sharded: keyspaces, their tables, and how each table's rows map to a
+// keyspace id. It is pure data and pure functions; nothing here does I/O.
+package vschema
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// File is a vschema file as an operator writes it: one or more keyspaces by
+// name. YAML and JSON are both accepted (JSON is a subset of YAML).
+type File struct {
+	Keyspaces map[string]*Keyspace `json:"keyspaces"`
+}
+
+// Keyspace is what a client names as its database.
+type Keyspace struct {
+	// Name is filled from the File's map key; it is not written in the file.
+	Name string `json:"-"`
+	// Sharded keyspaces spread their sharded tables over many logical shards;
+	// an unsharded keyspace lives on one physical shard and takes any SQL.
+	Sharded bool              `json:"sharded"`
+	Tables  map[string]*Table `json:"tables,omitempty"`
+}
+
+// TableKind says how a table's rows are placed.
+type TableKind string
+
+// Table kinds.
+const (
+	// Sharded rows live on the shard of their sharding column's hash.
+	Sharded TableKind = "sharded"
+	// Reference tables are small and copied whole to every shard: reads go to
+	// one shard, writes to all.
+	Reference TableKind = "reference"
+)
+
+// ColumnType is the SQL type of a sharding column; it decides which Postgres
+// hash function computes the keyspace id.
+type ColumnType string
+
+// Sharding column types.
+const (
+	Int  ColumnType = "int"  // smallint, integer, bigint: hashint8extended
+	Text ColumnType = "text" // text, varchar: hashtextextended
+	UUID ColumnType = "uuid" // uuid: uuid_hash_extended
+)
+
+// columnTypeAliases maps the SQL spellings an operator may write to a ColumnType.
+var columnTypeAliases = map[string]ColumnType{
+	"int": Int, "int2": Int, "int4": Int, "int8": Int, "smallint": Int,
+	"integer": Int, "bigint": Int,
+	"text": Text, "varchar": Text, "character varying": Text,
+	"uuid": UUID,
+}
+
+// VindexHash is the only sharding function so far: Postgres's own extended
+// hash with seed 0, so the database can compute a row's keyspace id too.
+const VindexHash = "hash"
+
+// Table is one table of a keyspace.
+type Table struct {
+	Name string `json:"-"`
+	// Kind defaults to sharded in a sharded keyspace.
+	Kind TableKind `json:"kind,omitempty"`
+	// Column is the sharding column of a sharded table.
+	Column string `json:"column,omitempty"`
+	// Type is the SQL type of Column.
+	Type ColumnType `json:"type,omitempty"`
+	// Vindex is the sharding function; defaults to "hash".
+	Vindex string `json:"vindex,omitempty"`
+}
+
+// Table returns the table named name, or nil.
+func (k *Keyspace) Table(name string) *Table {
+	if k == nil {
+		return nil
+	}
+	return k.Tables[name]
+}
+
+// KeyspaceID computes the keyspace id of a sharding column value given as the
+// text Postgres would parse for the column's type. ok is false when the text
+// is not a valid value of that type (Postgres would reject it, so the caller
+// must not route on it).
+func (t *Table) KeyspaceID(text string) (id int64, ok bool) {
+	switch t.Type {
+	case Int:
+		v, err := parseInt(text)
+		if err != nil {
+			return 0, false
+		}
+		return HashInt64(v), true
+	case Text:
+		return HashText(text), true
+	case UUID:
+		u, err := ParseUUID(text)
+		if err != nil {
+			return 0, false
+		}
+		return HashUUID(u), true
+	}
+	return 0, false
+}
+
+// CoLocated reports whether rows of t and o with equal sharding column values
+// always live on the same shard, so a join on those columns runs inside each
+// shard.
+func (t *Table) CoLocated(o *Table) bool {
+	return t.Kind == Sharded && o.Kind == Sharded && t.Type == o.Type && t.Vindex == o.Vindex
+}
+
+// Parse reads a vschema file (YAML or JSON), fills in defaults and validates
+// it. Every problem found is reported, one per line, so an operator can fix
+// the file in one pass.
+func Parse(data []byte) (*File, error) {
+	var f File
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		// The YAML library reports several problems on several lines.
+		msg := strings.Join(strings.Fields(err.Error()), " ")
+		return nil, fmt.Errorf("invalid vschema: %s", strings.TrimPrefix(msg, "error converting YAML to JSON: "))
+	}
+	if err := f.normalize(); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// ParseKeyspace reads one keyspace as stored in etcd (JSON) and validates it.
+func ParseKeyspace(name string, data []byte) (*Keyspace, error) {
+	var k Keyspace
+	if err := json.Unmarshal(data, &k); err != nil {
+		return nil, fmt.Errorf("vschema of keyspace %q: %w", name, err)
+	}
+	f := File{Keyspaces: map[string]*Keyspace{name: &k}}
+	if err := f.normalize(); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// JSON returns the keyspace in the form stored in etcd.
+func (k *Keyspace) JSON() []byte {
+	b, err := json.Marshal(k)
+	if err != nil {
+		panic(err) // plain structs of strings and maps always marshal
+	}
+	return b
+}
+
+// identifier is what shardgate accepts as a keyspace, table or column name:
+// a plain lower-case SQL identifier, the form Postgres folds unquoted names to.
+var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_$]{0,62}$`)
+
+// ValidName reports an error when name cannot be a keyspace, table or column name.
+func ValidName(what, name string) error {
+	if !identifier.MatchString(name) {
+		return fmt.Errorf("%s name %q must be a lower-case SQL identifier (letters, digits, _; at most 63 bytes)", what, name)
+	}
+	return nil
+}
+
+func (f *File) normalize() error {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if len(f.Keyspaces) == 0 {
+		bad("no keyspaces: the file needs a top-level \"keyspaces:\" map")
+	}
+	for _, ksName := range sortedKeys(f.Keyspaces) {
+		ks := f.Keyspaces[ksName]
+		if err := ValidName("keyspace", ksName); err != nil {
+			bad("%v", err)
+		}
+		if ks == nil {
+			bad("keyspace %s: empty definition", ksName)
+			continue
+		}
+		ks.Name = ksName
+		for _, tName := range sortedKeys(ks.Tables) {
+			t := ks.Tables[tName]
+			where := fmt.Sprintf("keyspace %s, table %s", ksName, tName)
+			if err := ValidName("table", tName); err != nil {
+				bad("%s: %v", where, err)
+			}
+			if t == nil {
+				t = &Table{}
+				ks.Tables[tName] = t
+			}
+			t.Name = tName
+			if !ks.Sharded {
+				if t.Kind != "" || t.Column != "" || t.Type != "" || t.Vindex != "" {
+					bad("%s: an unsharded keyspace lives on one shard; its tables take no kind, column, type or vindex", where)
+				}
+				continue
+			}
+			if t.Kind == "" {
+				t.Kind = Sharded
+			}
+			switch t.Kind {
+			case Reference:
+				if t.Column != "" || t.Type != "" || t.Vindex != "" {
+					bad("%s: a reference table is copied to every shard and takes no column, type or vindex", where)
+				}
+			case Sharded:
+				if t.Column == "" {
+					bad("%s: missing sharding column (column: NAME)", where)
+				} else if err := ValidName("column", t.Column); err != nil {
+					bad("%s: %v", where, err)
+				}
+				if t.Type == "" {
+					bad("%s: missing type of column %q (type: int, text or uuid)", where, t.Column)
+				} else if ct, ok := columnTypeAliases[strings.ToLower(string(t.Type))]; ok {
+					t.Type = ct
+				} else {
+					bad("%s: unknown column type %q (want one of int, smallint, integer, bigint, text, varchar, uuid)", where, t.Type)
+				}
+				if t.Vindex == "" {
+					t.Vindex = VindexHash
+				}
+				if t.Vindex != VindexHash {
+					bad("%s: unknown vindex %q (supported: hash)", where, t.Vindex)
+				}
+			default:
+				bad("%s: unknown kind %q (want sharded or reference)", where, t.Kind)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid vschema: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// TableNames returns the keyspace's table names in order.
+func (k *Keyspace) TableNames() []string {
+	return sortedKeys(k.Tables)
+}
+
+// parseInt parses an integer the way Postgres's int8 input does: surrounding
+// white space and a sign are allowed.
+func parseInt(text string) (int64, error) {
+	return strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+}
