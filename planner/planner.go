@@ -12,6 +12,7 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shardgate/shardgate/vschema"
 )
@@ -173,10 +174,23 @@ func refuseSessionState(stmt *pg_query.Node) error {
 		}
 	}
 	if what == "" {
+		walk(stmt, func(m proto.Message) bool {
+			if f, ok := m.(*pg_query.FuncCall); ok && sessionFuncs[strings.ToLower(funcName(f))] {
+				what = funcName(f) + "()"
+			}
+			return what == ""
+		})
+	}
+	if what == "" {
 		return nil
 	}
 	return unsupported("%s is not supported by shardgate yet: backend connections are shared between clients, so session state would leak", what)
 }
+
+// sessionFuncs change the state of the backend session they run in.
+var sessionFuncs = setOf("set_config", "pg_advisory_lock", "pg_advisory_lock_shared",
+	"pg_try_advisory_lock", "pg_try_advisory_lock_shared", "pg_advisory_unlock",
+	"pg_advisory_unlock_shared", "pg_advisory_unlock_all", "dblink_connect", "lo_open")
 
 // statementKind names a statement by its leading keywords, for messages.
 func statementKind(sql string) string {

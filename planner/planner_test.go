@@ -159,6 +159,8 @@ func TestPlanRefusals(t *testing.T) {
 		{"create function f() returns int as 'select 1' language sql", CodeFeatureNotSupported, "CREATE FUNCTION"},
 		{"with x as (select 1) select * from x", CodeFeatureNotSupported, "WITH"},
 		{"create temp table t (a int)", CodeFeatureNotSupported, "temporary"},
+		{"select set_config('search_path', 'x', false)", CodeFeatureNotSupported, "set_config()"},
+		{"select pg_advisory_lock(1)", CodeFeatureNotSupported, "pg_advisory_lock()"},
 	}
 	for _, c := range cases {
 		_, err := Plan(f, c.sql)
@@ -221,4 +223,30 @@ func uuidOf(t *testing.T, s string) [16]byte {
 		t.Fatal(err)
 	}
 	return u
+}
+
+func TestPlanUnshardedPassesThrough(t *testing.T) {
+	f, err := vschema.Parse([]byte("keyspaces:\n  legacy:\n    sharded: false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := &fakeTopology{vs: f.Keyspaces["legacy"], m: &topology.ShardMap{LogicalCount: 1, Placement: []string{"only"}}}
+	for _, sql := range []string{
+		"select count(*) from anything order by 1 limit 3",
+		"create function f() returns int as 'select 1' language sql",
+		"insert into t select * from u",
+		"with x as (select 1) select * from x",
+	} {
+		stmts, err := Plan(topo, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if r, ok := stmts[0].Root.(*Route); !ok || r.Shard != "only" || r.SQL != sql {
+			t.Fatalf("%s: %s", sql, Format(stmts[0].Root))
+		}
+	}
+	// Session state is refused here too: backend connections are shared.
+	if _, err := Plan(topo, "set search_path = x"); err == nil {
+		t.Fatal("SET passed through")
+	}
 }
