@@ -207,3 +207,31 @@ func Format(p Primitive) string {
 	walk(p, 0)
 	return sb.String()
 }
+
+// Shards lists the shards a plan runs on, in order, each once.
+func Shards(p Primitive) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	var visit func(p Primitive)
+	visit = func(p Primitive) {
+		switch n := p.(type) {
+		case *Route:
+			add(n.Shard)
+		case *Broadcast:
+			for _, s := range n.Shards {
+				add(s)
+			}
+		}
+		for _, in := range p.Inputs() {
+			visit(in)
+		}
+	}
+	visit(p)
+	return out
+}

@@ -35,6 +35,47 @@ type Statement struct {
 	Root Primitive
 	// ReadOnly is set for statements that change no data (SELECT, SHOW).
 	ReadOnly bool
+	// NoTransaction is set for statements Postgres refuses to run inside a
+	// transaction block (VACUUM, CREATE INDEX CONCURRENTLY).
+	NoTransaction bool
+	// Control is set, and Root nil, for transaction control, which the
+	// session runs itself.
+	Control *Control
+	// Setting is set, and Root nil, for statements that change session
+	// settings (SET, RESET, set_config): the session runs them on the
+	// backends it uses and replays them on the ones it uses later.
+	Setting *Setting
+}
+
+// ControlKind is a kind of transaction-control statement.
+type ControlKind int
+
+// Transaction-control statements.
+const (
+	Begin ControlKind = iota + 1
+	Commit
+	Rollback
+	Savepoint
+	Release
+	RollbackTo
+)
+
+// Control describes a transaction-control statement.
+type Control struct {
+	Kind ControlKind
+	// Savepoint names the savepoint of Savepoint, Release and RollbackTo.
+	Savepoint string
+}
+
+// Setting describes a statement that changes a session setting.
+type Setting struct {
+	// Name is the lower-case parameter name; empty for RESET ALL.
+	Name string
+	// Reset is set for RESET name, SET name TO DEFAULT and RESET ALL.
+	Reset bool
+	// Local is set for SET LOCAL and SET TRANSACTION: they last until the
+	// end of the current transaction only.
+	Local bool
 }
 
 // Plan parses sql, which may hold several statements separated by
@@ -52,12 +93,18 @@ func Plan(topo Topology, sql string) ([]*Statement, error) {
 	out := make([]*Statement, 0, len(tree.Stmts))
 	for _, raw := range tree.Stmts {
 		text := statementText(sql, raw)
-		p := &planning{topo: topo, vs: topo.VSchema(), sql: text, version: tree.Version}
-		root, err := p.plan(raw.Stmt)
-		if err != nil {
+		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt)}
+		if st.Control, err = control(raw.Stmt); err != nil {
 			return nil, err
 		}
-		out = append(out, &Statement{SQL: text, Root: root, ReadOnly: readOnly(raw.Stmt)})
+		st.Setting = setting(raw.Stmt)
+		if st.Control == nil && st.Setting == nil {
+			p := &planning{topo: topo, vs: topo.VSchema(), sql: text, version: tree.Version}
+			if st.Root, err = p.plan(raw.Stmt); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }
@@ -115,6 +162,19 @@ func (p *planning) anyShard() *Route {
 	return &Route{Shard: p.topo.Shards()[0], SQL: p.sql, AnyShard: true}
 }
 
+// noTransaction reports whether Postgres refuses stmt in a transaction block.
+func noTransaction(stmt *pg_query.Node) bool {
+	switch n := stmt.Node.(type) {
+	case *pg_query.Node_VacuumStmt:
+		return true
+	case *pg_query.Node_IndexStmt:
+		return n.IndexStmt.Concurrent
+	case *pg_query.Node_DropStmt:
+		return n.DropStmt.Concurrent
+	}
+	return false
+}
+
 // readOnly reports whether a statement changes no data.
 func readOnly(stmt *pg_query.Node) bool {
 	switch n := stmt.Node.(type) {
@@ -144,10 +204,6 @@ func (p *planning) planExplain(e *pg_query.ExplainStmt) (Primitive, error) {
 func refuseSessionState(stmt *pg_query.Node) error {
 	what := ""
 	switch n := stmt.Node.(type) {
-	case *pg_query.Node_TransactionStmt:
-		what = "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT)"
-	case *pg_query.Node_VariableSetStmt:
-		what = "SET"
 	case *pg_query.Node_DiscardStmt:
 		what = "DISCARD"
 	case *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt:
@@ -188,6 +244,7 @@ func refuseSessionState(stmt *pg_query.Node) error {
 }
 
 // sessionFuncs change the state of the backend session they run in.
+// set_config is allowed only in the form setting recognizes.
 var sessionFuncs = setOf("set_config", "pg_advisory_lock", "pg_advisory_lock_shared",
 	"pg_try_advisory_lock", "pg_try_advisory_lock_shared", "pg_advisory_unlock",
 	"pg_advisory_unlock_shared", "pg_advisory_unlock_all", "dblink_connect", "lo_open")
@@ -208,4 +265,62 @@ func (p *planning) tableError(name string) *Error {
 		Message: fmt.Sprintf("table %q is not in the vschema of keyspace %q", name, p.vs.Name),
 		Hint:    "Add it to the vschema (shardctl vschema apply) as a sharded or reference table.",
 	}
+}
+
+// control recognizes transaction-control statements.
+func control(stmt *pg_query.Node) (*Control, error) {
+	ts := stmt.GetTransactionStmt()
+	if ts == nil {
+		return nil, nil
+	}
+	if ts.Chain {
+		return nil, unsupported("COMMIT AND CHAIN and ROLLBACK AND CHAIN are not supported by shardgate yet")
+	}
+	switch ts.Kind {
+	case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
+		return &Control{Kind: Begin}, nil
+	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
+		return &Control{Kind: Commit}, nil
+	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+		return &Control{Kind: Rollback}, nil
+	case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
+		return &Control{Kind: Savepoint, Savepoint: ts.SavepointName}, nil
+	case pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:
+		return &Control{Kind: Release, Savepoint: ts.SavepointName}, nil
+	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		return &Control{Kind: RollbackTo, Savepoint: ts.SavepointName}, nil
+	}
+	return nil, unsupported("PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are shardgate's own business: it runs two-phase commit itself")
+}
+
+// setting recognizes statements that change session settings: SET, RESET,
+// and SELECT set_config('name', value, is_local) alone in a statement.
+func setting(stmt *pg_query.Node) *Setting {
+	if vs := stmt.GetVariableSetStmt(); vs != nil {
+		switch vs.Kind {
+		case pg_query.VariableSetKind_VAR_RESET_ALL:
+			return &Setting{Reset: true}
+		case pg_query.VariableSetKind_VAR_RESET, pg_query.VariableSetKind_VAR_SET_DEFAULT:
+			return &Setting{Name: strings.ToLower(vs.Name), Reset: true, Local: vs.IsLocal}
+		case pg_query.VariableSetKind_VAR_SET_MULTI:
+			// SET TRANSACTION ... and SET SESSION CHARACTERISTICS AS
+			// TRANSACTION ...; the former lasts for the transaction.
+			return &Setting{Name: strings.ToLower(vs.Name), Local: strings.EqualFold(vs.Name, "transaction")}
+		}
+		return &Setting{Name: strings.ToLower(vs.Name), Local: vs.IsLocal}
+	}
+	sel := stmt.GetSelectStmt()
+	if sel == nil || len(sel.TargetList) != 1 || len(sel.FromClause) > 0 || sel.WhereClause != nil || !isPlainSelect(sel) {
+		return nil
+	}
+	f := sel.TargetList[0].GetResTarget().GetVal().GetFuncCall()
+	if f == nil || strings.ToLower(funcName(f)) != "set_config" || len(f.Args) != 3 {
+		return nil
+	}
+	name := f.Args[0].GetAConst().GetSval()
+	local := f.Args[2].GetAConst().GetBoolval()
+	if name == nil || local == nil && f.Args[2].GetAConst() == nil {
+		return nil
+	}
+	return &Setting{Name: strings.ToLower(name.Sval), Local: local != nil && local.Boolval}
 }

@@ -154,12 +154,12 @@ func TestPlanRefusals(t *testing.T) {
 		{"create table nothere (id int)", CodeUndefinedTable, "not in the vschema"},
 		{"create unique index on users (name)", CodeFeatureNotSupported, "unique"},
 		{"alter table users drop column id", CodeFeatureNotSupported, "sharding column"},
-		{"begin", CodeFeatureNotSupported, "transaction"},
-		{"set search_path = x", CodeFeatureNotSupported, "SET"},
+		{"commit and chain", CodeFeatureNotSupported, "AND CHAIN"},
+		{"prepare transaction 'x'", CodeFeatureNotSupported, "two-phase commit"},
+		{"select set_config('a', 'b', false) from users", CodeFeatureNotSupported, "set_config()"},
 		{"create function f() returns int as 'select 1' language sql", CodeFeatureNotSupported, "CREATE FUNCTION"},
 		{"with x as (select 1) select * from x", CodeFeatureNotSupported, "WITH"},
 		{"create temp table t (a int)", CodeFeatureNotSupported, "temporary"},
-		{"select set_config('search_path', 'x', false)", CodeFeatureNotSupported, "set_config()"},
 		{"select pg_advisory_lock(1)", CodeFeatureNotSupported, "pg_advisory_lock()"},
 	}
 	for _, c := range cases {
@@ -245,8 +245,54 @@ func TestPlanUnshardedPassesThrough(t *testing.T) {
 			t.Fatalf("%s: %s", sql, Format(stmts[0].Root))
 		}
 	}
-	// Session state is refused here too: backend connections are shared.
-	if _, err := Plan(topo, "set search_path = x"); err == nil {
-		t.Fatal("SET passed through")
+	// Session settings are the session's business here too.
+	if stmts, err := Plan(topo, "set search_path = x"); err != nil || stmts[0].Setting == nil {
+		t.Fatalf("SET: %v", err)
+	}
+}
+
+func TestPlanControlAndSettings(t *testing.T) {
+	f := newFake(t)
+	cases := []struct {
+		sql     string
+		control *Control
+		setting *Setting
+	}{
+		{"begin", &Control{Kind: Begin}, nil},
+		{"start transaction isolation level serializable, read only", &Control{Kind: Begin}, nil},
+		{"commit", &Control{Kind: Commit}, nil},
+		{"end", &Control{Kind: Commit}, nil},
+		{"rollback", &Control{Kind: Rollback}, nil},
+		{"abort", &Control{Kind: Rollback}, nil},
+		{"savepoint s1", &Control{Kind: Savepoint, Savepoint: "s1"}, nil},
+		{"release savepoint s1", &Control{Kind: Release, Savepoint: "s1"}, nil},
+		{"rollback to s1", &Control{Kind: RollbackTo, Savepoint: "s1"}, nil},
+		{"set search_path = a, b", nil, &Setting{Name: "search_path"}},
+		{"SET TimeZone TO 'UTC'", nil, &Setting{Name: "timezone"}},
+		{"set time zone 'UTC'", nil, &Setting{Name: "timezone"}},
+		{"set local statement_timeout = '1s'", nil, &Setting{Name: "statement_timeout", Local: true}},
+		{"set application_name to default", nil, &Setting{Name: "application_name", Reset: true}},
+		{"reset datestyle", nil, &Setting{Name: "datestyle", Reset: true}},
+		{"reset all", nil, &Setting{Reset: true}},
+		{"set transaction isolation level serializable", nil, &Setting{Name: "transaction", Local: true}},
+		{"select set_config('search_path', 'x', false)", nil, &Setting{Name: "search_path"}},
+		{"select set_config('Search_Path', 'x', true)", nil, &Setting{Name: "search_path", Local: true}},
+	}
+	for _, c := range cases {
+		stmts, err := Plan(f, c.sql)
+		if err != nil {
+			t.Errorf("%s: %v", c.sql, err)
+			continue
+		}
+		st := stmts[0]
+		if st.Root != nil {
+			t.Errorf("%s: planned as %s", c.sql, Format(st.Root))
+		}
+		if (c.control == nil) != (st.Control == nil) || c.control != nil && *c.control != *st.Control {
+			t.Errorf("%s: control %+v, want %+v", c.sql, st.Control, c.control)
+		}
+		if (c.setting == nil) != (st.Setting == nil) || c.setting != nil && *c.setting != *st.Setting {
+			t.Errorf("%s: setting %+v, want %+v", c.sql, st.Setting, c.setting)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -48,17 +49,15 @@ type Pools struct {
 
 	mu    sync.Mutex
 	pools map[string]*shardPool
+
+	// states holds each open backend connection's connState.
+	states sync.Map // *pgconn.PgConn -> *connState
 }
 
 type shardPool struct {
 	dsn  string
 	pool *pgxpool.Pool
-
-	paramsMu sync.Mutex
-	params   []serverParam // nil until read
 }
-
-type serverParam struct{ name, value string }
 
 // NewPools returns an empty set of pools.
 func NewPools(cfg PoolConfig, log *zap.Logger) *Pools {
@@ -105,6 +104,7 @@ func (p *Pools) get(sh *topology.Shard) (*shardPool, error) {
 	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 2 * time.Second}
 	}
+	cfg.BeforeClose = func(c *pgx.Conn) { p.states.Delete(c.PgConn()) }
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		return nil, &ShardUnreachableError{Shard: sh.Name, Err: err}
@@ -114,13 +114,19 @@ func (p *Pools) get(sh *topology.Shard) (*shardPool, error) {
 	return sp, nil
 }
 
-// acquire borrows a connection to sh. The caller must Release it.
-func (p *Pools) acquire(ctx context.Context, sh *topology.Shard) (*pgxpool.Conn, error) {
+// acquire borrows a connection to sh. The caller must release it.
+func (p *Pools) acquire(ctx context.Context, sh *topology.Shard) (*backend, error) {
 	sp, err := p.get(sh)
 	if err != nil {
 		return nil, err
 	}
-	return sp.acquire(ctx, sh.Name, p.cfg.AcquireTimeout)
+	conn, err := sp.acquire(ctx, sh.Name, p.cfg.AcquireTimeout)
+	if err != nil {
+		return nil, err
+	}
+	pg := conn.Conn().PgConn()
+	st, _ := p.states.LoadOrStore(pg, &connState{})
+	return &backend{shard: sh.Name, conn: conn, pg: pg, state: st.(*connState)}, nil
 }
 
 func (sp *shardPool) acquire(ctx context.Context, name string, timeout time.Duration) (*pgxpool.Conn, error) {
@@ -149,50 +155,15 @@ func redactConnectError(err error) error {
 	return err
 }
 
-// parameterNames are the ParameterStatus values a client expects at startup;
-// the gateway reports its shards' real values.
-var parameterNames = []string{
-	"server_version", "server_encoding", "client_encoding", "DateStyle", "IntervalStyle",
-	"TimeZone", "integer_datetimes", "standard_conforming_strings", "is_superuser",
-	"default_transaction_read_only", "in_hot_standby", "scram_iterations",
-}
-
-// serverParams returns shard sh's ParameterStatus values, read once from its
-// first connection.
-func (p *Pools) serverParams(ctx context.Context, sh *topology.Shard) ([]serverParam, error) {
-	sp, err := p.get(sh)
-	if err != nil {
-		return nil, err
-	}
-	sp.paramsMu.Lock()
-	defer sp.paramsMu.Unlock()
-	if sp.params != nil {
-		return sp.params, nil
-	}
-	conn, err := sp.acquire(ctx, sh.Name, p.cfg.AcquireTimeout)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	params := []serverParam{}
-	for _, name := range parameterNames {
-		if v := conn.Conn().PgConn().ParameterStatus(name); v != "" {
-			params = append(params, serverParam{name, v})
-		}
-	}
-	sp.params = params
-	return sp.params, nil
-}
-
 // Ping checks that every shard of snap accepts a connection and a query.
 func (p *Pools) Ping(ctx context.Context, snap *topology.Snapshot) error {
 	for _, sh := range snap.Shards {
-		conn, err := p.acquire(ctx, sh)
+		b, err := p.acquire(ctx, sh)
 		if err != nil {
 			return err
 		}
-		err = conn.Ping(ctx)
-		conn.Release()
+		err = b.conn.Ping(ctx)
+		b.release()
 		if err != nil {
 			return &ShardUnreachableError{Shard: sh.Name, Err: redactConnectError(err)}
 		}

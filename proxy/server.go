@@ -20,23 +20,63 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("proxy: server closed")
 
+// Config is what a Server needs.
+type Config struct {
+	// Topology returns the current topology snapshot.
+	Topology func() *topology.Snapshot
+	Pools    *Pools
+	Log      *zap.Logger
+	// TwoPC records two-phase commit decisions; without it, transactions
+	// that write on several shards fail at COMMIT.
+	TwoPC TwoPCLog
+	// GatewayID names this gateway in two-phase commit records.
+	GatewayID string
+	// Hooks are fault-injection points for crash-recovery tests.
+	Hooks Hooks
+}
+
+// Hooks are called at the points of two-phase commit where a crash is
+// hardest to recover from; tests use them to kill the gateway there.
+type Hooks struct {
+	AfterPrepare func() // every participant prepared, no decision recorded
+	AfterDecide  func() // commit decided, no participant committed yet
+}
+
+func (h Hooks) afterPrepare() {
+	if h.AfterPrepare != nil {
+		h.AfterPrepare()
+	}
+}
+
+func (h Hooks) afterDecide() {
+	if h.AfterDecide != nil {
+		h.AfterDecide()
+	}
+}
+
 // Server accepts client connections and serves each in its own goroutine.
 type Server struct {
-	topo  func() *topology.Snapshot
-	pools *Pools
-	log   *zap.Logger
+	topo      func() *topology.Snapshot
+	pools     *Pools
+	log       *zap.Logger
+	twopc     TwoPCLog
+	gatewayID string
+	hooks     Hooks
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
-	sessions  map[*session]bool // value: idle, waiting for the client
+	sessions  map[*session]bool   // value: idle, waiting for the client
+	keys      map[uint64]*session // by BackendKeyData, for cancel requests
 	wg        sync.WaitGroup
 	closing   atomic.Bool
 }
 
-// NewServer returns a Server that plans against the snapshots topo returns
-// and runs statements on pools.
-func NewServer(topo func() *topology.Snapshot, pools *Pools, log *zap.Logger) *Server {
-	return &Server{topo: topo, pools: pools, log: log, listeners: map[net.Listener]bool{}, sessions: map[*session]bool{}}
+// NewServer returns a Server for cfg.
+func NewServer(cfg Config) *Server {
+	return &Server{
+		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
+		listeners: map[net.Listener]bool{}, sessions: map[*session]bool{}, keys: map[uint64]*session{},
+	}
 }
 
 // Serve accepts connections on l until Shutdown or Close. It always returns
@@ -92,13 +132,15 @@ func (s *Server) startSession(conn net.Conn) {
 	go func() {
 		defer s.wg.Done()
 		defer func() {
+			sess.close()
 			conn.Close()
 			s.mu.Lock()
 			delete(s.sessions, sess)
+			delete(s.keys, sess.key)
 			s.mu.Unlock()
 		}()
 		defer cancel()
-		if sess.startup(ctx) {
+		if sess.handshake(ctx) {
 			sess.serve(ctx)
 		}
 	}()
@@ -169,4 +211,22 @@ func (s *Server) ActiveSessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// register makes a session findable by its cancel key.
+func (s *Server) register(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[sess.key] = sess
+}
+
+// cancel cancels the running statement of the session with the given key,
+// if the secret matches. Like Postgres, it says nothing either way.
+func (s *Server) cancel(processID uint32, secret []byte) {
+	s.mu.Lock()
+	sess := s.keys[cancelKey(processID, secret)]
+	s.mu.Unlock()
+	if sess != nil {
+		sess.cancelStatement()
+	}
 }

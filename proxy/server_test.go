@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -36,6 +37,7 @@ type testGateway struct {
 	shards []*pgtest.Cluster
 	snap   *topology.Snapshot
 	srv    *Server
+	store  *topology.Store
 }
 
 func startGateway(t *testing.T, pool PoolConfig) *testGateway {
@@ -65,6 +67,16 @@ func startGateway(t *testing.T, pool PoolConfig) *testGateway {
 	f, err := vschema.Parse([]byte(testVSchema + `
   broken:
     sharded: false
+  strict:
+    sharded: true
+    multi_shard_writes: refuse
+    tables:
+      users: {column: id, type: bigint}
+  pinned:
+    sharded: true
+    pooling: session
+    tables:
+      users: {column: id, type: bigint}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +87,12 @@ func startGateway(t *testing.T, pool PoolConfig) *testGateway {
 	if err := store.CreateKeyspace(ctx, "broken", 1, []string{"dead"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.ApplyVSchemas(ctx, f.Keyspaces["app"], f.Keyspaces["broken"]); err != nil {
+	for _, ks := range []string{"strict", "pinned"} {
+		if err := store.CreateKeyspace(ctx, ks, 16, []string{"s0", "s1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.ApplyVSchemas(ctx, f.Keyspaces["app"], f.Keyspaces["broken"], f.Keyspaces["strict"], f.Keyspaces["pinned"]); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := store.Load(ctx)
@@ -84,7 +101,7 @@ func startGateway(t *testing.T, pool PoolConfig) *testGateway {
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	pools := NewPools(pool, log)
-	srv := NewServer(func() *topology.Snapshot { return snap }, pools, log)
+	srv := NewServer(Config{Topology: func() *topology.Snapshot { return snap }, Pools: pools, Log: log, TwoPC: store, GatewayID: "test"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -98,9 +115,9 @@ func startGateway(t *testing.T, pool PoolConfig) *testGateway {
 		}
 		pools.Close()
 	})
-	g := &testGateway{addr: ln.Addr().String(), shards: shards, snap: snap, srv: srv}
+	g := &testGateway{addr: ln.Addr().String(), shards: shards, snap: snap, srv: srv, store: store}
 	c := g.connect(t, "app", "")
-	exec(t, c, "create table users (id bigint primary key, name text)")
+	exec(t, c, "create table users (id bigint primary key, name text check (name <> 'forbidden'))")
 	return g
 }
 
@@ -166,8 +183,9 @@ func TestStartupAndGreeting(t *testing.T) {
 	}
 	for _, tc := range []struct{ ks, extra, code, contains string }{
 		{"nosuch", "", "3D000", `database "nosuch" does not exist`},
-		{"app", "DateStyle=SQL", "0A000", "DateStyle SQL"},
-		{"app", "search_path=other", "0A000", "startup parameter search_path"},
+		{"app", "DateStyle=Nonsense", "22023", `invalid value for parameter "DateStyle"`},
+		{"app", "no_such_setting=1", "42704", `unrecognized configuration parameter "no_such_setting"`},
+		{"app", "replication=database", "0A000", "replication"},
 	} {
 		_, err := pgconn.Connect(context.Background(), g.dsn(tc.ks, tc.extra))
 		if code(err) != tc.code || !strings.Contains(err.Error(), tc.contains) {
@@ -201,20 +219,21 @@ func TestSimpleQueryProtocol(t *testing.T) {
 	if rs := exec(t, c, "select count(*) from users where id = 1"); string(rs[0].Rows[0][0]) != "0" {
 		t.Fatal("the first insert of a failed query string was kept")
 	}
-	// Statements that write on several shards cannot be all or nothing yet.
+	// Statements that write on several shards are all or nothing too: a
+	// failure on the second shard undoes the first.
 	var a, b int
 	for b = 2; g.snap.Keyspace("app").ShardFor(vschema.HashInt64(int64(b))) == g.snap.Keyspace("app").ShardFor(vschema.HashInt64(1)); b++ {
 	}
 	a = 1
-	_, err = c.Exec(context.Background(), fmt.Sprintf("insert into users (id) values (%d); insert into users (id) values (%d)", a, b)).ReadAll()
-	if code(err) != "0A000" {
+	exec(t, c, fmt.Sprintf("insert into users (id, name) values (%d, 'b')", b))
+	_, err = c.Exec(context.Background(), fmt.Sprintf("insert into users (id, name) values (%d, 'a'); insert into users (id) values (%d)", a, b)).ReadAll()
+	if code(err) != "23505" {
 		t.Fatalf("multi-shard multi-statement write: %v", err)
 	}
-	if rs := exec(t, c, fmt.Sprintf("select id from users where id in (%d, %d)", a, b)); len(rs[0].Rows) != 0 {
-		t.Fatal("a refused query string was partly applied")
+	if rs := exec(t, c, fmt.Sprintf("select id from users where id = %d", a)); len(rs[0].Rows) != 0 {
+		t.Fatal("a failed query string was partly applied")
 	}
-	// Reads across shards in one query string are fine, one result each.
-	exec(t, c, fmt.Sprintf("insert into users (id, name) values (%d, 'a'), (%d, 'b')", a, b))
+	exec(t, c, fmt.Sprintf("insert into users (id, name) values (%d, 'a')", a))
 	rs := exec(t, c, fmt.Sprintf("select name from users where id = %d; select name from users; select 1", a))
 	if len(rs) != 3 || len(rs[0].Rows) != 1 || len(rs[1].Rows) != 2 || rs[1].CommandTag.String() != "SELECT 2" {
 		t.Fatalf("three reads: %+v", rs)
@@ -299,12 +318,20 @@ func TestShutdownDrains(t *testing.T) {
 		result <- err
 	}()
 	// Wait until the statement runs on a backend.
+	direct, err := pgconn.Connect(context.Background(), g.shards[0].DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(context.Background())
 	deadline := time.Now().Add(10 * time.Second)
-	for g.srv.busySessions() == 0 {
+	for {
+		rs := exec(t, direct, "select count(*) from pg_stat_activity where query = 'select pg_sleep(0.5)' and state = 'active'")
+		if string(rs[0].Rows[0][0]) == "1" {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("statement never started")
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -320,4 +347,19 @@ func TestShutdownDrains(t *testing.T) {
 	if g.srv.ActiveSessions() != 0 {
 		t.Fatalf("%d sessions after Shutdown", g.srv.ActiveSessions())
 	}
+}
+
+// cancelRequest sends a CancelRequest with the given key on a new connection.
+func cancelRequest(addr string, pid uint32, secret []byte) error {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	buf, err := (&pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}).Encode(nil)
+	if err != nil {
+		return err
+	}
+	_, err = conn.Write(buf)
+	return err
 }

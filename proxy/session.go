@@ -7,15 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
-	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/planner"
 	"github.com/shardgate/shardgate/topology"
+	"github.com/shardgate/shardgate/vschema"
 )
 
 // flushBytes is how much row data a session buffers before writing it to
@@ -30,16 +32,30 @@ type session struct {
 	log      *zap.Logger
 	keyspace string
 	user     string
-	appName  string
 	pending  int // bytes sent to be since the last flush
 	// cancel ends the session's context, cancelling its running statement.
 	cancel context.CancelFunc
+	key    uint64 // cancel key: process id and secret
+
+	// startup holds the settings of the startup packet; settings those the
+	// client changed since (SET), as parameter name -> statement. RESET
+	// returns a setting to its startup value, as in Postgres.
+	startup  map[string]string
+	settings map[string]string
+	// reported are the ParameterStatus values the client has.
+	reported map[string]string
+	txn      *txn
+	// pinned are the backends a session-pooled session holds.
+	pinned map[string]*backend
+
+	stmtMu     sync.Mutex
+	stmtCancel context.CancelFunc // cancels the running statement, if any
 }
 
-// startup runs the startup phase: SSL and GSS encryption requests are
-// declined, a CancelRequest is dropped (cancel comes later), and a
+// handshake runs the startup phase: SSL and GSS encryption requests are
+// declined, a CancelRequest cancels another session's statement, and a
 // StartupMessage names the keyspace. It returns false if the session ends.
-func (s *session) startup(ctx context.Context) bool {
+func (s *session) handshake(ctx context.Context) bool {
 	for {
 		msg, err := s.be.ReceiveStartupMessage()
 		if err != nil {
@@ -52,6 +68,7 @@ func (s *session) startup(ctx context.Context) bool {
 				return false
 			}
 		case *pgproto3.CancelRequest:
+			s.srv.cancel(m.ProcessID, m.SecretKey)
 			return false
 		case *pgproto3.StartupMessage:
 			return s.accept(ctx, m)
@@ -69,69 +86,165 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 	if s.keyspace == "" {
 		s.keyspace = s.user
 	}
-	s.appName = m.Parameters["application_name"]
 	s.log = s.log.With(zap.String("keyspace", s.keyspace), zap.String("user", s.user))
 	if s.user == "" {
 		return s.fatal(codeProtocolViolation, "no PostgreSQL user name specified in startup packet")
 	}
-	if err := checkStartupParameters(m.Parameters); err != nil {
+	startup, err := startupSettings(m.Parameters)
+	if err != nil {
 		return s.fatal(codeFeatureNotSupp, err.Error())
 	}
-	snap := s.srv.topo()
-	ks := snap.Keyspace(s.keyspace)
+	s.startup, s.settings, s.reported, s.pinned = startup, map[string]string{}, map[string]string{}, map[string]*backend{}
+	ks := s.srv.topo().Keyspace(s.keyspace)
 	if ks == nil {
 		return s.fatal(codeInvalidCatalogName, fmt.Sprintf("database %q does not exist", s.keyspace))
 	}
 	if ks.VSchema() == nil {
 		return s.fatal(codeInvalidCatalogName, fmt.Sprintf("keyspace %q has no vschema yet; apply one with 'shardctl vschema apply'", s.keyspace))
 	}
-	params, err := s.srv.pools.serverParams(ctx, snap.Shards[ks.Shards()[0]])
+	// A backend with the client's settings applied validates them and
+	// tells the values to report.
+	b, err := s.backendFor(ctx, ks.Shards()[0], s.effective(nil))
 	if err != nil {
 		return s.fatalErr(err)
 	}
 	s.be.Send(&pgproto3.AuthenticationOk{})
-	for _, p := range params {
-		s.be.Send(&pgproto3.ParameterStatus{Name: p.name, Value: p.value})
-	}
-	s.be.Send(&pgproto3.ParameterStatus{Name: "application_name", Value: s.appName})
+	s.reportParameters(b)
+	s.giveBack(b)
 	s.be.Send(&pgproto3.ParameterStatus{Name: "session_authorization", Value: s.user})
 	var key [8]byte
 	_, _ = rand.Read(key[:])
-	s.be.Send(&pgproto3.BackendKeyData{ProcessID: binary.BigEndian.Uint32(key[:4]) >> 1, SecretKey: key[4:]})
+	pid := binary.BigEndian.Uint32(key[:4]) >> 1
+	s.key = cancelKey(pid, key[4:])
+	s.srv.register(s)
+	s.be.Send(&pgproto3.BackendKeyData{ProcessID: pid, SecretKey: key[4:]})
 	s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 	return s.be.Flush() == nil
 }
 
-// checkStartupParameters refuses startup parameters that would change how
-// results look: backend connections are shared, so per-session settings are
-// not applied yet. Values equal to the backends' (UTF8, ISO dates, shortest
-// exact floats) are fine.
-func checkStartupParameters(params map[string]string) error {
-	for name, value := range params {
-		switch strings.ToLower(name) {
-		case "user", "database", "application_name", "fallback_application_name", "replication":
-			if strings.ToLower(name) == "replication" && value != "false" && value != "off" && value != "0" {
-				return errors.New("replication connections are not supported by shardgate")
-			}
-		case "client_encoding":
-			switch strings.ToUpper(strings.ReplaceAll(value, "-", "")) {
-			case "UTF8", "UNICODE", "SQL_ASCII":
-			default:
-				return fmt.Errorf("client_encoding %s is not supported by shardgate yet; use UTF8", value)
-			}
-		case "datestyle":
-			if !strings.HasPrefix(strings.ToUpper(strings.ReplaceAll(value, " ", "")), "ISO") {
-				return fmt.Errorf("DateStyle %s is not supported by shardgate yet; use ISO", value)
-			}
-		case "extra_float_digits":
-			if n, err := strconv.Atoi(value); err != nil || n < 1 {
-				return fmt.Errorf("extra_float_digits %s is not supported by shardgate yet; use 1 or more", value)
-			}
-		default:
-			return fmt.Errorf("startup parameter %s is not supported by shardgate yet", name)
+func cancelKey(pid uint32, secret []byte) uint64 {
+	if len(secret) != 4 {
+		return 0
+	}
+	return uint64(pid)<<32 | uint64(binary.BigEndian.Uint32(secret))
+}
+
+// reportedParameters are the settings Postgres reports with ParameterStatus.
+var reportedParameters = []string{
+	"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+	"in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser", "scram_iterations",
+	"server_encoding", "server_version", "standard_conforming_strings", "TimeZone",
+}
+
+// reportParameters sends the client every reported parameter whose value on
+// b differs from what the client was told.
+func (s *session) reportParameters(b *backend) {
+	for _, name := range reportedParameters {
+		v := b.pg.ParameterStatus(name)
+		if old, ok := s.reported[name]; (ok || v != "") && old != v {
+			s.reported[name] = v
+			s.be.Send(&pgproto3.ParameterStatus{Name: name, Value: v})
 		}
 	}
-	return nil
+}
+
+// startupSettings turns startup parameters into settings statements. The
+// "options" parameter may carry more, as -c name=value.
+func startupSettings(params map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	add := func(name, value string) {
+		out[strings.ToLower(name)] = "SET " + quoteIdent(strings.ToLower(name)) + " = " + quoteLiteral(value)
+	}
+	for name, value := range params {
+		switch strings.ToLower(name) {
+		case "user", "database":
+		case "replication":
+			if v := strings.ToLower(value); v != "false" && v != "off" && v != "0" && v != "no" {
+				return nil, errors.New("replication connections are not supported by shardgate")
+			}
+		case "options":
+			fields := strings.Fields(value)
+			for i := 0; i < len(fields); i++ {
+				f := fields[i]
+				switch {
+				case f == "-c" && i+1 < len(fields):
+					i++
+					f = fields[i]
+				case strings.HasPrefix(f, "-c"):
+					f = f[2:]
+				case strings.HasPrefix(f, "--"):
+					f = f[2:]
+				default:
+					return nil, fmt.Errorf("startup option %q is not supported by shardgate; use -c name=value", f)
+				}
+				n, v, ok := strings.Cut(f, "=")
+				if !ok {
+					return nil, fmt.Errorf("startup option %q lacks a value", f)
+				}
+				add(strings.ReplaceAll(n, "-", "_"), v)
+			}
+		default:
+			add(name, value)
+		}
+	}
+	return out, nil
+}
+
+// effective returns the settings a backend must have for this session:
+// startup settings, overridden by SET, overridden by a transaction's.
+func (s *session) effective(inTxn map[string]string) map[string]string {
+	out := maps.Clone(s.startup)
+	if inTxn == nil {
+		inTxn = s.settings
+	}
+	maps.Copy(out, inTxn)
+	return out
+}
+
+// backendFor returns a backend of shard with this session's settings (as
+// txnSettings has them, if a transaction changed them): the session's own
+// under session pooling, else one borrowed from the pool. Give it back with
+// giveBack.
+func (s *session) backendFor(ctx context.Context, shard string, txnSettings map[string]string) (*backend, error) {
+	b := s.pinned[shard]
+	if b == nil {
+		sh, ok := s.srv.topo().Shards[shard]
+		if !ok {
+			return nil, fmt.Errorf("shard %s is not in the topology", shard)
+		}
+		var err error
+		if b, err = s.srv.pools.acquire(ctx, sh); err != nil {
+			return nil, err
+		}
+		if ks := s.srv.topo().Keyspace(s.keyspace); ks != nil && ks.VSchema() != nil && ks.VSchema().Pooling == vschema.PoolSession {
+			s.pinned[shard] = b
+		}
+	}
+	if err := b.syncSettings(ctx, s.effective(txnSettings)); err != nil {
+		s.giveBack(b)
+		return nil, err
+	}
+	return b, nil
+}
+
+// giveBack returns a borrowed backend unless the session holds it.
+func (s *session) giveBack(b *backend) {
+	if s.pinned[b.shard] != b {
+		b.release()
+	}
+}
+
+// close ends what the session holds on backends: an open transaction rolls
+// back, pinned backends return to their pools.
+func (s *session) close() {
+	if s.txn != nil {
+		_ = s.rollback(context.Background(), s.txn)
+		s.txn = nil
+	}
+	for shard, b := range s.pinned {
+		b.release()
+		delete(s.pinned, shard)
+	}
 }
 
 // fatal sends a FATAL error and ends the session.
@@ -144,7 +257,11 @@ func (s *session) fatal(code, msg string) bool {
 
 func (s *session) fatalErr(err error) bool {
 	e := errorResponse(err, "", 0, s.log)
-	return s.fatal(e.Code, e.Message)
+	s.log.Info("refused connection", zap.String("code", e.Code), zap.String("reason", e.Message))
+	e.Severity, e.SeverityUnlocalized = "FATAL", "FATAL"
+	s.be.Send(e)
+	_ = s.be.Flush()
+	return false
 }
 
 // serve reads and answers client messages until the client leaves or the
@@ -168,7 +285,7 @@ func (s *session) serve(ctx context.Context) {
 			return
 		case *pgproto3.Sync:
 			discardUntilSync = false
-			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: s.txn.status()})
 		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close, *pgproto3.Flush:
 			// Answer the first message of an extended-protocol batch with
 			// an error and skip the rest until Sync, as Postgres does
@@ -190,7 +307,7 @@ func (s *session) serve(ctx context.Context) {
 			return
 		}
 		s.pending = 0
-		if s.srv.draining() {
+		if s.srv.draining() && s.txn == nil {
 			s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: codeAdminShutdown,
 				Message: "terminating connection due to administrator command"})
 			_ = s.be.Flush()
@@ -199,19 +316,46 @@ func (s *session) serve(ctx context.Context) {
 	}
 }
 
+// statementContext returns a context for one statement that a cancel
+// request can end.
+func (s *session) statementContext(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	s.stmtMu.Lock()
+	s.stmtCancel = cancel
+	s.stmtMu.Unlock()
+	return ctx, func() {
+		s.stmtMu.Lock()
+		s.stmtCancel = nil
+		s.stmtMu.Unlock()
+		cancel()
+	}
+}
+
+// cancelStatement cancels the running statement, if any: its backends get
+// a cancel request and answer 57014, as Postgres would.
+func (s *session) cancelStatement() {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if s.stmtCancel != nil {
+		s.stmtCancel()
+	}
+}
+
 // simpleQuery answers a Query message: plan every statement, run them in
-// order, stop at the first error, end with ReadyForQuery.
+// order, stop at the first error, end with ReadyForQuery. Several statements
+// in one message form one implicit transaction, as in Postgres.
 func (s *session) simpleQuery(ctx context.Context, sql string) {
-	defer s.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-	snap := s.srv.topo()
-	ks := snap.Keyspace(s.keyspace)
+	defer func() { s.be.Send(&pgproto3.ReadyForQuery{TxStatus: s.txn.status()}) }()
+	ks := s.srv.topo().Keyspace(s.keyspace)
 	if ks == nil || ks.VSchema() == nil {
-		s.sendError(fmt.Errorf("keyspace %s no longer exists: %w", s.keyspace,
-			&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}), sql, 0)
+		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, sql, 0)
 		return
 	}
 	stmts, err := planner.Plan(ks, sql)
 	if err != nil {
+		if s.txn != nil && s.txn.explicit {
+			s.txn.failed = true
+		}
 		s.sendError(err, sql, 0)
 		return
 	}
@@ -219,38 +363,119 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		s.be.Send(&pgproto3.EmptyQueryResponse{})
 		return
 	}
-	x := &shardExecutor{pools: s.srv.pools, snap: snap}
-	if shard, ok := oneShard(stmts); ok && len(stmts) > 1 {
+	ctx, done := s.statementContext(ctx)
+	defer done()
+	if shard, ok := oneShard(stmts); ok && len(stmts) > 1 && s.txn == nil && len(s.pinned) == 0 {
 		// Every statement runs on the same shard: send the string as the
 		// client wrote it, so the shard gives it Postgres's implicit
-		// transaction, all or nothing.
-		s.runOnShard(ctx, x, shard, sql)
+		// transaction itself, in one round trip.
+		s.runOnShard(ctx, shard, sql)
 		return
 	}
-	if len(stmts) > 1 {
-		for _, st := range stmts {
-			if !st.ReadOnly {
-				s.sendError(&planner.Error{Code: codeFeatureNotSupp,
-					Message: "a query string whose statements write on more than one shard is not supported yet: it could not be all or nothing",
-					Hint:    "Send the statements one at a time."}, sql, 0)
-				return
-			}
-		}
+	if len(stmts) > 1 && s.txn == nil {
+		s.txn = newTxn(false, "BEGIN", s.settings)
 	}
 	offset := 0
-	for _, st := range stmts {
+	for i, st := range stmts {
 		offset = strings.Index(sql[offset:], st.SQL) + offset
-		tag, err := st.Root.Stream(ctx, x, s.emit)
-		if err != nil {
-			s.sendError(err, sql, offset)
+		if err := s.execute(ctx, ks, st); err != nil {
+			s.fail(ctx, err, sql, offset)
 			return
 		}
-		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+		if s.txn == nil && i < len(stmts)-1 {
+			// A COMMIT or ROLLBACK ended the transaction; the rest of the
+			// string runs in a new implicit one.
+			s.txn = newTxn(false, "BEGIN", s.settings)
+		}
+	}
+	if s.txn != nil && !s.txn.explicit {
+		t := s.txn
+		s.txn = nil
+		if err := s.commit(ctx, t); err != nil {
+			s.sendError(err, sql, 0)
+		} else {
+			s.settings = t.settings
+		}
 	}
 }
 
+// fail reports err and applies Postgres's rule for errors: an explicit
+// transaction turns failed until ROLLBACK, an implicit one rolls back.
+func (s *session) fail(ctx context.Context, err error, sql string, offset int) {
+	s.sendError(err, sql, offset)
+	if s.txn == nil {
+		return
+	}
+	if s.txn.explicit {
+		s.txn.failed = true
+		return
+	}
+	t := s.txn
+	s.txn = nil
+	_ = s.rollback(context.Background(), t)
+}
+
+// execute runs one planned statement and sends its CommandComplete.
+func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) error {
+	t := s.txn
+	if t != nil && t.failed && (st.Control == nil || st.Control.Kind == planner.Begin || st.Control.Kind == planner.Savepoint || st.Control.Kind == planner.Release) {
+		return &planner.Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"}
+	}
+	switch {
+	case st.Control != nil:
+		return s.control(ctx, st)
+	case st.Setting != nil:
+		return s.set(ctx, ks, st)
+	}
+	if st.NoTransaction && t != nil {
+		return &planner.Error{Code: "25001", Message: fmt.Sprintf("%s cannot run inside a transaction block", firstWords(st.SQL))}
+	}
+	shards := planner.Shards(st.Root)
+	if t == nil && !st.ReadOnly && !st.NoTransaction && len(shards) > 1 {
+		// One statement that writes on several shards is all or nothing,
+		// as on one Postgres: give it a transaction of its own.
+		t = newTxn(false, "BEGIN", s.settings)
+		s.txn = t
+		defer func() {
+			if s.txn == t {
+				s.txn = nil
+			}
+		}()
+		tag, err := s.stream(ctx, ks, st)
+		if err != nil {
+			_ = s.rollback(context.Background(), t)
+			return err
+		}
+		if err := s.commit(ctx, t); err != nil {
+			return err
+		}
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+		return nil
+	}
+	tag, err := s.stream(ctx, ks, st)
+	if err != nil {
+		return err
+	}
+	s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+	return nil
+}
+
+// stream runs a planned statement's primitives through the session.
+func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) (planner.Tag, error) {
+	x := &sessionExecutor{s: s, st: st, policy: ks.VSchema().MultiShardWrites}
+	return st.Root.Stream(ctx, x, s.emit)
+}
+
+func firstWords(sql string) string {
+	w := strings.Fields(sql)
+	if len(w) > 3 {
+		w = w[:3]
+	}
+	return strings.ToUpper(strings.Join(w, " "))
+}
+
 // oneShard reports whether every statement is a single Route to one shard
-// (or to any shard).
+// (or to any shard) and none is session or transaction control.
 func oneShard(stmts []*planner.Statement) (string, bool) {
 	shard, anyShard := "", ""
 	for _, st := range stmts {
@@ -272,19 +497,14 @@ func oneShard(stmts []*planner.Statement) (string, bool) {
 
 // runOnShard forwards a whole query string to one shard and relays every
 // result.
-func (s *session) runOnShard(ctx context.Context, x *shardExecutor, shard, sql string) {
-	sh, ok := x.snap.Shards[shard]
-	if !ok {
-		s.sendError(fmt.Errorf("shard %s is not in the topology", shard), sql, 0)
-		return
-	}
-	conn, err := x.pools.acquire(ctx, sh)
+func (s *session) runOnShard(ctx context.Context, shard, sql string) {
+	b, err := s.backendFor(ctx, shard, nil)
 	if err != nil {
 		s.sendError(err, sql, 0)
 		return
 	}
-	defer conn.Release()
-	err = forward(ctx, conn.Conn().PgConn(), sql, s.emit, func(tag planner.Tag) error {
+	defer s.giveBack(b)
+	err = b.exec(ctx, sql, s.emit, func(tag planner.Tag) error {
 		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 		return nil
 	})
@@ -325,6 +545,50 @@ func (s *session) sendError(err error, sql string, offset int) {
 		e.SeverityUnlocalized = e.Severity
 	}
 	s.be.Send(e)
+}
+
+func (s *session) notice(code, msg string) {
+	s.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: code, Message: msg})
+}
+
+// sessionExecutor runs a statement's primitives on the session's backends:
+// inside its transaction when there is one (joining shards as needed), else
+// on a backend borrowed for the one query.
+type sessionExecutor struct {
+	s      *session
+	st     *planner.Statement
+	policy vschema.MultiShardWrites
+}
+
+var _ planner.Executor = (*sessionExecutor)(nil)
+
+// Query implements planner.Executor.
+func (x *sessionExecutor) Query(ctx context.Context, shard string, sql string, emit func(*planner.Batch) error) (planner.Tag, error) {
+	s := x.s
+	var b *backend
+	if t := s.txn; t != nil {
+		if !x.st.ReadOnly {
+			if err := s.noteWrite(t, shard, x.policy); err != nil {
+				return "", err
+			}
+		}
+		var err error
+		if b, err = s.join(ctx, t, shard); err != nil {
+			return "", err
+		}
+	} else {
+		var err error
+		if b, err = s.backendFor(ctx, shard, nil); err != nil {
+			return "", err
+		}
+		defer s.giveBack(b)
+	}
+	var tag planner.Tag
+	err := b.exec(ctx, sql, emit, func(t planner.Tag) error {
+		tag = t
+		return nil
+	})
+	return tag, err
 }
 
 // topologyKeyspace is a compile-time check that topology keyspaces are what

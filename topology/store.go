@@ -22,6 +22,13 @@ import (
 //	shards/<name>                 Shard (JSON)
 //	keyspaces/<ks>/shardmap       ShardMap (JSON)
 //	keyspaces/<ks>/vschema        vschema.Keyspace (JSON)
+//	gateways/<id>                 GatewayInfo (JSON), bound to the gateway's lease
+//	twopc/<gid>                   TwoPC (JSON), until the transaction is resolved
+//
+// Only shards/ and keyspaces/ make up the topology (Load, Watcher, and the
+// revision guard of topology changes). The rest changes often — a 2PC record
+// on every multi-shard commit — and must never cost a snapshot rebuild or make
+// a topology change fail with ErrConflict.
 type Store struct {
 	cli    *clientv3.Client
 	prefix string
@@ -53,7 +60,13 @@ func errorf(kind error, format string, args ...any) error {
 	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
 }
 
-func (s *Store) shardKey(name string) string { return s.prefix + "shards/" + name }
+// The subtrees of the prefix that make up the topology.
+const (
+	shardsDir    = "shards/"
+	keyspacesDir = "keyspaces/"
+)
+
+func (s *Store) shardKey(name string) string { return s.prefix + shardsDir + name }
 func (s *Store) mapKey(ks string) string     { return s.prefix + "keyspaces/" + ks + "/shardmap" }
 func (s *Store) vschemaKey(ks string) string { return s.prefix + "keyspaces/" + ks + "/vschema" }
 
@@ -116,7 +129,7 @@ func (s *Store) CreateKeyspace(ctx context.Context, name string, logicalCount in
 	b, _ := json.Marshal(m)
 	key := s.mapKey(name)
 	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), s.unchangedSince(snap.Revision)).
+		If(append(s.unchangedSince(snap.Revision), clientv3.Compare(clientv3.CreateRevision(key), "=", 0))...).
 		Then(clientv3.OpPut(key, string(b))).Commit()
 	if err != nil {
 		return fmt.Errorf("create keyspace %s: %w", name, err)
@@ -160,7 +173,7 @@ func (s *Store) ApplyVSchemas(ctx context.Context, keyspaces ...*vschema.Keyspac
 		}
 		ops = append(ops, clientv3.OpPut(s.vschemaKey(ks.Name), string(ks.JSON())))
 	}
-	resp, err := s.cli.Txn(ctx).If(s.unchangedSince(snap.Revision)).Then(ops...).Commit()
+	resp, err := s.cli.Txn(ctx).If(s.unchangedSince(snap.Revision)...).Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("apply vschema: %w", err)
 	}
@@ -201,7 +214,7 @@ func (s *Store) MoveLogicalShards(ctx context.Context, ks string, first, last in
 	m.Version++
 	b, _ := json.Marshal(&m)
 	key := s.mapKey(ks)
-	resp, err := s.cli.Txn(ctx).If(s.unchangedSince(snap.Revision)).
+	resp, err := s.cli.Txn(ctx).If(s.unchangedSince(snap.Revision)...).
 		Then(clientv3.OpPut(key, string(b))).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("move logical shards of %s: %w", ks, err)
@@ -212,22 +225,64 @@ func (s *Store) MoveLogicalShards(ctx context.Context, ks string, first, last in
 	return m.Version, nil
 }
 
-// unchangedSince is true when nothing under the prefix changed after rev.
-func (s *Store) unchangedSince(rev int64) clientv3.Cmp {
-	return clientv3.Compare(clientv3.ModRevision(s.prefix).WithPrefix(), "<", rev+1)
+// unchangedSince holds when no topology key (shards/, keyspaces/) was
+// written after rev. Gateway registrations, 2PC records and workflows under
+// the same prefix do not count: they change all the time and are no input of
+// any topology change. (Like any ModRevision compare it cannot see a key
+// deleted after rev; the Store never deletes topology keys.)
+func (s *Store) unchangedSince(rev int64) []clientv3.Cmp {
+	return []clientv3.Cmp{
+		clientv3.Compare(clientv3.ModRevision(s.prefix+shardsDir).WithPrefix(), "<", rev+1),
+		clientv3.Compare(clientv3.ModRevision(s.prefix+keyspacesDir).WithPrefix(), "<", rev+1),
+	}
+}
+
+// isTopologyKey tells whether key (full, with the prefix) is one that build
+// reads. Everything else under the prefix is none of a Snapshot's business.
+func (s *Store) isTopologyKey(key string) bool {
+	rel, ok := strings.CutPrefix(key, s.prefix)
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rel, "/")
+	switch {
+	case len(parts) == 2 && parts[0]+"/" == shardsDir:
+		return true
+	case len(parts) == 3 && parts[0]+"/" == keyspacesDir:
+		return parts[2] == "shardmap" || parts[2] == "vschema"
+	}
+	return false
+}
+
+// readTopology reads the topology keys, and only those, at one revision.
+func (s *Store) readTopology(ctx context.Context) (rev int64, kv map[string][]byte, err error) {
+	// One read-only txn: both ranges at the same revision, and none of the
+	// (possibly many) gateway and 2PC keys on the wire.
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(s.prefix+shardsDir, clientv3.WithPrefix()),
+		clientv3.OpGet(s.prefix+keyspacesDir, clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return 0, nil, fmt.Errorf("read topology from etcd: %w", err)
+	}
+	kv = map[string][]byte{}
+	for _, r := range resp.Responses {
+		for _, e := range r.GetResponseRange().Kvs {
+			if s.isTopologyKey(string(e.Key)) {
+				kv[string(e.Key)] = e.Value
+			}
+		}
+	}
+	return resp.Header.Revision, kv, nil
 }
 
 // Load reads the whole topology at one revision.
 func (s *Store) Load(ctx context.Context) (*Snapshot, error) {
-	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
+	rev, kv, err := s.readTopology(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read topology from etcd: %w", err)
+		return nil, err
 	}
-	kv := make(map[string][]byte, len(resp.Kvs))
-	for _, e := range resp.Kvs {
-		kv[string(e.Key)] = e.Value
-	}
-	return s.build(resp.Header.Revision, kv)
+	return s.build(rev, kv)
 }
 
 // build turns the raw keys under the prefix into a Snapshot. Any entry that
@@ -242,8 +297,10 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 	sort.Strings(keys)
 	vschemas := map[string][]byte{}
 	for _, key := range keys {
-		rel := strings.TrimPrefix(key, s.prefix)
-		parts := strings.Split(rel, "/")
+		if !s.isTopologyKey(key) {
+			continue
+		}
+		parts := strings.Split(strings.TrimPrefix(key, s.prefix), "/")
 		switch {
 		case len(parts) == 2 && parts[0] == "shards":
 			var sh Shard

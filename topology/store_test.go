@@ -439,8 +439,9 @@ func TestStoreMoveConcurrent(t *testing.T) {
 }
 
 // TestStoreGuardsAgainstStaleRevision checks the guard every write uses: a
-// transaction computed from an old revision fails once anything under the
-// prefix changed, and only under this cluster's prefix.
+// transaction computed from an old revision fails once a topology key of the
+// cluster changed, and only then: gateway registrations, 2PC records and
+// other clusters do not count.
 func TestStoreGuardsAgainstStaleRevision(t *testing.T) {
 	te := startTestEtcd(t)
 	s := NewStore(te.cli, "test")
@@ -451,7 +452,7 @@ func TestStoreGuardsAgainstStaleRevision(t *testing.T) {
 
 	try := func() bool {
 		t.Helper()
-		resp, err := te.cli.Txn(ctx).If(s.unchangedSince(rev)).Commit()
+		resp, err := te.cli.Txn(ctx).If(s.unchangedSince(rev)...).Commit()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -467,9 +468,38 @@ func TestStoreGuardsAgainstStaleRevision(t *testing.T) {
 	if !try() {
 		t.Fatal("guard failed after changes outside the cluster's prefix")
 	}
+	r, err := s.RegisterGateway(ctx, GatewayInfo{ID: "gw1"}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := s.BeginTwoPC(ctx, TwoPC{GID: "g1", Gateway: "gw1", Participants: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DecideTwoPC(ctx, "g1", TwoPCCommit); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"workflows/w1", "users/u1", "other"} {
+		if _, err := te.cli.Put(ctx, s.prefix+k, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !try() {
+		t.Fatal("guard failed after gateway, 2PC and other non-topology writes")
+	}
+	if err := s.CreateKeyspace(ctx, "app", 2, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if try() {
+		t.Fatal("guard held after a keyspace was created")
+	}
+	rev = mustLoad(t, s).Revision
+	if !try() {
+		t.Fatal("guard failed with nothing changed")
+	}
 	addShards(t, s, "b")
 	if try() {
-		t.Fatal("guard held after a change under the prefix")
+		t.Fatal("guard held after a shard was added")
 	}
 }
 
@@ -562,7 +592,7 @@ func TestStoreLoadIgnoresUnknownKeys(t *testing.T) {
 	te := startTestEtcd(t)
 	s := NewStore(te.cli, "test")
 	addShards(t, s, "a")
-	for _, k := range []string{"workflows/w1", "gateways/g1", "keyspaces/app/extra", "other"} {
+	for _, k := range []string{"workflows/w1", "gateways/g1", "twopc/g1", "keyspaces/app/extra", "shards/a/x", "other"} {
 		if _, err := te.cli.Put(t.Context(), s.prefix+k, "{opaque"); err != nil {
 			t.Fatal(err)
 		}

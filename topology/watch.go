@@ -76,35 +76,44 @@ func (w *Watcher) revision() int64 {
 // the load succeeded.
 func (w *Watcher) follow(ctx context.Context) (loaded bool, err error) {
 	loadCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	resp, err := w.store.cli.Get(loadCtx, w.store.prefix, clientv3.WithPrefix())
+	rev, kv, err := w.store.readTopology(loadCtx)
 	cancel()
 	if err != nil {
 		return false, err
 	}
-	kv := make(map[string][]byte, len(resp.Kvs))
-	for _, e := range resp.Kvs {
-		kv[string(e.Key)] = e.Value
-	}
-	rev := resp.Header.Revision
 	w.install(rev, kv)
 
+	// One watch over the range from keyspaces/ to the end of shards/, which
+	// holds both topology subtrees ("keyspaces/" < "shards/"), so etcd never
+	// sends the gateway and 2PC keys that change on every multi-shard commit.
+	// The few other keys that sort into the range are dropped here.
+	from := w.store.prefix + keyspacesDir
+	to := clientv3.GetPrefixRangeEnd(w.store.prefix + shardsDir)
 	// WithRequireLeader ends the watch when the etcd member loses its
 	// cluster, so we reconnect (possibly elsewhere) instead of waiting on a
-	// member that will never send events.
+	// member that will never send events. Progress notifications keep the
+	// resume revision fresh while nothing in the range changes, so a
+	// reconnect after a quiet hour does not hit a compacted revision.
 	wctx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer stop()
-	for wr := range w.store.cli.Watch(wctx, w.store.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+	for wr := range w.store.cli.Watch(wctx, from, clientv3.WithRange(to), clientv3.WithRev(rev+1), clientv3.WithProgressNotify()) {
 		if err := wr.Err(); err != nil {
 			return true, err
 		}
+		changed := false
 		for _, ev := range wr.Events {
+			key := string(ev.Kv.Key)
+			if !w.store.isTopologyKey(key) {
+				continue
+			}
+			changed = true
 			if ev.Type == clientv3.EventTypeDelete {
-				delete(kv, string(ev.Kv.Key))
+				delete(kv, key)
 			} else {
-				kv[string(ev.Kv.Key)] = ev.Kv.Value
+				kv[key] = ev.Kv.Value
 			}
 		}
-		if len(wr.Events) > 0 {
+		if changed {
 			w.install(wr.Header.Revision, kv)
 		}
 	}

@@ -525,3 +525,82 @@ func TestWatcherSurvivesEtcdRestart(t *testing.T) {
 	default:
 	}
 }
+
+// TestWatcherIgnoresGatewaysAndTwoPC writes what every multi-shard commit
+// and every gateway writes, plus other keys that are no topology: none of
+// it rebuilds or reinstalls the snapshot, and a topology change after it is
+// installed exactly once.
+func TestWatcherIgnoresGatewaysAndTwoPC(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	addShards(t, s, "a", "b")
+	if err := s.CreateKeyspace(ctx, "app", 4, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	log, logs := watcherLogger(t)
+	var got notes
+	w := NewWatcher(s, log, got.add)
+	runWatcher(t, w)
+	waitReady(t, w)
+	eventually(t, func() bool { return len(got.all()) == 1 }, 5*time.Second, "notify called after the first load")
+	first := w.Snapshot()
+
+	r, err := s.RegisterGateway(ctx, GatewayInfo{ID: "gw1"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const burst = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, burst)
+	for i := range burst {
+		wg.Go(func() {
+			gid := fmt.Sprintf("sg_gw1_%d", i)
+			err := s.BeginTwoPC(ctx, TwoPC{GID: gid, Gateway: "gw1", Participants: []string{"a", "b"}})
+			if err == nil {
+				err = s.DecideTwoPC(ctx, gid, TwoPCCommit)
+			}
+			if err == nil && i%2 == 0 { // half stay, as if unresolved
+				err = s.EndTwoPC(ctx, gid)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Keys that sort between keyspaces/ and shards/ (so etcd sends them to
+	// the watch) but that build does not read, and keys elsewhere.
+	for _, k := range []string{"keyspaces/app/extra", "keyspaces/app", "other", "shards/a/b", "workflows/w1", "users/u1"} {
+		if _, err := te.cli.Put(ctx, s.prefix+k, "{opaque"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The topology guard does not see any of it either.
+	if _, err := s.MoveLogicalShards(ctx, "app", 0, 0, "b"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { m := appMap(w); return m != nil && m.Version == 2 }, 5*time.Second, "move visible in Snapshot()")
+	// notify runs just after the swap.
+	eventually(t, func() bool { n := got.all(); return n[len(n)-1] == w.Snapshot() }, 5*time.Second,
+		"notify called with the current snapshot")
+	if n := got.all(); len(n) != 2 || n[0] != first {
+		t.Fatalf("notify called %d times, want 2: the first load and the move, none for gateways, 2PC or other keys", len(n))
+	}
+	if n := logs.FilterMessage("topology installed").Len(); n != 2 {
+		t.Fatalf("%d installs logged, want 2", n)
+	}
+	if n := logs.FilterMessageSnippet("invalid").Len(); n != 0 {
+		t.Fatalf("%d invalid topologies logged; the opaque keys must not be read", n)
+	}
+	if want := mustLoad(t, s); describe(w.Snapshot()) != describe(want) {
+		t.Fatalf("watcher snapshot:\n%s\nStore.Load:\n%s", describe(w.Snapshot()), describe(want))
+	}
+}

@@ -28,7 +28,38 @@ type Keyspace struct {
 	// an unsharded keyspace lives on one physical shard and takes any SQL.
 	Sharded bool              `json:"sharded"`
 	Tables  map[string]*Table `json:"tables,omitempty"`
+	// Pooling says how client sessions share backend connections.
+	Pooling Pooling `json:"pooling,omitempty"`
+	// MultiShardWrites says what a transaction that writes on more than
+	// one shard does.
+	MultiShardWrites MultiShardWrites `json:"multi_shard_writes,omitempty"`
 }
+
+// Pooling is a backend connection pooling mode.
+type Pooling string
+
+// Pooling modes.
+const (
+	// PoolTransaction lends a session backend connections for one
+	// transaction (or one statement) at a time: many clients share few
+	// connections. Session settings and prepared statements follow the
+	// client from connection to connection.
+	PoolTransaction Pooling = "transaction"
+	// PoolSession holds a session's backend connections until it ends.
+	PoolSession Pooling = "session"
+)
+
+// MultiShardWrites is a policy for transactions that write on several shards.
+type MultiShardWrites string
+
+// Multi-shard write policies.
+const (
+	// TwoPhaseCommit commits them atomically with PREPARE TRANSACTION and
+	// COMMIT PREPARED, the decision recorded in etcd.
+	TwoPhaseCommit MultiShardWrites = "two_phase_commit"
+	// RefuseMultiShardWrites fails the write that would touch a second shard.
+	RefuseMultiShardWrites MultiShardWrites = "refuse"
+)
 
 // TableKind says how a table's rows are placed.
 type TableKind string
@@ -183,6 +214,20 @@ func (f *File) normalize() error {
 			continue
 		}
 		ks.Name = ksName
+		switch ks.Pooling {
+		case "":
+			ks.Pooling = PoolTransaction
+		case PoolTransaction, PoolSession:
+		default:
+			bad("keyspace %s: unknown pooling %q (want transaction or session)", ksName, ks.Pooling)
+		}
+		switch ks.MultiShardWrites {
+		case "":
+			ks.MultiShardWrites = TwoPhaseCommit
+		case TwoPhaseCommit, RefuseMultiShardWrites:
+		default:
+			bad("keyspace %s: unknown multi_shard_writes %q (want two_phase_commit or refuse)", ksName, ks.MultiShardWrites)
+		}
 		for _, tName := range sortedKeys(ks.Tables) {
 			t := ks.Tables[tName]
 			where := fmt.Sprintf("keyspace %s, table %s", ksName, tName)

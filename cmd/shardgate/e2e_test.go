@@ -209,7 +209,8 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"insert into users (id, name) values (1, 'dup')", "23505", "duplicate key"},
 		{"select 1/0", "22012", "division by zero"},
 		{"select * from users where id = 'x'", "22P02", "invalid input syntax"},
-		{"begin", "0A000", "transaction control"},
+		{"savepoint s", "25P01", "can only be used in transaction blocks"},
+		{"prepare transaction 'x'", "0A000", "two-phase commit"},
 	}
 	for _, tc := range cases {
 		_, err := query(c, tc.sql)

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -117,7 +119,8 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 
 	pools := proxy.NewPools(cfg.Pool, log.Named("pool"))
 	defer pools.Close()
-	watcher := topology.NewWatcher(topology.NewStore(cli, cfg.Cluster), log.Named("topology"), pools.Sync)
+	store := topology.NewStore(cli, cfg.Cluster)
+	watcher := topology.NewWatcher(store, log.Named("topology"), pools.Sync)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	watchDone := make(chan struct{})
 	go func() {
@@ -145,7 +148,30 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 		ln.Close()
 		return err
 	}
-	srv := proxy.NewServer(watcher.Snapshot, pools, log.Named("proxy"))
+	gatewayID := newGatewayID()
+	reg, err := store.RegisterGateway(ctx, topology.GatewayInfo{ID: gatewayID, Addr: ln.Addr().String(), Started: time.Now().UTC()}, 10*time.Second)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return fmt.Errorf("register gateway in etcd: %w", err)
+	}
+	defer reg.Close()
+	log = log.With(zap.String("gateway", gatewayID))
+	srv := proxy.NewServer(proxy.Config{
+		Topology: watcher.Snapshot, Pools: pools, Log: log.Named("proxy"),
+		TwoPC: store, GatewayID: gatewayID, Hooks: crashHooks(os.Getenv("SHARDGATE_TEST_CRASH")),
+	})
+	resolver := proxy.NewResolver(store, watcher.Snapshot, pools, gatewayID, log.Named("resolver"))
+	resolveCtx, stopResolve := context.WithCancel(context.Background())
+	resolveDone := make(chan struct{})
+	go func() {
+		defer close(resolveDone)
+		resolver.Run(resolveCtx, 10*time.Second)
+	}()
+	defer func() {
+		stopResolve()
+		<-resolveDone
+	}()
 	admin := &http.Server{Handler: proxy.AdminHandler(watcher.Snapshot, pools), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
@@ -170,4 +196,25 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 	}
 	log.Info("shardgate stopped")
 	return nil
+}
+
+// newGatewayID names this gateway process in etcd and in two-phase commit ids.
+func newGatewayID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// crashHooks returns fault-injection hooks for crash-recovery tests:
+// SHARDGATE_TEST_CRASH=after-prepare or after-decide makes the gateway exit
+// at once at that point of a two-phase commit. Never set it in production.
+func crashHooks(point string) proxy.Hooks {
+	crash := func() { os.Exit(86) }
+	switch point {
+	case "after-prepare":
+		return proxy.Hooks{AfterPrepare: crash}
+	case "after-decide":
+		return proxy.Hooks{AfterDecide: crash}
+	}
+	return proxy.Hooks{}
 }

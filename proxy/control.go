@@ -1,0 +1,190 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/topology"
+)
+
+// control runs a transaction-control statement the way Postgres does,
+// across every shard the transaction touched.
+func (s *session) control(ctx context.Context, st *planner.Statement) error {
+	t := s.txn
+	c := st.Control
+	complete := func(tag string) error {
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+		return nil
+	}
+	switch c.Kind {
+	case planner.Begin:
+		if t != nil && t.explicit {
+			s.notice("25001", "there is already a transaction in progress")
+			return complete("BEGIN")
+		}
+		if t == nil {
+			s.txn = newTxn(true, st.SQL, s.settings)
+		} else {
+			// BEGIN inside a multi-statement string makes its implicit
+			// transaction explicit; what ran before belongs to it.
+			t.explicit, t.begin = true, st.SQL
+		}
+		return complete("BEGIN")
+	case planner.Commit:
+		if t == nil || !t.explicit {
+			s.notice("25P01", "there is no transaction in progress")
+			return complete("COMMIT")
+		}
+		s.txn = nil
+		if t.failed {
+			_ = s.rollback(ctx, t)
+			return complete("ROLLBACK")
+		}
+		if err := s.commit(ctx, t); err != nil {
+			return err
+		}
+		s.settings = t.settings
+		return complete("COMMIT")
+	case planner.Rollback:
+		if t == nil || !t.explicit {
+			s.notice("25P01", "there is no transaction in progress")
+			return complete("ROLLBACK")
+		}
+		s.txn = nil
+		if err := s.rollback(ctx, t); err != nil {
+			return err
+		}
+		return complete("ROLLBACK")
+	}
+	if t == nil || !t.explicit {
+		return &planner.Error{Code: "25P01", Message: fmt.Sprintf("%s can only be used in transaction blocks", firstWords(st.SQL))}
+	}
+	switch c.Kind {
+	case planner.Savepoint:
+		if err := s.onEveryBackend(ctx, t, st.SQL); err != nil {
+			return err
+		}
+		t.savepoints = append(t.savepoints, savepoint{name: c.Savepoint, local: len(t.local), settings: maps.Clone(t.settings)})
+		return complete("SAVEPOINT")
+	case planner.Release:
+		i, err := t.findSavepoint(c.Savepoint)
+		if err != nil {
+			return &planner.Error{Code: "3B001", Message: fmt.Sprintf("savepoint %q does not exist", c.Savepoint)}
+		}
+		if err := s.onEveryBackend(ctx, t, st.SQL); err != nil {
+			return err
+		}
+		t.savepoints = t.savepoints[:i]
+		return complete("RELEASE")
+	case planner.RollbackTo:
+		i, err := t.findSavepoint(c.Savepoint)
+		if err != nil {
+			return &planner.Error{Code: "3B001", Message: fmt.Sprintf("savepoint %q does not exist", c.Savepoint)}
+		}
+		if err := s.onEveryBackend(ctx, t, st.SQL); err != nil {
+			return err
+		}
+		sp := t.savepoints[i]
+		t.savepoints = t.savepoints[:i+1]
+		t.local = t.local[:sp.local]
+		t.settings = maps.Clone(sp.settings)
+		t.failed = false
+		return complete("ROLLBACK")
+	}
+	return fmt.Errorf("unknown transaction control %d", c.Kind)
+}
+
+// onEveryBackend runs sql on each backend of the transaction.
+func (s *session) onEveryBackend(ctx context.Context, t *txn, sql string) error {
+	for _, shard := range t.order {
+		if err := t.backends[shard].run(ctx, sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// set runs a SET, RESET or set_config statement. In a transaction it runs
+// on every backend of the transaction (joining the keyspace's first shard if
+// there is none yet) and lasts as Postgres says: SET LOCAL until the
+// transaction ends, SET until COMMIT. Outside one it runs on a backend of the
+// first shard and becomes part of the settings every backend gets.
+func (s *session) set(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) error {
+	set := st.Setting
+	first := ks.Shards()[0]
+	forwardOnce := func(b *backend, emitted *bool) error {
+		out := s.emit
+		if *emitted {
+			out = discardRows
+		}
+		err := b.exec(ctx, st.SQL, out, func(tag planner.Tag) error {
+			if !*emitted {
+				s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+			}
+			return nil
+		})
+		*emitted = true
+		return err
+	}
+	if t := s.txn; t != nil {
+		if len(t.order) == 0 {
+			if _, err := s.join(ctx, t, first); err != nil {
+				return err
+			}
+		}
+		emitted := false
+		for _, shard := range t.order {
+			if err := forwardOnce(t.backends[shard], &emitted); err != nil {
+				return err
+			}
+		}
+		s.reportParameters(t.backends[t.order[0]])
+		if set.Local {
+			t.local = append(t.local, st.SQL)
+		} else {
+			applySetting(t.settings, set, st.SQL)
+			// COMMIT keeps the change on these backends, ROLLBACK undoes
+			// it: either way, resync them from scratch when they return.
+			t.settingsChanged = true
+		}
+		return nil
+	}
+	b, err := s.backendFor(ctx, first, nil)
+	if err != nil {
+		return err
+	}
+	defer s.giveBack(b)
+	emitted := false
+	if err := forwardOnce(b, &emitted); err != nil {
+		return err
+	}
+	if !set.Local {
+		applySetting(s.settings, set, st.SQL)
+		if b.state.settings == nil {
+			b.state.settings = map[string]string{}
+		}
+		applySetting(b.state.settings, set, st.SQL)
+		// RESET returns to the startup value, which the backend lacks.
+		if err := b.syncSettings(ctx, s.effective(nil)); err != nil {
+			return err
+		}
+	}
+	s.reportParameters(b)
+	return nil
+}
+
+// applySetting records a setting statement in settings.
+func applySetting(settings map[string]string, set *planner.Setting, sql string) {
+	switch {
+	case set.Reset && set.Name == "":
+		clear(settings)
+	case set.Reset:
+		delete(settings, set.Name)
+	default:
+		settings[set.Name] = sql
+	}
+}

@@ -1,0 +1,179 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+
+	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/topology"
+)
+
+// TwoPCStore is the etcd state a Resolver reads and finishes.
+// topology.Store implements it.
+type TwoPCStore interface {
+	TwoPCLog
+	ListTwoPC(ctx context.Context) ([]topology.TwoPC, error)
+	LiveGateways(ctx context.Context) (map[string]topology.GatewayInfo, error)
+}
+
+// Resolver finishes two-phase commits whose coordinating gateway died, by
+// the decision recorded in etcd (see topology.TwoPC), and rolls back
+// prepared transactions of shardgate that have no record.
+type Resolver struct {
+	store TwoPCStore
+	topo  func() *topology.Snapshot
+	pools *Pools
+	self  string
+	log   *zap.Logger
+}
+
+// NewResolver returns a Resolver for the gateway named self.
+func NewResolver(store TwoPCStore, topo func() *topology.Snapshot, pools *Pools, self string, log *zap.Logger) *Resolver {
+	return &Resolver{store: store, topo: topo, pools: pools, self: self, log: log}
+}
+
+// Run resolves at once and then every interval until ctx ends.
+func (r *Resolver) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := r.ResolveOnce(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("resolving two-phase commits", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ResolveOnce makes one pass over the records and the shards' prepared
+// transactions.
+func (r *Resolver) ResolveOnce(ctx context.Context) error {
+	snap := r.topo()
+	if snap == nil {
+		return nil
+	}
+	// Prepared transactions first, records second: a prepared transaction
+	// without a record seen after it never committed.
+	prepared := map[string]map[string]bool{} // shard -> gid -> true
+	var errs []error
+	for name, sh := range snap.Shards {
+		gids, err := r.preparedOn(ctx, sh)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		prepared[name] = gids
+	}
+	records, err := r.store.ListTwoPC(ctx)
+	if err != nil {
+		return err
+	}
+	live, err := r.store.LiveGateways(ctx)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, rec := range records {
+		known[rec.GID] = true
+		if _, ok := live[rec.Gateway]; ok {
+			continue
+		}
+		if err := r.finish(ctx, snap, rec); err != nil {
+			errs = append(errs, fmt.Errorf("two-phase commit %s: %w", rec.GID, err))
+		}
+	}
+	for shard, gids := range prepared {
+		for gid := range gids {
+			if known[gid] {
+				continue
+			}
+			r.log.Warn("rolling back a prepared transaction that has no record", zap.String("gid", gid), zap.String("shard", shard))
+			if err := r.onShard(ctx, snap, shard, "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, shard))); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// finish carries out a dead coordinator's two-phase commit.
+func (r *Resolver) finish(ctx context.Context, snap *topology.Snapshot, rec topology.TwoPC) error {
+	decision := rec.Decision
+	if decision == topology.TwoPCUndecided {
+		// Decide abort first, so a coordinator only cut off from etcd
+		// cannot commit afterwards.
+		switch err := r.store.DecideTwoPC(ctx, rec.GID, topology.TwoPCAbort); {
+		case err == nil:
+			decision = topology.TwoPCAbort
+		case errors.Is(err, topology.ErrConflict):
+			decision = topology.TwoPCCommit
+		case errors.Is(err, topology.ErrNotFound):
+			return nil
+		default:
+			return err
+		}
+	}
+	verb := "ROLLBACK PREPARED "
+	if decision == topology.TwoPCCommit {
+		verb = "COMMIT PREPARED "
+	}
+	for _, shard := range rec.Participants {
+		if err := r.onShard(ctx, snap, shard, verb+quoteLiteral(preparedGID(rec.GID, shard))); err != nil {
+			return err
+		}
+	}
+	r.log.Info("finished a two-phase commit of a gateway that is gone", zap.String("gid", rec.GID),
+		zap.String("gateway", rec.Gateway), zap.String("decision", string(decision)))
+	return r.store.EndTwoPC(ctx, rec.GID)
+}
+
+// onShard runs sql on shard; a prepared transaction that does not exist
+// (finished already) counts as done.
+func (r *Resolver) onShard(ctx context.Context, snap *topology.Snapshot, shard, sql string) error {
+	sh, ok := snap.Shards[shard]
+	if !ok {
+		return fmt.Errorf("shard %s is not in the topology", shard)
+	}
+	b, err := r.pools.acquire(ctx, sh)
+	if err != nil {
+		return err
+	}
+	defer b.release()
+	err = b.run(ctx, sql)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object
+		return nil
+	}
+	return err
+}
+
+// preparedOn lists the two-phase commit ids of shardgate prepared on shard's
+// database, with the shard suffix removed.
+func (r *Resolver) preparedOn(ctx context.Context, sh *topology.Shard) (map[string]bool, error) {
+	b, err := r.pools.acquire(ctx, sh)
+	if err != nil {
+		return nil, err
+	}
+	defer b.release()
+	suffix := "_" + sh.Name
+	out := map[string]bool{}
+	err = b.exec(ctx, "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'sg\\_%'",
+		func(batch *planner.Batch) error {
+			for _, row := range batch.Rows {
+				if gid := string(row[0]); strings.HasSuffix(gid, suffix) {
+					out[strings.TrimSuffix(gid, suffix)] = true
+				}
+			}
+			return nil
+		}, discardTag)
+	return out, err
+}

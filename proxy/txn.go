@@ -1,0 +1,288 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/topology"
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// TwoPCLog durably records two-phase commit decisions, so that a gateway
+// that dies between PREPARE TRANSACTION and COMMIT PREPARED leaves a record
+// another gateway can finish. topology.Store implements it.
+type TwoPCLog interface {
+	BeginTwoPC(ctx context.Context, t topology.TwoPC) error
+	DecideTwoPC(ctx context.Context, gid string, d topology.TwoPCDecision) error
+	EndTwoPC(ctx context.Context, gid string) error
+}
+
+// txn is a client transaction: explicit (BEGIN ... COMMIT) or implicit (the
+// statements of one Query message, or one statement that writes on several
+// shards). It holds one backend connection per shard it touched, each inside
+// its own backend transaction.
+type txn struct {
+	explicit bool
+	// begin is the statement that opens the transaction on each backend,
+	// as the client wrote it (isolation level and access mode included).
+	begin  string
+	failed bool
+
+	backends map[string]*backend
+	order    []string // shards in the order they joined
+	wrote    map[string]bool
+
+	// savepoints and local settings are replayed, in order, on a shard
+	// that joins later, so ROLLBACK TO and SHOW work on every shard.
+	savepoints []savepoint
+	local      []string
+	// settings are the session settings as this transaction changed them;
+	// they become the session's at COMMIT and are dropped at ROLLBACK.
+	settings map[string]string
+	// settingsChanged is set once a SET ran on the backends.
+	settingsChanged bool
+}
+
+type savepoint struct {
+	name     string
+	local    int               // len(local) when it was made
+	settings map[string]string // settings when it was made
+}
+
+func newTxn(explicit bool, begin string, settings map[string]string) *txn {
+	return &txn{
+		explicit: explicit,
+		begin:    begin,
+		backends: map[string]*backend{},
+		wrote:    map[string]bool{},
+		settings: maps.Clone(settings),
+	}
+}
+
+// status is the transaction status a ReadyForQuery reports.
+func (t *txn) status() byte {
+	switch {
+	case t == nil || !t.explicit:
+		return 'I'
+	case t.failed:
+		return 'E'
+	}
+	return 'T'
+}
+
+// gidCounter makes two-phase commit ids unique within a gateway.
+var gidCounter atomic.Uint64
+
+// commit ends the transaction on every backend: a plain COMMIT when at most
+// one shard was written, else two-phase commit with the decision recorded in
+// the TwoPCLog before any shard commits. It returns the backends released.
+func (s *session) commit(ctx context.Context, t *txn) error {
+	defer s.releaseTxn(t)
+	var writers, readers []*backend
+	for _, shard := range t.order {
+		if t.wrote[shard] {
+			writers = append(writers, t.backends[shard])
+		} else {
+			readers = append(readers, t.backends[shard])
+		}
+	}
+	if len(writers) <= 1 {
+		// Readers first: if the one writer's COMMIT fails, nothing is lost
+		// by having ended the read-only parts.
+		for _, b := range append(readers, writers...) {
+			if err := b.run(ctx, "COMMIT"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return s.twoPhaseCommit(ctx, writers, readers)
+}
+
+func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backend) error {
+	log := s.srv.twopc
+	if log == nil {
+		return &planner.Error{Code: codeFeatureNotSupp, Message: "this gateway has no two-phase commit log; writes on several shards cannot commit atomically"}
+	}
+	gid := fmt.Sprintf("sg_%s_%d", s.srv.gatewayID, gidCounter.Add(1))
+	shards := make([]string, len(writers))
+	for i, b := range writers {
+		shards[i] = b.shard
+	}
+	rec := topology.TwoPC{GID: gid, Gateway: s.srv.gatewayID, Participants: shards, Created: time.Now().UTC()}
+	if err := log.BeginTwoPC(ctx, rec); err != nil {
+		s.rollbackAll(writers, readers)
+		return fmt.Errorf("two-phase commit: recording the transaction: %w", err)
+	}
+	for _, b := range readers {
+		_ = b.run(ctx, "COMMIT")
+	}
+	var prepareErr error
+	prepared := 0
+	for _, b := range writers {
+		if prepareErr = b.run(ctx, "PREPARE TRANSACTION "+quoteLiteral(preparedGID(gid, b.shard))); prepareErr != nil {
+			break
+		}
+		prepared++
+	}
+	s.srv.hooks.afterPrepare()
+	if prepareErr != nil {
+		bg := context.Background()
+		for i, b := range writers {
+			if i < prepared {
+				_ = b.run(bg, "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, b.shard)))
+			} else {
+				_ = b.run(bg, "ROLLBACK")
+			}
+		}
+		if err := log.DecideTwoPC(bg, gid, topology.TwoPCAbort); err == nil {
+			_ = log.EndTwoPC(bg, gid)
+		}
+		return prepareErr
+	}
+	// The commit point: from here on, every participant commits, now or
+	// when a resolver finishes the record.
+	if err := s.decideCommit(gid); err != nil {
+		if errors.Is(err, errAborted) {
+			for _, b := range writers {
+				_ = b.run(context.Background(), "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, b.shard)))
+			}
+			_ = log.EndTwoPC(context.Background(), gid)
+			return &planner.Error{Code: "40001", Message: "the transaction was rolled back: its commit could not be recorded in time"}
+		}
+		s.log.Error("two-phase commit: the commit decision is unknown; a resolver will finish it", zap.String("gid", gid), zap.Error(err))
+		return &planner.Error{Code: "08007", Message: "the outcome of the transaction is unknown: the commit decision could not be recorded; it will be resolved"}
+	}
+	s.srv.hooks.afterDecide()
+	done := true
+	for _, b := range writers {
+		if err := b.run(context.Background(), "COMMIT PREPARED "+quoteLiteral(preparedGID(gid, b.shard))); err != nil {
+			s.log.Warn("two-phase commit: COMMIT PREPARED failed; a resolver will finish it", zap.String("gid", gid), zap.String("shard", b.shard), zap.Error(err))
+			done = false
+		}
+	}
+	if done {
+		if err := log.EndTwoPC(context.Background(), gid); err != nil {
+			s.log.Warn("two-phase commit: could not delete the finished record", zap.String("gid", gid), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+var errAborted = errors.New("aborted by a resolver")
+
+// decideCommit records the commit decision, retrying an unclear answer. It
+// returns errAborted when a resolver decided abort first.
+func (s *session) decideCommit(gid string) error {
+	var err error
+	for attempt := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = s.srv.twopc.DecideTwoPC(ctx, gid, topology.TwoPCCommit)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, topology.ErrConflict), errors.Is(err, topology.ErrNotFound) && attempt == 0:
+			return errAborted
+		}
+	}
+	return err
+}
+
+// preparedGID names a prepared transaction on one shard. Several shards may
+// live on one Postgres server, so each gets its own name.
+func preparedGID(gid, shard string) string { return gid + "_" + shard }
+
+func (s *session) rollbackAll(lists ...[]*backend) {
+	for _, l := range lists {
+		for _, b := range l {
+			_ = b.run(context.Background(), "ROLLBACK")
+		}
+	}
+}
+
+// rollback ends the transaction on every backend without keeping anything.
+func (s *session) rollback(ctx context.Context, t *txn) error {
+	defer s.releaseTxn(t)
+	var first error
+	for _, shard := range t.order {
+		if err := t.backends[shard].run(ctx, "ROLLBACK"); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// releaseTxn gives the transaction's backends back, unless the session
+// holds them (session pooling).
+func (s *session) releaseTxn(t *txn) {
+	for _, shard := range t.order {
+		b := t.backends[shard]
+		if t.settingsChanged {
+			b.state.forget()
+		}
+		if s.pinned[shard] == nil {
+			b.release()
+		}
+	}
+	t.backends = map[string]*backend{}
+	t.order = nil
+}
+
+// join brings shard into the transaction: borrow (or reuse) its backend,
+// open the backend transaction and replay savepoints and local settings.
+func (s *session) join(ctx context.Context, t *txn, shard string) (*backend, error) {
+	if b := t.backends[shard]; b != nil {
+		return b, nil
+	}
+	b, err := s.backendFor(ctx, shard, t.settings)
+	if err != nil {
+		return nil, err
+	}
+	stmts := []string{t.begin}
+	for _, sp := range t.savepoints {
+		stmts = append(stmts, "SAVEPOINT "+quoteIdent(sp.name))
+	}
+	stmts = append(stmts, t.local...)
+	if err := b.run(ctx, strings.Join(stmts, "; ")); err != nil {
+		s.giveBack(b)
+		return nil, err
+	}
+	t.backends[shard] = b
+	t.order = append(t.order, shard)
+	return b, nil
+}
+
+// noteWrite records that shard is written in t, refusing a second written
+// shard when the keyspace asks so.
+func (s *session) noteWrite(t *txn, shard string, policy vschema.MultiShardWrites) error {
+	if t.wrote[shard] {
+		return nil
+	}
+	if policy == vschema.RefuseMultiShardWrites && len(t.wrote) > 0 {
+		return &planner.Error{Code: codeFeatureNotSupp,
+			Message: fmt.Sprintf("keyspace %s refuses transactions that write on more than one shard (multi_shard_writes: refuse)", s.keyspace)}
+	}
+	t.wrote[shard] = true
+	return nil
+}
+
+var errNoSavepoint = errors.New("no such savepoint")
+
+// findSavepoint returns the index of the newest savepoint named name.
+func (t *txn) findSavepoint(name string) (int, error) {
+	for i := len(t.savepoints) - 1; i >= 0; i-- {
+		if t.savepoints[i].name == name {
+			return i, nil
+		}
+	}
+	return -1, errNoSavepoint
+}
