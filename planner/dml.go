@@ -220,7 +220,7 @@ func (p *planning) planInsert(ins *pg_query.InsertStmt) (Primitive, error) {
 		if col >= len(vals) {
 			return nil, keyError("INSERT into %s has fewer values than columns", t.Name)
 		}
-		id, ok := keyspaceID(t, vals[col])
+		id, ok := keyspaceID(t, vals[col], p.params)
 		if !ok {
 			return nil, keyError("the sharding column %s.%s must be given as a literal %s value, not %s", t.Name, t.Column, t.Type, describeValue(vals[col]))
 		}
@@ -240,13 +240,35 @@ func (p *planning) planInsert(ins *pg_query.InsertStmt) (Primitive, error) {
 	for _, s := range order {
 		part := proto.Clone(ins).(*pg_query.InsertStmt)
 		part.SelectStmt.GetSelectStmt().ValuesLists = rowsOf[s]
+		params := renumberParams(part)
 		sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_InsertStmt{InsertStmt: part}}}}})
 		if err != nil {
 			return nil, fmt.Errorf("split INSERT for shard %s: %w", s, err)
 		}
-		c.Parts = append(c.Parts, &Route{Shard: s, SQL: sql})
+		c.Parts = append(c.Parts, &Route{Shard: s, SQL: sql, Params: params})
 	}
 	return c, nil
+}
+
+// renumberParams numbers the parameters that stmt still uses $1, $2, ... in
+// order of first use and returns, for each new number, the client's
+// parameter index (0-based); nil when stmt has no parameters.
+func renumberParams(stmt proto.Message) []int {
+	var order []int
+	index := map[int32]int32{}
+	walk(stmt, func(m proto.Message) bool {
+		if pr, ok := m.(*pg_query.ParamRef); ok {
+			n, seen := index[pr.Number]
+			if !seen {
+				order = append(order, int(pr.Number)-1)
+				n = int32(len(order))
+				index[pr.Number] = n
+			}
+			pr.Number = n
+		}
+		return true
+	})
+	return order
 }
 
 func keyError(format string, args ...any) *Error {

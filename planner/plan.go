@@ -27,14 +27,25 @@ type Batch struct {
 	Rows   [][][]byte
 }
 
+// Query is one statement for one shard.
+type Query struct {
+	SQL string
+	// Params maps the statement's parameters to the client's: $i of SQL is
+	// the client's parameter Params[i-1] (0-based). Nil means the client's
+	// parameters as they are.
+	Params []int
+}
+
 // Executor runs SQL on a physical shard. It is everything a primitive may ask
 // of the gateway, so primitives can be tested without a network.
 type Executor interface {
-	// Query runs one statement on shard and emits its result: a Batch with
-	// Fields first when the statement returns rows, then rows. It returns the
-	// statement's command tag. Cancelling ctx cancels the statement on the
-	// shard. An error from emit stops the query and is returned.
-	Query(ctx context.Context, shard string, sql string, emit func(*Batch) error) (Tag, error)
+	// Query runs one statement on shard, with the client's bound parameters
+	// if it has any, and emits its result: a Batch with Fields first when the
+	// statement returns rows and the executor describes them, then rows. It
+	// returns the statement's command tag. Cancelling ctx cancels the
+	// statement on the shard. An error from emit stops the query and is
+	// returned.
+	Query(ctx context.Context, shard string, q Query, emit func(*Batch) error) (Tag, error)
 }
 
 // Primitive is one node of an execution plan. Plans are immutable and safe to
@@ -89,6 +100,8 @@ func (t Tag) plus(o Tag) (Tag, error) {
 type Route struct {
 	Shard string
 	SQL   string
+	// Params maps SQL's parameters to the client's (see Query.Params).
+	Params []int
 	// AnyShard is set when every shard gives the same answer (reference
 	// tables, catalogs, no table at all), so Shard is only a choice.
 	AnyShard bool
@@ -98,7 +111,7 @@ var _ Primitive = (*Route)(nil)
 
 // Stream implements Primitive.
 func (r *Route) Stream(ctx context.Context, x Executor, emit func(*Batch) error) (Tag, error) {
-	return x.Query(ctx, r.Shard, r.SQL, emit)
+	return x.Query(ctx, r.Shard, Query{SQL: r.SQL, Params: r.Params}, emit)
 }
 
 // Inputs implements Primitive.
@@ -171,7 +184,7 @@ func (b *Broadcast) Stream(ctx context.Context, x Executor, emit func(*Batch) er
 		if i > 0 {
 			out = func(*Batch) error { return nil }
 		}
-		t, err := x.Query(ctx, s, b.SQL, out)
+		t, err := x.Query(ctx, s, Query{SQL: b.SQL}, out)
 		if err != nil {
 			return "", fmt.Errorf("on shard %s: %w", s, err)
 		}

@@ -78,10 +78,31 @@ type Setting struct {
 	Local bool
 }
 
+// Params gives the planner the values of bound parameters, to route by a
+// parameter that fixes a sharding column.
+type Params interface {
+	// Text returns parameter i (0-based) as Postgres's text form; ok is
+	// false when it is NULL or cannot be read.
+	Text(i int) (text string, ok bool)
+}
+
 // Plan parses sql, which may hold several statements separated by
 // semicolons, and plans each one against topo. An empty or comment-only
 // string gives no statements. A parse error is an *Error with code 42601.
 func Plan(topo Topology, sql string) ([]*Statement, error) {
+	return PlanBound(topo, sql, nil)
+}
+
+// Parse parses sql and classifies its statements (transaction control,
+// settings, read-only) without routing them: for a prepared statement, whose
+// routing waits for its parameters.
+func Parse(sql string) ([]*Statement, error) {
+	return PlanBound(nil, sql, nil)
+}
+
+// PlanBound is Plan for a statement with bound parameters ($1, ...):
+// routing uses their values. A nil topo only parses and classifies.
+func PlanBound(topo Topology, sql string, params Params) ([]*Statement, error) {
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		var perr *pgparser.Error
@@ -98,8 +119,8 @@ func Plan(topo Topology, sql string) ([]*Statement, error) {
 			return nil, err
 		}
 		st.Setting = setting(raw.Stmt)
-		if st.Control == nil && st.Setting == nil {
-			p := &planning{topo: topo, vs: topo.VSchema(), sql: text, version: tree.Version}
+		if st.Control == nil && st.Setting == nil && topo != nil {
+			p := &planning{topo: topo, vs: topo.VSchema(), sql: text, version: tree.Version, params: params}
 			if st.Root, err = p.plan(raw.Stmt); err != nil {
 				return nil, err
 			}
@@ -125,6 +146,7 @@ type planning struct {
 	vs      *vschema.Keyspace
 	sql     string
 	version int32 // of the parse tree, needed to deparse
+	params  Params
 }
 
 func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {

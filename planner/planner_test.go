@@ -2,6 +2,7 @@ package planner
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -294,5 +295,58 @@ func TestPlanControlAndSettings(t *testing.T) {
 		if (c.setting == nil) != (st.Setting == nil) || c.setting != nil && *c.setting != *st.Setting {
 			t.Errorf("%s: setting %+v, want %+v", c.sql, st.Setting, c.setting)
 		}
+	}
+}
+
+// textParams are bound parameters in text form; "" is NULL.
+type textParams []string
+
+func (p textParams) Text(i int) (string, bool) {
+	if i >= len(p) || p[i] == "" {
+		return "", false
+	}
+	return p[i], true
+}
+
+func TestPlanBoundParameters(t *testing.T) {
+	f := newFake(t)
+	a, b := int64(1), int64(2)
+	for f.shardOf(b) == f.shardOf(a) {
+		b++
+	}
+	route := func(sql string, params textParams) Primitive {
+		t.Helper()
+		stmts, err := PlanBound(f, sql, params)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return stmts[0].Root
+	}
+	if r, ok := route("select * from users where id = $1", textParams{itoa(b)}).(*Route); !ok || r.Shard != f.shardOf(b) {
+		t.Fatalf("by parameter: %v", r)
+	}
+	if r, ok := route("select * from users where id = $1::bigint and name = $2", textParams{itoa(a), "x"}).(*Route); !ok || r.Shard != f.shardOf(a) {
+		t.Fatalf("by cast parameter: %v", r)
+	}
+	if _, ok := route("select * from users where id = $1", textParams{""}).(*Concat); !ok {
+		t.Fatal("a NULL parameter must not route")
+	}
+	// A multi-row INSERT split by shard renumbers each part's parameters.
+	c, ok := route("insert into users (id, name) values ($1, $2), ($3, $4) returning id, $5::text", textParams{itoa(a), "x", itoa(b), "y", "z"}).(*Concat)
+	if !ok || len(c.Parts) != 2 {
+		t.Fatalf("split: %v", c)
+	}
+	for _, part := range c.Parts {
+		r := part.(*Route)
+		want := []int{0, 1, 4}
+		if r.Shard == f.shardOf(b) {
+			want = []int{2, 3, 4}
+		}
+		if !slices.Equal(r.Params, want) || !strings.Contains(r.SQL, "($1, $2)") || !strings.Contains(r.SQL, "$3::text") {
+			t.Errorf("part on %s: %q params %v, want %v", r.Shard, r.SQL, r.Params, want)
+		}
+	}
+	if _, err := Plan(f, "insert into users (id) values ($1)"); err == nil {
+		t.Fatal("an INSERT keyed by an unbound parameter planned")
 	}
 }

@@ -24,6 +24,7 @@ type tableRef struct {
 // must be co-located and joined on their sharding columns, so that each
 // block's rows can be computed inside one shard.
 type block struct {
+	params    Params
 	stmt      proto.Message
 	refs      []*tableRef // sharded and reference tables
 	catalog   bool        // reads pg_catalog or information_schema
@@ -132,7 +133,7 @@ func (p *planning) shards(a *analysis) []string {
 // are co-located and joined on their sharding columns, and finds the
 // sharding-column values its WHERE fixes.
 func (p *planning) newBlock(stmt proto.Message, target *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node) (*block, error) {
-	b := &block{stmt: stmt}
+	b := &block{stmt: stmt, params: p.params}
 	var joinQuals []*pg_query.Node
 	if target != nil {
 		if err := p.addTable(b, target); err != nil {
@@ -397,7 +398,7 @@ func (b *block) constraint(e *pg_query.Node) ([]int64, bool) {
 		if r == nil {
 			return nil, false
 		}
-		id, ok := keyspaceID(r.table, lit)
+		id, ok := keyspaceID(r.table, lit, b.params)
 		return []int64{id}, ok
 	case pg_query.A_Expr_Kind_AEXPR_IN:
 		r := b.shardingColumn(ae.Lexpr)
@@ -407,7 +408,7 @@ func (b *block) constraint(e *pg_query.Node) ([]int64, bool) {
 		}
 		ids := make([]int64, 0, len(list.Items))
 		for _, item := range list.Items {
-			id, ok := keyspaceID(r.table, item)
+			id, ok := keyspaceID(r.table, item, b.params)
 			if !ok {
 				return nil, false
 			}
@@ -423,8 +424,8 @@ func (b *block) constraint(e *pg_query.Node) ([]int64, bool) {
 // the literal into exactly that column value: an integer for an integer
 // column, a string literal of the right form, or such a literal cast to a
 // type of the column's family.
-func keyspaceID(t *vschema.Table, n *pg_query.Node) (int64, bool) {
-	text, ok := literalText(t.Type, n)
+func keyspaceID(t *vschema.Table, n *pg_query.Node, params Params) (int64, bool) {
+	text, ok := literalText(t.Type, n, params)
 	if !ok {
 		return 0, false
 	}
@@ -437,13 +438,24 @@ var castFamily = map[string]vschema.ColumnType{
 	"uuid": vschema.UUID,
 }
 
-func literalText(typ vschema.ColumnType, n *pg_query.Node) (string, bool) {
+func literalText(typ vschema.ColumnType, n *pg_query.Node, params Params) (string, bool) {
+	if pr := n.GetParamRef(); pr != nil {
+		// A bound parameter of the column's type (Postgres infers it from
+		// the comparison) routes like a literal of that text.
+		if params == nil || pr.Number < 1 {
+			return "", false
+		}
+		return params.Text(int(pr.Number) - 1)
+	}
 	if tc := n.GetTypeCast(); tc != nil {
 		names := tc.TypeName.GetNames()
 		if len(names) == 0 || len(tc.TypeName.ArrayBounds) > 0 || castFamily[names[len(names)-1].GetString_().GetSval()] != typ {
 			return "", false
 		}
 		n = tc.Arg
+		if pr := n.GetParamRef(); pr != nil && params != nil && pr.Number >= 1 {
+			return params.Text(int(pr.Number) - 1)
+		}
 	}
 	c := n.GetAConst()
 	if c == nil || c.Isnull {

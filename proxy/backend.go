@@ -2,11 +2,17 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
 	"maps"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shardgate/shardgate/planner"
@@ -21,6 +27,8 @@ type connState struct {
 	// unknown is set when the settings are not known (a transaction that
 	// changed some ended): the next sync starts with RESET ALL.
 	unknown bool
+	// prepared are the statements prepared on the connection, by name.
+	prepared map[string]bool
 }
 
 // forget marks the connection's settings as unknown.
@@ -161,4 +169,232 @@ func convertFields(fds []pgconn.FieldDescription) []planner.Field {
 		}
 	}
 	return out
+}
+
+// binding is what a client's Bind gave a portal: parameter values with
+// their formats and types, and the formats wanted for result columns.
+type binding struct {
+	values        [][]byte
+	formats       []int16 // none: all text; one: for all; else one each
+	oids          []uint32
+	resultFormats []int16
+}
+
+// format returns the format of parameter i.
+func (b *binding) format(i int) int16 {
+	switch len(b.formats) {
+	case 0:
+		return 0
+	case 1:
+		return b.formats[0]
+	}
+	return b.formats[i]
+}
+
+// Text implements planner.Params: parameter i in Postgres's text form,
+// decoding the binary forms of the types a sharding column can have.
+func (b *binding) Text(i int) (string, bool) {
+	if i < 0 || i >= len(b.values) || b.values[i] == nil {
+		return "", false
+	}
+	v := b.values[i]
+	if b.format(i) == 0 {
+		return string(v), true
+	}
+	var oid uint32
+	if i < len(b.oids) {
+		oid = b.oids[i]
+	}
+	switch oid {
+	case 20: // int8
+		if len(v) == 8 {
+			return strconv.FormatInt(int64(binary.BigEndian.Uint64(v)), 10), true
+		}
+	case 23: // int4
+		if len(v) == 4 {
+			return strconv.FormatInt(int64(int32(binary.BigEndian.Uint32(v))), 10), true
+		}
+	case 21: // int2
+		if len(v) == 2 {
+			return strconv.FormatInt(int64(int16(binary.BigEndian.Uint16(v))), 10), true
+		}
+	case 25, 1043: // text, varchar
+		return string(v), true
+	case 2950: // uuid
+		if len(v) == 16 {
+			return fmt.Sprintf("%x-%x-%x-%x-%x", v[0:4], v[4:6], v[6:8], v[8:10], v[10:16]), true
+		}
+	}
+	return "", false
+}
+
+// subset returns the binding for a statement whose parameters are the
+// client's params[...] (see planner.Query.Params).
+func (b *binding) subset(params []int) *binding {
+	if params == nil {
+		return b
+	}
+	out := &binding{resultFormats: b.resultFormats}
+	for _, i := range params {
+		out.values = append(out.values, b.values[i])
+		out.formats = append(out.formats, b.format(i))
+		if i < len(b.oids) {
+			out.oids = append(out.oids, b.oids[i])
+		} else {
+			out.oids = append(out.oids, 0)
+		}
+	}
+	return out
+}
+
+// statementName names sql (with its parameter types) on backend
+// connections, the same for every session, so a connection prepares each
+// statement once whoever uses it.
+func statementName(sql string, oids []uint32) string {
+	h := fnv.New64a()
+	h.Write([]byte(sql))
+	for _, o := range oids {
+		binary.Write(h, binary.BigEndian, o)
+	}
+	return fmt.Sprintf("sg_%016x", h.Sum64())
+}
+
+// describe prepares sql on b and returns its parameter types and result
+// columns (nil when it returns no rows).
+func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]uint32, []pgproto3.FieldDescription, error) {
+	name := statementName(sql, oids)
+	fe := b.pg.Frontend()
+	if !b.state.prepared[name] {
+		fe.Send(&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: oids})
+	}
+	fe.Send(&pgproto3.Describe{ObjectType: 'S', Name: name})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		return nil, nil, err
+	}
+	var (
+		params []uint32
+		fields []pgproto3.FieldDescription
+		failed error
+	)
+	for {
+		msg, err := b.receive(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ParseComplete:
+			b.prepared(name)
+		case *pgproto3.ParameterDescription:
+			params = append([]uint32(nil), m.ParameterOIDs...)
+		case *pgproto3.RowDescription:
+			fields = make([]pgproto3.FieldDescription, len(m.Fields))
+			for i, f := range m.Fields {
+				f.Name = append([]byte(nil), f.Name...)
+				fields[i] = f
+			}
+		case *pgproto3.ErrorResponse:
+			failed = pgconn.ErrorResponseToPgError(m)
+		case *pgproto3.ReadyForQuery:
+			return params, fields, failed
+		}
+	}
+}
+
+// receive reads the next message from the backend. Once ctx is cancelled
+// (the cancel request is on its way to the shard) it keeps reading, for a
+// bounded time, so the answer is drained up to ReadyForQuery and the
+// connection stays usable; if that fails the connection is closed.
+func (b *backend) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
+	if ctx.Err() == nil {
+		msg, err := b.pg.ReceiveMessage(ctx)
+		if err == nil || ctx.Err() == nil {
+			return msg, err
+		}
+		if b.pg.IsClosed() {
+			return nil, err
+		}
+	}
+	drain, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg, err := b.pg.ReceiveMessage(drain)
+	if err != nil {
+		b.pg.Close(context.Background())
+	}
+	return msg, err
+}
+
+func (b *backend) prepared(name string) {
+	if b.state.prepared == nil {
+		b.state.prepared = map[string]bool{}
+	}
+	b.state.prepared[name] = true
+}
+
+// execBound runs sql with a binding through the extended protocol: Parse
+// (only if the connection lacks the statement), Bind into portal, Execute
+// up to maxRows (0: all), Sync. It emits the rows and returns the command
+// tag, or suspended when maxRows cut the result short (the portal then
+// lives on inside a transaction).
+func (b *backend) execBound(ctx context.Context, sql string, bind *binding, portal string, maxRows uint32, emit func(*planner.Batch) error) (tag planner.Tag, suspended bool, err error) {
+	name := statementName(sql, bind.oids)
+	fe := b.pg.Frontend()
+	if !b.state.prepared[name] {
+		fe.Send(&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: bind.oids})
+	}
+	fe.Send(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: name, ParameterFormatCodes: bind.formats, Parameters: bind.values, ResultFormatCodes: bind.resultFormats})
+	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		return "", false, err
+	}
+	return b.readExecute(ctx, name, emit)
+}
+
+// continuePortal fetches up to maxRows more rows of a suspended portal.
+func (b *backend) continuePortal(ctx context.Context, portal string, maxRows uint32, emit func(*planner.Batch) error) (planner.Tag, bool, error) {
+	fe := b.pg.Frontend()
+	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		return "", false, err
+	}
+	return b.readExecute(ctx, "", emit)
+}
+
+// readExecute reads an Execute's answer up to ReadyForQuery.
+func (b *backend) readExecute(ctx context.Context, parsed string, emit func(*planner.Batch) error) (tag planner.Tag, suspended bool, err error) {
+	var row [1][][]byte
+	batch := planner.Batch{}
+	for {
+		msg, rerr := b.receive(ctx)
+		if rerr != nil {
+			return "", false, rerr
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ParseComplete:
+			if parsed != "" {
+				b.prepared(parsed)
+			}
+		case *pgproto3.DataRow:
+			if err == nil {
+				row[0] = m.Values
+				batch.Rows = row[:]
+				if eerr := emit(&batch); eerr != nil {
+					b.pg.Close(context.Background())
+					return "", false, eerr
+				}
+			}
+		case *pgproto3.CommandComplete:
+			tag = planner.Tag(m.CommandTag)
+		case *pgproto3.EmptyQueryResponse:
+			tag = ""
+		case *pgproto3.PortalSuspended:
+			suspended = true
+		case *pgproto3.ErrorResponse:
+			err = pgconn.ErrorResponseToPgError(m)
+		case *pgproto3.ReadyForQuery:
+			return tag, suspended, err
+		}
+	}
 }

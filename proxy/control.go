@@ -40,6 +40,7 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 			return complete("COMMIT")
 		}
 		s.txn = nil
+		clear(s.portals) // portals end with their transaction
 		if t.failed {
 			_ = s.rollback(ctx, t)
 			return complete("ROLLBACK")
@@ -55,6 +56,7 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 			return complete("ROLLBACK")
 		}
 		s.txn = nil
+		clear(s.portals)
 		if err := s.rollback(ctx, t); err != nil {
 			return err
 		}

@@ -48,6 +48,15 @@ type session struct {
 	// pinned are the backends a session-pooled session holds.
 	pinned map[string]*backend
 
+	// The extended query protocol: the client's prepared statements and
+	// portals, and the messages received since the last Sync or Flush.
+	statements map[string]*prepared
+	portals    map[string]*portal
+	batch      []pgproto3.FrontendMessage
+	// described is set while an Execute runs: the client learnt the result
+	// columns from Describe, so no RowDescription goes out.
+	described bool
+
 	stmtMu     sync.Mutex
 	stmtCancel context.CancelFunc // cancels the running statement, if any
 }
@@ -95,6 +104,7 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 		return s.fatal(codeFeatureNotSupp, err.Error())
 	}
 	s.startup, s.settings, s.reported, s.pinned = startup, map[string]string{}, map[string]string{}, map[string]*backend{}
+	s.statements, s.portals = map[string]*prepared{}, map[string]*portal{}
 	ks := s.srv.topo().Keyspace(s.keyspace)
 	if ks == nil {
 		return s.fatal(codeInvalidCatalogName, fmt.Sprintf("database %q does not exist", s.keyspace))
@@ -267,7 +277,6 @@ func (s *session) fatalErr(err error) bool {
 // serve reads and answers client messages until the client leaves or the
 // server shuts down.
 func (s *session) serve(ctx context.Context) {
-	discardUntilSync := false
 	for {
 		s.srv.markIdle(s, true)
 		msg, err := s.be.Receive()
@@ -284,17 +293,12 @@ func (s *session) serve(ctx context.Context) {
 		case *pgproto3.Terminate:
 			return
 		case *pgproto3.Sync:
-			discardUntilSync = false
+			s.runBatch(ctx, true)
 			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: s.txn.status()})
-		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close, *pgproto3.Flush:
-			// Answer the first message of an extended-protocol batch with
-			// an error and skip the rest until Sync, as Postgres does
-			// after an error.
-			if !discardUntilSync {
-				discardUntilSync = true
-				s.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: codeFeatureNotSupp,
-					Message: "the extended query protocol is not supported by shardgate yet; use the simple query protocol"})
-			}
+		case *pgproto3.Flush:
+			s.runBatch(ctx, false)
+		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
+			s.queue(msg)
 		case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
 			// Stray COPY data after a refused COPY: Postgres ignores it too.
 		default:
@@ -516,7 +520,7 @@ func (s *session) runOnShard(ctx context.Context, shard, sql string) {
 // emit writes a result batch to the client, flushing when enough is
 // buffered.
 func (s *session) emit(b *planner.Batch) error {
-	if b.Fields != nil {
+	if b.Fields != nil && !s.described {
 		fields := make([]pgproto3.FieldDescription, len(b.Fields))
 		for i, f := range b.Fields {
 			fields[i] = pgproto3.FieldDescription{
@@ -553,17 +557,24 @@ func (s *session) notice(code, msg string) {
 
 // sessionExecutor runs a statement's primitives on the session's backends:
 // inside its transaction when there is one (joining shards as needed), else
-// on a backend borrowed for the one query.
+// on a backend borrowed for the one query. With a binding it uses the
+// extended protocol, passing parameters and result formats through.
 type sessionExecutor struct {
 	s      *session
 	st     *planner.Statement
 	policy vschema.MultiShardWrites
+
+	bind      *binding // nil for the simple protocol
+	portal    string
+	maxRows   uint32
+	suspended bool // set when maxRows cut the result short
+	last      *backend
 }
 
 var _ planner.Executor = (*sessionExecutor)(nil)
 
 // Query implements planner.Executor.
-func (x *sessionExecutor) Query(ctx context.Context, shard string, sql string, emit func(*planner.Batch) error) (planner.Tag, error) {
+func (x *sessionExecutor) Query(ctx context.Context, shard string, q planner.Query, emit func(*planner.Batch) error) (planner.Tag, error) {
 	s := x.s
 	var b *backend
 	if t := s.txn; t != nil {
@@ -583,11 +594,17 @@ func (x *sessionExecutor) Query(ctx context.Context, shard string, sql string, e
 		}
 		defer s.giveBack(b)
 	}
-	var tag planner.Tag
-	err := b.exec(ctx, sql, emit, func(t planner.Tag) error {
-		tag = t
-		return nil
-	})
+	x.last = b
+	if x.bind == nil {
+		var tag planner.Tag
+		err := b.exec(ctx, q.SQL, emit, func(t planner.Tag) error {
+			tag = t
+			return nil
+		})
+		return tag, err
+	}
+	tag, suspended, err := b.execBound(ctx, q.SQL, x.bind.subset(q.Params), x.portal, x.maxRows, emit)
+	x.suspended = x.suspended || suspended
 	return tag, err
 }
 

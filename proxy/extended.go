@@ -1,0 +1,354 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/topology"
+)
+
+// prepared is a client's prepared statement (Parse).
+type prepared struct {
+	sql  string
+	stmt *planner.Statement // parsed, not yet routed; nil for an empty query
+	// oids are the parameter types, as the client gave them and a backend
+	// completed them; fields the result columns (nil: no rows).
+	oids   []uint32
+	fields []pgproto3.FieldDescription
+}
+
+// portal is a client's portal (Bind): a statement with parameter values,
+// routed by them.
+type portal struct {
+	stmt *prepared
+	bind *binding
+	plan *planner.Statement // routed; nil for an empty query
+	// While a row-limited Execute left the portal suspended, backend holds
+	// it (inside the session's transaction).
+	backend *backend
+	done    bool
+}
+
+// queue keeps an extended-protocol message until the next Sync or Flush.
+// Messages from Receive are only valid until the next one, so it copies.
+func (s *session) queue(msg pgproto3.FrontendMessage) {
+	var c pgproto3.FrontendMessage
+	switch m := msg.(type) {
+	case *pgproto3.Parse:
+		c = &pgproto3.Parse{Name: m.Name, Query: m.Query, ParameterOIDs: slices.Clone(m.ParameterOIDs)}
+	case *pgproto3.Bind:
+		vals := make([][]byte, len(m.Parameters))
+		for i, v := range m.Parameters {
+			if v != nil {
+				vals[i] = slices.Clone(v)
+			}
+		}
+		c = &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: m.PreparedStatement,
+			ParameterFormatCodes: slices.Clone(m.ParameterFormatCodes), Parameters: vals, ResultFormatCodes: slices.Clone(m.ResultFormatCodes)}
+	case *pgproto3.Describe:
+		c = &pgproto3.Describe{ObjectType: m.ObjectType, Name: m.Name}
+	case *pgproto3.Execute:
+		c = &pgproto3.Execute{Portal: m.Portal, MaxRows: m.MaxRows}
+	case *pgproto3.Close:
+		c = &pgproto3.Close{ObjectType: m.ObjectType, Name: m.Name}
+	}
+	s.batch = append(s.batch, c)
+}
+
+// runBatch answers the queued extended-protocol messages in order. At a
+// Sync (final) it also ends the implicit transaction that Postgres gives
+// the messages between two Syncs; at a Flush the transaction stays open.
+//
+// A batch whose statements all run on one shard, outside a transaction, is
+// sent to that shard as it came, so the shard's own implicit transaction
+// makes it all or nothing in one round trip. Any other batch runs in a
+// transaction of the gateway, committed (with two-phase commit if it wrote
+// on several shards) at the Sync.
+func (s *session) runBatch(ctx context.Context, final bool) {
+	batch := s.batch
+	s.batch = nil
+	ks := s.srv.topo().Keyspace(s.keyspace)
+	if ks == nil || ks.VSchema() == nil {
+		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, "", 0)
+		return
+	}
+	ctx, done := s.statementContext(ctx)
+	defer done()
+	for _, msg := range batch {
+		if _, ok := msg.(*pgproto3.Execute); ok && s.txn == nil && !s.singleExecute(batch) {
+			// More than one statement before the Sync: they share one
+			// transaction, as on Postgres.
+			s.txn = newTxn(false, "BEGIN", s.settings)
+		}
+		if err := s.handle(ctx, ks, msg); err != nil {
+			// Postgres skips the rest of the batch after an error.
+			s.fail(ctx, err, "", 0)
+			return
+		}
+	}
+	if final && s.txn != nil && !s.txn.explicit {
+		t := s.txn
+		s.txn = nil
+		if err := s.commit(ctx, t); err != nil {
+			s.sendError(err, "", 0)
+			return
+		}
+		s.settings = t.settings
+	}
+	if final && s.txn == nil {
+		// Without a transaction, portals end at Sync, as in Postgres.
+		clear(s.portals)
+	}
+}
+
+// singleExecute reports whether batch has at most one Execute.
+func (s *session) singleExecute(batch []pgproto3.FrontendMessage) bool {
+	n := 0
+	for _, m := range batch {
+		if _, ok := m.(*pgproto3.Execute); ok {
+			n++
+		}
+	}
+	return n <= 1
+}
+
+// handle answers one extended-protocol message.
+func (s *session) handle(ctx context.Context, ks *topology.Keyspace, msg pgproto3.FrontendMessage) error {
+	switch m := msg.(type) {
+	case *pgproto3.Parse:
+		return s.parse(ctx, ks, m)
+	case *pgproto3.Bind:
+		return s.bind(ks, m)
+	case *pgproto3.Describe:
+		return s.describe(m)
+	case *pgproto3.Execute:
+		return s.executePortal(ctx, ks, m)
+	case *pgproto3.Close:
+		if m.ObjectType == 'S' {
+			delete(s.statements, m.Name)
+		} else {
+			delete(s.portals, m.Name)
+		}
+		s.be.Send(&pgproto3.CloseComplete{})
+	}
+	return nil
+}
+
+func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.Parse) error {
+	if _, exists := s.statements[m.Name]; exists && m.Name != "" {
+		return &planner.Error{Code: "42P05", Message: fmt.Sprintf("prepared statement %q already exists", m.Name)}
+	}
+	stmts, err := planner.Parse(m.Query)
+	if err != nil {
+		return err
+	}
+	if len(stmts) > 1 {
+		return &planner.Error{Code: "42601", Message: "cannot insert multiple commands into a prepared statement"}
+	}
+	p := &prepared{sql: m.Query, oids: m.ParameterOIDs}
+	if len(stmts) == 1 {
+		p.stmt = stmts[0]
+		if p.stmt.Control == nil {
+			// A shard describes it: parameter types and result columns
+			// are the same on every shard.
+			if p.oids, p.fields, err = s.describeOn(ctx, ks, m.Query, m.ParameterOIDs); err != nil {
+				return err
+			}
+		}
+		if p.stmt.Setting != nil && len(p.oids) > 0 {
+			return &planner.Error{Code: codeFeatureNotSupp, Message: "parameters in SET and set_config statements are not supported by shardgate; write the values into the statement"}
+		}
+	}
+	s.statements[m.Name] = p
+	s.be.Send(&pgproto3.ParseComplete{})
+	return nil
+}
+
+// describeOn asks a backend of the keyspace's first shard (the
+// transaction's, if one is open, so it sees the transaction's own DDL).
+func (s *session) describeOn(ctx context.Context, ks *topology.Keyspace, sql string, oids []uint32) ([]uint32, []pgproto3.FieldDescription, error) {
+	shard := ks.Shards()[0]
+	if t := s.txn; t != nil {
+		b, err := s.join(ctx, t, shard)
+		if err != nil {
+			return nil, nil, err
+		}
+		return b.describe(ctx, sql, oids)
+	}
+	b, err := s.backendFor(ctx, shard, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.giveBack(b)
+	return b.describe(ctx, sql, oids)
+}
+
+func (s *session) bind(ks *topology.Keyspace, m *pgproto3.Bind) error {
+	p, ok := s.statements[m.PreparedStatement]
+	if !ok {
+		return &planner.Error{Code: "26000", Message: fmt.Sprintf("prepared statement %q does not exist", m.PreparedStatement)}
+	}
+	if _, exists := s.portals[m.DestinationPortal]; exists && m.DestinationPortal != "" {
+		return &planner.Error{Code: "42P03", Message: fmt.Sprintf("cursor %q already exists", m.DestinationPortal)}
+	}
+	if n := len(m.ParameterFormatCodes); n > 1 && n != len(m.Parameters) {
+		return &planner.Error{Code: codeProtocolViolation, Message: fmt.Sprintf("bind message has %d parameter formats but %d parameters", n, len(m.Parameters))}
+	}
+	if len(m.Parameters) != len(p.oids) && p.stmt != nil && p.stmt.Control == nil && p.stmt.Setting == nil {
+		return &planner.Error{Code: codeProtocolViolation, Message: fmt.Sprintf("bind message supplies %d parameters, but prepared statement %q requires %d", len(m.Parameters), m.PreparedStatement, len(p.oids))}
+	}
+	pt := &portal{stmt: p, bind: &binding{values: m.Parameters, formats: m.ParameterFormatCodes, oids: p.oids, resultFormats: m.ResultFormatCodes}}
+	if p.stmt != nil {
+		pt.plan = p.stmt
+		if p.stmt.Control == nil && p.stmt.Setting == nil {
+			stmts, err := planner.PlanBound(ks, p.sql, pt.bind)
+			if err != nil {
+				return err
+			}
+			pt.plan = stmts[0]
+		}
+	}
+	s.portals[m.DestinationPortal] = pt
+	s.be.Send(&pgproto3.BindComplete{})
+	return nil
+}
+
+func (s *session) describe(m *pgproto3.Describe) error {
+	if m.ObjectType == 'S' {
+		p, ok := s.statements[m.Name]
+		if !ok {
+			return &planner.Error{Code: "26000", Message: fmt.Sprintf("prepared statement %q does not exist", m.Name)}
+		}
+		s.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: p.oids})
+		s.sendFields(p.fields, nil)
+		return nil
+	}
+	pt, ok := s.portals[m.Name]
+	if !ok {
+		return &planner.Error{Code: "34000", Message: fmt.Sprintf("portal %q does not exist", m.Name)}
+	}
+	s.sendFields(pt.stmt.fields, pt.bind.resultFormats)
+	return nil
+}
+
+// sendFields sends a RowDescription with the result formats applied, or
+// NoData.
+func (s *session) sendFields(fields []pgproto3.FieldDescription, formats []int16) {
+	if fields == nil {
+		s.be.Send(&pgproto3.NoData{})
+		return
+	}
+	out := make([]pgproto3.FieldDescription, len(fields))
+	for i, f := range fields {
+		switch {
+		case len(formats) == 1:
+			f.Format = formats[0]
+		case i < len(formats):
+			f.Format = formats[i]
+		default:
+			f.Format = 0
+		}
+		out[i] = f
+	}
+	s.be.Send(&pgproto3.RowDescription{Fields: out})
+}
+
+func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *pgproto3.Execute) error {
+	pt, ok := s.portals[m.Portal]
+	if !ok {
+		return &planner.Error{Code: "34000", Message: fmt.Sprintf("portal %q does not exist", m.Portal)}
+	}
+	st := pt.plan
+	switch {
+	case st == nil:
+		s.be.Send(&pgproto3.EmptyQueryResponse{})
+		return nil
+	case pt.done:
+		// Executing a finished portal again returns nothing more.
+		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(portalDoneTag(st))})
+		return nil
+	}
+	if t := s.txn; t != nil && t.failed && (st.Control == nil || st.Control.Kind == planner.Begin || st.Control.Kind == planner.Savepoint || st.Control.Kind == planner.Release) {
+		return &planner.Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"}
+	}
+	switch {
+	case st.Control != nil:
+		pt.done = true
+		return s.control(ctx, st)
+	case st.Setting != nil:
+		pt.done = true
+		s.described = true
+		defer func() { s.described = false }()
+		return s.set(ctx, ks, st)
+	}
+	if st.NoTransaction && s.txn != nil {
+		return &planner.Error{Code: "25001", Message: fmt.Sprintf("%s cannot run inside a transaction block", firstWords(st.SQL))}
+	}
+	emit := s.emit
+	s.described = true
+	defer func() { s.described = false }()
+	if pt.backend != nil {
+		// A suspended portal: fetch the next rows where it lives.
+		tag, suspended, err := pt.backend.continuePortal(ctx, m.Portal, m.MaxRows, emit)
+		return s.portalResult(pt, tag, suspended, err)
+	}
+	shards := planner.Shards(st.Root)
+	if m.MaxRows > 0 && len(shards) > 1 {
+		return &planner.Error{Code: codeFeatureNotSupp, Message: "fetching a result that spans shards a few rows at a time is not supported yet; execute it without a row limit"}
+	}
+	x := &sessionExecutor{s: s, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, portal: m.Portal, maxRows: m.MaxRows}
+	run := func() (planner.Tag, error) { return st.Root.Stream(ctx, x, emit) }
+	if s.txn == nil && !st.ReadOnly && !st.NoTransaction && len(shards) > 1 {
+		// One statement that writes on several shards is all or nothing.
+		t := newTxn(false, "BEGIN", s.settings)
+		s.txn = t
+		tag, err := run()
+		s.txn = nil
+		if err != nil {
+			_ = s.rollback(context.Background(), t)
+			return err
+		}
+		if err := s.commit(ctx, t); err != nil {
+			return err
+		}
+		return s.portalResult(pt, tag, false, nil)
+	}
+	if m.MaxRows > 0 && s.txn == nil {
+		// Without a transaction a shard ends the portal at once; the
+		// client sees it suspended and, executing again, ended.
+		tag, err := run()
+		return s.portalResult(pt, tag, x.suspended, err)
+	}
+	tag, err := run()
+	if err == nil && x.suspended {
+		pt.backend = x.last
+	}
+	return s.portalResult(pt, tag, x.suspended, err)
+}
+
+// portalResult ends an Execute: PortalSuspended or CommandComplete.
+func (s *session) portalResult(pt *portal, tag planner.Tag, suspended bool, err error) error {
+	if err != nil {
+		return err
+	}
+	if suspended {
+		s.be.Send(&pgproto3.PortalSuspended{})
+		return nil
+	}
+	pt.done = true
+	pt.backend = nil
+	s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+	return nil
+}
+
+// portalDoneTag is the tag Postgres gives an Execute of a finished portal.
+func portalDoneTag(st *planner.Statement) string {
+	if st.ReadOnly {
+		return "SELECT 0"
+	}
+	return firstWords(st.SQL)
+}
