@@ -45,6 +45,8 @@ type Statement struct {
 	// settings (SET, RESET, set_config): the session runs them on the
 	// backends it uses and replays them on the ones it uses later.
 	Setting *Setting
+	// Copy is set, and Root nil, for COPY FROM STDIN and TO STDOUT.
+	Copy *Copy
 }
 
 // ControlKind is a kind of transaction-control statement.
@@ -121,7 +123,12 @@ func PlanBound(topo Topology, sql string, params Params) ([]*Statement, error) {
 		st.Setting = setting(raw.Stmt)
 		if st.Control == nil && st.Setting == nil && topo != nil {
 			p := &planning{topo: topo, vs: topo.VSchema(), sql: text, version: tree.Version, params: params}
-			if st.Root, err = p.plan(raw.Stmt); err != nil {
+			if cs := raw.Stmt.GetCopyStmt(); cs != nil {
+				st.Copy, err = p.planCopy(cs)
+			} else {
+				st.Root, err = p.plan(raw.Stmt)
+			}
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -204,6 +211,8 @@ func readOnly(stmt *pg_query.Node) bool {
 		return n.SelectStmt.IntoClause == nil
 	case *pg_query.Node_VariableShowStmt:
 		return true
+	case *pg_query.Node_CopyStmt:
+		return !n.CopyStmt.IsFrom
 	}
 	return false
 }
@@ -234,8 +243,6 @@ func refuseSessionState(stmt *pg_query.Node) error {
 		what = "SQL-level PREPARE/EXECUTE/DEALLOCATE"
 	case *pg_query.Node_DeclareCursorStmt, *pg_query.Node_FetchStmt, *pg_query.Node_ClosePortalStmt:
 		what = "cursors"
-	case *pg_query.Node_CopyStmt:
-		what = "COPY"
 	case *pg_query.Node_LoadStmt:
 		what = "LOAD"
 	case *pg_query.Node_CreateStmt:

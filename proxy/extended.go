@@ -285,6 +285,9 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 		defer func() { s.described = false }()
 		return s.set(ctx, ks, st)
 	}
+	if st.Copy != nil {
+		return &planner.Error{Code: codeFeatureNotSupp, Message: "COPY through the extended query protocol is not supported by shardgate yet; send it as a simple query"}
+	}
 	if st.NoTransaction && s.txn != nil {
 		return &planner.Error{Code: "25001", Message: fmt.Sprintf("%s cannot run inside a transaction block", firstWords(st.SQL))}
 	}

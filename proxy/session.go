@@ -430,6 +430,10 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 		return s.control(ctx, st)
 	case st.Setting != nil:
 		return s.set(ctx, ks, st)
+	case st.Copy != nil && st.Copy.From:
+		return s.copyFrom(ctx, ks, st)
+	case st.Copy != nil:
+		return s.copyTo(ctx, st)
 	}
 	if st.NoTransaction && t != nil {
 		return &planner.Error{Code: "25001", Message: fmt.Sprintf("%s cannot run inside a transaction block", firstWords(st.SQL))}
