@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -42,10 +43,34 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (Primitive, error) {
 	if err := requireOneLevel(a, shards); err != nil {
 		return nil, err
 	}
+	if onlyCounts(s) {
+		c := &CountSum{}
+		for _, sh := range shards {
+			c.Parts = append(c.Parts, &Route{Shard: sh, SQL: p.sql})
+		}
+		return c, nil
+	}
 	if err := scatterShape(s, root, len(shards)); err != nil {
 		return nil, err
 	}
 	return p.routes(shards), nil
+}
+
+// onlyCounts reports whether s is SELECT count(*) or count(x), and nothing
+// else, without grouping: the one cross-shard aggregate that adds up.
+func onlyCounts(s *pg_query.SelectStmt) bool {
+	if len(s.TargetList) == 0 || len(s.GroupClause) > 0 || s.HavingClause != nil || len(s.DistinctClause) > 0 ||
+		len(s.SortClause) > 0 || s.LimitCount != nil || s.LimitOffset != nil || len(s.WindowClause) > 0 || len(s.LockingClause) > 0 {
+		return false
+	}
+	for _, t := range s.TargetList {
+		f := t.GetResTarget().GetVal().GetFuncCall()
+		if f == nil || strings.ToLower(funcName(f)) != "count" || f.AggDistinct || f.AggFilter != nil || f.Over != nil ||
+			len(f.AggOrder) > 0 || f.AggWithinGroup || len(f.Funcname) > 2 {
+			return false
+		}
+	}
+	return true
 }
 
 // scatterShape refuses a SELECT whose rows, concatenated from several

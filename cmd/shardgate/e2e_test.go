@@ -202,7 +202,7 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 	cases := []struct{ sql, code, contains string }{
 		{"selec 1", "42601", `syntax error at or near "selec"`},
 		{"select * from users order by id", "0A000", "ORDER BY across shards"},
-		{"select count(*) from users", "0A000", "aggregate function count()"},
+		{"select sum(id) from users", "0A000", "aggregate function sum()"},
 		{"select * from users limit 1", "0A000", "LIMIT/OFFSET across shards"},
 		{"select * from nosuch", "42P01", "not in the vschema"},
 		{"update users set id = 9 where id = 1", "0A000", "sharding column"},

@@ -30,6 +30,9 @@ select user_id, count(*), sum(amount), min(amount), max(amount), avg(amount) fro
 select user_id, count(*) from orders group by user_id having count(*) > 1;
 select u.id, count(o.id) from users u left join orders o on o.user_id = u.id group by u.id;
 select count(*) from users where id = 3;
+select count(*) from users;
+select count(*), count(email), count(1) from users where score > 10;
+select count(*) from orders o join users u on u.id = o.user_id where u.country = 'de';
 select id, name from users where id = 12 order by name;
 select * from orders where user_id = 5 order by id desc limit 1;
 select distinct status from orders where user_id = 8;
