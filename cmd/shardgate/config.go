@@ -31,6 +31,8 @@ type config struct {
 	LogFormat       string
 	ShutdownTimeout time.Duration
 	TopologyTimeout time.Duration
+	GatewayTTL      time.Duration
+	ResolveInterval time.Duration
 	Pool            proxy.PoolConfig
 }
 
@@ -45,6 +47,8 @@ func defaultConfig() config {
 		LogFormat:       "json",
 		ShutdownTimeout: 30 * time.Second,
 		TopologyTimeout: 30 * time.Second,
+		GatewayTTL:      10 * time.Second,
+		ResolveInterval: 10 * time.Second,
 		Pool:            proxy.DefaultPoolConfig,
 	}
 }
@@ -124,6 +128,8 @@ func settings() []setting {
 		{"log_format", "json or console", str(func(c *config) *string { return &c.LogFormat })},
 		{"shutdown_timeout", "how long SIGTERM waits for running statements", dur(func(c *config) *time.Duration { return &c.ShutdownTimeout })},
 		{"topology_timeout", "how long startup waits for the topology in etcd", dur(func(c *config) *time.Duration { return &c.TopologyTimeout })},
+		{"gateway_ttl", "how long etcd keeps this gateway registered after it stops answering; its two-phase commits are finished by others after that", dur(func(c *config) *time.Duration { return &c.GatewayTTL })},
+		{"resolve_interval", "how often to finish two-phase commits of gateways that died", dur(func(c *config) *time.Duration { return &c.ResolveInterval })},
 		{"pool_max_conns", "most backend connections per shard", i32(func(c *config) *int32 { return &c.Pool.MaxConns })},
 		{"pool_min_idle_conns", "idle backend connections kept per shard", i32(func(c *config) *int32 { return &c.Pool.MinIdleConns })},
 		{"pool_idle_timeout", "close backend connections idle this long", dur(func(c *config) *time.Duration { return &c.Pool.IdleTimeout })},
@@ -234,6 +240,9 @@ func (c *config) validate() error {
 	}
 	if err := topology.ValidCluster(c.Cluster); err != nil {
 		return err
+	}
+	if c.GatewayTTL < time.Second || c.ResolveInterval <= 0 {
+		return errors.New("gateway_ttl must be at least 1s and resolve_interval positive")
 	}
 	if c.Pool.MaxConns < 1 {
 		return errors.New("pool_max_conns must be at least 1")

@@ -17,17 +17,23 @@ import (
 	"github.com/shardgate/shardgate/vschema"
 )
 
-// loadTopology reads the cluster's topology straight from etcd.
-func (e *env) loadTopology() *topology.Snapshot {
+// store returns a topology store on the env's etcd.
+func (e *env) store() *topology.Store {
 	e.t.Helper()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: e.etcd.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer cli.Close()
+	e.t.Cleanup(func() { cli.Close() })
+	return topology.NewStore(cli, "local")
+}
+
+// loadTopology reads the cluster's topology straight from etcd.
+func (e *env) loadTopology() *topology.Snapshot {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	snap, err := topology.NewStore(cli, "local").Load(ctx)
+	snap, err := e.store().Load(ctx)
 	if err != nil {
 		e.t.Fatal(err)
 	}

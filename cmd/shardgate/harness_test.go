@@ -146,9 +146,16 @@ func (s *syncBuffer) String() string {
 // ready.
 func startGateway(t *testing.T, etcd []string, extraArgs ...string) *gateway {
 	t.Helper()
+	return startGatewayEnv(t, etcd, nil, extraArgs...)
+}
+
+// startGatewayEnv is startGateway with extra environment variables.
+func startGatewayEnv(t *testing.T, etcd []string, env []string, extraArgs ...string) *gateway {
+	t.Helper()
 	g := &gateway{t: t, addr: freeAddr(t), admin: freeAddr(t), log: &syncBuffer{}, exited: make(chan error, 1)}
 	args := append([]string{"--etcd", strings.Join(etcd, ","), "--listen", g.addr, "--listen-admin", g.admin, "--shutdown-timeout", "10s"}, extraArgs...)
 	g.cmd = exec.Command(filepath.Join(binDir, "shardgate"), args...)
+	g.cmd.Env = append(os.Environ(), env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)

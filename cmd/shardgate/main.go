@@ -149,7 +149,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 		return err
 	}
 	gatewayID := newGatewayID()
-	reg, err := store.RegisterGateway(ctx, topology.GatewayInfo{ID: gatewayID, Addr: ln.Addr().String(), Started: time.Now().UTC()}, 10*time.Second)
+	reg, err := store.RegisterGateway(ctx, topology.GatewayInfo{ID: gatewayID, Addr: ln.Addr().String(), Started: time.Now().UTC()}, cfg.GatewayTTL)
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
@@ -166,7 +166,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 	resolveDone := make(chan struct{})
 	go func() {
 		defer close(resolveDone)
-		resolver.Run(resolveCtx, 10*time.Second)
+		resolver.Run(resolveCtx, cfg.ResolveInterval)
 	}()
 	defer func() {
 		stopResolve()
