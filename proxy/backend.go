@@ -43,17 +43,13 @@ type backend struct {
 	conn  *pgxpool.Conn
 	pg    *pgconn.PgConn
 	state *connState
-}
-
-// exec runs sql (one or more statements, simple protocol) and streams its
-// results to emit and done; see forward.
-func (b *backend) exec(ctx context.Context, sql string, emit func(*planner.Batch) error, done func(planner.Tag) error) error {
-	return forward(ctx, b.pg, sql, emit, done)
+	// notice receives the shard's notices for the session using b.
+	notice func(*pgproto3.NoticeResponse)
 }
 
 // run runs sql and discards its results.
 func (b *backend) run(ctx context.Context, sql string) error {
-	return forward(ctx, b.pg, sql, discardRows, discardTag)
+	return b.exec(ctx, sql, discardRows, discardTag)
 }
 
 func discardRows(*planner.Batch) error { return nil }
@@ -62,6 +58,7 @@ func discardTag(planner.Tag) error     { return nil }
 // release returns the connection to its pool. A connection left inside a
 // transaction or broken is closed by the pool instead of being reused.
 func (b *backend) release() {
+	b.notice = nil
 	b.conn.Release()
 }
 
@@ -115,51 +112,82 @@ func quoteLiteral(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 }
 
-// forward runs sql (one or more statements) on pg and streams each result:
-// emit gets the fields and rows, done gets the command tag at the end of each
-// statement. If emit or done fails (the client went away), the backend
-// connection is closed rather than drained, so a large result costs nothing
-// more.
-func forward(ctx context.Context, pg *pgconn.PgConn, sql string, emit func(*planner.Batch) error, done func(planner.Tag) error) error {
-	mrr := pg.Exec(ctx, sql)
+// exec runs sql (one or more statements, simple protocol) and streams each
+// result: emit gets the columns and rows, done the command tag at the end of
+// each statement. It returns the first error, after reading the answer to
+// its end. If emit or done fails (the client went away), the connection is
+// closed rather than drained, so a large result costs nothing more.
+func (b *backend) exec(ctx context.Context, sql string, emit func(*planner.Batch) error, done func(planner.Tag) error) error {
+	fe := b.pg.Frontend()
+	fe.Send(&pgproto3.Query{String: sql})
+	if err := fe.Flush(); err != nil {
+		return err
+	}
 	var (
-		batch planner.Batch
-		row   [1][][]byte
+		failed error
+		batch  planner.Batch
+		row    [1][][]byte
 	)
-	for mrr.NextResult() {
-		rr := mrr.ResultReader()
-		if fds := rr.FieldDescriptions(); fds != nil {
-			if err := emit(&planner.Batch{Fields: convertFields(fds)}); err != nil {
-				pg.Close(context.Background())
-				return err
-			}
-		}
-		for rr.NextRow() {
-			row[0] = rr.Values()
-			batch.Rows = row[:]
-			if err := emit(&batch); err != nil {
-				pg.Close(context.Background())
-				return err
-			}
-		}
-		tag, err := rr.Close()
+	gone := func(err error) error {
+		b.pg.Close(context.Background())
+		return err
+	}
+	for {
+		msg, err := b.receive(ctx)
 		if err != nil {
-			mrr.Close()
 			return err
 		}
-		if err := done(planner.Tag(tag.String())); err != nil {
-			pg.Close(context.Background())
-			return err
+		switch m := msg.(type) {
+		case *pgproto3.RowDescription:
+			if failed == nil {
+				if err := emit(&planner.Batch{Fields: fieldsOf(m)}); err != nil {
+					return gone(err)
+				}
+			}
+		case *pgproto3.DataRow:
+			if failed == nil {
+				row[0] = m.Values
+				batch.Rows = row[:]
+				if err := emit(&batch); err != nil {
+					return gone(err)
+				}
+			}
+		case *pgproto3.CommandComplete:
+			if failed == nil {
+				if err := done(planner.Tag(m.CommandTag)); err != nil {
+					return gone(err)
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			if failed == nil {
+				failed = pgconn.ErrorResponseToPgError(m)
+			}
+		case *pgproto3.NoticeResponse:
+			b.forwardNotice(m)
+		case *pgproto3.CopyInResponse:
+			// COPY reaches shards only the gateway's way (see copy.go).
+			fe.Send(&pgproto3.CopyFail{Message: "COPY inside this statement is not supported by shardgate"})
+			if err := fe.Flush(); err != nil {
+				return gone(err)
+			}
+		case *pgproto3.ReadyForQuery:
+			return failed
 		}
 	}
-	return mrr.Close()
 }
 
-func convertFields(fds []pgconn.FieldDescription) []planner.Field {
-	out := make([]planner.Field, len(fds))
-	for i, f := range fds {
+// forwardNotice passes a shard's notice to the session using b, if any.
+func (b *backend) forwardNotice(m *pgproto3.NoticeResponse) {
+	if b.notice != nil {
+		b.notice(m)
+	}
+}
+
+func fieldsOf(m *pgproto3.RowDescription) []planner.Field {
+	out := make([]planner.Field, len(m.Fields))
+	for i, f := range m.Fields {
 		out[i] = planner.Field{
-			Name:                 f.Name,
+			Name:                 string(f.Name),
 			TableOID:             f.TableOID,
 			TableAttributeNumber: f.TableAttributeNumber,
 			DataTypeOID:          f.DataTypeOID,
@@ -391,6 +419,8 @@ func (b *backend) readExecute(ctx context.Context, parsed string, emit func(*pla
 			tag = ""
 		case *pgproto3.PortalSuspended:
 			suspended = true
+		case *pgproto3.NoticeResponse:
+			b.forwardNotice(m)
 		case *pgproto3.ErrorResponse:
 			err = pgconn.ErrorResponseToPgError(m)
 		case *pgproto3.ReadyForQuery:

@@ -85,6 +85,8 @@ func (s *session) copyOutOf(ctx context.Context, b *backend, sql string, started
 			n = copyCount(m.CommandTag)
 		case *pgproto3.ErrorResponse:
 			failed = pgconn.ErrorResponseToPgError(m)
+		case *pgproto3.NoticeResponse:
+			b.forwardNotice(m)
 		case *pgproto3.ReadyForQuery:
 			return n, failed
 		}

@@ -234,7 +234,13 @@ func (s *session) backendFor(ctx context.Context, shard string, txnSettings map[
 		s.giveBack(b)
 		return nil, err
 	}
+	b.notice = s.forwardNotice
 	return b, nil
+}
+
+// forwardNotice sends a shard's notice (NOTICE, WARNING, ...) to the client.
+func (s *session) forwardNotice(m *pgproto3.NoticeResponse) {
+	s.be.Send(m)
 }
 
 // giveBack returns a borrowed backend unless the session holds it.
