@@ -33,6 +33,10 @@ type Config struct {
 	GatewayID string
 	// Hooks are fault-injection points for crash-recovery tests.
 	Hooks Hooks
+	// MaxClientConns limits the clients connected at once (0: no limit);
+	// one more is refused with 53300, as Postgres refuses past
+	// max_connections.
+	MaxClientConns int
 }
 
 // Hooks are called at the points of two-phase commit where a crash is
@@ -62,6 +66,7 @@ type Server struct {
 	twopc     TwoPCLog
 	gatewayID string
 	hooks     Hooks
+	maxConns  int
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -74,7 +79,7 @@ type Server struct {
 // NewServer returns a Server for cfg.
 func NewServer(cfg Config) *Server {
 	return &Server{
-		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
+		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks, maxConns: cfg.MaxClientConns,
 		listeners: map[net.Listener]bool{}, sessions: map[*session]bool{}, keys: map[uint64]*session{},
 	}
 }
@@ -126,6 +131,7 @@ func (s *Server) startSession(conn net.Conn) {
 		cancel()
 		return
 	}
+	full := s.maxConns > 0 && len(s.sessions) >= s.maxConns
 	s.sessions[sess] = false
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -140,6 +146,10 @@ func (s *Server) startSession(conn net.Conn) {
 			s.mu.Unlock()
 		}()
 		defer cancel()
+		if full {
+			sess.refuseFull()
+			return
+		}
 		if sess.handshake(ctx) {
 			sess.serve(ctx)
 		}

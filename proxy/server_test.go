@@ -41,6 +41,10 @@ type testGateway struct {
 }
 
 func startGateway(t *testing.T, pool PoolConfig) *testGateway {
+	return startGatewayLimit(t, pool, 0)
+}
+
+func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGateway {
 	t.Helper()
 	ctx := context.Background()
 	shards := pgtest.Start(t, 2)
@@ -101,7 +105,7 @@ func startGateway(t *testing.T, pool PoolConfig) *testGateway {
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	pools := NewPools(pool, log)
-	srv := NewServer(Config{Topology: func() *topology.Snapshot { return snap }, Pools: pools, Log: log, TwoPC: store, GatewayID: "test"})
+	srv := NewServer(Config{Topology: func() *topology.Snapshot { return snap }, Pools: pools, Log: log, TwoPC: store, GatewayID: "test", MaxClientConns: maxClients})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -359,4 +363,26 @@ func cancelRequest(addr string, pid uint32, secret []byte) error {
 	}
 	_, err = conn.Write(buf)
 	return err
+}
+
+func TestMaxClientConnections(t *testing.T) {
+	g := startGatewayLimit(t, DefaultPoolConfig, 3) // startGateway keeps one session open
+	first := g.connect(t, "app", "")
+	g.connect(t, "app", "")
+	_, err := pgconn.Connect(context.Background(), g.dsn("app", ""))
+	if code(err) != "53300" || !strings.Contains(err.Error(), "too many clients") {
+		t.Fatalf("third client: %v", err)
+	}
+	first.Close(context.Background())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := pgconn.Connect(context.Background(), g.dsn("app", ""))
+		if err == nil {
+			c.Close(context.Background())
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no room after a client left: %v", err)
+		}
+	}
 }

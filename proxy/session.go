@@ -87,6 +87,30 @@ func (s *session) handshake(ctx context.Context) bool {
 	}
 }
 
+// refuseFull answers a client over the connection limit the way Postgres
+// does: after its startup packet, with FATAL 53300. SSL requests are
+// declined first, cancel requests still work.
+func (s *session) refuseFull() {
+	for {
+		msg, err := s.be.ReceiveStartupMessage()
+		if err != nil {
+			return
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+			if _, err := s.conn.Write([]byte{'N'}); err != nil {
+				return
+			}
+		case *pgproto3.CancelRequest:
+			s.srv.cancel(m.ProcessID, m.SecretKey)
+			return
+		default:
+			s.fatal(codeTooManyConnections, "sorry, too many clients already")
+			return
+		}
+	}
+}
+
 // accept checks the startup parameters and greets the client as Postgres
 // does: AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery.
 func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {

@@ -33,6 +33,7 @@ type config struct {
 	TopologyTimeout time.Duration
 	GatewayTTL      time.Duration
 	ResolveInterval time.Duration
+	MaxClientConns  int32
 	Pool            proxy.PoolConfig
 }
 
@@ -48,6 +49,7 @@ func defaultConfig() config {
 		ShutdownTimeout: 30 * time.Second,
 		TopologyTimeout: 30 * time.Second,
 		GatewayTTL:      10 * time.Second,
+		MaxClientConns:  1000,
 		ResolveInterval: 10 * time.Second,
 		Pool:            proxy.DefaultPoolConfig,
 	}
@@ -130,6 +132,7 @@ func settings() []setting {
 		{"topology_timeout", "how long startup waits for the topology in etcd", dur(func(c *config) *time.Duration { return &c.TopologyTimeout })},
 		{"gateway_ttl", "how long etcd keeps this gateway registered after it stops answering; its two-phase commits are finished by others after that", dur(func(c *config) *time.Duration { return &c.GatewayTTL })},
 		{"resolve_interval", "how often to finish two-phase commits of gateways that died", dur(func(c *config) *time.Duration { return &c.ResolveInterval })},
+		{"max_client_conns", "most clients connected at once; one more gets 53300 (0: no limit)", i32(func(c *config) *int32 { return &c.MaxClientConns })},
 		{"pool_max_conns", "most backend connections per shard", i32(func(c *config) *int32 { return &c.Pool.MaxConns })},
 		{"pool_min_idle_conns", "idle backend connections kept per shard", i32(func(c *config) *int32 { return &c.Pool.MinIdleConns })},
 		{"pool_idle_timeout", "close backend connections idle this long", dur(func(c *config) *time.Duration { return &c.Pool.IdleTimeout })},

@@ -160,6 +160,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 	srv := proxy.NewServer(proxy.Config{
 		Topology: watcher.Snapshot, Pools: pools, Log: log.Named("proxy"),
 		TwoPC: store, GatewayID: gatewayID, Hooks: crashHooks(os.Getenv("SHARDGATE_TEST_CRASH")),
+		MaxClientConns: int(cfg.MaxClientConns),
 	})
 	resolver := proxy.NewResolver(store, watcher.Snapshot, pools, gatewayID, log.Named("resolver"))
 	resolveCtx, stopResolve := context.WithCancel(context.Background())
