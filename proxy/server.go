@@ -67,6 +67,7 @@ type Server struct {
 	gatewayID string
 	hooks     Hooks
 	maxConns  int
+	admitted  int // sessions past their startup packet
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -131,7 +132,6 @@ func (s *Server) startSession(conn net.Conn) {
 		cancel()
 		return
 	}
-	full := s.maxConns > 0 && len(s.sessions) >= s.maxConns
 	s.sessions[sess] = false
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -143,13 +143,12 @@ func (s *Server) startSession(conn net.Conn) {
 			s.mu.Lock()
 			delete(s.sessions, sess)
 			delete(s.keys, sess.key)
+			if sess.admitted {
+				s.admitted--
+			}
 			s.mu.Unlock()
 		}()
 		defer cancel()
-		if full {
-			sess.refuseFull()
-			return
-		}
 		if sess.handshake(ctx) {
 			sess.serve(ctx)
 		}
@@ -239,4 +238,18 @@ func (s *Server) cancel(processID uint32, secret []byte) {
 	if sess != nil {
 		sess.cancelStatement()
 	}
+}
+
+// admit counts a session that sent its startup packet, unless that would
+// pass the client limit. Connections that only asked for SSL or sent a
+// cancel request never count.
+func (s *Server) admit(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.maxConns > 0 && s.admitted >= s.maxConns {
+		return false
+	}
+	s.admitted++
+	sess.admitted = true
+	return true
 }

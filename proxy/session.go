@@ -36,6 +36,8 @@ type session struct {
 	// cancel ends the session's context, cancelling its running statement.
 	cancel context.CancelFunc
 	key    uint64 // cancel key: process id and secret
+	// admitted is set once the session counts against MaxClientConns.
+	admitted bool
 
 	// startup holds the settings of the startup packet; settings those the
 	// client changed since (SET), as parameter name -> statement. RESET
@@ -80,33 +82,12 @@ func (s *session) handshake(ctx context.Context) bool {
 			s.srv.cancel(m.ProcessID, m.SecretKey)
 			return false
 		case *pgproto3.StartupMessage:
+			if !s.srv.admit(s) {
+				return s.fatal(codeTooManyConnections, "sorry, too many clients already")
+			}
 			return s.accept(ctx, m)
 		default:
 			return false
-		}
-	}
-}
-
-// refuseFull answers a client over the connection limit the way Postgres
-// does: after its startup packet, with FATAL 53300. SSL requests are
-// declined first, cancel requests still work.
-func (s *session) refuseFull() {
-	for {
-		msg, err := s.be.ReceiveStartupMessage()
-		if err != nil {
-			return
-		}
-		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
-			if _, err := s.conn.Write([]byte{'N'}); err != nil {
-				return
-			}
-		case *pgproto3.CancelRequest:
-			s.srv.cancel(m.ProcessID, m.SecretKey)
-			return
-		default:
-			s.fatal(codeTooManyConnections, "sorry, too many clients already")
-			return
 		}
 	}
 }
