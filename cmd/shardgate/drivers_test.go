@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shardgate/shardgate/internal/drivertest"
+	"github.com/shardgate/shardgate/internal/pgtest"
 )
 
 // TestRealClientsThroughGateway runs the one client scenario (prepared
@@ -46,5 +51,38 @@ func TestRealClientsThroughGateway(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPsqlCancel cancels a running statement the way a person does in
+// psql: Ctrl-C, which makes psql send a CancelRequest.
+func TestPsqlCancel(t *testing.T) {
+	e := newEnv(t)
+	bin, err := pgtest.Binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "psql"), "-X", e.gw.dsn("app"), "-c", "select pg_sleep(20)")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "pg_sleep to run on a shard", func() bool {
+		for i := range e.shards {
+			q := "select count(*) from pg_stat_activity where query = 'select pg_sleep(20)' and state = 'active'"
+			if mustQuery(t, e.backend(i), q)[0][0] == "1" {
+				return true
+			}
+		}
+		return false
+	})
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if err == nil || !strings.Contains(stderr.String(), "canceling statement due to user request") || time.Since(start) > 15*time.Second {
+		t.Fatalf("psql after Ctrl-C: %v after %s\n%s", err, time.Since(start), stderr.String())
 	}
 }
