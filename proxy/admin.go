@@ -2,10 +2,14 @@ package proxy
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"sort"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shardgate/shardgate/topology"
 )
@@ -15,8 +19,13 @@ import (
 //	/healthz   200 while the process runs
 //	/readyz    200 once the topology is loaded and every shard answers, else 503
 //	/topology  the current topology snapshot as JSON (passwords redacted)
-func AdminHandler(topo func() *topology.Snapshot, pools *Pools) http.Handler {
+//	/metrics   Prometheus metrics of gather
+//
+// With a token, every endpoint but the two health checks needs the header
+// "Authorization: Bearer <token>"; without one the answer is 401.
+func AdminHandler(topo func() *topology.Snapshot, pools *Pools, gather prometheus.Gatherer, token string) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -45,7 +54,19 @@ func AdminHandler(topo func() *topology.Snapshot, pools *Pools) http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(topologyView(snap))
 	})
-	return mux
+	if token == "" {
+		return mux
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" &&
+			subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="shardgate"`)
+			http.Error(w, "unauthorized: this endpoint needs the admin token (Authorization: Bearer ...)", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 type shardView struct {

@@ -6,12 +6,15 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/topology"
@@ -35,9 +38,36 @@ type Config struct {
 	Hooks Hooks
 	// MaxClientConns limits the clients connected at once (0: no limit);
 	// one more is refused with 53300, as Postgres refuses past
-	// max_connections.
-	MaxClientConns int
+	// max_connections. MaxClientConnsPerUser does so per user name.
+	MaxClientConns        int
+	MaxClientConnsPerUser int
+	// TLS, if set, is offered to clients that send an SSLRequest; SSLMode
+	// says whether they must use it.
+	TLS     *tls.Config
+	SSLMode SSLMode
+	// StartupTimeout drops a connection that has not finished its startup
+	// (TLS handshake, startup packet, authentication) in time.
+	StartupTimeout time.Duration
+	// MaxMessageSize closes the connection of a client whose message
+	// claims to be longer, before anything of that size is allocated.
+	MaxMessageSize int
+	// Metrics, if set, count refusals and authentication failures.
+	Metrics *Metrics
+	// Auth is how clients authenticate.
+	Auth AuthMode
 }
+
+// AuthMode is a client authentication method.
+type AuthMode string
+
+// Authentication methods.
+const (
+	// AuthSCRAM checks a password against the user's SCRAM-SHA-256
+	// verifier in etcd, without the password crossing the wire.
+	AuthSCRAM AuthMode = "scram-sha-256"
+	// AuthTrust lets anyone in as any user: loopback development only.
+	AuthTrust AuthMode = "trust"
+)
 
 // Hooks are called at the points of two-phase commit where a crash is
 // hardest to recover from; tests use them to kill the gateway there.
@@ -67,7 +97,15 @@ type Server struct {
 	gatewayID string
 	hooks     Hooks
 	maxConns  int
-	admitted  int // sessions past their startup packet
+	maxPerUsr int
+	admitted  int            // sessions past their startup packet
+	perUser   map[string]int // admitted sessions by user
+	tls       *tls.Config
+	sslMode   SSLMode
+	startup   time.Duration
+	maxMsg    int
+	metrics   *Metrics
+	auth      AuthMode
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -80,7 +118,9 @@ type Server struct {
 // NewServer returns a Server for cfg.
 func NewServer(cfg Config) *Server {
 	return &Server{
-		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks, maxConns: cfg.MaxClientConns,
+		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
+		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
+		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, metrics: cfg.Metrics, auth: cfg.Auth,
 		listeners: map[net.Listener]bool{}, sessions: map[*session]bool{}, keys: map[uint64]*session{},
 	}
 }
@@ -121,10 +161,10 @@ func (s *Server) startSession(conn net.Conn) {
 	sess := &session{
 		srv:    s,
 		conn:   conn,
-		be:     pgproto3.NewBackend(conn, conn),
 		log:    s.log.With(zap.String("client", conn.RemoteAddr().String())),
 		cancel: cancel,
 	}
+	sess.setConn(conn)
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -145,6 +185,9 @@ func (s *Server) startSession(conn net.Conn) {
 			delete(s.keys, sess.key)
 			if sess.admitted {
 				s.admitted--
+				if s.perUser[sess.user]--; s.perUser[sess.user] <= 0 {
+					delete(s.perUser, sess.user)
+				}
 			}
 			s.mu.Unlock()
 		}()
@@ -240,16 +283,27 @@ func (s *Server) cancel(processID uint32, secret []byte) {
 	}
 }
 
-// admit counts a session that sent its startup packet, unless that would
-// pass the client limit. Connections that only asked for SSL or sent a
-// cancel request never count.
-func (s *Server) admit(sess *session) bool {
+// admit counts a session of user that sent its startup packet, unless that
+// would pass a client limit; it returns the refusal's message. Connections
+// that only asked for TLS or sent a cancel request never count.
+func (s *Server) admit(sess *session, user string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.maxConns > 0 && s.admitted >= s.maxConns {
-		return false
+		return "sorry, too many clients already"
+	}
+	if s.maxPerUsr > 0 && s.perUser[user] >= s.maxPerUsr {
+		return fmt.Sprintf("too many connections for role %q", user)
 	}
 	s.admitted++
+	s.perUser[user]++
 	sess.admitted = true
-	return true
+	return ""
+}
+
+// count adds one to a metric of the server, if it keeps metrics.
+func (s *Server) count(vec func(*Metrics) *prometheus.CounterVec, reason string) {
+	if s.metrics != nil {
+		vec(s.metrics).WithLabelValues(reason).Inc()
+	}
 }

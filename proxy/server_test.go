@@ -105,7 +105,7 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	pools := NewPools(pool, log)
-	srv := NewServer(Config{Topology: func() *topology.Snapshot { return snap }, Pools: pools, Log: log, TwoPC: store, GatewayID: "test", MaxClientConns: maxClients})
+	srv := NewServer(Config{Topology: func() *topology.Snapshot { return snap }, Pools: pools, Log: log, TwoPC: store, GatewayID: "test", MaxClientConns: maxClients, Auth: AuthTrust})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

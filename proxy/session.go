@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,8 +12,10 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/planner"
@@ -38,6 +41,8 @@ type session struct {
 	key    uint64 // cancel key: process id and secret
 	// admitted is set once the session counts against MaxClientConns.
 	admitted bool
+	// tls is set once the connection is encrypted.
+	tls bool
 
 	// startup holds the settings of the startup packet; settings those the
 	// client changed since (SET), as parameter name -> statement. RESET
@@ -63,18 +68,36 @@ type session struct {
 	stmtCancel context.CancelFunc // cancels the running statement, if any
 }
 
+// setConn makes conn the session's connection (again, after TLS).
+func (s *session) setConn(conn net.Conn) {
+	s.conn = conn
+	s.be = pgproto3.NewBackend(conn, conn)
+	if s.srv.maxMsg > 0 {
+		s.be.SetMaxBodyLen(s.srv.maxMsg)
+	}
+}
+
 // handshake runs the startup phase: SSL and GSS encryption requests are
 // declined, a CancelRequest cancels another session's statement, and a
 // StartupMessage names the keyspace. It returns false if the session ends.
 func (s *session) handshake(ctx context.Context) bool {
+	if s.srv.startup > 0 {
+		// A client that never finishes its startup is dropped.
+		_ = s.conn.SetDeadline(time.Now().Add(s.srv.startup))
+	}
 	for {
 		msg, err := s.be.ReceiveStartupMessage()
 		if err != nil {
 			s.log.Debug("startup failed", zap.Error(err))
+			s.rejectGarbage(err)
 			return false
 		}
 		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+		case *pgproto3.SSLRequest:
+			if !s.startTLS() {
+				return false
+			}
+		case *pgproto3.GSSEncRequest:
 			if _, err := s.conn.Write([]byte{'N'}); err != nil {
 				return false
 			}
@@ -82,15 +105,61 @@ func (s *session) handshake(ctx context.Context) bool {
 			s.srv.cancel(m.ProcessID, m.SecretKey)
 			return false
 		case *pgproto3.StartupMessage:
-			if !s.srv.admit(s) {
-				return s.fatal(codeTooManyConnections, "sorry, too many clients already")
+			if s.srv.sslMode == SSLRequire && !s.tls {
+				s.srv.count(refused, "tls_required")
+				return s.fatal("28000", "this gateway accepts only TLS connections (ssl: require); connect with sslmode=require or stronger")
 			}
-			return s.accept(ctx, m)
+			if msg := s.srv.admit(s, m.Parameters["user"]); msg != "" {
+				s.srv.count(refused, "too_many_clients")
+				return s.fatal(codeTooManyConnections, msg)
+			}
+			if !s.accept(ctx, m) {
+				return false
+			}
+			_ = s.conn.SetDeadline(time.Time{})
+			return true
 		default:
 			return false
 		}
 	}
 }
+
+// startTLS answers an SSLRequest: 'S' and a TLS handshake when TLS is
+// configured, 'N' otherwise. A second SSLRequest is a protocol violation.
+func (s *session) startTLS() bool {
+	if s.tls {
+		return s.fatal(codeProtocolViolation, "SSLRequest after the connection is encrypted")
+	}
+	if s.srv.tls == nil || s.srv.sslMode == SSLDisable {
+		_, err := s.conn.Write([]byte{'N'})
+		return err == nil
+	}
+	if _, err := s.conn.Write([]byte{'S'}); err != nil {
+		return false
+	}
+	tc := tls.Server(s.conn, s.srv.tls)
+	if err := tc.Handshake(); err != nil {
+		s.log.Info("TLS handshake failed", zap.Error(err))
+		return false
+	}
+	s.tls = true
+	s.setConn(tc)
+	return true
+}
+
+// rejectGarbage answers a startup packet that is not one the way Postgres
+// does, with 08P01, when the connection still takes an answer.
+func (s *session) rejectGarbage(err error) {
+	var ne net.Error
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) {
+		return
+	}
+	s.srv.count(refused, "protocol")
+	s.fatal(codeProtocolViolation, "invalid startup packet")
+}
+
+func refused(m *Metrics) *prometheus.CounterVec      { return m.Refused }
+func authFailures(m *Metrics) *prometheus.CounterVec { return m.AuthFailures }
 
 // accept checks the startup parameters and greets the client as Postgres
 // does: AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery.

@@ -34,7 +34,26 @@ type config struct {
 	GatewayTTL      time.Duration
 	ResolveInterval time.Duration
 	MaxClientConns  int32
+	MaxConnsPerUser int32
 	Pool            proxy.PoolConfig
+
+	Auth           string
+	SSL            string
+	TLSCert        string
+	TLSKey         string
+	StartupTimeout time.Duration
+	MaxMessageSize int32
+
+	AdminToken     string
+	AdminTokenFile string
+	AdminTLSCert   string
+	AdminTLSKey    string
+
+	EtcdCA           string
+	EtcdCert         string
+	EtcdKey          string
+	EtcdUsername     string
+	EtcdPasswordFile string
 }
 
 func defaultConfig() config {
@@ -50,6 +69,10 @@ func defaultConfig() config {
 		TopologyTimeout: 30 * time.Second,
 		GatewayTTL:      10 * time.Second,
 		MaxClientConns:  1000,
+		Auth:            "scram-sha-256",
+		SSL:             "allow",
+		StartupTimeout:  10 * time.Second,
+		MaxMessageSize:  64 << 20,
 		ResolveInterval: 10 * time.Second,
 		Pool:            proxy.DefaultPoolConfig,
 	}
@@ -133,6 +156,22 @@ func settings() []setting {
 		{"gateway_ttl", "how long etcd keeps this gateway registered after it stops answering; its two-phase commits are finished by others after that", dur(func(c *config) *time.Duration { return &c.GatewayTTL })},
 		{"resolve_interval", "how often to finish two-phase commits of gateways that died", dur(func(c *config) *time.Duration { return &c.ResolveInterval })},
 		{"max_client_conns", "most clients connected at once; one more gets 53300 (0: no limit)", i32(func(c *config) *int32 { return &c.MaxClientConns })},
+		{"max_client_conns_per_user", "most clients of one user at once; one more gets 53300 (0: no limit)", i32(func(c *config) *int32 { return &c.MaxConnsPerUser })},
+		{"auth", "client authentication: scram-sha-256, or trust (no password; only with a loopback listen address)", str(func(c *config) *string { return &c.Auth })},
+		{"ssl", "TLS for clients: disable, allow or require (needs tls_cert and tls_key)", str(func(c *config) *string { return &c.SSL })},
+		{"tls_cert", "certificate file (PEM) served to clients; reloaded on SIGHUP or when it changes", str(func(c *config) *string { return &c.TLSCert })},
+		{"tls_key", "private key file (PEM) of tls_cert", str(func(c *config) *string { return &c.TLSKey })},
+		{"startup_timeout", "drop a connection that has not authenticated within this time", dur(func(c *config) *time.Duration { return &c.StartupTimeout })},
+		{"max_message_size", "close the connection of a client sending a longer message (bytes)", i32(func(c *config) *int32 { return &c.MaxMessageSize })},
+		{"admin_token", "bearer token every admin endpoint but /healthz and /readyz requires", str(func(c *config) *string { return &c.AdminToken })},
+		{"admin_token_file", "file holding admin_token", str(func(c *config) *string { return &c.AdminTokenFile })},
+		{"admin_tls_cert", "certificate file for HTTPS on the admin endpoint", str(func(c *config) *string { return &c.AdminTLSCert })},
+		{"admin_tls_key", "private key file of admin_tls_cert", str(func(c *config) *string { return &c.AdminTLSKey })},
+		{"etcd_ca", "CA file to verify etcd's certificate (TLS to etcd)", str(func(c *config) *string { return &c.EtcdCA })},
+		{"etcd_cert", "client certificate file for etcd", str(func(c *config) *string { return &c.EtcdCert })},
+		{"etcd_key", "private key file of etcd_cert", str(func(c *config) *string { return &c.EtcdKey })},
+		{"etcd_username", "etcd user name (etcd authentication)", str(func(c *config) *string { return &c.EtcdUsername })},
+		{"etcd_password_file", "file holding the etcd user's password", str(func(c *config) *string { return &c.EtcdPasswordFile })},
 		{"pool_max_conns", "most backend connections per shard", i32(func(c *config) *int32 { return &c.Pool.MaxConns })},
 		{"pool_min_idle_conns", "idle backend connections kept per shard", i32(func(c *config) *int32 { return &c.Pool.MinIdleConns })},
 		{"pool_idle_timeout", "close backend connections idle this long", dur(func(c *config) *time.Duration { return &c.Pool.IdleTimeout })},
@@ -243,6 +282,22 @@ func (c *config) validate() error {
 	}
 	if err := topology.ValidCluster(c.Cluster); err != nil {
 		return err
+	}
+	switch c.Auth {
+	case "scram-sha-256", "trust":
+	default:
+		return fmt.Errorf("auth %q: want scram-sha-256 or trust", c.Auth)
+	}
+	switch c.SSL {
+	case "disable", "allow", "require":
+	default:
+		return fmt.Errorf("ssl %q: want disable, allow or require", c.SSL)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") || (c.AdminTLSCert == "") != (c.AdminTLSKey == "") || (c.EtcdCert == "") != (c.EtcdKey == "") {
+		return errors.New("a TLS certificate needs its key and a key its certificate (tls_cert/tls_key, admin_tls_cert/admin_tls_key, etcd_cert/etcd_key)")
+	}
+	if c.SSL == "require" && c.TLSCert == "" {
+		return errors.New("ssl: require needs tls_cert and tls_key")
 	}
 	if c.GatewayTTL < time.Second || c.ResolveInterval <= 0 {
 		return errors.New("gateway_ttl must be at least 1s and resolve_interval positive")

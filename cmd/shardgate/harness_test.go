@@ -153,7 +153,8 @@ func startGateway(t *testing.T, etcd []string, extraArgs ...string) *gateway {
 func startGatewayEnv(t *testing.T, etcd []string, env []string, extraArgs ...string) *gateway {
 	t.Helper()
 	g := &gateway{t: t, addr: freeAddr(t), admin: freeAddr(t), log: &syncBuffer{}, exited: make(chan error, 1)}
-	args := append([]string{"--etcd", strings.Join(etcd, ","), "--listen", g.addr, "--listen-admin", g.admin, "--shutdown-timeout", "10s"}, extraArgs...)
+	// Tests connect without passwords unless they ask for SCRAM.
+	args := append([]string{"--etcd", strings.Join(etcd, ","), "--listen", g.addr, "--listen-admin", g.admin, "--shutdown-timeout", "10s", "--auth", "trust"}, extraArgs...)
 	g.cmd = exec.Command(filepath.Join(binDir, "shardgate"), args...)
 	g.cmd.Env = append(os.Environ(), env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -95,6 +97,10 @@ func (f *closeNoiseFilter) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zap
 // topology, and serves clients and the admin endpoint until ctx ends; then it
 // drains.
 func run(ctx context.Context, cfg config, log *zap.Logger) error {
+	sec, err := loadSecurity(cfg, log)
+	if err != nil {
+		return err
+	}
 	endpoints := cfg.Etcd
 	if len(endpoints) == 0 {
 		dir := filepath.Join(cfg.DataDir, "etcd")
@@ -111,7 +117,9 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 		endpoints = e.Endpoints()
 		log.Info("embedded etcd started", zap.Strings("endpoints", endpoints), zap.String("dir", dir))
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel))})
+	etcdCfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
+		TLS: sec.etcdTLS, Username: cfg.EtcdUsername, Password: sec.etcdPassword}
+	cli, err := clientv3.New(etcdCfg)
 	if err != nil {
 		return fmt.Errorf("etcd client: %w", err)
 	}
@@ -157,11 +165,20 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 	}
 	defer reg.Close()
 	log = log.With(zap.String("gateway", gatewayID))
-	srv := proxy.NewServer(proxy.Config{
+	reg2 := prometheus.NewRegistry()
+	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var srv *proxy.Server
+	metrics := proxy.NewMetrics(reg2, func() int { return srv.ActiveSessions() })
+	srv = proxy.NewServer(proxy.Config{
 		Topology: watcher.Snapshot, Pools: pools, Log: log.Named("proxy"),
 		TwoPC: store, GatewayID: gatewayID, Hooks: crashHooks(os.Getenv("SHARDGATE_TEST_CRASH")),
-		MaxClientConns: int(cfg.MaxClientConns),
+		MaxClientConns: int(cfg.MaxClientConns), MaxClientConnsPerUser: int(cfg.MaxConnsPerUser),
+		Auth: proxy.AuthMode(cfg.Auth), TLS: sec.clientTLS, SSLMode: proxy.SSLMode(cfg.SSL),
+		StartupTimeout: cfg.StartupTimeout, MaxMessageSize: int(cfg.MaxMessageSize), Metrics: metrics,
 	})
+	if sec.certs != nil {
+		go reloadOnHangup(ctx, sec.certs, log)
+	}
 	resolver := proxy.NewResolver(store, watcher.Snapshot, pools, gatewayID, log.Named("resolver"))
 	resolveCtx, stopResolve := context.WithCancel(context.Background())
 	resolveDone := make(chan struct{})
@@ -173,10 +190,17 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 		stopResolve()
 		<-resolveDone
 	}()
-	admin := &http.Server{Handler: proxy.AdminHandler(watcher.Snapshot, pools), ReadHeaderTimeout: 10 * time.Second}
+	admin := &http.Server{Handler: proxy.AdminHandler(watcher.Snapshot, pools, reg2, sec.adminToken), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	go func() { errc <- admin.Serve(adminLn) }()
+	go func() {
+		if sec.adminCerts != nil {
+			admin.TLSConfig = sec.adminCerts.ServerConfig()
+			errc <- admin.ServeTLS(adminLn, "", "")
+			return
+		}
+		errc <- admin.Serve(adminLn)
+	}()
 	log.Info("shardgate serving", zap.String("listen", ln.Addr().String()), zap.String("admin", adminLn.Addr().String()),
 		zap.Strings("etcd", endpoints), zap.String("cluster", cfg.Cluster))
 

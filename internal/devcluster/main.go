@@ -66,7 +66,7 @@ func run(ctx context.Context, runDir, bin, listen, admin, etcd string, firstPort
 	}
 
 	gw := exec.Command(filepath.Join(bin, "shardgate"), "--data-dir", filepath.Join(runDir, "gateway"),
-		"--listen", listen, "--listen-admin", admin, "--etcd-listen", etcd, "--log-format", "console", "--log-level", "warn")
+		"--listen", listen, "--listen-admin", admin, "--etcd-listen", etcd, "--log-format", "console", "--log-level", "warn", "--auth", "trust")
 	gw.Stdout, gw.Stderr = os.Stdout, os.Stderr
 	// The gateway gets its own process group so that Ctrl-C reaches only
 	// devcluster, which then drains the gateway before stopping the shards.
