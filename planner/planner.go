@@ -47,6 +47,9 @@ type Statement struct {
 	Setting *Setting
 	// Copy is set, and Root nil, for COPY FROM STDIN and TO STDOUT.
 	Copy *Copy
+	// Opaque is set for statements that run code the planner cannot see
+	// into (DO, CALL): they may change session settings behind its back.
+	Opaque bool
 }
 
 // ControlKind is a kind of transaction-control statement.
@@ -116,7 +119,8 @@ func PlanBound(topo Topology, sql string, params Params) ([]*Statement, error) {
 	out := make([]*Statement, 0, len(tree.Stmts))
 	for _, raw := range tree.Stmts {
 		text := statementText(sql, raw)
-		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt)}
+		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
+			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil}
 		if st.Control, err = control(raw.Stmt); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -45,6 +46,8 @@ type backend struct {
 	state *connState
 	// notice receives the shard's notices for the session using b.
 	notice func(*pgproto3.NoticeResponse)
+	// scope is the search_path of the session using b (see statementName).
+	scope string
 }
 
 // run runs sql and discards its results.
@@ -67,9 +70,18 @@ func (b *backend) release() {
 // the connection has and want lacks, all in one round trip. Connections
 // usually already match, and then it costs nothing.
 func (b *backend) syncSettings(ctx context.Context, want map[string]string) error {
+	for name := range b.state.settings {
+		if _, ok := want[name]; !ok && strings.ContainsAny(name, " .") {
+			// Not a name RESET takes (SET SESSION CHARACTERISTICS ...):
+			// start over from RESET ALL.
+			b.state.forget()
+			break
+		}
+	}
 	var stmts []string
 	if b.state.unknown {
-		stmts = append(stmts, "RESET ALL")
+		// RESET ALL leaves the role alone.
+		stmts = append(stmts, "RESET ALL", "RESET ROLE")
 		b.state.settings = nil
 	}
 	for _, name := range sortedNames(want) {
@@ -86,6 +98,8 @@ func (b *backend) syncSettings(ctx context.Context, want map[string]string) erro
 		return nil
 	}
 	if err := b.run(ctx, strings.Join(stmts, "; ")); err != nil {
+		// Half-synced, the connection must not serve anyone again.
+		b.pg.Close(context.Background())
 		return err
 	}
 	b.state.settings = maps.Clone(want)
@@ -278,23 +292,57 @@ func (b *binding) subset(params []int) *binding {
 // statementName names sql (with its parameter types) on backend
 // connections, the same for every session, so a connection prepares each
 // statement once whoever uses it.
-func statementName(sql string, oids []uint32) string {
+//
+// scope is the search_path the statement is resolved under: the same text
+// names other tables under another search_path, so it is part of the name.
+func statementName(sql string, oids []uint32, scope string) string {
 	h := fnv.New64a()
 	h.Write([]byte(sql))
 	for _, o := range oids {
 		binary.Write(h, binary.BigEndian, o)
 	}
+	h.Write([]byte{0})
+	h.Write([]byte(scope))
 	return fmt.Sprintf("sg_%016x", h.Sum64())
+}
+
+// maxPrepared bounds the statements kept prepared on one backend
+// connection; past it they are all deallocated and prepared again on use.
+const maxPrepared = 1000
+
+// makeRoom deallocates every statement of a connection that keeps too many.
+func (b *backend) makeRoom(ctx context.Context) error {
+	if len(b.state.prepared) < maxPrepared {
+		return nil
+	}
+	b.state.prepared = nil
+	return b.run(ctx, "DEALLOCATE ALL")
+}
+
+// prepare queues a Parse of sql as name unless the connection has it.
+func (b *backend) prepare(name, sql string, oids []uint32) {
+	if !b.state.prepared[name] {
+		b.pg.Frontend().Send(&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: oids})
+	}
 }
 
 // describe prepares sql on b and returns its parameter types and result
 // columns (nil when it returns no rows).
+//
+// The client's Parse is a fresh start: a statement the connection kept from
+// before is prepared again, so a table changed since is described as it is
+// now.
 func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]uint32, []pgproto3.FieldDescription, error) {
-	name := statementName(sql, oids)
-	fe := b.pg.Frontend()
-	if !b.state.prepared[name] {
-		fe.Send(&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: oids})
+	if err := b.makeRoom(ctx); err != nil {
+		return nil, nil, err
 	}
+	name := statementName(sql, oids, b.scope)
+	fe := b.pg.Frontend()
+	if b.state.prepared[name] {
+		fe.Send(&pgproto3.Close{ObjectType: 'S', Name: name})
+		delete(b.state.prepared, name)
+	}
+	b.prepare(name, sql, oids)
 	fe.Send(&pgproto3.Describe{ObjectType: 'S', Name: name})
 	fe.Send(&pgproto3.Sync{})
 	if err := fe.Flush(); err != nil {
@@ -364,19 +412,45 @@ func (b *backend) prepared(name string) {
 // up to maxRows (0: all), Sync. It emits the rows and returns the command
 // tag, or suspended when maxRows cut the result short (the portal then
 // lives on inside a transaction).
-func (b *backend) execBound(ctx context.Context, sql string, bind *binding, portal string, maxRows uint32, emit func(*planner.Batch) error) (tag planner.Tag, suspended bool, err error) {
-	name := statementName(sql, bind.oids)
-	fe := b.pg.Frontend()
-	if !b.state.prepared[name] {
-		fe.Send(&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: bind.oids})
+//
+// A statement the connection prepared before a table changed fails with
+// "cached plan must not change result type"; outside a transaction (retry
+// set) it is prepared again and the statement retried once, as the client,
+// which has just bound it, expects it to work.
+func (b *backend) execBound(ctx context.Context, sql string, bind *binding, portal string, maxRows uint32, retry bool, emit func(*planner.Batch) error) (tag planner.Tag, suspended bool, err error) {
+	if err := b.makeRoom(ctx); err != nil {
+		return "", false, err
 	}
+	name := statementName(sql, bind.oids, b.scope)
+	fe := b.pg.Frontend()
+	cached := b.state.prepared[name]
+	b.prepare(name, sql, bind.oids)
 	fe.Send(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: name, ParameterFormatCodes: bind.formats, Parameters: bind.values, ResultFormatCodes: bind.resultFormats})
 	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})
 	fe.Send(&pgproto3.Sync{})
 	if err := fe.Flush(); err != nil {
 		return "", false, err
 	}
-	return b.readExecute(ctx, name, emit)
+	rows := 0
+	counted := func(batch *planner.Batch) error {
+		rows += len(batch.Rows)
+		return emit(batch)
+	}
+	tag, suspended, err = b.readExecute(ctx, name, counted)
+	var pgErr *pgconn.PgError
+	if retry && cached && rows == 0 && errors.As(err, &pgErr) && (pgErr.Code == "0A000" || pgErr.Code == "26000") {
+		fe.Send(&pgproto3.Close{ObjectType: 'S', Name: name})
+		fe.Send(&pgproto3.Sync{})
+		if err := fe.Flush(); err != nil {
+			return "", false, err
+		}
+		if _, _, err := b.readExecute(ctx, "", discardRows); err != nil {
+			return "", false, err
+		}
+		delete(b.state.prepared, name)
+		return b.execBound(ctx, sql, bind, portal, maxRows, false, emit)
+	}
+	return tag, suspended, err
 }
 
 // continuePortal fetches up to maxRows more rows of a suspended portal.

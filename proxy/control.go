@@ -35,8 +35,19 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		}
 		return complete("BEGIN")
 	case planner.Commit:
-		if t == nil || !t.explicit {
+		if t == nil {
 			s.notice("25P01", "there is no transaction in progress")
+			return complete("COMMIT")
+		}
+		if !t.explicit {
+			// COMMIT inside a multi-statement string ends its implicit
+			// transaction, with Postgres's warning.
+			s.notice("25P01", "there is no transaction in progress")
+			s.txn = nil
+			if err := s.commit(ctx, t); err != nil {
+				return err
+			}
+			s.settings = t.settings
 			return complete("COMMIT")
 		}
 		s.txn = nil
@@ -51,8 +62,16 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		s.settings = t.settings
 		return complete("COMMIT")
 	case planner.Rollback:
-		if t == nil || !t.explicit {
+		if t == nil {
 			s.notice("25P01", "there is no transaction in progress")
+			return complete("ROLLBACK")
+		}
+		if !t.explicit {
+			s.notice("25P01", "there is no transaction in progress")
+			s.txn = nil
+			if err := s.rollback(ctx, t); err != nil {
+				return err
+			}
 			return complete("ROLLBACK")
 		}
 		s.txn = nil
@@ -70,7 +89,8 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		if err := s.onEveryBackend(ctx, t, st.SQL); err != nil {
 			return err
 		}
-		t.savepoints = append(t.savepoints, savepoint{name: c.Savepoint, local: len(t.local), settings: maps.Clone(t.settings)})
+		t.replay = append(t.replay, "SAVEPOINT "+quoteIdent(c.Savepoint))
+		t.savepoints = append(t.savepoints, savepoint{name: c.Savepoint, replay: len(t.replay), settings: maps.Clone(t.settings)})
 		return complete("SAVEPOINT")
 	case planner.Release:
 		i, err := t.findSavepoint(c.Savepoint)
@@ -81,6 +101,7 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 			return err
 		}
 		t.savepoints = t.savepoints[:i]
+		t.replay = append(t.replay, "RELEASE "+quoteIdent(c.Savepoint))
 		return complete("RELEASE")
 	case planner.RollbackTo:
 		i, err := t.findSavepoint(c.Savepoint)
@@ -92,7 +113,7 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		}
 		sp := t.savepoints[i]
 		t.savepoints = t.savepoints[:i+1]
-		t.local = t.local[:sp.local]
+		t.replay = t.replay[:sp.replay]
 		t.settings = maps.Clone(sp.settings)
 		t.failed = false
 		return complete("ROLLBACK")
@@ -145,9 +166,14 @@ func (s *session) set(ctx context.Context, ks *topology.Keyspace, st *planner.St
 			}
 		}
 		s.reportParameters(t.backends[t.order[0]])
-		if set.Local {
-			t.local = append(t.local, st.SQL)
-		} else {
+		t.replay = append(t.replay, st.SQL)
+		if set.Name == "search_path" || set.Name == "" {
+			// Statements prepared from now on resolve names anew.
+			for _, b := range t.backends {
+				b.scope += "\x00" + st.SQL
+			}
+		}
+		if !set.Local {
 			applySetting(t.settings, set, st.SQL)
 			// COMMIT keeps the change on these backends, ROLLBACK undoes
 			// it: either way, resync them from scratch when they return.

@@ -140,13 +140,16 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 	cp := st.Copy
 	split := cp.Table != nil && cp.Table.Kind == vschema.Sharded
 	t := s.txn
+	own := false
 	if t == nil && len(cp.Shards) > 1 {
 		t = newTxn(false, "BEGIN", s.settings)
-		s.txn = t
+		s.txn, own = t, true
 		defer func() { s.txn = nil }()
 	}
+	// finish ends the transaction this COPY opened; one that was open
+	// before (explicit, or a query string's implicit one) goes on.
 	finish := func(err error) error {
-		if t == nil || t.explicit {
+		if !own {
 			return err
 		}
 		if err != nil {
@@ -198,6 +201,7 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 	}
 	s.be.Send(response)
 	if err := s.be.Flush(); err != nil {
+		s.abortCopy(ctx, targets, "client connection lost")
 		return finish(err)
 	}
 

@@ -43,9 +43,19 @@ func errorResponse(err error, sql string, offset int, log *zap.Logger) *pgproto3
 		return pos + int32(utf8.RuneCountInString(sql[:offset]))
 	}
 	switch {
+	case errors.As(err, &unreach):
+		// Checked first: a shard refusing the gateway's own login is the
+		// shard being unreachable, not the client's login failing.
+		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeConnectionFailure, Message: unreach.Error()}
 	case errors.As(err, &pgErr):
+		severity := pgErr.Severity
+		if severity == "FATAL" || severity == "PANIC" {
+			// A shard ending its own connection does not end the
+			// client's session with the gateway.
+			severity = "ERROR"
+		}
 		return &pgproto3.ErrorResponse{
-			Severity: pgErr.Severity, SeverityUnlocalized: pgErr.SeverityUnlocalized, Code: pgErr.Code,
+			Severity: severity, SeverityUnlocalized: severity, Code: pgErr.Code,
 			Message: pgErr.Message, Detail: pgErr.Detail, Hint: pgErr.Hint, Position: shift(pgErr.Position),
 			InternalPosition: pgErr.InternalPosition, InternalQuery: pgErr.InternalQuery, Where: pgErr.Where,
 			SchemaName: pgErr.SchemaName, TableName: pgErr.TableName, ColumnName: pgErr.ColumnName,
@@ -54,8 +64,6 @@ func errorResponse(err error, sql string, offset int, log *zap.Logger) *pgproto3
 		}
 	case errors.As(err, &plErr):
 		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: plErr.Code, Message: plErr.Message, Hint: plErr.Hint, Position: shift(int32(plErr.Position))}
-	case errors.As(err, &unreach):
-		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeConnectionFailure, Message: unreach.Error()}
 	case errors.Is(err, ErrPoolExhausted):
 		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeTooManyConnections, Message: err.Error()}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

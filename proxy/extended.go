@@ -27,15 +27,26 @@ type portal struct {
 	stmt *prepared
 	bind *binding
 	plan *planner.Statement // routed; nil for an empty query
+	// name is the portal's name on backends, unique in the session, so a
+	// client re-binding a closed name never meets the old backend portal.
+	name string
 	// While a row-limited Execute left the portal suspended, backend holds
 	// it (inside the session's transaction).
 	backend *backend
 	done    bool
 }
 
+// maxQueued bounds the extended-protocol messages a client may send before
+// a Sync or Flush.
+const maxQueued = 256 << 20
+
 // queue keeps an extended-protocol message until the next Sync or Flush.
 // Messages from Receive are only valid until the next one, so it copies.
+// After an error, messages are dropped until Sync, as Postgres does.
 func (s *session) queue(msg pgproto3.FrontendMessage) {
+	if s.ignoreTillSync {
+		return
+	}
 	var c pgproto3.FrontendMessage
 	switch m := msg.(type) {
 	case *pgproto3.Parse:
@@ -56,7 +67,28 @@ func (s *session) queue(msg pgproto3.FrontendMessage) {
 	case *pgproto3.Close:
 		c = &pgproto3.Close{ObjectType: m.ObjectType, Name: m.Name}
 	}
+	if s.queued += messageSize(c); s.queued > maxQueued {
+		s.batch, s.queued = nil, 0
+		s.ignoreTillSync = true
+		s.sendError(&planner.Error{Code: "54000", Message: fmt.Sprintf("more than %d MiB of messages without a Sync", maxQueued>>20)}, "", 0)
+		return
+	}
 	s.batch = append(s.batch, c)
+}
+
+// messageSize approximates what a queued message holds.
+func messageSize(m pgproto3.FrontendMessage) int {
+	switch m := m.(type) {
+	case *pgproto3.Parse:
+		return len(m.Query) + 4*len(m.ParameterOIDs) + 64
+	case *pgproto3.Bind:
+		n := 64
+		for _, v := range m.Parameters {
+			n += len(v) + 8
+		}
+		return n
+	}
+	return 64
 }
 
 // runBatch answers the queued extended-protocol messages in order. At a
@@ -70,7 +102,13 @@ func (s *session) queue(msg pgproto3.FrontendMessage) {
 // on several shards) at the Sync.
 func (s *session) runBatch(ctx context.Context, final bool) {
 	batch := s.batch
-	s.batch = nil
+	s.batch, s.queued = nil, 0
+	if s.ignoreTillSync {
+		if final {
+			s.ignoreTillSync = false
+		}
+		return
+	}
 	ks := s.srv.topo().Keyspace(s.keyspace)
 	if ks == nil || ks.VSchema() == nil {
 		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, "", 0)
@@ -79,14 +117,21 @@ func (s *session) runBatch(ctx context.Context, final bool) {
 	ctx, done := s.statementContext(ctx)
 	defer done()
 	for _, msg := range batch {
-		if _, ok := msg.(*pgproto3.Execute); ok && s.txn == nil && !s.singleExecute(batch) {
-			// More than one statement before the Sync: they share one
-			// transaction, as on Postgres.
+		if _, ok := msg.(*pgproto3.Execute); ok && s.txn == nil && (!final || !s.singleExecute(batch)) {
+			// More than one statement before the Sync (or more may come
+			// after this Flush): they share one transaction, as on
+			// Postgres.
 			s.txn = newTxn(false, "BEGIN", s.settings)
 		}
 		if err := s.handle(ctx, ks, msg); err != nil {
-			// Postgres skips the rest of the batch after an error.
+			// Postgres skips the rest until Sync after an error.
 			s.fail(ctx, err, "", 0)
+			if !final {
+				s.ignoreTillSync = true
+			}
+			if s.txn == nil {
+				clear(s.portals)
+			}
 			return
 		}
 	}
@@ -95,6 +140,7 @@ func (s *session) runBatch(ctx context.Context, final bool) {
 		s.txn = nil
 		if err := s.commit(ctx, t); err != nil {
 			s.sendError(err, "", 0)
+			clear(s.portals)
 			return
 		}
 		s.settings = t.settings
@@ -201,7 +247,9 @@ func (s *session) bind(ks *topology.Keyspace, m *pgproto3.Bind) error {
 	if len(m.Parameters) != len(p.oids) && p.stmt != nil && p.stmt.Control == nil && p.stmt.Setting == nil {
 		return &planner.Error{Code: codeProtocolViolation, Message: fmt.Sprintf("bind message supplies %d parameters, but prepared statement %q requires %d", len(m.Parameters), m.PreparedStatement, len(p.oids))}
 	}
-	pt := &portal{stmt: p, bind: &binding{values: m.Parameters, formats: m.ParameterFormatCodes, oids: p.oids, resultFormats: m.ResultFormatCodes}}
+	s.portalSeq++
+	pt := &portal{stmt: p, name: fmt.Sprintf("sgp%d", s.portalSeq),
+		bind: &binding{values: m.Parameters, formats: m.ParameterFormatCodes, oids: p.oids, resultFormats: m.ResultFormatCodes}}
 	if p.stmt != nil {
 		pt.plan = p.stmt
 		if p.stmt.Control == nil && p.stmt.Setting == nil {
@@ -295,15 +343,19 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	s.described = true
 	defer func() { s.described = false }()
 	if pt.backend != nil {
-		// A suspended portal: fetch the next rows where it lives.
-		tag, suspended, err := pt.backend.continuePortal(ctx, m.Portal, m.MaxRows, emit)
+		// A suspended portal: fetch the next rows where it lives, if its
+		// transaction still holds that backend.
+		if t := s.txn; t == nil || t.backends[pt.backend.shard] != pt.backend {
+			return &planner.Error{Code: "34000", Message: fmt.Sprintf("portal %q does not exist", m.Portal)}
+		}
+		tag, suspended, err := pt.backend.continuePortal(ctx, pt.name, m.MaxRows, emit)
 		return s.portalResult(pt, tag, suspended, err)
 	}
 	shards := planner.Shards(st.Root)
 	if m.MaxRows > 0 && len(shards) > 1 {
 		return &planner.Error{Code: codeFeatureNotSupp, Message: "fetching a result that spans shards a few rows at a time is not supported yet; execute it without a row limit"}
 	}
-	x := &sessionExecutor{s: s, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, portal: m.Portal, maxRows: m.MaxRows}
+	x := &sessionExecutor{s: s, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, portal: pt.name, maxRows: m.MaxRows}
 	run := func() (planner.Tag, error) { return st.Root.Stream(ctx, x, emit) }
 	if s.txn == nil && !st.ReadOnly && !st.NoTransaction && len(shards) > 1 {
 		// One statement that writes on several shards is all or nothing.
@@ -321,10 +373,12 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 		return s.portalResult(pt, tag, false, nil)
 	}
 	if m.MaxRows > 0 && s.txn == nil {
-		// Without a transaction a shard ends the portal at once; the
-		// client sees it suspended and, executing again, ended.
+		// The last Execute before a Sync, outside a transaction: the
+		// portal ends with the Sync anyway, here as on Postgres.
 		tag, err := run()
-		return s.portalResult(pt, tag, x.suspended, err)
+		err = s.portalResult(pt, tag, x.suspended, err)
+		pt.done = true
+		return err
 	}
 	tag, err := run()
 	if err == nil && x.suspended {

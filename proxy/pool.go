@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"time"
 
@@ -55,8 +57,16 @@ type Pools struct {
 }
 
 type shardPool struct {
-	dsn  string
-	pool *pgxpool.Pool
+	dsn string
+	// passwordFile and passwordEnv are the shard's password references the
+	// pool was made with; a change of either makes a new pool.
+	passwordFile, passwordEnv string
+	pool                      *pgxpool.Pool
+}
+
+// serves reports whether the pool was made from sh's current settings.
+func (sp *shardPool) serves(sh *topology.Shard) bool {
+	return sp.dsn == sh.DSN && sp.passwordFile == sh.PasswordFile && sp.passwordEnv == sh.PasswordEnv
 }
 
 // NewPools returns an empty set of pools.
@@ -80,19 +90,53 @@ func (e *ShardUnreachableError) Error() string {
 
 func (e *ShardUnreachableError) Unwrap() error { return e.Err }
 
-// get returns the pool of shard, creating it on first use.
+// get returns the pool of shard, creating it on first use or when the
+// shard's DSN or password reference changed. The password is read then.
 func (p *Pools) get(sh *topology.Shard) (*shardPool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if sp, ok := p.pools[sh.Name]; ok && sp.dsn == sh.DSN {
+	if sp, ok := p.pools[sh.Name]; ok && sp.serves(sh) {
 		return sp, nil
 	} else if ok {
-		go sp.pool.Close() // the DSN changed; let borrowed connections finish
+		delete(p.pools, sh.Name)
+		go sp.pool.Close() // the shard changed; let borrowed connections finish
+	}
+	cfg, err := p.poolConfig(sh)
+	if err != nil {
+		return nil, &ShardUnreachableError{Shard: sh.Name, Err: err}
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, &ShardUnreachableError{Shard: sh.Name, Err: redactConnectError(err)}
+	}
+	p.log.Debug("shard pool created", zap.String("shard", sh.Name), zap.String("dsn", sh.RedactedDSN()),
+		zap.String("password_source", sh.PasswordSource()))
+	sp := &shardPool{dsn: sh.DSN, passwordFile: sh.PasswordFile, passwordEnv: sh.PasswordEnv, pool: pool}
+	p.pools[sh.Name] = sp
+	return sp, nil
+}
+
+// poolConfig turns sh into a pool configuration. The DSN's TLS settings
+// (sslmode, sslrootcert, sslcert, ...) and pgx's password rules stay as pgx
+// parsed them; a password that PasswordFile or PasswordEnv refers to takes
+// precedence over them. No error it returns holds a password.
+func (p *Pools) poolConfig(sh *topology.Shard) (*pgxpool.Config, error) {
+	password, hasRef, err := sh.ResolvePassword()
+	if err != nil {
+		return nil, err
+	}
+	if hasRef && sh.PasswordFile != "" {
+		if fi, err := os.Stat(sh.PasswordFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			p.log.Warn("shard password file is accessible to other users; make it mode 0600 or 0400",
+				zap.String("shard", sh.Name), zap.String("file", sh.PasswordFile), zap.Stringer("mode", fi.Mode().Perm()))
+		}
 	}
 	cfg, err := pgxpool.ParseConfig(sh.DSN)
 	if err != nil {
-		// The DSN may contain a password; say only what is wrong with it.
-		return nil, &ShardUnreachableError{Shard: sh.Name, Err: errors.New("invalid DSN")}
+		return nil, dsnError(err)
+	}
+	if hasRef {
+		cfg.ConnConfig.Password = password
 	}
 	cfg.MaxConns = p.cfg.MaxConns
 	cfg.MinIdleConns = p.cfg.MinIdleConns
@@ -105,13 +149,19 @@ func (p *Pools) get(sh *topology.Shard) (*shardPool, error) {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 2 * time.Second}
 	}
 	cfg.BeforeClose = func(c *pgx.Conn) { p.states.Delete(c.PgConn()) }
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		return nil, &ShardUnreachableError{Shard: sh.Name, Err: err}
+	return cfg, nil
+}
+
+// dsnError says what is wrong with a DSN pgx refused without quoting it: a
+// parse error may hold pieces of a password, even in pgx's redacted form. A
+// file the DSN names but the gateway cannot read (sslrootcert, sslcert,
+// sslkey, servicefile) is named, as only a path is at stake.
+func dsnError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("invalid DSN: %w", pe)
 	}
-	sp := &shardPool{dsn: sh.DSN, pool: pool}
-	p.pools[sh.Name] = sp
-	return sp, nil
+	return errors.New("invalid DSN")
 }
 
 // acquire borrows a connection to sh. The caller must release it.
@@ -176,7 +226,7 @@ func (p *Pools) Sync(snap *topology.Snapshot) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for name, sp := range p.pools {
-		if sh, ok := snap.Shards[name]; !ok || sh.DSN != sp.dsn {
+		if sh, ok := snap.Shards[name]; !ok || !sp.serves(sh) {
 			delete(p.pools, name)
 			go sp.pool.Close()
 		}

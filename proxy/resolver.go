@@ -26,16 +26,20 @@ type TwoPCStore interface {
 // the decision recorded in etcd (see topology.TwoPC), and rolls back
 // prepared transactions of shardgate that have no record.
 type Resolver struct {
-	store TwoPCStore
-	topo  func() *topology.Snapshot
-	pools *Pools
-	self  string
-	log   *zap.Logger
+	store    TwoPCStore
+	topo     func() *topology.Snapshot
+	pools    *Pools
+	self     string
+	inFlight func(gid string) bool
+	log      *zap.Logger
 }
 
-// NewResolver returns a Resolver for the gateway named self.
-func NewResolver(store TwoPCStore, topo func() *topology.Snapshot, pools *Pools, self string, log *zap.Logger) *Resolver {
-	return &Resolver{store: store, topo: topo, pools: pools, self: self, log: log}
+// NewResolver returns a Resolver for the gateway named self. It finishes the
+// records of gateways that are gone, and its own records that inFlight says
+// no session is working on any more (a COMMIT PREPARED that failed, a
+// decision whose outcome was unclear).
+func NewResolver(store TwoPCStore, topo func() *topology.Snapshot, pools *Pools, self string, inFlight func(gid string) bool, log *zap.Logger) *Resolver {
+	return &Resolver{store: store, topo: topo, pools: pools, self: self, inFlight: inFlight, log: log}
 }
 
 // Run resolves at once and then every interval until ctx ends.
@@ -84,7 +88,7 @@ func (r *Resolver) ResolveOnce(ctx context.Context) error {
 	known := map[string]bool{}
 	for _, rec := range records {
 		known[rec.GID] = true
-		if _, ok := live[rec.Gateway]; ok {
+		if _, ok := live[rec.Gateway]; ok && (rec.Gateway != r.self || r.inFlight(rec.GID)) {
 			continue
 		}
 		if err := r.finish(ctx, snap, rec); err != nil {
@@ -143,7 +147,7 @@ func (r *Resolver) onShard(ctx context.Context, snap *topology.Snapshot, shard, 
 	if !ok {
 		return fmt.Errorf("shard %s is not in the topology", shard)
 	}
-	b, err := r.pools.acquire(ctx, sh)
+	b, err := r.borrow(ctx, sh)
 	if err != nil {
 		return err
 	}
@@ -159,7 +163,7 @@ func (r *Resolver) onShard(ctx context.Context, snap *topology.Snapshot, shard, 
 // preparedOn lists the two-phase commit ids of shardgate prepared on shard's
 // database, with the shard suffix removed.
 func (r *Resolver) preparedOn(ctx context.Context, sh *topology.Shard) (map[string]bool, error) {
-	b, err := r.pools.acquire(ctx, sh)
+	b, err := r.borrow(ctx, sh)
 	if err != nil {
 		return nil, err
 	}
@@ -176,4 +180,18 @@ func (r *Resolver) preparedOn(ctx context.Context, sh *topology.Shard) (map[stri
 			return nil
 		}, discardTag)
 	return out, err
+}
+
+// borrow takes a connection to sh with every setting a client left on it
+// reset: a client's SET ROLE must not decide who finishes a transaction.
+func (r *Resolver) borrow(ctx context.Context, sh *topology.Shard) (*backend, error) {
+	b, err := r.pools.acquire(ctx, sh)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.syncSettings(ctx, nil); err != nil {
+		b.release()
+		return nil, err
+	}
+	return b, nil
 }

@@ -111,6 +111,7 @@ type Server struct {
 	listeners map[net.Listener]bool
 	sessions  map[*session]bool   // value: idle, waiting for the client
 	keys      map[uint64]*session // by BackendKeyData, for cancel requests
+	inflight  sync.Map            // two-phase commit ids being coordinated now
 	wg        sync.WaitGroup
 	closing   atomic.Bool
 }
@@ -306,4 +307,11 @@ func (s *Server) count(vec func(*Metrics) *prometheus.CounterVec, reason string)
 	if s.metrics != nil {
 		vec(s.metrics).WithLabelValues(reason).Inc()
 	}
+}
+
+// InFlight reports whether this gateway is coordinating the two-phase
+// commit gid right now; its resolver finishes only records it is not.
+func (s *Server) InFlight(gid string) bool {
+	_, ok := s.inflight.Load(gid)
+	return ok
 }

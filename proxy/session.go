@@ -63,6 +63,11 @@ type session struct {
 	// described is set while an Execute runs: the client learnt the result
 	// columns from Describe, so no RowDescription goes out.
 	described bool
+	queued    int // bytes in batch
+	portalSeq int // names backend portals
+	// ignoreTillSync is set after an error in the extended protocol: the
+	// messages up to the next Sync are dropped.
+	ignoreTillSync bool
 
 	stmtMu     sync.Mutex
 	stmtCancel context.CancelFunc // cancels the running statement, if any
@@ -179,9 +184,20 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 	}
 	s.startup, s.settings, s.reported, s.pinned = startup, map[string]string{}, map[string]string{}, map[string]*backend{}
 	s.statements, s.portals = map[string]*prepared{}, map[string]*portal{}
-	ks := s.srv.topo().Keyspace(s.keyspace)
+	snap := s.srv.topo()
+	if s.srv.auth != AuthTrust && !s.authenticate(snap) {
+		return false
+	}
+	s.be.Send(&pgproto3.AuthenticationOk{})
+	ks := snap.Keyspace(s.keyspace)
 	if ks == nil {
+		s.srv.count(authFailures, "unknown_keyspace")
 		return s.fatal(codeInvalidCatalogName, fmt.Sprintf("database %q does not exist", s.keyspace))
+	}
+	if s.srv.auth != AuthTrust && !snap.User(s.user).CanUse(s.keyspace) {
+		s.srv.count(authFailures, "no_grant")
+		s.log.Warn("user has no grant on the keyspace")
+		return s.fatal("42501", fmt.Sprintf("permission denied for database %q", s.keyspace))
 	}
 	if ks.VSchema() == nil {
 		return s.fatal(codeInvalidCatalogName, fmt.Sprintf("keyspace %q has no vschema yet; apply one with 'shardctl vschema apply'", s.keyspace))
@@ -192,7 +208,6 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 	if err != nil {
 		return s.fatalErr(err)
 	}
-	s.be.Send(&pgproto3.AuthenticationOk{})
 	s.reportParameters(b)
 	s.giveBack(b)
 	s.be.Send(&pgproto3.ParameterStatus{Name: "session_authorization", Value: s.user})
@@ -309,6 +324,7 @@ func (s *session) backendFor(ctx context.Context, shard string, txnSettings map[
 		return nil, err
 	}
 	b.notice = s.forwardNotice
+	b.scope = s.effective(txnSettings)["search_path"]
 	return b, nil
 }
 
@@ -679,6 +695,10 @@ func (x *sessionExecutor) Query(ctx context.Context, shard string, q planner.Que
 		defer s.giveBack(b)
 	}
 	x.last = b
+	if x.st.Opaque {
+		// DO and CALL may SET anything: resync the connection next time.
+		defer b.state.forget()
+	}
 	if x.bind == nil {
 		var tag planner.Tag
 		err := b.exec(ctx, q.SQL, emit, func(t planner.Tag) error {
@@ -687,7 +707,7 @@ func (x *sessionExecutor) Query(ctx context.Context, shard string, q planner.Que
 		})
 		return tag, err
 	}
-	tag, suspended, err := b.execBound(ctx, q.SQL, x.bind.subset(q.Params), x.portal, x.maxRows, emit)
+	tag, suspended, err := b.execBound(ctx, q.SQL, x.bind.subset(q.Params), x.portal, x.maxRows, s.txn == nil, emit)
 	x.suspended = x.suspended || suspended
 	return tag, err
 }

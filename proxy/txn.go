@@ -40,10 +40,12 @@ type txn struct {
 	order    []string // shards in the order they joined
 	wrote    map[string]bool
 
-	// savepoints and local settings are replayed, in order, on a shard
-	// that joins later, so ROLLBACK TO and SHOW work on every shard.
+	// replay is what the transaction did to its backends beyond running
+	// statements — SAVEPOINT, RELEASE, SET, SET LOCAL — in order. A shard
+	// that joins later gets it after BEGIN, so ROLLBACK TO and SHOW work
+	// the same on every shard.
+	replay     []string
 	savepoints []savepoint
-	local      []string
 	// settings are the session settings as this transaction changed them;
 	// they become the session's at COMMIT and are dropped at ROLLBACK.
 	settings map[string]string
@@ -53,7 +55,7 @@ type txn struct {
 
 type savepoint struct {
 	name     string
-	local    int               // len(local) when it was made
+	replay   int               // len(replay) once it was made
 	settings map[string]string // settings when it was made
 }
 
@@ -95,9 +97,9 @@ func (s *session) commit(ctx context.Context, t *txn) error {
 		}
 	}
 	if len(writers) <= 1 {
-		// Readers first: if the one writer's COMMIT fails, nothing is lost
-		// by having ended the read-only parts.
-		for _, b := range append(readers, writers...) {
+		// The writer first: locks the readers took (SELECT ... FOR
+		// UPDATE) hold until the write they protect has committed.
+		for _, b := range append(writers, readers...) {
 			if err := b.run(ctx, "COMMIT"); err != nil {
 				return err
 			}
@@ -118,12 +120,13 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 		shards[i] = b.shard
 	}
 	rec := topology.TwoPC{GID: gid, Gateway: s.srv.gatewayID, Participants: shards, Created: time.Now().UTC()}
+	// While this coordinator works on the record, its own resolver leaves
+	// it alone; once it gives up, the resolver finishes it.
+	s.srv.inflight.Store(gid, true)
+	defer s.srv.inflight.Delete(gid)
 	if err := log.BeginTwoPC(ctx, rec); err != nil {
 		s.rollbackAll(writers, readers)
 		return fmt.Errorf("two-phase commit: recording the transaction: %w", err)
-	}
-	for _, b := range readers {
-		_ = b.run(ctx, "COMMIT")
 	}
 	var prepareErr error
 	prepared := 0
@@ -143,6 +146,7 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 				_ = b.run(bg, "ROLLBACK")
 			}
 		}
+		s.rollbackAll(readers)
 		if err := log.DecideTwoPC(bg, gid, topology.TwoPCAbort); err == nil {
 			_ = log.EndTwoPC(bg, gid)
 		}
@@ -168,6 +172,10 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 			s.log.Warn("two-phase commit: COMMIT PREPARED failed; a resolver will finish it", zap.String("gid", gid), zap.String("shard", b.shard), zap.Error(err))
 			done = false
 		}
+	}
+	// Read-only parts end last, so their locks outlive the writes.
+	for _, b := range readers {
+		_ = b.run(context.Background(), "COMMIT")
 	}
 	if done {
 		if err := log.EndTwoPC(context.Background(), gid); err != nil {
@@ -238,20 +246,22 @@ func (s *session) releaseTxn(t *txn) {
 }
 
 // join brings shard into the transaction: borrow (or reuse) its backend,
-// open the backend transaction and replay savepoints and local settings.
+// open the backend transaction and replay what the transaction did so far.
 func (s *session) join(ctx context.Context, t *txn, shard string) (*backend, error) {
 	if b := t.backends[shard]; b != nil {
 		return b, nil
 	}
-	b, err := s.backendFor(ctx, shard, t.settings)
+	// The session's settings as they were when the transaction began; what
+	// the transaction changed comes with the replay, inside it.
+	b, err := s.backendFor(ctx, shard, nil)
 	if err != nil {
 		return nil, err
 	}
-	stmts := []string{t.begin}
-	for _, sp := range t.savepoints {
-		stmts = append(stmts, "SAVEPOINT "+quoteIdent(sp.name))
+	stmts := append([]string{t.begin}, t.replay...)
+	if len(t.replay) > 0 {
+		// The replay may change search_path (see statementName).
+		b.scope += "\x00" + strings.Join(t.replay, ";")
 	}
-	stmts = append(stmts, t.local...)
 	if err := b.run(ctx, strings.Join(stmts, "; ")); err != nil {
 		s.giveBack(b)
 		return nil, err

@@ -24,11 +24,13 @@ import (
 //	keyspaces/<ks>/vschema        vschema.Keyspace (JSON)
 //	gateways/<id>                 GatewayInfo (JSON), bound to the gateway's lease
 //	twopc/<gid>                   TwoPC (JSON), until the transaction is resolved
+//	users/<name>                  User (JSON): SCRAM verifier, grants, backend role
 //
 // Only shards/ and keyspaces/ make up the topology (Load, Watcher, and the
-// revision guard of topology changes). The rest changes often — a 2PC record
-// on every multi-shard commit — and must never cost a snapshot rebuild or make
-// a topology change fail with ErrConflict.
+// revision guard of topology changes); Snapshots carry the users too. The
+// rest changes often — a 2PC record on every multi-shard commit — and must
+// never cost a snapshot rebuild or make a topology change fail with
+// ErrConflict.
 type Store struct {
 	cli    *clientv3.Client
 	prefix string
@@ -77,6 +79,9 @@ func (s *Store) AddShard(ctx context.Context, sh Shard) error {
 	}
 	if strings.TrimSpace(sh.DSN) == "" {
 		return fmt.Errorf("shard %s: empty DSN", sh.Name)
+	}
+	if err := sh.CheckPassword(); err != nil {
+		return err
 	}
 	b, _ := json.Marshal(sh)
 	key := s.shardKey(sh.Name)
@@ -254,31 +259,55 @@ func (s *Store) isTopologyKey(key string) bool {
 	return false
 }
 
-// readTopology reads the topology keys, and only those, at one revision.
-func (s *Store) readTopology(ctx context.Context) (rev int64, kv map[string][]byte, err error) {
-	// One read-only txn: both ranges at the same revision, and none of the
+// admit tells whether key (full, with the prefix) with value belongs in the
+// key-value map build reads: a topology key, or a user record that parses.
+// A user record that does not parse is left out — that user cannot log in —
+// rather than fail the whole snapshot: one bad login must not freeze routing
+// for everyone. err says why it was left out.
+func (s *Store) admit(key string, value []byte) (ok bool, err error) {
+	if s.isTopologyKey(key) {
+		return true, nil
+	}
+	if name, isUser := s.userName(key); isUser {
+		if _, err := parseUser(name, value); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// readTopology reads the topology keys and the users, and only those, at
+// one revision. skipped explains each user record left out (see admit).
+func (s *Store) readTopology(ctx context.Context) (rev int64, kv map[string][]byte, skipped []error, err error) {
+	// One read-only txn: all ranges at the same revision, and none of the
 	// (possibly many) gateway and 2PC keys on the wire.
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(s.prefix+shardsDir, clientv3.WithPrefix()),
 		clientv3.OpGet(s.prefix+keyspacesDir, clientv3.WithPrefix()),
+		clientv3.OpGet(s.prefix+usersDir, clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
-		return 0, nil, fmt.Errorf("read topology from etcd: %w", err)
+		return 0, nil, nil, fmt.Errorf("read topology from etcd: %w", err)
 	}
 	kv = map[string][]byte{}
 	for _, r := range resp.Responses {
 		for _, e := range r.GetResponseRange().Kvs {
-			if s.isTopologyKey(string(e.Key)) {
+			ok, err := s.admit(string(e.Key), e.Value)
+			if ok {
 				kv[string(e.Key)] = e.Value
+			} else if err != nil {
+				skipped = append(skipped, err)
 			}
 		}
 	}
-	return resp.Header.Revision, kv, nil
+	return resp.Header.Revision, kv, skipped, nil
 }
 
-// Load reads the whole topology at one revision.
+// Load reads the whole topology, users included, at one revision. A user
+// record that does not parse is left out (see Users for an error naming it).
 func (s *Store) Load(ctx context.Context) (*Snapshot, error) {
-	rev, kv, err := s.readTopology(ctx)
+	rev, kv, _, err := s.readTopology(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +318,7 @@ func (s *Store) Load(ctx context.Context) (*Snapshot, error) {
 // does not parse or does not fit the rest fails the whole snapshot, so a
 // gateway never routes by a half-understood map.
 func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
-	snap := &Snapshot{Revision: rev, Shards: map[string]*Shard{}, Keyspaces: map[string]*Keyspace{}}
+	snap := &Snapshot{Revision: rev, Shards: map[string]*Shard{}, Keyspaces: map[string]*Keyspace{}, Users: map[string]*User{}}
 	keys := make([]string, 0, len(kv))
 	for k := range kv {
 		keys = append(keys, k)
@@ -297,6 +326,14 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 	sort.Strings(keys)
 	vschemas := map[string][]byte{}
 	for _, key := range keys {
+		if name, ok := s.userName(key); ok {
+			u, err := parseUser(name, kv[key])
+			if err != nil {
+				return nil, err
+			}
+			snap.Users[name] = u
+			continue
+		}
 		if !s.isTopologyKey(key) {
 			continue
 		}

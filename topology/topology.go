@@ -5,23 +5,121 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/shardgate/shardgate/vschema"
 )
 
 // Shard is one physical shard: a Postgres primary.
+//
+// Its password is best given by reference, so that no secret sits in etcd:
+// PasswordFile or PasswordEnv name where each gateway finds it on its own
+// host. Without either, pgx's own rules apply to the DSN: a password in it,
+// else the gateway's PGPASSWORD, else a pgpass file (the DSN's passfile=,
+// else the gateway's PGPASSFILE, else ~/.pgpass). TLS is the DSN's too:
+// sslmode=verify-full sslrootcert=/path/ca.pem verifies the shard.
 type Shard struct {
 	Name string `json:"name"`
 	// DSN is a libpq connection string or URL for the primary. The database
 	// it names holds the shard's tables.
 	DSN string `json:"dsn"`
+	// PasswordFile is the absolute path, on each gateway's host, of a file
+	// whose first line is the password. It is read whenever a connection
+	// pool for the shard is created: at first use and whenever the topology
+	// changes the shard.
+	PasswordFile string `json:"password_file,omitempty"`
+	// PasswordEnv names an environment variable of the gateway process
+	// that holds the password.
+	PasswordEnv string `json:"password_env,omitempty"`
 }
 
 // RedactedDSN returns the DSN with any password replaced, for display.
 func (s Shard) RedactedDSN() string { return RedactDSN(s.DSN) }
+
+// PasswordSource describes where the shard's password comes from, for
+// display; it never holds the password: "file:PATH", "env:VAR", "dsn" (a
+// password stored in the DSN), or "" (pgx's defaults: PGPASSWORD or a pgpass
+// file on the gateway's host, or no password at all).
+func (s Shard) PasswordSource() string {
+	switch {
+	case s.PasswordFile != "":
+		return "file:" + s.PasswordFile
+	case s.PasswordEnv != "":
+		return "env:" + s.PasswordEnv
+	case DSNHasPassword(s.DSN):
+		return "dsn"
+	}
+	return ""
+}
+
+// CheckPassword reports an error unless the shard names at most one source
+// of its password: PasswordFile and PasswordEnv exclude each other and a
+// password in the DSN, and PasswordFile must be an absolute path (it is
+// read on each gateway's host, whatever their working directories) and
+// PasswordEnv a plausible variable name. It reads nothing. Its errors do
+// not name the shard; callers add that.
+func (s Shard) CheckPassword() error {
+	switch {
+	case s.PasswordFile != "" && s.PasswordEnv != "":
+		return errors.New("password_file and password_env are both set; keep one")
+	case (s.PasswordFile != "" || s.PasswordEnv != "") && DSNHasPassword(s.DSN):
+		return fmt.Errorf("its DSN holds a password and %s names another; keep one", s.passwordRef())
+	case s.PasswordFile != "" && !filepath.IsAbs(s.PasswordFile):
+		return fmt.Errorf("password_file %q must be an absolute path", s.PasswordFile)
+	case s.PasswordEnv != "" && strings.ContainsAny(s.PasswordEnv, "= \t\n\x00"):
+		return fmt.Errorf("password_env %q is not an environment variable name", s.PasswordEnv)
+	}
+	return nil
+}
+
+func (s Shard) passwordRef() string {
+	if s.PasswordFile != "" {
+		return "password_file " + s.PasswordFile
+	}
+	return "password_env " + s.PasswordEnv
+}
+
+// ResolvePassword reads the password that PasswordFile or PasswordEnv
+// refers to. ok is false when the shard names neither; then the DSN and
+// pgx's defaults decide. A missing or empty file or variable is an error
+// that names the file or variable; no error holds any part of a password.
+// It reads the file (or the environment) on every call. Its errors do not
+// name the shard; callers add that.
+func (s Shard) ResolvePassword() (password string, ok bool, err error) {
+	if err := s.CheckPassword(); err != nil {
+		return "", false, err
+	}
+	switch {
+	case s.PasswordFile != "":
+		b, err := os.ReadFile(s.PasswordFile)
+		if err != nil {
+			// A *PathError names the file and the reason, nothing read.
+			return "", false, fmt.Errorf("reading password_file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			return "", false, fmt.Errorf("password_file %s: the first line (the password) is empty", s.PasswordFile)
+		}
+		return line, true, nil
+	case s.PasswordEnv != "":
+		v, set := os.LookupEnv(s.PasswordEnv)
+		if !set {
+			return "", false, fmt.Errorf("password_env %s is not set in the environment of this process", s.PasswordEnv)
+		}
+		if v == "" {
+			return "", false, fmt.Errorf("password_env %s is empty", s.PasswordEnv)
+		}
+		return v, true, nil
+	}
+	return "", false, nil
+}
 
 // ShardMap places a keyspace's logical shards on physical shards.
 type ShardMap struct {
@@ -150,6 +248,8 @@ type Snapshot struct {
 	Revision  int64
 	Shards    map[string]*Shard
 	Keyspaces map[string]*Keyspace
+	// Users are the gateway's logins by name (see users.go).
+	Users map[string]*User
 }
 
 // Keyspace returns the named keyspace, or nil.

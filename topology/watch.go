@@ -72,55 +72,106 @@ func (w *Watcher) revision() int64 {
 }
 
 // follow loads everything at one revision, then applies watch events from the
-// next revision on. It returns when the watch breaks; loaded tells whether
-// the load succeeded.
+// next revision on. It returns when a watch breaks; loaded tells whether the
+// load succeeded.
 func (w *Watcher) follow(ctx context.Context) (loaded bool, err error) {
 	loadCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	rev, kv, err := w.store.readTopology(loadCtx)
+	rev, kv, skipped, err := w.store.readTopology(loadCtx)
 	cancel()
 	if err != nil {
 		return false, err
 	}
+	for _, err := range skipped {
+		w.logSkippedUser(err)
+	}
 	w.install(rev, kv)
 
 	// One watch over the range from keyspaces/ to the end of shards/, which
-	// holds both topology subtrees ("keyspaces/" < "shards/"), so etcd never
-	// sends the gateway and 2PC keys that change on every multi-shard commit.
-	// The few other keys that sort into the range are dropped here.
+	// holds both topology subtrees ("keyspaces/" < "shards/"), and one over
+	// users/, so etcd never sends the gateway and 2PC keys that change on
+	// every multi-shard commit ("gateways/" sorts before the first range,
+	// "twopc/" between the two). The few other keys that sort into the
+	// ranges are dropped here.
 	from := w.store.prefix + keyspacesDir
 	to := clientv3.GetPrefixRangeEnd(w.store.prefix + shardsDir)
-	// WithRequireLeader ends the watch when the etcd member loses its
+	// WithRequireLeader ends the watches when the etcd member loses its
 	// cluster, so we reconnect (possibly elsewhere) instead of waiting on a
 	// member that will never send events. Progress notifications keep the
-	// resume revision fresh while nothing in the range changes, so a
-	// reconnect after a quiet hour does not hit a compacted revision.
+	// resume revision fresh while nothing in a range changes, so a
+	// reconnect after a quiet hour does not hit a compacted revision. Both
+	// watches share wctx, hence one gRPC stream.
 	wctx, stop := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer stop()
-	for wr := range w.store.cli.Watch(wctx, from, clientv3.WithRange(to), clientv3.WithRev(rev+1), clientv3.WithProgressNotify()) {
+	topo := w.store.cli.Watch(wctx, from, clientv3.WithRange(to), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+	users := w.store.cli.Watch(wctx, w.store.prefix+usersDir, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+	// The two watches are independent streams of events: either may be
+	// ahead of the other. A snapshot's Revision is that of the topology
+	// watch, so that a gateway acknowledging it has really applied every
+	// topology change up to it; users may be more recent than it.
+	topoRev := rev
+	for {
+		var wr clientv3.WatchResponse
+		var ok, isTopo bool
+		select {
+		case wr, ok = <-topo:
+			isTopo = true
+		case wr, ok = <-users:
+		}
+		if !ok {
+			break
+		}
 		if err := wr.Err(); err != nil {
 			return true, err
 		}
 		changed := false
 		for _, ev := range wr.Events {
 			key := string(ev.Kv.Key)
-			if !w.store.isTopologyKey(key) {
+			if isTopo {
+				if !w.store.isTopologyKey(key) {
+					continue
+				}
+				changed = true
+				if ev.Type == clientv3.EventTypeDelete {
+					delete(kv, key)
+				} else {
+					kv[key] = ev.Kv.Value
+				}
 				continue
 			}
-			changed = true
-			if ev.Type == clientv3.EventTypeDelete {
-				delete(kv, key)
-			} else {
+			// A user record that does not parse counts as deleted: that
+			// user cannot log in until it is fixed.
+			admit := false
+			if ev.Type != clientv3.EventTypeDelete {
+				var err error
+				if admit, err = w.store.admit(key, ev.Kv.Value); err != nil {
+					w.logSkippedUser(err)
+				}
+			}
+			_, had := kv[key]
+			switch {
+			case admit:
 				kv[key] = ev.Kv.Value
+				changed = true
+			case had:
+				delete(kv, key)
+				changed = true
 			}
 		}
+		if isTopo {
+			topoRev = max(topoRev, wr.Header.Revision)
+		}
 		if changed {
-			w.install(wr.Header.Revision, kv)
+			w.install(topoRev, kv)
 		}
 	}
 	if ctx.Err() == nil {
 		return true, errors.New("etcd closed the watch")
 	}
 	return true, ctx.Err()
+}
+
+func (w *Watcher) logSkippedUser(err error) {
+	w.log.Warn("leaving out a user record that does not parse; that user cannot log in until it is fixed", zap.Error(err))
 }
 
 // install builds a snapshot and swaps it in. A topology that does not build
@@ -133,7 +184,7 @@ func (w *Watcher) install(rev int64, kv map[string][]byte) {
 	}
 	w.cur.Store(snap)
 	w.once.Do(func() { close(w.ready) })
-	w.log.Info("topology installed", zap.Int64("revision", rev), zap.Int("keyspaces", len(snap.Keyspaces)), zap.Int("shards", len(snap.Shards)))
+	w.log.Info("topology installed", zap.Int64("revision", rev), zap.Int("keyspaces", len(snap.Keyspaces)), zap.Int("shards", len(snap.Shards)), zap.Int("users", len(snap.Users)))
 	if w.notify != nil {
 		w.notify(snap)
 	}

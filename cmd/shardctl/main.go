@@ -81,7 +81,7 @@ in etcd under /shardgate/<cluster>/. Gateways watch it and route by it.`,
 	pf.DurationVar(&a.timeout, "timeout", 5*time.Second,
 		"time limit for connecting to etcd and for each etcd request")
 
-	root.AddCommand(a.shardCommand(), a.keyspaceCommand(), a.vschemaCommand(), a.topologyCommand())
+	root.AddCommand(a.shardCommand(), a.keyspaceCommand(), a.vschemaCommand(), a.topologyCommand(), a.userCommand())
 	return root
 }
 

@@ -198,7 +198,7 @@ func TestUnreachableEtcd(t *testing.T) {
 	addr := closedPort(t)
 	for _, args := range [][]string{
 		{"shard", "list"},
-		{"shard", "add", "s0", "--dsn", "postgres://app:s3cret@127.0.0.1:5432/app"},
+		{"shard", "add", "s0", "--dsn", "postgres://app:s3cret@127.0.0.1:5432/app", "--allow-password-in-dsn"},
 		{"topology", "move", "app", "--logical", "0", "--to", "s0"},
 	} {
 		start := time.Now()

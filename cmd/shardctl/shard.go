@@ -26,20 +26,39 @@ func (a *app) shardCommand() *cobra.Command {
 }
 
 func (a *app) shardAddCommand() *cobra.Command {
-	var dsn string
+	var (
+		dsn, passwordFile, passwordEnv string
+		allowPassword                  bool
+	)
 	c := &cobra.Command{
-		Use:   "add NAME --dsn DSN",
+		Use:   "add NAME --dsn DSN [--password-file FILE | --password-env VAR]",
 		Short: "Register a physical shard",
 		Long: `Register a physical shard: a PostgreSQL primary whose database holds the
-shard's tables. DSN is a libpq URL or key=value string. A password in it is
-stored in etcd but never printed; pass --dsn - to read the DSN from stdin and
-keep the password out of the shell history and the process list.`,
-		Example: `  shardctl shard add s0 --dsn postgres://app@10.0.0.1:5432/app
-  echo "$DSN" | shardctl shard add s1 --dsn -`,
+shard's tables. DSN is a libpq URL or key=value string; TLS settings in it
+(sslmode=verify-full sslrootcert=/path/ca.pem) are used as they are.
+
+The DSN is stored in etcd, so it should hold no password. Give the password
+by reference instead, resolved by each gateway on its own host when it opens
+the shard's connection pool:
+  --password-file FILE  an absolute path; the file's first line is the password
+  --password-env VAR    an environment variable of the gateway process
+or leave both out and let pgx find it on the gateway's host: PGPASSWORD, or a
+pgpass file named by passfile= in the DSN, by PGPASSFILE, or ~/.pgpass.
+A DSN that holds a password (password=, sslpassword=, or user:password@ in a
+URL) is refused unless --allow-password-in-dsn is given; it is never
+printed. Pass --dsn - to read the DSN from stdin and keep it out of the
+shell history and the process list.`,
+		Example: `  shardctl shard add s0 --dsn 'host=10.0.0.1 user=app dbname=app sslmode=verify-full sslrootcert=/etc/shardgate/ca.pem' \
+      --password-file /run/secrets/s0-password
+  shardctl shard add s1 --dsn postgres://app@10.0.0.2:5432/app --password-env SHARD_S1_PASSWORD
+  echo "$DSN" | shardctl shard add s2 --dsn - --allow-password-in-dsn`,
 		Args: exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if dsn == "" {
 				return usageErrorf("missing --dsn")
+			}
+			if passwordFile != "" && passwordEnv != "" {
+				return usageErrorf("--password-file and --password-env exclude each other")
 			}
 			if dsn == "-" {
 				line, err := bufio.NewReader(a.stdin).ReadString('\n')
@@ -48,34 +67,62 @@ keep the password out of the shell history and the process list.`,
 				}
 				dsn = line
 			}
-			sh := topology.Shard{Name: args[0], DSN: dsn}
+			sh := topology.Shard{Name: args[0], DSN: dsn, PasswordFile: passwordFile, PasswordEnv: passwordEnv}
+			if err := sh.CheckPassword(); err != nil {
+				return usageErrorf("shard %s: %v", sh.Name, err)
+			}
+			if topology.DSNHasPassword(dsn) && !allowPassword {
+				return fmt.Errorf("shard %s: the DSN holds a password, which would be stored in etcd in clear text for anyone "+
+					"who can read etcd: give it by reference with --password-file or --password-env (read by each gateway on its host) "+
+					"or in a pgpass file (passfile= in the DSN, or PGPASSFILE), or pass --allow-password-in-dsn to store it anyway", sh.Name)
+			}
 			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
 				return s.AddShard(ctx, sh)
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "added shard %s (%s)\n", sh.Name, sh.RedactedDSN())
+			fmt.Fprintf(a.stdout, "added shard %s (%s; password: %s)\n", sh.Name, sh.RedactedDSN(), passwordSource(sh))
 			return nil
 		},
 	}
 	c.Flags().StringVar(&dsn, "dsn", "", "connection string of the shard's primary (required; - reads it from stdin)")
+	c.Flags().StringVar(&passwordFile, "password-file", "", "absolute path, on each gateway's host, of a file whose first line is the password")
+	c.Flags().StringVar(&passwordEnv, "password-env", "", "environment variable of each gateway that holds the password")
+	c.Flags().BoolVar(&allowPassword, "allow-password-in-dsn", false, "store a DSN that holds a password in etcd")
 	return c
+}
+
+// passwordSource says where a shard's password comes from, never what it is.
+func passwordSource(sh topology.Shard) string {
+	switch src := sh.PasswordSource(); src {
+	case "":
+		return "-"
+	case "dsn":
+		return "in DSN"
+	default:
+		return src
+	}
 }
 
 func (a *app) shardListCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List the physical shards; passwords are redacted",
-		Args:  exactArgs(),
+		Short: "List the physical shards and where their passwords come from; passwords are never shown",
+		Long: `List the physical shards. PASSWORD says where a shard's password comes from:
+file:PATH or env:VAR (resolved by each gateway), "in DSN" (stored in etcd,
+shown redacted), or - (none named: PGPASSWORD or a pgpass file on the
+gateway's host, or no password).`,
+		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			snap, err := a.load(c.Context())
 			if err != nil {
 				return err
 			}
 			w := table(a.stdout)
-			fmt.Fprintln(w, "NAME\tDSN")
+			fmt.Fprintln(w, "NAME\tDSN\tPASSWORD")
 			for _, name := range slices.Sorted(maps.Keys(snap.Shards)) {
-				fmt.Fprintf(w, "%s\t%s\n", name, snap.Shards[name].RedactedDSN())
+				sh := snap.Shards[name]
+				fmt.Fprintf(w, "%s\t%s\t%s\n", name, sh.RedactedDSN(), passwordSource(*sh))
 			}
 			return w.Flush()
 		},

@@ -179,7 +179,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 	if sec.certs != nil {
 		go reloadOnHangup(ctx, sec.certs, log)
 	}
-	resolver := proxy.NewResolver(store, watcher.Snapshot, pools, gatewayID, log.Named("resolver"))
+	resolver := proxy.NewResolver(store, watcher.Snapshot, pools, gatewayID, srv.InFlight, log.Named("resolver"))
 	resolveCtx, stopResolve := context.WithCancel(context.Background())
 	resolveDone := make(chan struct{})
 	go func() {

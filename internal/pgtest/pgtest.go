@@ -2,11 +2,13 @@
 // development server whose data survives restarts.
 //
 // Every cluster is a real postgres process listening on 127.0.0.1 with trust
-// authentication for the superuser postgres. Durability is switched off
-// (fsync, full_page_writes, synchronous_commit) because nothing here is worth
-// keeping after a crash. initdb runs once per binary version and OS user; new
-// clusters are copies of that template, so starting one costs well under a
-// second.
+// authentication for the superuser postgres; one started with Options.TLS
+// instead admits TCP connections only over TLS with a SCRAM password, like a
+// hardened production server, and keeps trust for the unix socket.
+// Durability is switched off (fsync, full_page_writes, synchronous_commit)
+// because nothing here is worth keeping after a crash. initdb runs once per
+// binary version and OS user; new clusters are copies of that template, so
+// starting one costs well under a second.
 //
 // initdb, pg_ctl and postgres refuse to run as root. When the process is
 // root, they run as the OS user postgres (which Debian's postgresql package
@@ -352,12 +354,21 @@ type Options struct {
 	Port int
 	// Settings are extra server settings (postgresql.conf names), passed as
 	// -c name=value. They override the harness's defaults, except port and
-	// listen_addresses, which the Cluster controls.
+	// listen_addresses, which the Cluster controls, and the TLS settings.
 	Settings map[string]string
+	// TLS makes a cluster that accepts TCP connections only over TLS and
+	// with a SCRAM-SHA-256 password (hostssl ... scram-sha-256), like a
+	// hardened production server. Every start makes a new throwaway CA and
+	// server certificate for 127.0.0.1 and localhost (see CAFile); create
+	// roles with passwords with CreateRole. The superuser postgres keeps
+	// trust authentication over the unix socket only, which DSN then uses.
+	// The data directory's own pg_hba.conf is left alone.
+	TLS bool
 }
 
 // Cluster is one running PostgreSQL server listening on 127.0.0.1, with the
-// superuser postgres and trust authentication.
+// superuser postgres and trust authentication (for a TLS cluster: over the
+// unix socket only).
 type Cluster struct {
 	Host string // always 127.0.0.1
 	Port int
@@ -368,6 +379,7 @@ type Cluster struct {
 	temp     bool   // Dir is ours to remove
 	sockDir  string // a temporary socket directory outside Dir, or ""
 	settings map[string]string
+	tls      bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -386,10 +398,16 @@ func StartCluster(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Host: "127.0.0.1", bin: bin, run: r, settings: opts.Settings}
+	c := &Cluster{Host: "127.0.0.1", bin: bin, run: r, settings: opts.Settings, tls: opts.TLS}
 	if err := c.prepareDir(ctx, opts.Dir); err != nil {
 		c.removeTemp()
 		return nil, err
+	}
+	if c.tls {
+		if err := r.writeTLS(filepath.Join(c.Dir, tlsDir)); err != nil {
+			c.removeTemp()
+			return nil, err
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		port := opts.Port
@@ -509,6 +527,9 @@ func (c *Cluster) serverOptions(port int) string {
 	for k, v := range c.settings {
 		s[k] = v
 	}
+	if c.tls {
+		maps.Copy(s, c.tlsSettings())
+	}
 	s["listen_addresses"] = c.Host
 	s["port"] = strconv.Itoa(port)
 	var b strings.Builder
@@ -545,6 +566,8 @@ func (c *Cluster) start(ctx context.Context, port int) error {
 	return nil
 }
 
+// ping connects as DSN does: over TCP, or over the unix socket for a TLS
+// cluster, whose TCP port wants TLS and a password.
 func (c *Cluster) ping(ctx context.Context) error {
 	conn, err := pgconn.Connect(ctx, c.DSN("postgres"))
 	if err != nil {
@@ -602,7 +625,10 @@ func (c *Cluster) removeTemp() error {
 }
 
 // DSN returns a URL for database db as the superuser postgres, for example
-// "postgres://postgres@127.0.0.1:5433/db?sslmode=disable".
+// "postgres://postgres@127.0.0.1:5433/db?sslmode=disable". For a TLS
+// cluster it connects over the unix socket instead
+// ("postgres://postgres@/db?host=%2Ftmp%2Fpgtest-1&port=5433"), because the
+// TCP port admits only TLS and passwords; see TLSDSN for that.
 func (c *Cluster) DSN(db string) string {
 	u := url.URL{
 		Scheme:   "postgres",
@@ -610,6 +636,10 @@ func (c *Cluster) DSN(db string) string {
 		Host:     net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
 		Path:     "/" + db,
 		RawQuery: "sslmode=disable",
+	}
+	if c.tls {
+		u.Host = ""
+		u.RawQuery = url.Values{"host": {c.socketDir()}, "port": {strconv.Itoa(c.Port)}}.Encode()
 	}
 	return u.String()
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -122,5 +123,90 @@ func TestTail(t *testing.T) {
 		if got := string(tail([]byte(tc.in), tc.n)); got != tc.want {
 			t.Errorf("tail(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestTLSCluster: a TLS cluster admits TCP connections only over TLS with a
+// SCRAM password, its certificate verifies against CAFile for 127.0.0.1 and
+// localhost, and the harness's own DSN still works.
+func TestTLSCluster(t *testing.T) {
+	c, err := StartCluster(t.Context(), Options{TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	if !c.TLS() || c.CAFile() == "" {
+		t.Fatalf("TLS() = %v, CAFile() = %q", c.TLS(), c.CAFile())
+	}
+	// The superuser's DSN goes over the unix socket.
+	if got := string(query(t, c, "SELECT current_setting('ssl') || ' ' || (inet_server_addr() IS NULL)::text")[0][0]); got != "on true" {
+		t.Errorf("ssl, unix socket = %q, want %q", got, "on true")
+	}
+	const password = "it's a s3cret pass"
+	if err := c.CreateRole(t.Context(), "app", password); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(query(t, c, "SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = 'app'")[0][0]); got != "SCRAM-SHA-256$" {
+		t.Errorf("app's password is stored as %q..., want a SCRAM verifier", got)
+	}
+
+	connect := func(dsn, password string) (*pgconn.PgConn, error) {
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			t.Fatalf("ParseConfig: %v", err)
+		}
+		cfg.Password = password
+		return pgconn.ConnectConfig(t.Context(), cfg)
+	}
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		dsn := strings.Replace(c.TLSDSN("postgres", "app"), "host=127.0.0.1", "host="+host, 1)
+		conn, err := connect(dsn, password)
+		if err != nil {
+			t.Fatalf("verify-full to %s: %v", host, err)
+		}
+		res := conn.ExecParams(t.Context(), "SELECT ssl, current_user FROM pg_stat_ssl WHERE pid = pg_backend_pid()", nil, nil, nil, nil).Read()
+		conn.Close(context.Background())
+		if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "t" || string(res.Rows[0][1]) != "app" {
+			t.Errorf("pg_stat_ssl over %s: %q, %v", host, res.Rows, res.Err)
+		}
+	}
+
+	port := strconv.Itoa(c.Port)
+	for _, tc := range []struct {
+		name, dsn, password, want string
+	}{
+		{"no_tls", "host=127.0.0.1 port=" + port + " user=app dbname=postgres sslmode=disable", password, "no pg_hba.conf entry"},
+		{"wrong_password", c.TLSDSN("postgres", "app"), "wrong", "password authentication failed"},
+		{"superuser_without_password", c.TLSDSN("postgres", "postgres"), "", "password authentication failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := connect(tc.dsn, tc.password)
+			if err == nil {
+				conn.Close(context.Background())
+				t.Fatal("connected")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+
+	fi, err := os.Stat(filepath.Join(c.Dir, tlsDir, "server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("server.key mode = %v, want 0600", fi.Mode().Perm())
+	}
+	r, err := serverUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != r.uid {
+		t.Errorf("server.key owned by uid %d, want %d (%s)", st.Uid, r.uid, r.name)
 	}
 }
