@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shardgate/shardgate/internal/pgtest"
+	"github.com/shardgate/shardgate/internal/testcert"
 )
 
 func main() {
@@ -34,17 +36,33 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *runDir, *bin, *listen, *admin, *etcd, *firstPort); err != nil {
+	c := cluster{repo: ".", runDir: *runDir, bin: *bin, listen: *listen, admin: *admin, etcd: *etcd, firstPort: *firstPort, out: os.Stdout}
+	if err := c.run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "devcluster: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, runDir, bin, listen, admin, etcd string, firstPort int) error {
-	runDir, err := filepath.Abs(runDir)
+// cluster is what a dev cluster is made of and where it prints.
+type cluster struct {
+	repo                             string // the repository, for testdata/
+	runDir, bin, listen, admin, etcd string
+	firstPort                        int
+	out                              io.Writer
+}
+
+// The sample user and its password: a development cluster on loopback.
+const (
+	sampleUser     = "app"
+	samplePassword = "app"
+)
+
+func (c *cluster) run(ctx context.Context) error {
+	runDir, err := filepath.Abs(c.runDir)
 	if err != nil {
 		return err
 	}
+	bin, listen, admin, etcd, firstPort, out := c.bin, c.listen, c.admin, c.etcd, c.firstPort, c.out
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return err
 	}
@@ -57,7 +75,7 @@ func run(ctx context.Context, runDir, bin, listen, admin, etcd string, firstPort
 		}
 	}()
 	for i := range 2 {
-		fmt.Printf("starting Postgres shard s%d on 127.0.0.1:%d\n", i, firstPort+i)
+		fmt.Fprintf(out, "starting Postgres shard s%d on 127.0.0.1:%d\n", i, firstPort+i)
 		c, err := pgtest.StartCluster(ctx, pgtest.Options{Dir: filepath.Join(runDir, fmt.Sprintf("s%d", i)), Port: firstPort + i})
 		if err != nil {
 			return fmt.Errorf("shard s%d: %w", i, err)
@@ -65,9 +83,14 @@ func run(ctx context.Context, runDir, bin, listen, admin, etcd string, firstPort
 		shards = append(shards, c)
 	}
 
+	certs, err := localCertificate(filepath.Join(runDir, "gateway", "tls"))
+	if err != nil {
+		return err
+	}
 	gw := exec.Command(filepath.Join(bin, "shardgate"), "--data-dir", filepath.Join(runDir, "gateway"),
-		"--listen", listen, "--listen-admin", admin, "--etcd-listen", etcd, "--log-format", "console", "--log-level", "warn", "--auth", "trust")
-	gw.Stdout, gw.Stderr = os.Stdout, os.Stderr
+		"--listen", listen, "--listen-admin", admin, "--etcd-listen", etcd, "--log-format", "console", "--log-level", "warn",
+		"--tls-cert", certs.CertFile, "--tls-key", certs.KeyFile, "--ssl", "allow")
+	gw.Stdout, gw.Stderr = out, out
 	// The gateway gets its own process group so that Ctrl-C reaches only
 	// devcluster, which then drains the gateway before stopping the shards.
 	gw.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -92,29 +115,28 @@ func run(ctx context.Context, runDir, bin, listen, admin, etcd string, firstPort
 		}
 		return nil
 	}
-	created, err := loadSample(ctx, shardctl, shards)
+	created, err := loadSample(ctx, shardctl, shards, filepath.Join(runDir, "gateway"), c.repo)
 	if err != nil {
 		return err
 	}
 	if created {
-		if err := createSchema(ctx, listen); err != nil {
+		if err := createSchema(ctx, listen, c.repo, out); err != nil {
 			return err
 		}
 	}
-	host, port, _ := strings.Cut(listen, ":")
-	fmt.Printf(`
+	fmt.Fprintf(out, `
 shardgate is running: keyspace app on shards s0 (127.0.0.1:%d) and s1 (127.0.0.1:%d).
 Connect with:
 
-    psql "host=%s port=%s dbname=app user=app sslmode=disable"
+    psql "%s"
 
 Admin: http://%s/readyz  http://%s/topology
 Topology: %s --etcd %s topology show app
 Press Ctrl-C to stop.
-`, firstPort, firstPort+1, host, port, admin, admin, filepath.Join(bin, "shardctl"), etcd)
+`, firstPort, firstPort+1, psqlDSN(listen), admin, admin, filepath.Join(bin, "shardctl"), etcd)
 	select {
 	case <-ctx.Done():
-		fmt.Println("\nstopping")
+		fmt.Fprintln(out, "\nstopping")
 		return nil
 	case err := <-exited:
 		exited <- err // for the deferred wait
@@ -122,9 +144,30 @@ Press Ctrl-C to stop.
 	}
 }
 
-// loadSample registers the shards and the sample keyspace unless a previous
-// run did. It reports whether it created the keyspace.
-func loadSample(ctx context.Context, shardctl func(...string) error, shards []*pgtest.Cluster) (bool, error) {
+// psqlDSN is the connection string the cluster prints: the sample user
+// over TLS (the gateway's self-signed certificate is not verified).
+func psqlDSN(listen string) string {
+	host, port, _ := strings.Cut(listen, ":")
+	return fmt.Sprintf("host=%s port=%s dbname=app user=%s password=%s sslmode=require", host, port, sampleUser, samplePassword)
+}
+
+// localCertificate makes a self-signed certificate for the gateway in dir
+// unless a previous run did.
+func localCertificate(dir string) (*testcert.Pair, error) {
+	p := &testcert.Pair{CertFile: filepath.Join(dir, "shardgate.crt"), KeyFile: filepath.Join(dir, "shardgate.key")}
+	if _, err := os.Stat(p.KeyFile); err == nil {
+		return p, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	_, p, err := testcert.SelfSigned(dir, "localhost", "127.0.0.1")
+	return p, err
+}
+
+// loadSample registers the shards, the sample keyspace and the sample user
+// unless a previous run did. It reports whether it created the keyspace.
+func loadSample(ctx context.Context, shardctl func(...string) error, shards []*pgtest.Cluster, dir, repo string) (bool, error) {
 	if err := shardctl("vschema", "show", "app"); err == nil {
 		return false, nil
 	}
@@ -136,20 +179,26 @@ func loadSample(ctx context.Context, shardctl func(...string) error, shards []*p
 	if err := shardctl("keyspace", "create", "app", "--logical-shards", "256", "--shards", "s0,s1"); err != nil && !strings.Contains(err.Error(), "already exists") {
 		return false, err
 	}
-	if err := shardctl("vschema", "apply", filepath.Join("testdata", "vschema", "app.yaml")); err != nil {
+	if err := shardctl("vschema", "apply", filepath.Join(repo, "testdata", "vschema", "app.yaml")); err != nil {
+		return false, err
+	}
+	pw := filepath.Join(dir, sampleUser+".password")
+	if err := os.WriteFile(pw, []byte(samplePassword+"\n"), 0o600); err != nil {
+		return false, err
+	}
+	if err := shardctl("user", "add", sampleUser, "--keyspace", "app", "--password-file", pw); err != nil && !strings.Contains(err.Error(), "already exists") {
 		return false, err
 	}
 	return true, nil
 }
 
 // createSchema creates the sample tables through the gateway and fills them.
-func createSchema(ctx context.Context, listen string) error {
-	host, port, _ := strings.Cut(listen, ":")
+func createSchema(ctx context.Context, listen, repo string, out io.Writer) error {
 	var conn *pgconn.PgConn
 	var err error
-	// The gateway picks up the new keyspace through its etcd watch.
+	// The gateway picks up the new keyspace and user through its etcd watch.
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		conn, err = pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s dbname=app user=app sslmode=disable", host, port))
+		conn, err = pgconn.Connect(ctx, psqlDSN(listen))
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -163,7 +212,7 @@ func createSchema(ctx context.Context, listen string) error {
 		return fmt.Errorf("connect to shardgate: %w", err)
 	}
 	defer conn.Close(ctx)
-	schema, err := os.ReadFile(filepath.Join("testdata", "sql", "app_schema.sql"))
+	schema, err := os.ReadFile(filepath.Join(repo, "testdata", "sql", "app_schema.sql"))
 	if err != nil {
 		return err
 	}
@@ -179,7 +228,7 @@ func createSchema(ctx context.Context, listen string) error {
 			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
-	fmt.Println("created the sample tables users, orders (sharded by user id) and countries (reference), with 100 users")
+	fmt.Fprintln(out, "created the sample tables users, orders (sharded by user id) and countries (reference), with 100 users")
 	return nil
 }
 
