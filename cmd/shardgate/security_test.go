@@ -18,8 +18,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shardgate/shardgate/internal/drivertest"
+	"github.com/shardgate/shardgate/internal/pgtest"
 	"github.com/shardgate/shardgate/internal/testcert"
 )
 
@@ -293,4 +295,141 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestSecurityImportedRole moves a role from a plain Postgres behind the
+// gateway: its password keeps working, and etcd holds only its verifier.
+func TestSecurityImportedRole(t *testing.T) {
+	s := newSecureEnv(t)
+	ctx := context.Background()
+	plain := pgtestStart(t)
+	admin := connectOrFail(t, plain.DSN("postgres"))
+	mustQuery(t, admin, "create role importme login password 'imported-pw-123'")
+	s.shardctl(0, "user", "import", "--from", plain.DSN("postgres"), "--role", "importme")
+	s.shardctl(0, "user", "grant", "importme", "--keyspace", "app")
+	eventually(t, 10*time.Second, "the imported user at the gateway", func() bool {
+		c, err := pgconn.Connect(ctx, s.dsn("importme", "imported-pw-123", "app"))
+		if err == nil {
+			c.Close(ctx)
+		}
+		return err == nil
+	})
+	raw := s.etcdDump(t)
+	if strings.Contains(raw, "imported-pw-123") || !strings.Contains(raw, "SCRAM-SHA-256$4096:") {
+		t.Fatalf("etcd holds a password, or no verifier:\n%s", raw)
+	}
+}
+
+// TestSecurityShardsOverTLS serves through shards that accept only
+// "hostssl ... scram-sha-256", verified against their CA, with the shard
+// password given by file; the password shows nowhere.
+func TestSecurityShardsOverTLS(t *testing.T) {
+	const secret = "shard-s3cret-pw-42"
+	const wrong = "wrong-s3cret-pw-43"
+	ctx := context.Background()
+	shards := make([]*pgtest.Cluster, 2)
+	for i := range shards {
+		c, err := pgtest.StartCluster(ctx, pgtest.Options{TLS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Stop() })
+		if err := c.CreateRole(ctx, "gw", secret); err != nil {
+			t.Fatal(err)
+		}
+		su := connectOrFail(t, c.DSN("postgres"))
+		mustQuery(t, su, "grant create on schema public to gw")
+		shards[i] = c
+	}
+	e := &env{t: t, shards: shards, etcdDir: t.TempDir()}
+	e.startEtcd("")
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.pw"), filepath.Join(dir, "bad.pw")
+	os.WriteFile(good, []byte(secret+"\n"), 0o600)
+	os.WriteFile(bad, []byte(wrong+"\n"), 0o600)
+	for i, c := range shards {
+		e.shardctl(0, "shard", "add", fmt.Sprintf("s%d", i), "--dsn", c.TLSDSN("postgres", "gw"), "--password-file", good)
+	}
+	e.shardctl(0, "keyspace", "create", "app", "--logical-shards", "16", "--shards", "s0,s1")
+	e.shardctl(0, "vschema", "apply", repoPath("testdata/vschema/app.yaml"))
+	e.gw = startGateway(t, e.etcd.Endpoints(), "--admin-token", "tok", "--log-level", "debug")
+	// A shard whose password file is wrong (added once the gateway is
+	// ready: /readyz wants every shard reachable).
+	e.shardctl(0, "shard", "add", "bad", "--dsn", shards[0].TLSDSN("postgres", "gw"), "--password-file", bad)
+	e.shardctl(0, "keyspace", "create", "broken", "--logical-shards", "1", "--shards", "bad")
+	brokenVS := filepath.Join(dir, "broken.yaml")
+	os.WriteFile(brokenVS, []byte("keyspaces:\n  broken:\n    sharded: false\n"), 0o644)
+	e.shardctl(0, "vschema", "apply", brokenVS)
+
+	c := e.gw.connect("app")
+	mustQuery(t, c, "create table users (id bigint primary key, name text, email text, country text)")
+	mustQuery(t, c, "insert into users (id, name) values (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')")
+	if got := mustQuery(t, c, "select count(*) from users"); got[0][0] != "4" {
+		t.Fatalf("through TLS shards: %q", got)
+	}
+	if got := mustQuery(t, c, "select ssl from pg_stat_ssl where pid = pg_backend_pid()"); got[0][0] != "t" {
+		t.Fatalf("the gateway's shard connection is not TLS: %q", got)
+	}
+	// A shard whose password is wrong: a clear error, no secret in it.
+	var err error
+	eventually(t, 10*time.Second, "keyspace broken at the gateway", func() bool {
+		_, err = pgconnConnect(e.gw.dsn("broken"))
+		return pgCode(err) != "3D000"
+	})
+	if err == nil || pgCode(err) != "08006" {
+		t.Fatalf("shard with a wrong password: %v", err)
+	}
+	var seen []string
+	seen = append(seen, err.Error())
+	out, errOut := e.shardctl(0, "shard", "list")
+	seen = append(seen, out, errOut)
+	for _, path := range []string{"/topology", "/metrics", "/readyz"} {
+		req, _ := http.NewRequest("GET", "http://"+e.gw.admin+path, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		seen = append(seen, b.String())
+	}
+	seen = append(seen, e.gw.log.String())
+	for _, text := range seen {
+		if strings.Contains(text, secret) || strings.Contains(text, wrong) {
+			t.Fatalf("a shard password leaked:\n%s", text)
+		}
+	}
+}
+
+func pgtestStart(t *testing.T) *pgtest.Cluster { return pgtest.Start(t, 1)[0] }
+
+func connectOrFail(t *testing.T, dsn string) *pgconn.PgConn {
+	t.Helper()
+	c, err := pgconn.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// etcdDump returns every key and value under the cluster's prefix.
+func (s *secureEnv) etcdDump(t *testing.T) string {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: s.etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	resp, err := cli.Get(context.Background(), "/shardgate/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, kv := range resp.Kvs {
+		fmt.Fprintf(&b, "%s = %s\n", kv.Key, kv.Value)
+	}
+	return b.String()
 }
