@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgpassfile"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
@@ -57,7 +60,8 @@ type Pools struct {
 }
 
 type shardPool struct {
-	dsn string
+	shard string
+	dsn   string
 	// passwordFile and passwordEnv are the shard's password references the
 	// pool was made with; a change of either makes a new pool.
 	passwordFile, passwordEnv string
@@ -90,20 +94,32 @@ func (e *ShardUnreachableError) Error() string {
 
 func (e *ShardUnreachableError) Unwrap() error { return e.Err }
 
-// get returns the pool of shard, creating it on first use or when the
-// shard's DSN or password reference changed. The password is read then.
-func (p *Pools) get(sh *topology.Shard) (*shardPool, error) {
+// poolKey names the pool of shard for backend role ("" is the DSN's own).
+func poolKey(shard, role string) string { return shard + "\x00" + role }
+
+// get returns the pool of shard for role, creating it on first use or when
+// the shard's DSN or password reference changed. The password is read then.
+//
+// A role other than the DSN's own logs in as itself, so that nothing a
+// client does on the connection (RESET ROLE) can reach more than the role
+// may; its password comes from a pgpass file (or the shard trusts it).
+func (p *Pools) get(sh *topology.Shard, role string) (*shardPool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if sp, ok := p.pools[sh.Name]; ok && sp.serves(sh) {
+	key := poolKey(sh.Name, role)
+	if sp, ok := p.pools[key]; ok && sp.serves(sh) {
 		return sp, nil
 	} else if ok {
-		delete(p.pools, sh.Name)
+		delete(p.pools, key)
 		go sp.pool.Close() // the shard changed; let borrowed connections finish
 	}
 	cfg, err := p.poolConfig(sh)
 	if err != nil {
 		return nil, &ShardUnreachableError{Shard: sh.Name, Err: err}
+	}
+	if role != "" && role != cfg.ConnConfig.User {
+		cfg.ConnConfig.User = role
+		cfg.ConnConfig.Password = passfilePassword(cfg.ConnConfig, role)
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
@@ -111,9 +127,30 @@ func (p *Pools) get(sh *topology.Shard) (*shardPool, error) {
 	}
 	p.log.Debug("shard pool created", zap.String("shard", sh.Name), zap.String("dsn", sh.RedactedDSN()),
 		zap.String("password_source", sh.PasswordSource()))
-	sp := &shardPool{dsn: sh.DSN, passwordFile: sh.PasswordFile, passwordEnv: sh.PasswordEnv, pool: pool}
-	p.pools[sh.Name] = sp
+	sp := &shardPool{shard: sh.Name, dsn: sh.DSN, passwordFile: sh.PasswordFile, passwordEnv: sh.PasswordEnv, pool: pool}
+	p.pools[key] = sp
 	return sp, nil
+}
+
+// passfilePassword looks up role's password in the pgpass file the DSN (or
+// PGPASSFILE, or ~/.pgpass) names, as libpq would; "" if there is none.
+func passfilePassword(cc *pgx.ConnConfig, role string) string {
+	path := os.Getenv("PGPASSFILE")
+	if v, ok := cc.RuntimeParams["passfile"]; ok {
+		path = v
+	}
+	if path == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		path = filepath.Join(home, ".pgpass")
+	}
+	pf, err := pgpassfile.ReadPassfile(path)
+	if err != nil {
+		return ""
+	}
+	return pf.FindPassword(cc.Host, strconv.Itoa(int(cc.Port)), cc.Database, role)
 }
 
 // poolConfig turns sh into a pool configuration. The DSN's TLS settings
@@ -164,9 +201,16 @@ func dsnError(err error) error {
 	return errors.New("invalid DSN")
 }
 
-// acquire borrows a connection to sh. The caller must release it.
+// acquire borrows a connection to sh as the shard's own role. The caller
+// must release it.
 func (p *Pools) acquire(ctx context.Context, sh *topology.Shard) (*backend, error) {
-	sp, err := p.get(sh)
+	return p.acquireAs(ctx, sh, "")
+}
+
+// acquireAs borrows a connection to sh as backend role ("" for the shard's
+// own).
+func (p *Pools) acquireAs(ctx context.Context, sh *topology.Shard, role string) (*backend, error) {
+	sp, err := p.get(sh, role)
 	if err != nil {
 		return nil, err
 	}
@@ -225,9 +269,9 @@ func (p *Pools) Ping(ctx context.Context, snap *topology.Snapshot) error {
 func (p *Pools) Sync(snap *topology.Snapshot) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for name, sp := range p.pools {
-		if sh, ok := snap.Shards[name]; !ok || !sp.serves(sh) {
-			delete(p.pools, name)
+	for key, sp := range p.pools {
+		if sh, ok := snap.Shards[sp.shard]; !ok || !sp.serves(sh) {
+			delete(p.pools, key)
 			go sp.pool.Close()
 		}
 	}

@@ -67,7 +67,7 @@ func (r *Resolver) ResolveOnce(ctx context.Context) error {
 	}
 	// Prepared transactions first, records second: a prepared transaction
 	// without a record seen after it never committed.
-	prepared := map[string]map[string]bool{} // shard -> gid -> true
+	prepared := map[string]map[string]string{} // shard -> gid -> owner
 	var errs []error
 	for name, sh := range snap.Shards {
 		gids, err := r.preparedOn(ctx, sh)
@@ -96,12 +96,12 @@ func (r *Resolver) ResolveOnce(ctx context.Context) error {
 		}
 	}
 	for shard, gids := range prepared {
-		for gid := range gids {
+		for gid, owner := range gids {
 			if known[gid] {
 				continue
 			}
 			r.log.Warn("rolling back a prepared transaction that has no record", zap.String("gid", gid), zap.String("shard", shard))
-			if err := r.onShard(ctx, snap, shard, "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, shard))); err != nil {
+			if err := r.onShard(ctx, snap, shard, owner, "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, shard))); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -131,7 +131,7 @@ func (r *Resolver) finish(ctx context.Context, snap *topology.Snapshot, rec topo
 		verb = "COMMIT PREPARED "
 	}
 	for _, shard := range rec.Participants {
-		if err := r.onShard(ctx, snap, shard, verb+quoteLiteral(preparedGID(rec.GID, shard))); err != nil {
+		if err := r.onShard(ctx, snap, shard, rec.Role, verb+quoteLiteral(preparedGID(rec.GID, shard))); err != nil {
 			return err
 		}
 	}
@@ -140,14 +140,14 @@ func (r *Resolver) finish(ctx context.Context, snap *topology.Snapshot, rec topo
 	return r.store.EndTwoPC(ctx, rec.GID)
 }
 
-// onShard runs sql on shard; a prepared transaction that does not exist
-// (finished already) counts as done.
-func (r *Resolver) onShard(ctx context.Context, snap *topology.Snapshot, shard, sql string) error {
+// onShard runs sql on shard as role; a prepared transaction that does not
+// exist (finished already) counts as done.
+func (r *Resolver) onShard(ctx context.Context, snap *topology.Snapshot, shard, role, sql string) error {
 	sh, ok := snap.Shards[shard]
 	if !ok {
 		return fmt.Errorf("shard %s is not in the topology", shard)
 	}
-	b, err := r.borrow(ctx, sh)
+	b, err := r.borrow(ctx, sh, role)
 	if err != nil {
 		return err
 	}
@@ -161,20 +161,20 @@ func (r *Resolver) onShard(ctx context.Context, snap *topology.Snapshot, shard, 
 }
 
 // preparedOn lists the two-phase commit ids of shardgate prepared on shard's
-// database, with the shard suffix removed.
-func (r *Resolver) preparedOn(ctx context.Context, sh *topology.Shard) (map[string]bool, error) {
-	b, err := r.borrow(ctx, sh)
+// database, with the shard suffix removed, and the role that prepared each.
+func (r *Resolver) preparedOn(ctx context.Context, sh *topology.Shard) (map[string]string, error) {
+	b, err := r.borrow(ctx, sh, "")
 	if err != nil {
 		return nil, err
 	}
 	defer b.release()
 	suffix := "_" + sh.Name
-	out := map[string]bool{}
-	err = b.exec(ctx, "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'sg\\_%'",
+	out := map[string]string{}
+	err = b.exec(ctx, "SELECT gid, owner FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'sg\\_%'",
 		func(batch *planner.Batch) error {
 			for _, row := range batch.Rows {
 				if gid := string(row[0]); strings.HasSuffix(gid, suffix) {
-					out[strings.TrimSuffix(gid, suffix)] = true
+					out[strings.TrimSuffix(gid, suffix)] = string(row[1])
 				}
 			}
 			return nil
@@ -184,8 +184,8 @@ func (r *Resolver) preparedOn(ctx context.Context, sh *topology.Shard) (map[stri
 
 // borrow takes a connection to sh with every setting a client left on it
 // reset: a client's SET ROLE must not decide who finishes a transaction.
-func (r *Resolver) borrow(ctx context.Context, sh *topology.Shard) (*backend, error) {
-	b, err := r.pools.acquire(ctx, sh)
+func (r *Resolver) borrow(ctx context.Context, sh *topology.Shard, role string) (*backend, error) {
+	b, err := r.pools.acquireAs(ctx, sh, role)
 	if err != nil {
 		return nil, err
 	}

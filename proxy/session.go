@@ -41,6 +41,9 @@ type session struct {
 	key    uint64 // cancel key: process id and secret
 	// admitted is set once the session counts against MaxClientConns.
 	admitted bool
+	// backendRole is the role the session's statements run as on the
+	// shards ("" for each shard's own).
+	backendRole string
 	// tls is set once the connection is encrypted.
 	tls bool
 
@@ -199,6 +202,9 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 		s.log.Warn("user has no grant on the keyspace")
 		return s.fatal("42501", fmt.Sprintf("permission denied for database %q", s.keyspace))
 	}
+	if u := snap.User(s.user); u != nil {
+		s.backendRole = u.BackendRole
+	}
 	if ks.VSchema() == nil {
 		return s.fatal(codeInvalidCatalogName, fmt.Sprintf("keyspace %q has no vschema yet; apply one with 'shardctl vschema apply'", s.keyspace))
 	}
@@ -312,7 +318,7 @@ func (s *session) backendFor(ctx context.Context, shard string, txnSettings map[
 			return nil, fmt.Errorf("shard %s is not in the topology", shard)
 		}
 		var err error
-		if b, err = s.srv.pools.acquire(ctx, sh); err != nil {
+		if b, err = s.srv.pools.acquireAs(ctx, sh, s.backendRole); err != nil {
 			return nil, err
 		}
 		if ks := s.srv.topo().Keyspace(s.keyspace); ks != nil && ks.VSchema() != nil && ks.VSchema().Pooling == vschema.PoolSession {

@@ -119,7 +119,7 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 	for i, b := range writers {
 		shards[i] = b.shard
 	}
-	rec := topology.TwoPC{GID: gid, Gateway: s.srv.gatewayID, Participants: shards, Created: time.Now().UTC()}
+	rec := topology.TwoPC{GID: gid, Gateway: s.srv.gatewayID, Participants: shards, Created: time.Now().UTC(), Role: s.backendRole}
 	// While this coordinator works on the record, its own resolver leaves
 	// it alone; once it gives up, the resolver finishes it.
 	s.srv.inflight.Store(gid, true)

@@ -83,6 +83,9 @@ type TwoPC struct {
 	Participants []string      `json:"participants"`
 	Decision     TwoPCDecision `json:"decision,omitempty"`
 	Created      time.Time     `json:"created"`
+	// Role is the backend role that prepared the transactions ("" for
+	// each shard's own): only it (or a superuser) may finish them.
+	Role string `json:"role,omitempty"`
 }
 
 // maxGIDLen is the longest identifier PREPARE TRANSACTION takes (Postgres's

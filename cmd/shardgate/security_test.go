@@ -433,3 +433,43 @@ func (s *secureEnv) etcdDump(t *testing.T) string {
 	}
 	return b.String()
 }
+
+// TestSecurityBackendRole runs a user's statements as its backend role on
+// the shards: it reads what that role may read and nothing more.
+func TestSecurityBackendRole(t *testing.T) {
+	s := newSecureEnv(t)
+	ctx := context.Background()
+	app, err := pgconn.Connect(ctx, s.dsn("app", "app-secret", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	mustQuery(t, app, "create table users (id bigint primary key, name text, email text, country text)")
+	mustQuery(t, app, "insert into users (id, name) values (1, 'one'), (2, 'two')")
+	for i := range s.shards {
+		mustQuery(t, s.backend(i), "create role reader login; grant select on users to reader")
+	}
+	s.addUser("analyst", "analyst-secret", "--keyspace", "app", "--backend-role", "reader")
+	var c *pgconn.PgConn
+	eventually(t, 10*time.Second, "user analyst at the gateway", func() bool {
+		c, err = pgconn.Connect(ctx, s.dsn("analyst", "analyst-secret", "app"))
+		return err == nil
+	})
+	defer c.Close(ctx)
+	if got := mustQuery(t, c, "select current_user, session_user"); got[0][0] != "reader" || got[0][1] != "reader" {
+		t.Fatalf("backend role: %q", got)
+	}
+	if got := mustQuery(t, c, "select name from users where id = 2"); got[0][0] != "two" {
+		t.Fatalf("read as reader: %q", got)
+	}
+	if _, err := query(c, "insert into users (id, name) values (3, 'three')"); pgCode(err) != "42501" {
+		t.Fatalf("write as reader: %v", err)
+	}
+	if _, err := query(c, "reset role; insert into users (id, name) values (3, 'three')"); pgCode(err) != "42501" {
+		t.Fatalf("RESET ROLE escaped the backend role: %v", err)
+	}
+	// The app user's own sessions still run as the shard's role.
+	if got := mustQuery(t, app, "select current_user"); got[0][0] == "reader" {
+		t.Fatal("the backend role leaked to another user's session")
+	}
+}
