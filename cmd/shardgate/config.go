@@ -266,6 +266,9 @@ func applyFile(cfg *config, path string, byName map[string]setting) error {
 			}
 			v = strings.Join(parts, ",")
 		case nil:
+		case float64:
+			// YAML numbers arrive as floats; 67108864 must not read 6.7e+07.
+			v = strconv.FormatFloat(x, 'f', -1, 64)
 		default:
 			v = fmt.Sprint(x)
 		}

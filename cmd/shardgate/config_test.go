@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"reflect"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,5 +59,16 @@ func TestConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: got %v, want %q", c.args, c.env, err, c.want)
 		}
+	}
+}
+
+func TestSampleConfigLoads(t *testing.T) {
+	cfg, err := loadConfig([]string{"--config", filepath.Join("..", "..", "deploy", "shardgate.yaml")}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sample shows the defaults.
+	if !reflect.DeepEqual(cfg, defaultConfig()) {
+		t.Fatalf("the sample config is not the defaults it claims:\n%+v\n%+v", cfg, defaultConfig())
 	}
 }
