@@ -28,6 +28,34 @@ type Embedded struct {
 	closeOnce sync.Once
 }
 
+// EmbeddedTLS is the TLS an embedded etcd serves its clients with. The files
+// are PEM and are read when the server starts.
+type EmbeddedTLS struct {
+	// CertFile and KeyFile are the server's certificate and key; both are
+	// required. The certificate must name the host clients connect to
+	// (127.0.0.1 for a clientAddr left empty).
+	CertFile, KeyFile string
+	// TrustedCAFile holds the CAs that client certificates must chain to.
+	TrustedCAFile string
+	// ClientCertAuth refuses clients without a certificate signed by a CA
+	// in TrustedCAFile; it needs TrustedCAFile set.
+	ClientCertAuth bool
+}
+
+// EmbeddedOption changes how StartEmbedded configures the server.
+type EmbeddedOption func(*embeddedOptions)
+
+type embeddedOptions struct {
+	tls *EmbeddedTLS
+}
+
+// WithClientTLS makes the embedded etcd serve clients over TLS only: its
+// Endpoints become https:// URLs. Peers stay plain, as a single member has
+// none.
+func WithClientTLS(t EmbeddedTLS) EmbeddedOption {
+	return func(o *embeddedOptions) { o.tls = &t }
+}
+
 // StartEmbedded starts etcd with its data in dir, serving clients on
 // clientAddr (host:port; "" means a free port on 127.0.0.1) and peers on a
 // free loopback port. A dir that already holds etcd data is reopened, so the
@@ -35,12 +63,24 @@ type Embedded struct {
 // requests; cancelling ctx before that abandons the start and stops the
 // server. logger receives etcd's logs (pass zap.NewNop() to discard them).
 // The caller must call Close.
-func StartEmbedded(ctx context.Context, dir, clientAddr string, logger *zap.Logger) (*Embedded, error) {
+func StartEmbedded(ctx context.Context, dir, clientAddr string, logger *zap.Logger, opts ...EmbeddedOption) (*Embedded, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
+	var o embeddedOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if t := o.tls; t != nil {
+		if t.CertFile == "" || t.KeyFile == "" {
+			return nil, errors.New("topology: embedded etcd client TLS needs CertFile and KeyFile")
+		}
+		if t.ClientCertAuth && t.TrustedCAFile == "" {
+			return nil, errors.New("topology: embedded etcd ClientCertAuth needs TrustedCAFile")
+		}
+	}
 	for attempt := 1; ; attempt++ {
-		e, err := startEmbedded(ctx, dir, clientAddr, logger)
+		e, err := startEmbedded(ctx, dir, clientAddr, logger, o)
 		if err == nil {
 			return e, nil
 		}
@@ -53,7 +93,7 @@ func StartEmbedded(ctx context.Context, dir, clientAddr string, logger *zap.Logg
 	}
 }
 
-func startEmbedded(ctx context.Context, dir, clientAddr string, logger *zap.Logger) (*Embedded, error) {
+func startEmbedded(ctx context.Context, dir, clientAddr string, logger *zap.Logger, o embeddedOptions) (*Embedded, error) {
 	if clientAddr == "" {
 		port, err := freeLoopbackPort()
 		if err != nil {
@@ -65,7 +105,11 @@ func startEmbedded(ctx context.Context, dir, clientAddr string, logger *zap.Logg
 	if err != nil {
 		return nil, err
 	}
-	clientURL := url.URL{Scheme: "http", Host: clientAddr}
+	scheme := "http"
+	if o.tls != nil {
+		scheme = "https"
+	}
+	clientURL := url.URL{Scheme: scheme, Host: clientAddr}
 	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", fmt.Sprint(peerPort))}
 
 	cfg := embed.NewConfig()
@@ -75,6 +119,12 @@ func startEmbedded(ctx context.Context, dir, clientAddr string, logger *zap.Logg
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(logger)
 	cfg.ListenClientUrls = []url.URL{clientURL}
 	cfg.AdvertiseClientUrls = []url.URL{clientURL}
+	if t := o.tls; t != nil {
+		cfg.ClientTLSInfo.CertFile = t.CertFile
+		cfg.ClientTLSInfo.KeyFile = t.KeyFile
+		cfg.ClientTLSInfo.TrustedCAFile = t.TrustedCAFile
+		cfg.ClientTLSInfo.ClientCertAuth = t.ClientCertAuth
+	}
 	cfg.ListenPeerUrls = []url.URL{peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
@@ -107,13 +157,13 @@ func startEmbedded(ctx context.Context, dir, clientAddr string, logger *zap.Logg
 	em := &Embedded{etcd: e}
 	// The listeners' addresses rather than clientAddr, which may name port 0.
 	for _, l := range e.Clients {
-		em.endpoints = append(em.endpoints, "http://"+l.Addr().String())
+		em.endpoints = append(em.endpoints, scheme+"://"+l.Addr().String())
 	}
 	return em, nil
 }
 
 // Endpoints returns the URLs clients connect to, for example
-// []string{"http://127.0.0.1:23790"}.
+// []string{"http://127.0.0.1:23790"}, or https:// with WithClientTLS.
 func (e *Embedded) Endpoints() []string { return append([]string(nil), e.endpoints...) }
 
 // Close stops the server and waits until it has stopped. Calling it again

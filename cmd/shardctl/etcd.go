@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -24,6 +28,9 @@ type app struct {
 	cluster string
 	timeout time.Duration
 
+	etcdCA, etcdCert, etcdKey      string
+	etcdUsername, etcdPasswordFile string
+
 	cli   *clientv3.Client
 	store *topology.Store
 }
@@ -32,20 +39,40 @@ type app struct {
 func (a *app) endpoints() []string { return splitList(a.etcd) }
 
 // open connects to etcd on first use. The gRPC connection itself is made
-// lazily by the first request, which --timeout bounds (see call).
+// lazily by the first request, which --timeout bounds (see call); with
+// --etcd-username, though, the client authenticates here, within --timeout.
 func (a *app) open(ctx context.Context) (*topology.Store, error) {
 	if a.store != nil {
 		return a.store, nil
+	}
+	tlsCfg, err := a.etcdTLS()
+	if err != nil {
+		return nil, err
+	}
+	var password string
+	if a.etcdPasswordFile != "" {
+		if password, err = readFirstLine(a.etcdPasswordFile); err != nil {
+			return nil, fmt.Errorf("--etcd-password-file: %w", err)
+		}
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   a.endpoints(),
 		DialTimeout: a.timeout,
 		Context:     ctx,
+		TLS:         tlsCfg,
+		Username:    a.etcdUsername,
+		Password:    password,
 		// The client's own logger would write warnings to stderr, where
 		// only the one error line belongs.
 		Logger: zap.NewNop(),
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("interrupted: %w", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("connecting to etcd: %w %s", err, a.noAnswerHint())
+	default:
 		return nil, fmt.Errorf("connecting to etcd at %s: %w", a.etcd, err)
 	}
 	a.cli = cli
@@ -77,9 +104,96 @@ func (a *app) call(ctx context.Context, f func(context.Context, *topology.Store)
 	case ctx.Err() != nil:
 		return fmt.Errorf("interrupted: %w", err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w (no answer from etcd at %s within %s; is it running? see --etcd, --timeout)", err, a.etcd, a.timeout)
+		return fmt.Errorf("%w %s", err, a.noAnswerHint())
 	}
 	return err
+}
+
+// noAnswerHint explains a request that ran out of time. A failed TLS
+// handshake (an untrusted server or client certificate) looks to the client
+// just like an etcd that is down: it retries until the deadline, and the
+// handshake's own error is lost.
+func (a *app) noAnswerHint() string {
+	if a.usesTLS() {
+		return fmt.Sprintf("(no answer from etcd at %s within %s; is it running, does --etcd-ca verify its certificate, and does it accept --etcd-cert? see --etcd, --etcd-ca, --etcd-cert, --timeout)", a.etcd, a.timeout)
+	}
+	return fmt.Sprintf("(no answer from etcd at %s within %s; is it running? see --etcd, --timeout)", a.etcd, a.timeout)
+}
+
+// usesTLS reports whether shardctl talks TLS to etcd: it does with a TLS
+// flag or an https:// endpoint.
+func (a *app) usesTLS() bool {
+	if a.etcdCA != "" || a.etcdCert != "" {
+		return true
+	}
+	for _, ep := range a.endpoints() {
+		if strings.HasPrefix(strings.ToLower(ep), "https://") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkEtcdSecurityFlags rejects combinations of the etcd TLS and
+// authentication flags that could not work, before anything is read.
+func (a *app) checkEtcdSecurityFlags() error {
+	if (a.etcdCert == "") != (a.etcdKey == "") {
+		return usageErrorf("--etcd-cert and --etcd-key go together")
+	}
+	if (a.etcdUsername == "") != (a.etcdPasswordFile == "") {
+		return usageErrorf("--etcd-username and --etcd-password-file go together")
+	}
+	if a.etcdCA != "" || a.etcdCert != "" {
+		// The etcd client silently drops TLS for an http:// endpoint.
+		for _, ep := range a.endpoints() {
+			if strings.HasPrefix(strings.ToLower(ep), "http://") {
+				return usageErrorf("--etcd %s is plain http; with --etcd-ca or --etcd-cert use https://", ep)
+			}
+		}
+	}
+	return nil
+}
+
+// etcdTLS builds the TLS configuration for etcd from --etcd-ca, --etcd-cert
+// and --etcd-key, or returns nil without them (an https:// endpoint then
+// verifies etcd against the system's CAs).
+func (a *app) etcdTLS() (*tls.Config, error) {
+	if a.etcdCA == "" && a.etcdCert == "" {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if a.etcdCA != "" {
+		pem, err := os.ReadFile(a.etcdCA)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-ca: %w", err)
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--etcd-ca: %s holds no PEM certificate", a.etcdCA)
+		}
+	}
+	if a.etcdCert != "" {
+		pair, err := tls.LoadX509KeyPair(a.etcdCert, a.etcdKey)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
+		}
+		t.Certificates = []tls.Certificate{pair}
+	}
+	return t, nil
+}
+
+// readFirstLine reads the first line of a secret file, as the gateway does.
+func readFirstLine(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimRight(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("%s: first line is empty", path)
+	}
+	return line, nil
 }
 
 // load reads the whole topology of the cluster.

@@ -80,6 +80,16 @@ in etcd under /shardgate/<cluster>/. Gateways watch it and route by it.`,
 		"cluster name; the topology lives under /shardgate/<cluster>/ in etcd (env SHARDGATE_CLUSTER)")
 	pf.DurationVar(&a.timeout, "timeout", 5*time.Second,
 		"time limit for connecting to etcd and for each etcd request")
+	pf.StringVar(&a.etcdCA, "etcd-ca", os.Getenv("SHARDGATE_ETCD_CA"),
+		"CA file (PEM) to verify etcd's certificate; turns on TLS to etcd (env SHARDGATE_ETCD_CA)")
+	pf.StringVar(&a.etcdCert, "etcd-cert", os.Getenv("SHARDGATE_ETCD_CERT"),
+		"client certificate file (PEM) for etcd; turns on TLS to etcd (env SHARDGATE_ETCD_CERT)")
+	pf.StringVar(&a.etcdKey, "etcd-key", os.Getenv("SHARDGATE_ETCD_KEY"),
+		"private key file (PEM) of --etcd-cert (env SHARDGATE_ETCD_KEY)")
+	pf.StringVar(&a.etcdUsername, "etcd-username", os.Getenv("SHARDGATE_ETCD_USERNAME"),
+		"etcd user name, for etcd authentication (env SHARDGATE_ETCD_USERNAME)")
+	pf.StringVar(&a.etcdPasswordFile, "etcd-password-file", os.Getenv("SHARDGATE_ETCD_PASSWORD_FILE"),
+		"file whose first line is the password of --etcd-username (env SHARDGATE_ETCD_PASSWORD_FILE)")
 
 	root.AddCommand(a.shardCommand(), a.keyspaceCommand(), a.vschemaCommand(), a.topologyCommand(), a.userCommand())
 	return root
@@ -95,7 +105,7 @@ func (a *app) checkGlobalFlags() error {
 	if len(a.endpoints()) == 0 {
 		return usageErrorf("--etcd names no endpoints")
 	}
-	return nil
+	return a.checkEtcdSecurityFlags()
 }
 
 func envOr(name, def string) string {

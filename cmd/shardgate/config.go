@@ -299,6 +299,13 @@ func (c *config) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") || (c.AdminTLSCert == "") != (c.AdminTLSKey == "") || (c.EtcdCert == "") != (c.EtcdKey == "") {
 		return errors.New("a TLS certificate needs its key and a key its certificate (tls_cert/tls_key, admin_tls_cert/admin_tls_key, etcd_cert/etcd_key)")
 	}
+	if c.EtcdCA != "" || c.EtcdCert != "" {
+		for _, e := range c.Etcd {
+			if strings.HasPrefix(e, "http://") {
+				return fmt.Errorf("etcd endpoint %s is http:// but etcd_ca/etcd_cert ask for TLS: use https://", e)
+			}
+		}
+	}
 	if c.SSL == "require" && c.TLSCert == "" {
 		return errors.New("ssl: require needs tls_cert and tls_key")
 	}

@@ -142,7 +142,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 	select {
 	case <-watcher.Ready():
 	case <-time.After(cfg.TopologyTimeout):
-		return fmt.Errorf("no topology from etcd %v (cluster %q) after %s", endpoints, cfg.Cluster, cfg.TopologyTimeout)
+		return fmt.Errorf("no topology from etcd %v (cluster %q) after %s: is etcd running, and do etcd_ca, etcd_cert and etcd_username match it?", endpoints, cfg.Cluster, cfg.TopologyTimeout)
 	case <-ctx.Done():
 		return nil
 	}
