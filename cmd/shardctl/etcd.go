@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -51,7 +49,7 @@ func (a *app) open(ctx context.Context) (*topology.Store, error) {
 	}
 	var password string
 	if a.etcdPasswordFile != "" {
-		if password, err = readFirstLine(a.etcdPasswordFile); err != nil {
+		if password, err = topology.ReadSecretFile(a.etcdPasswordFile); err != nil {
 			return nil, fmt.Errorf("--etcd-password-file: %w", err)
 		}
 	}
@@ -158,42 +156,14 @@ func (a *app) checkEtcdSecurityFlags() error {
 // and --etcd-key, or returns nil without them (an https:// endpoint then
 // verifies etcd against the system's CAs).
 func (a *app) etcdTLS() (*tls.Config, error) {
-	if a.etcdCA == "" && a.etcdCert == "" {
-		return nil, nil
-	}
-	t := &tls.Config{MinVersion: tls.VersionTLS12}
-	if a.etcdCA != "" {
-		pem, err := os.ReadFile(a.etcdCA)
-		if err != nil {
-			return nil, fmt.Errorf("--etcd-ca: %w", err)
-		}
-		t.RootCAs = x509.NewCertPool()
-		if !t.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--etcd-ca: %s holds no PEM certificate", a.etcdCA)
-		}
-	}
-	if a.etcdCert != "" {
-		pair, err := tls.LoadX509KeyPair(a.etcdCert, a.etcdKey)
-		if err != nil {
-			return nil, fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
-		}
-		t.Certificates = []tls.Certificate{pair}
+	t, err := topology.ClientTLS(a.etcdCA, a.etcdCert, a.etcdKey)
+	var fe *topology.TLSFileError
+	if errors.As(err, &fe) && fe.CA {
+		return nil, fmt.Errorf("--etcd-ca: %w", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
 	}
 	return t, nil
-}
-
-// readFirstLine reads the first line of a secret file, as the gateway does.
-func readFirstLine(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimRight(line, "\r")
-	if line == "" {
-		return "", fmt.Errorf("%s: first line is empty", path)
-	}
-	return line, nil
 }
 
 // load reads the whole topology of the cluster.

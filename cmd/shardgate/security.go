@@ -3,18 +3,17 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/proxy"
+	"github.com/shardgate/shardgate/topology"
 )
 
 // security is what the configuration says about secrets and TLS, loaded
@@ -30,8 +29,9 @@ type security struct {
 
 func loadSecurity(cfg config, log *zap.Logger) (*security, error) {
 	sec := &security{adminToken: cfg.AdminToken}
+	var err error
 	if cfg.AdminTokenFile != "" {
-		t, err := readSecret(cfg.AdminTokenFile)
+		t, err := topology.ReadSecretFile(cfg.AdminTokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("admin_token_file: %w", err)
 		}
@@ -60,49 +60,21 @@ func loadSecurity(cfg config, log *zap.Logger) (*security, error) {
 		}
 		sec.adminCerts = c
 	}
-	if cfg.EtcdCA != "" || cfg.EtcdCert != "" {
-		t := &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.EtcdCA != "" {
-			pem, err := os.ReadFile(cfg.EtcdCA)
-			if err != nil {
-				return nil, fmt.Errorf("etcd_ca: %w", err)
-			}
-			t.RootCAs = x509.NewCertPool()
-			if !t.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("etcd_ca %s holds no PEM certificate", cfg.EtcdCA)
-			}
-		}
-		if cfg.EtcdCert != "" {
-			pair, err := tls.LoadX509KeyPair(cfg.EtcdCert, cfg.EtcdKey)
-			if err != nil {
-				return nil, fmt.Errorf("etcd client certificate: %w", err)
-			}
-			t.Certificates = []tls.Certificate{pair}
-		}
-		sec.etcdTLS = t
+	sec.etcdTLS, err = topology.ClientTLS(cfg.EtcdCA, cfg.EtcdCert, cfg.EtcdKey)
+	var fe *topology.TLSFileError
+	if errors.As(err, &fe) && fe.CA {
+		return nil, fmt.Errorf("etcd_ca: %w", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("etcd client certificate: %w", err)
 	}
 	if cfg.EtcdPasswordFile != "" {
-		p, err := readSecret(cfg.EtcdPasswordFile)
+		p, err := topology.ReadSecretFile(cfg.EtcdPasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("etcd_password_file: %w", err)
 		}
 		sec.etcdPassword = p
 	}
 	return sec, nil
-}
-
-// readSecret reads the first line of a file.
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimRight(line, "\r")
-	if line == "" {
-		return "", errors.New(path + " is empty")
-	}
-	return line, nil
 }
 
 // isLoopback reports whether a listen address accepts only local clients.
