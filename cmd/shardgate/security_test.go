@@ -88,8 +88,8 @@ func TestSecurityClientAuthentication(t *testing.T) {
 	mustQuery(t, c, "insert into users (id, name) values (1, 'one')")
 	c.Close(ctx)
 
-	// psql, the same way.
-	out, errOut, code := psql(t, s.dsn("app", "app-secret", "app"), "-c", "select name from users where id = 1")
+	// psql, the same way, insisting on channel binding (SCRAM-SHA-256-PLUS).
+	out, errOut, code := psql(t, s.dsn("app", "app-secret", "app")+" channel_binding=require", "-c", "select name from users where id = 1")
 	if code != 0 || out != "one\n" {
 		t.Fatalf("psql: exit %d %q %q", code, out, errOut)
 	}
