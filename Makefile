@@ -23,5 +23,17 @@ vet:
 test: vet
 	$(GO) test -count=1 -timeout 30m ./...
 
+# Every fuzz target in the module for FUZZTIME each, one after another. A
+# crasher is written to the package's testdata/fuzz, where every `go test`
+# runs it from then on.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$(dirname $$f) $$target"; \
+			$(GO) test $$(dirname $$f) -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s; \
+		done; \
+	done
+
 clean:
 	rm -rf $(BIN) .run

@@ -76,19 +76,13 @@ func (s *session) queue(msg pgproto3.FrontendMessage) {
 	s.batch = append(s.batch, c)
 }
 
-// messageSize approximates what a queued message holds.
+// messageSize is what a queued message holds: its size on the wire.
 func messageSize(m pgproto3.FrontendMessage) int {
-	switch m := m.(type) {
-	case *pgproto3.Parse:
-		return len(m.Query) + 4*len(m.ParameterOIDs) + 64
-	case *pgproto3.Bind:
-		n := 64
-		for _, v := range m.Parameters {
-			n += len(v) + 8
-		}
-		return n
+	b, err := m.Encode(nil)
+	if err != nil {
+		return 0
 	}
-	return 64
+	return len(b)
 }
 
 // runBatch answers the queued extended-protocol messages in order. At a

@@ -76,13 +76,17 @@ type session struct {
 	stmtCancel context.CancelFunc // cancels the running statement, if any
 }
 
-// setConn makes conn the session's connection (again, after TLS).
+// maxAuthMessage bounds the messages of a client that has not logged in
+// yet (Postgres allows SASL tokens of 64 KiB), so that unauthenticated
+// clients cannot make the gateway allocate much.
+const maxAuthMessage = 64 << 10
+
+// setConn makes conn the session's connection (again, after TLS), reading
+// small messages only until the client has logged in.
 func (s *session) setConn(conn net.Conn) {
 	s.conn = conn
 	s.be = pgproto3.NewBackend(conn, conn)
-	if s.srv.maxMsg > 0 {
-		s.be.SetMaxBodyLen(s.srv.maxMsg)
-	}
+	s.be.SetMaxBodyLen(maxAuthMessage)
 }
 
 // handshake runs the startup phase: SSL and GSS encryption requests are
@@ -125,6 +129,7 @@ func (s *session) handshake(ctx context.Context) bool {
 				return false
 			}
 			_ = s.conn.SetDeadline(time.Time{})
+			s.be.SetMaxBodyLen(s.srv.maxMsg) // 0: no limit
 			return true
 		default:
 			return false
