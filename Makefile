@@ -7,12 +7,12 @@ BIN := bin
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/shardgate ./cmd/shardctl
+	$(GO) build -o $(BIN)/ ./cmd/shardgate ./cmd/shardctl ./internal/devcluster
 
 # Two local Postgres shards (installed with apt-get if missing), a gateway with
 # embedded etcd, and the sample keyspace `app`; data under .run/.
 run: build
-	$(GO) run ./internal/devcluster --bin $(BIN)
+	$(BIN)/devcluster --bin $(BIN)
 
 vet:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
