@@ -65,6 +65,24 @@ const (
 	RollbackTo
 )
 
+func (k ControlKind) String() string {
+	switch k {
+	case Begin:
+		return "BEGIN"
+	case Commit:
+		return "COMMIT"
+	case Rollback:
+		return "ROLLBACK"
+	case Savepoint:
+		return "SAVEPOINT"
+	case Release:
+		return "RELEASE"
+	case RollbackTo:
+		return "ROLLBACK TO"
+	}
+	return fmt.Sprintf("ControlKind(%d)", int(k))
+}
+
 // Control describes a transaction-control statement.
 type Control struct {
 	Kind ControlKind
