@@ -2,21 +2,14 @@ package pgtest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shardgate/shardgate/internal/testcert"
 )
 
 // tlsDir is the directory inside a TLS cluster's data directory that holds
@@ -33,108 +26,33 @@ hostssl replication  all   127.0.0.1/32   scram-sha-256
 `
 
 // writeTLS makes a throwaway CA and a server certificate it signs for
-// 127.0.0.1, ::1 and localhost, and writes ca.pem, server.crt, server.key
-// (mode 0600) and pg_hba.conf into dir, all owned by the server's user. The
-// CA's key is never written: nothing else is ever signed with it.
+// 127.0.0.1, ::1 and localhost, and writes ca.crt, server.crt, server.key
+// (mode 0600) and pg_hba.conf into dir, all owned by the server's user.
 func (r *runner) writeTLS(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
-	if err := r.own(dir); err != nil {
-		return fmt.Errorf("pgtest: %w", err)
-	}
-	caPEM, certPEM, keyPEM, err := newServerCert(time.Now())
+	ca, err := testcert.NewCA(dir, "ca")
 	if err != nil {
 		return fmt.Errorf("pgtest: making TLS certificates: %w", err)
 	}
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
-		{"ca.pem", caPEM, 0o644},
-		{"server.crt", certPEM, 0o644},
-		// postgres refuses a key that its group or others can read.
-		{"server.key", keyPEM, 0o600},
-		{"pg_hba.conf", []byte(tlsHBA), 0o600},
-	} {
-		path := filepath.Join(dir, f.name)
-		// Replace, so that an older file's mode or owner does not survive.
-		os.Remove(path)
-		if err := os.WriteFile(path, f.data, f.mode); err != nil {
-			return fmt.Errorf("pgtest: %w", err)
-		}
-		if err := os.Chmod(path, f.mode); err != nil { // umask
-			return fmt.Errorf("pgtest: %w", err)
-		}
-		if err := r.own(path); err != nil {
+	if _, err := ca.Issue(dir, "server", "localhost", "127.0.0.1", "::1"); err != nil {
+		return fmt.Errorf("pgtest: making TLS certificates: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pg_hba.conf"), []byte(tlsHBA), 0o600); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	// postgres refuses a key that its group or others can read, and one
+	// that is not its own.
+	for _, name := range []string{"", "ca.crt", "server.crt", "server.key", "pg_hba.conf"} {
+		if err := r.own(filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("pgtest: %w", err)
 		}
 	}
 	return nil
-}
-
-// newServerCert returns a new CA certificate and a server certificate and
-// key it signs, PEM-encoded, valid from an hour before now for a year.
-func newServerCert(now time.Time) (caPEM, certPEM, keyPEM []byte, err error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	serial := func() (*big.Int, error) { return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)) }
-	caSerial, err := serial()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          caSerial,
-		Subject:               pkix.Name{CommonName: "pgtest throwaway CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(1, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	srvSerial, err := serial()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: srvSerial,
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(1, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		nil
 }
 
 // tlsSettings are the server settings of a TLS cluster.
@@ -160,7 +78,7 @@ func (c *Cluster) CAFile() string {
 	if !c.tls {
 		return ""
 	}
-	return filepath.Join(c.Dir, tlsDir, "ca.pem")
+	return filepath.Join(c.Dir, tlsDir, "ca.crt")
 }
 
 // TLSDSN returns a keyword/value connection string for database db as user
