@@ -249,7 +249,7 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 		msg, err := s.be.Receive()
 		if err != nil {
 			s.abortCopy(ctx, targets, "client connection lost")
-			return finish(err)
+			return finish(&planner.Error{Code: codeProtocolViolation, Message: "the client's COPY data ended without CopyDone or CopyFail"})
 		}
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
