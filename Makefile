@@ -10,7 +10,8 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/shardgate ./cmd/shardctl ./internal/devcluster
 
 # Two local Postgres shards (installed with apt-get if missing), a gateway with
-# embedded etcd, and the sample keyspace `app`; data under .run/.
+# embedded etcd, and the sample keyspace `app`; data under .run/ (as root, the
+# shards' under /var/tmp, where the OS user postgres can reach it).
 run: build
 	$(BIN)/devcluster --bin $(BIN)
 
@@ -35,5 +36,7 @@ fuzz:
 		done; \
 	done
 
+# devcluster knows where `make run` keeps the shards' data.
 clean:
-	rm -rf $(BIN) .run
+	$(GO) run ./internal/devcluster -clean
+	rm -rf $(BIN)

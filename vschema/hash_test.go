@@ -13,9 +13,11 @@ import (
 )
 
 // pgHashVectorsPath holds values hashed by a real (little-endian) PostgreSQL
-// server with the *_extended hash functions and seed 0. It is RFC 4180 CSV
-// with the header type,value,hash_extended_seed0.
-const pgHashVectorsPath = "../../shared/testdata/pg_hash_vectors.csv"
+// server with the *_extended hash functions and seed 0. It is CSV as
+// PostgreSQL's COPY writes it, with the header type,value,hash_extended_seed0;
+// TestPGHashVectorsFile checks it against a live server and rewrites it with
+// -regen.
+const pgHashVectorsPath = "testdata/pg_hash_vectors.csv"
 
 type pgHashVector struct {
 	line  int // line in the CSV file, for error messages
@@ -114,7 +116,7 @@ func TestHashMatchesPostgres(t *testing.T) {
 
 func TestHashInt64KnownValues(t *testing.T) {
 	// A few vectors restated here so the hash is pinned even when reading
-	// the shared CSV is what broke.
+	// the CSV is what broke.
 	tests := []struct {
 		v    int64
 		want int64
