@@ -35,6 +35,10 @@ type Query struct {
 	// the client's parameter Params[i-1] (0-based). Nil means the client's
 	// parameters as they are.
 	Params []int
+	// AnyShard is set when every shard of the keyspace gives the same
+	// answer: the executor may run it on another shard than the one named,
+	// one that is up, or one its transaction already holds.
+	AnyShard bool
 }
 
 // Executor runs SQL on a physical shard. It is everything a primitive may ask
@@ -112,7 +116,7 @@ var _ Primitive = (*Route)(nil)
 
 // Stream implements Primitive.
 func (r *Route) Stream(ctx context.Context, x Executor, emit func(*Batch) error) (Tag, error) {
-	return x.Query(ctx, r.Shard, Query{SQL: r.SQL, Params: r.Params}, emit)
+	return x.Query(ctx, r.Shard, Query{SQL: r.SQL, Params: r.Params, AnyShard: r.AnyShard}, emit)
 }
 
 // Inputs implements Primitive.

@@ -48,6 +48,10 @@ type backend struct {
 	notice func(*pgproto3.NoticeResponse)
 	// scope is the search_path of the session using b (see statementName).
 	scope string
+	// lost is told when the connection breaks.
+	lost func(shard string)
+	// answered is set once the shard began to answer the last request.
+	answered bool
 }
 
 // run runs sql and discards its results.
@@ -134,7 +138,7 @@ func quoteLiteral(v string) string {
 func (b *backend) exec(ctx context.Context, sql string, emit func(*planner.Batch) error, done func(planner.Tag) error) error {
 	fe := b.pg.Frontend()
 	fe.Send(&pgproto3.Query{String: sql})
-	if err := fe.Flush(); err != nil {
+	if err := b.flush(); err != nil {
 		return err
 	}
 	var (
@@ -181,7 +185,7 @@ func (b *backend) exec(ctx context.Context, sql string, emit func(*planner.Batch
 		case *pgproto3.CopyInResponse:
 			// COPY reaches shards only the gateway's way (see copy.go).
 			fe.Send(&pgproto3.CopyFail{Message: "COPY inside this statement is not supported by shardgate"})
-			if err := fe.Flush(); err != nil {
+			if err := b.flush(); err != nil {
 				return gone(err)
 			}
 		case *pgproto3.ReadyForQuery:
@@ -345,7 +349,7 @@ func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]ui
 	b.prepare(name, sql, oids)
 	fe.Send(&pgproto3.Describe{ObjectType: 'S', Name: name})
 	fe.Send(&pgproto3.Sync{})
-	if err := fe.Flush(); err != nil {
+	if err := b.flush(); err != nil {
 		return nil, nil, err
 	}
 	var (
@@ -377,6 +381,23 @@ func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]ui
 	}
 }
 
+// flush sends what is queued for the backend: a new request.
+func (b *backend) flush() error {
+	b.answered = false
+	if err := b.pg.Frontend().Flush(); err != nil {
+		return b.connectionLost(err)
+	}
+	return nil
+}
+
+// connectionLost closes b after its connection failed with err and says
+// so: whatever the statement did on the shard is unknown from here on.
+func (b *backend) connectionLost(err error) error {
+	b.pg.Close(context.Background())
+	b.lost(b.shard)
+	return &ShardConnectionLostError{Shard: b.shard, Err: err, Answered: b.answered}
+}
+
 // receive reads the next message from the backend. Once ctx is cancelled
 // (the cancel request is on its way to the shard) it keeps reading, for a
 // bounded time, so the answer is drained up to ReadyForQuery and the
@@ -384,8 +405,12 @@ func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]ui
 func (b *backend) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
 	if ctx.Err() == nil {
 		msg, err := b.pg.ReceiveMessage(ctx)
-		if err == nil || ctx.Err() == nil {
-			return msg, err
+		if err == nil {
+			b.answered = true
+			return msg, nil
+		}
+		if ctx.Err() == nil {
+			return nil, b.connectionLost(err)
 		}
 		if b.pg.IsClosed() {
 			return nil, err
@@ -428,7 +453,7 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 	fe.Send(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: name, ParameterFormatCodes: bind.formats, Parameters: bind.values, ResultFormatCodes: bind.resultFormats})
 	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})
 	fe.Send(&pgproto3.Sync{})
-	if err := fe.Flush(); err != nil {
+	if err := b.flush(); err != nil {
 		return "", false, err
 	}
 	rows := 0
@@ -441,7 +466,7 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 	if retry && cached && rows == 0 && errors.As(err, &pgErr) && (pgErr.Code == "0A000" || pgErr.Code == "26000") {
 		fe.Send(&pgproto3.Close{ObjectType: 'S', Name: name})
 		fe.Send(&pgproto3.Sync{})
-		if err := fe.Flush(); err != nil {
+		if err := b.flush(); err != nil {
 			return "", false, err
 		}
 		if _, _, err := b.readExecute(ctx, "", discardRows); err != nil {
@@ -458,7 +483,7 @@ func (b *backend) continuePortal(ctx context.Context, portal string, maxRows uin
 	fe := b.pg.Frontend()
 	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})
 	fe.Send(&pgproto3.Sync{})
-	if err := fe.Flush(); err != nil {
+	if err := b.flush(); err != nil {
 		return "", false, err
 	}
 	return b.readExecute(ctx, "", emit)

@@ -132,13 +132,12 @@ func (s *session) onEveryBackend(ctx context.Context, t *txn, sql string) error 
 }
 
 // set runs a SET, RESET or set_config statement. In a transaction it runs
-// on every backend of the transaction (joining the keyspace's first shard if
-// there is none yet) and lasts as Postgres says: SET LOCAL until the
-// transaction ends, SET until COMMIT. Outside one it runs on a backend of the
-// first shard and becomes part of the settings every backend gets.
+// on every backend of the transaction (joining any shard if there is none
+// yet) and lasts as Postgres says: SET LOCAL until the transaction ends, SET
+// until COMMIT. Outside one it runs on a backend of any shard and becomes
+// part of the settings every backend gets.
 func (s *session) set(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) error {
 	set := st.Setting
-	first := ks.Shards()[0]
 	forwardOnce := func(b *backend, emitted *bool) error {
 		out := s.emit
 		if *emitted {
@@ -155,7 +154,11 @@ func (s *session) set(ctx context.Context, ks *topology.Keyspace, st *planner.St
 	}
 	if t := s.txn; t != nil {
 		if len(t.order) == 0 {
-			if _, err := s.join(ctx, t, first); err != nil {
+			err := s.onAnyShard(ks, func(shard string) error {
+				_, err := s.join(ctx, t, shard)
+				return err
+			})
+			if err != nil {
 				return err
 			}
 		}
@@ -181,7 +184,12 @@ func (s *session) set(ctx context.Context, ks *topology.Keyspace, st *planner.St
 		}
 		return nil
 	}
-	b, err := s.backendFor(ctx, first, nil)
+	var b *backend
+	err := s.onAnyShard(ks, func(shard string) error {
+		var err error
+		b, err = s.backendFor(ctx, shard, nil)
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func (s *session) copyTo(ctx context.Context, st *planner.Statement) error {
 func (s *session) copyOutOf(ctx context.Context, b *backend, sql string, started *bool, skipHeader bool) (int64, error) {
 	fe := b.pg.Frontend()
 	fe.Send(&pgproto3.Query{String: sql})
-	if err := fe.Flush(); err != nil {
+	if err := b.flush(); err != nil {
 		return 0, err
 	}
 	var (
@@ -126,7 +126,7 @@ func (c *copyTarget) send() error {
 	}
 	fe := c.b.pg.Frontend()
 	fe.Send(&pgproto3.CopyData{Data: c.buf})
-	err := fe.Flush()
+	err := c.b.flush()
 	c.buf = c.buf[:0]
 	return err
 }
@@ -366,7 +366,7 @@ func (s *session) tableColumns(ctx context.Context, cp *planner.Copy) ([]string,
 func startCopyIn(ctx context.Context, b *backend, sql string) (*pgproto3.CopyInResponse, error) {
 	fe := b.pg.Frontend()
 	fe.Send(&pgproto3.Query{String: sql})
-	if err := fe.Flush(); err != nil {
+	if err := b.flush(); err != nil {
 		return nil, err
 	}
 	var failed error
@@ -397,7 +397,7 @@ func (s *session) endCopyIn(ctx context.Context, targets map[string]*copyTarget,
 		}
 		fe := tg.b.pg.Frontend()
 		fe.Send(&pgproto3.CopyDone{})
-		if err := fe.Flush(); err != nil && failed == nil {
+		if err := tg.b.flush(); err != nil && failed == nil {
 			failed = err
 		}
 	}
@@ -444,7 +444,7 @@ func (s *session) abortCopy(ctx context.Context, targets map[string]*copyTarget,
 	for _, tg := range targets {
 		fe := tg.b.pg.Frontend()
 		fe.Send(&pgproto3.CopyFail{Message: reason})
-		if fe.Flush() == nil {
+		if tg.b.flush() == nil {
 			_, _ = finishCopyIn(ctx, tg.b)
 		}
 	}

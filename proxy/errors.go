@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,6 +25,32 @@ const (
 	codeInternal           = "XX000"
 )
 
+// OutcomeUnknownError reports a commit whose shard connection broke before
+// the shard answered: the transaction may or may not have committed. The
+// client's session ends with it, as a Postgres session would.
+type OutcomeUnknownError struct {
+	// What was being committed: "COMMIT", or the statement of an
+	// implicit transaction.
+	What string
+	Err  *ShardConnectionLostError
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("connection to shard %s was lost during %s; the transaction's outcome is unknown (it may have committed)", e.Err.Shard, e.What)
+}
+
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// outcomeUnknown turns err into an OutcomeUnknownError if it is the loss of
+// a shard connection while what was committing.
+func outcomeUnknown(err error, what string) error {
+	var lost *ShardConnectionLostError
+	if errors.As(err, &lost) {
+		return &OutcomeUnknownError{What: what, Err: lost}
+	}
+	return err
+}
+
 // errorResponse turns any error into the ErrorResponse a client gets. A
 // shard's error passes through with all its fields; the gateway's own errors
 // carry their SQLSTATE; anything unexpected becomes XX000 with the details
@@ -35,6 +62,8 @@ func errorResponse(err error, sql string, offset int, log *zap.Logger) *pgproto3
 		pgErr   *pgconn.PgError
 		plErr   *planner.Error
 		unreach *ShardUnreachableError
+		lost    *ShardConnectionLostError
+		unknown *OutcomeUnknownError
 	)
 	shift := func(pos int32) int32 {
 		if pos <= 0 || offset <= 0 || offset > len(sql) {
@@ -47,6 +76,13 @@ func errorResponse(err error, sql string, offset int, log *zap.Logger) *pgproto3
 		// Checked first: a shard refusing the gateway's own login is the
 		// shard being unreachable, not the client's login failing.
 		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeConnectionFailure, Message: unreach.Error()}
+	case errors.As(err, &unknown):
+		// As Postgres does when it cannot tell: the client's connection
+		// ends, so no driver takes the outcome for a failure.
+		return &pgproto3.ErrorResponse{Severity: "FATAL", Code: codeConnectionFailure, Message: unknown.Error(),
+			Hint: "Check whether the transaction's changes are there before retrying it."}
+	case errors.As(err, &lost):
+		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeConnectionFailure, Message: lost.Error()}
 	case errors.As(err, &pgErr):
 		severity := pgErr.Severity
 		if severity == "FATAL" || severity == "PANIC" {

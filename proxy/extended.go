@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -103,6 +104,15 @@ func (s *session) runBatch(ctx context.Context, final bool) {
 		}
 		return
 	}
+	if s.console {
+		s.consoleBatch(batch, final)
+		return
+	}
+	if err := s.waitResumed(ctx); err != nil {
+		s.sendError(err, "", 0)
+		s.ignoreTillSync = !final
+		return
+	}
 	ks := s.srv.topo().Keyspace(s.keyspace)
 	if ks == nil || ks.VSchema() == nil {
 		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, "", 0)
@@ -183,6 +193,7 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 		return &planner.Error{Code: "42P05", Message: fmt.Sprintf("prepared statement %q already exists", m.Name)}
 	}
 	stmts, err := planner.Parse(m.Query)
+	s.countRefusal(err)
 	if err != nil {
 		return err
 	}
@@ -208,23 +219,27 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	return nil
 }
 
-// describeOn asks a backend of the keyspace's first shard (the
+// describeOn asks a backend of any shard of the keyspace (the
 // transaction's, if one is open, so it sees the transaction's own DDL).
-func (s *session) describeOn(ctx context.Context, ks *topology.Keyspace, sql string, oids []uint32) ([]uint32, []pgproto3.FieldDescription, error) {
-	shard := ks.Shards()[0]
-	if t := s.txn; t != nil {
-		b, err := s.join(ctx, t, shard)
-		if err != nil {
-			return nil, nil, err
+func (s *session) describeOn(ctx context.Context, ks *topology.Keyspace, sql string, oids []uint32) (params []uint32, fields []pgproto3.FieldDescription, err error) {
+	err = s.onAnyShard(ks, func(shard string) error {
+		if t := s.txn; t != nil {
+			b, err := s.join(ctx, t, shard)
+			if err != nil {
+				return err
+			}
+			params, fields, err = b.describe(ctx, sql, oids)
+			return err
 		}
-		return b.describe(ctx, sql, oids)
-	}
-	b, err := s.backendFor(ctx, shard, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer s.giveBack(b)
-	return b.describe(ctx, sql, oids)
+		b, err := s.backendFor(ctx, shard, nil)
+		if err != nil {
+			return err
+		}
+		defer s.giveBack(b)
+		params, fields, err = b.describe(ctx, sql, oids)
+		return err
+	})
+	return params, fields, err
 }
 
 func (s *session) bind(ks *topology.Keyspace, m *pgproto3.Bind) error {
@@ -248,6 +263,7 @@ func (s *session) bind(ks *topology.Keyspace, m *pgproto3.Bind) error {
 		pt.plan = p.stmt
 		if p.stmt.Control == nil && p.stmt.Setting == nil {
 			stmts, err := planner.PlanBound(ks, p.sql, pt.bind)
+			s.countRefusal(err)
 			if err != nil {
 				return err
 			}
@@ -317,6 +333,7 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	if t := s.txn; t != nil && t.failed && (st.Control == nil || st.Control.Kind == planner.Begin || st.Control.Kind == planner.Savepoint || st.Control.Kind == planner.Release) {
 		return &planner.Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"}
 	}
+	defer s.observe(st, time.Now())
 	switch {
 	case st.Control != nil:
 		pt.done = true
@@ -349,7 +366,7 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	if m.MaxRows > 0 && len(shards) > 1 {
 		return &planner.Error{Code: codeFeatureNotSupp, Message: "fetching a result that spans shards a few rows at a time is not supported yet; execute it without a row limit"}
 	}
-	x := &sessionExecutor{s: s, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, portal: pt.name, maxRows: m.MaxRows}
+	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, portal: pt.name, maxRows: m.MaxRows}
 	run := func() (planner.Tag, error) { return st.Root.Stream(ctx, x, emit) }
 	if s.txn == nil && !st.ReadOnly && !st.NoTransaction && len(shards) > 1 {
 		// One statement that writes on several shards is all or nothing.

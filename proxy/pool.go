@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgpassfile"
@@ -49,23 +51,33 @@ var DefaultPoolConfig = PoolConfig{
 // and replaced when a shard's DSN changes in the topology. Safe for
 // concurrent use.
 type Pools struct {
-	cfg PoolConfig
+	cfg PoolConfig // under mu: SetConfig changes it, get reads it
 	log *zap.Logger
 
-	mu    sync.Mutex
-	pools map[string]*shardPool
+	mu     sync.Mutex
+	pools  map[string]*shardPool
+	shards []string // of the last topology Sync saw, sorted
 
 	// states holds each open backend connection's connState.
 	states sync.Map // *pgconn.PgConn -> *connState
+
+	health  health
+	metrics poolMetrics
 }
 
 type shardPool struct {
 	shard string
+	role  string // the role connections log in as
 	dsn   string
 	// passwordFile and passwordEnv are the shard's password references the
 	// pool was made with; a change of either makes a new pool.
 	passwordFile, passwordEnv string
 	pool                      *pgxpool.Pool
+	// waiting counts the sessions waiting for a connection now.
+	waiting atomic.Int32
+	// superuser is set once a connection showed that the role is a
+	// superuser on the shard.
+	superuser atomic.Bool
 }
 
 // serves reports whether the pool was made from sh's current settings.
@@ -75,7 +87,7 @@ func (sp *shardPool) serves(sh *topology.Shard) bool {
 
 // NewPools returns an empty set of pools.
 func NewPools(cfg PoolConfig, log *zap.Logger) *Pools {
-	return &Pools{cfg: cfg, log: log, pools: map[string]*shardPool{}}
+	return &Pools{cfg: cfg, log: log, pools: map[string]*shardPool{}, health: health{down: map[string]shardDown{}}, metrics: newPoolMetrics()}
 }
 
 // ErrPoolExhausted is returned (wrapped) when no backend connection became
@@ -93,6 +105,23 @@ func (e *ShardUnreachableError) Error() string {
 }
 
 func (e *ShardUnreachableError) Unwrap() error { return e.Err }
+
+// ShardConnectionLostError reports a backend connection that broke while
+// in use: what the shard did with the last statement is unknown.
+type ShardConnectionLostError struct {
+	Shard string
+	Err   error
+	// Answered is set when the shard had begun to answer the last
+	// request; a connection that was found dead before that (an idle
+	// connection of a shard that went down) most likely ran nothing.
+	Answered bool
+}
+
+func (e *ShardConnectionLostError) Error() string {
+	return fmt.Sprintf("connection to shard %s was lost: %v", e.Shard, e.Err)
+}
+
+func (e *ShardConnectionLostError) Unwrap() error { return e.Err }
 
 // poolKey names the pool of shard for backend role ("" is the DSN's own).
 func poolKey(shard, role string) string { return shard + "\x00" + role }
@@ -117,9 +146,24 @@ func (p *Pools) get(sh *topology.Shard, role string) (*shardPool, error) {
 	if err != nil {
 		return nil, &ShardUnreachableError{Shard: sh.Name, Err: err}
 	}
-	if role != "" && role != cfg.ConnConfig.User {
+	own := poolKey(sh.Name, "")
+	if role == cfg.ConnConfig.User {
+		// The DSN's own role by name (the resolver finishes transactions
+		// as the role that prepared them): one pool serves both names.
+		if sp, ok := p.pools[own]; ok && sp.serves(sh) {
+			p.pools[key] = sp
+			return sp, nil
+		}
+		role = ""
+	}
+	if role != "" {
 		cfg.ConnConfig.User = role
 		cfg.ConnConfig.Password = passfilePassword(cfg.ConnConfig, role)
+	}
+	sp := &shardPool{shard: sh.Name, role: cfg.ConnConfig.User, dsn: sh.DSN, passwordFile: sh.PasswordFile, passwordEnv: sh.PasswordEnv}
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		p.connected(sp, c.PgConn())
+		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
@@ -127,8 +171,18 @@ func (p *Pools) get(sh *topology.Shard, role string) (*shardPool, error) {
 	}
 	p.log.Debug("shard pool created", zap.String("shard", sh.Name), zap.String("dsn", sh.RedactedDSN()),
 		zap.String("password_source", sh.PasswordSource()))
-	sp := &shardPool{shard: sh.Name, dsn: sh.DSN, passwordFile: sh.PasswordFile, passwordEnv: sh.PasswordEnv, pool: pool}
+	sp.pool = pool
+	if role == "" && key != own {
+		if old, ok := p.pools[own]; ok {
+			go old.pool.Close()
+		}
+		p.pools[own] = sp
+	}
 	p.pools[key] = sp
+	// The shard's series exist from its first pool on, so rate() and
+	// alerts see them before the first event.
+	p.metrics.shardErrors.WithLabelValues(sh.Name)
+	p.metrics.connects.WithLabelValues(sh.Name)
 	return sp, nil
 }
 
@@ -212,15 +266,22 @@ func (p *Pools) acquire(ctx context.Context, sh *topology.Shard) (*backend, erro
 func (p *Pools) acquireAs(ctx context.Context, sh *topology.Shard, role string) (*backend, error) {
 	sp, err := p.get(sh, role)
 	if err != nil {
+		p.failed(sh.Name, err)
 		return nil, err
 	}
-	conn, err := sp.acquire(ctx, sh.Name, p.cfg.AcquireTimeout)
+	start := time.Now()
+	sp.waiting.Add(1)
+	conn, err := sp.acquire(ctx, sh.Name, p.acquireTimeout())
+	sp.waiting.Add(-1)
 	if err != nil {
+		p.failed(sh.Name, err)
 		return nil, err
 	}
+	p.metrics.acquireWait.WithLabelValues(sh.Name, sp.role).Observe(time.Since(start).Seconds())
+	p.health.up(sh.Name)
 	pg := conn.Conn().PgConn()
 	st, _ := p.states.LoadOrStore(pg, &connState{})
-	return &backend{shard: sh.Name, conn: conn, pg: pg, state: st.(*connState)}, nil
+	return &backend{shard: sh.Name, conn: conn, pg: pg, state: st.(*connState), lost: p.lost}, nil
 }
 
 func (sp *shardPool) acquire(ctx context.Context, name string, timeout time.Duration) (*pgxpool.Conn, error) {
@@ -249,26 +310,79 @@ func redactConnectError(err error) error {
 	return err
 }
 
-// Ping checks that every shard of snap accepts a connection and a query.
-func (p *Pools) Ping(ctx context.Context, snap *topology.Snapshot) error {
-	for _, sh := range snap.Shards {
-		b, err := p.acquire(ctx, sh)
-		if err != nil {
-			return err
+// PoolStats describes one backend connection pool now.
+type PoolStats struct {
+	Shard string `json:"shard"`
+	// Role is the role its connections log in as.
+	Role string `json:"role"`
+	// Open connections are InUse (borrowed by a session) or Idle.
+	Open  int `json:"open"`
+	InUse int `json:"in_use"`
+	Idle  int `json:"idle"`
+	Max   int `json:"max"`
+	// Waiting sessions wait for a connection now.
+	Waiting int `json:"waiting"`
+	// Acquires counts the borrowings since the pool was made, and
+	// AcquireWait their total wait.
+	Acquires    int64         `json:"acquires"`
+	AcquireWait time.Duration `json:"acquire_wait_ns"`
+	// Superuser is set when the role is a superuser on the shard.
+	Superuser bool `json:"superuser"`
+}
+
+// Stats returns the state of every pool, ordered by shard and role.
+func (p *Pools) Stats() []PoolStats {
+	pools := p.unique()
+	out := make([]PoolStats, 0, len(pools))
+	for _, sp := range pools {
+		st := sp.pool.Stat()
+		out = append(out, PoolStats{
+			Shard: sp.shard, Role: sp.role,
+			Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()), Max: int(st.MaxConns()),
+			Waiting: int(sp.waiting.Load()), Acquires: st.AcquireCount(), AcquireWait: st.AcquireDuration(),
+			Superuser: sp.superuser.Load(),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Shard != out[j].Shard {
+			return out[i].Shard < out[j].Shard
 		}
-		err = b.conn.Ping(ctx)
-		b.release()
-		if err != nil {
-			return &ShardUnreachableError{Shard: sh.Name, Err: redactConnectError(err)}
+		return out[i].Role < out[j].Role
+	})
+	return out
+}
+
+// unique returns every pool once (a pool may serve under two keys).
+func (p *Pools) unique() []*shardPool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := map[*shardPool]bool{}
+	pools := make([]*shardPool, 0, len(p.pools))
+	for _, sp := range p.pools {
+		if !seen[sp] {
+			seen[sp] = true
+			pools = append(pools, sp)
 		}
 	}
-	return nil
+	return pools
+}
+
+// knownShards are the shards of the last topology Sync saw.
+func (p *Pools) knownShards() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.shards
 }
 
 // Sync closes the pools of shards that left the topology.
 func (p *Pools) Sync(snap *topology.Snapshot) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shards = p.shards[:0:0]
+	for name := range snap.Shards {
+		p.shards = append(p.shards, name)
+	}
+	sort.Strings(p.shards)
 	for key, sp := range p.pools {
 		if sh, ok := snap.Shards[sp.shard]; !ok || !sp.serves(sh) {
 			delete(p.pools, key)

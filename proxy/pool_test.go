@@ -92,12 +92,12 @@ func checkTLS(t *testing.T, p *Pools, sh *topology.Shard) {
 	if !ssl || user != "app" {
 		t.Errorf("connected as %s with ssl=%v, want app over TLS", user, ssl)
 	}
-	if err := p.Ping(t.Context(), &topology.Snapshot{Shards: map[string]*topology.Shard{sh.Name: sh}}); err != nil {
-		t.Errorf("Ping: %v", err)
+	if st := p.Check(t.Context(), &topology.Snapshot{Shards: map[string]*topology.Shard{sh.Name: sh}}); !st[0].Up {
+		t.Errorf("Check: %+v", st)
 	}
 }
 
-// failTLS expects acquire and Ping to fail with a ShardUnreachableError
+// failTLS expects acquire and Check to fail with a ShardUnreachableError
 // saying want, and returns the errors' texts.
 func failTLS(t *testing.T, p *Pools, sh *topology.Shard, want string) []string {
 	t.Helper()
@@ -116,11 +116,11 @@ func failTLS(t *testing.T, p *Pools, sh *topology.Shard, want string) []string {
 	}
 	t.Logf("acquire: %v", err)
 	texts = append(texts, err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err))
-	err = p.Ping(t.Context(), &topology.Snapshot{Shards: map[string]*topology.Shard{sh.Name: sh}})
-	if err == nil {
-		t.Fatal("Ping succeeded")
+	st := p.Check(t.Context(), &topology.Snapshot{Shards: map[string]*topology.Shard{sh.Name: sh}})
+	if st[0].Up {
+		t.Fatal("Check found the shard up")
 	}
-	texts = append(texts, err.Error())
+	texts = append(texts, st[0].Error)
 	// What a client would be told.
 	texts = append(texts, errorResponse(err, "", 0, zap.NewNop()).Message)
 	return texts

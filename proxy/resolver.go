@@ -31,6 +31,7 @@ type Resolver struct {
 	pools    *Pools
 	self     string
 	inFlight func(gid string) bool
+	metrics  *Metrics
 	log      *zap.Logger
 }
 
@@ -38,8 +39,8 @@ type Resolver struct {
 // records of gateways that are gone, and its own records that inFlight says
 // no session is working on any more (a COMMIT PREPARED that failed, a
 // decision whose outcome was unclear).
-func NewResolver(store TwoPCStore, topo func() *topology.Snapshot, pools *Pools, self string, inFlight func(gid string) bool, log *zap.Logger) *Resolver {
-	return &Resolver{store: store, topo: topo, pools: pools, self: self, inFlight: inFlight, log: log}
+func NewResolver(store TwoPCStore, topo func() *topology.Snapshot, pools *Pools, self string, inFlight func(gid string) bool, metrics *Metrics, log *zap.Logger) *Resolver {
+	return &Resolver{store: store, topo: topo, pools: pools, self: self, inFlight: inFlight, metrics: metrics, log: log}
 }
 
 // Run resolves at once and then every interval until ctx ends.
@@ -85,6 +86,7 @@ func (r *Resolver) ResolveOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.metrics.setInDoubt(len(records))
 	known := map[string]bool{}
 	for _, rec := range records {
 		known[rec.GID] = true
@@ -100,9 +102,15 @@ func (r *Resolver) ResolveOnce(ctx context.Context) error {
 			if known[gid] {
 				continue
 			}
-			r.log.Warn("rolling back a prepared transaction that has no record", zap.String("gid", gid), zap.String("shard", shard))
-			if err := r.onShard(ctx, snap, shard, owner, "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, shard))); err != nil {
+			// Its record was written before it was prepared: either its
+			// coordinator finished it since the shards were listed (then
+			// it is gone and this does nothing), or the coordinator
+			// aborted it without reaching this shard.
+			did, err := r.onShard(ctx, snap, shard, owner, "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, shard)))
+			if err != nil {
 				errs = append(errs, err)
+			} else if did {
+				r.log.Warn("rolled back a prepared transaction whose two-phase commit had been aborted", zap.String("gid", gid), zap.String("shard", shard))
 			}
 		}
 	}
@@ -130,34 +138,48 @@ func (r *Resolver) finish(ctx context.Context, snap *topology.Snapshot, rec topo
 	if decision == topology.TwoPCCommit {
 		verb = "COMMIT PREPARED "
 	}
+	var finished []string
 	for _, shard := range rec.Participants {
-		if err := r.onShard(ctx, snap, shard, rec.Role, verb+quoteLiteral(preparedGID(rec.GID, shard))); err != nil {
+		did, err := r.onShard(ctx, snap, shard, rec.Role, verb+quoteLiteral(preparedGID(rec.GID, shard)))
+		if err != nil {
 			return err
 		}
+		if did {
+			finished = append(finished, shard)
+		}
 	}
-	r.log.Info("finished a two-phase commit of a gateway that is gone", zap.String("gid", rec.GID),
-		zap.String("gateway", rec.Gateway), zap.String("decision", string(decision)))
+	// Only what this resolver did is news: a record whose coordinator
+	// finished every shard itself just loses its record.
+	if len(finished) > 0 {
+		whose := "a gateway that is gone"
+		if rec.Gateway == r.self {
+			whose = "this gateway, whose session gave up on it"
+		}
+		r.log.Info("finished a two-phase commit of "+whose, zap.String("gid", rec.GID), zap.String("gateway", rec.Gateway),
+			zap.String("decision", string(decision)), zap.Strings("shards", finished))
+	}
 	return r.store.EndTwoPC(ctx, rec.GID)
 }
 
-// onShard runs sql on shard as role; a prepared transaction that does not
-// exist (finished already) counts as done.
-func (r *Resolver) onShard(ctx context.Context, snap *topology.Snapshot, shard, role, sql string) error {
+// onShard runs sql, a COMMIT or ROLLBACK PREPARED, on shard as role. It
+// reports whether it finished the prepared transaction; one that does not
+// exist (finished already) is no error.
+func (r *Resolver) onShard(ctx context.Context, snap *topology.Snapshot, shard, role, sql string) (bool, error) {
 	sh, ok := snap.Shards[shard]
 	if !ok {
-		return fmt.Errorf("shard %s is not in the topology", shard)
+		return false, fmt.Errorf("shard %s is not in the topology", shard)
 	}
 	b, err := r.borrow(ctx, sh, role)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer b.release()
 	err = b.run(ctx, sql)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // preparedOn lists the two-phase commit ids of shardgate prepared on shard's

@@ -55,6 +55,12 @@ type Config struct {
 	Metrics *Metrics
 	// Auth is how clients authenticate.
 	Auth AuthMode
+	// Reload, if set, applies the gateway's changed settings; the admin
+	// console's RELOAD calls it.
+	Reload func() error
+	// Settings, if set, lists the gateway's settings as (name, value)
+	// for the admin console's SHOW CONFIG.
+	Settings func() [][2]string
 }
 
 // AuthMode is a client authentication method.
@@ -96,7 +102,7 @@ type Server struct {
 	twopc     TwoPCLog
 	gatewayID string
 	hooks     Hooks
-	maxConns  int
+	maxConns  int // maxConns, maxPerUsr, startup, maxMsg: under mu (SetLimits)
 	maxPerUsr int
 	admitted  int            // sessions past their startup packet
 	perUser   map[string]int // admitted sessions by user
@@ -106,10 +112,13 @@ type Server struct {
 	maxMsg    int
 	metrics   *Metrics
 	auth      AuthMode
+	reload    func() error
+	settings  func() [][2]string
+	gate      *pauseGate // PAUSE and RESUME of the admin console
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
-	sessions  map[*session]bool   // value: idle, waiting for the client
+	sessions  map[*session]clientState
 	keys      map[uint64]*session // by BackendKeyData, for cancel requests
 	inflight  sync.Map            // two-phase commit ids being coordinated now
 	wg        sync.WaitGroup
@@ -122,7 +131,8 @@ func NewServer(cfg Config) *Server {
 		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, metrics: cfg.Metrics, auth: cfg.Auth,
-		listeners: map[net.Listener]bool{}, sessions: map[*session]bool{}, keys: map[uint64]*session{},
+		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(),
+		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{},
 	}
 }
 
@@ -158,12 +168,17 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 func (s *Server) startSession(conn net.Conn) {
+	if s.metrics != nil {
+		conn = &countingConn{Conn: conn, m: s.metrics}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sess := &session{
 		srv:    s,
 		conn:   conn,
 		log:    s.log.With(zap.String("client", conn.RemoteAddr().String())),
 		cancel: cancel,
+		// For SHOW CLIENTS: set before other goroutines can see the session.
+		clientInfo: clientInfo{connected: time.Now(), addr: conn.RemoteAddr()},
 	}
 	sess.setConn(conn)
 	s.mu.Lock()
@@ -173,7 +188,7 @@ func (s *Server) startSession(conn net.Conn) {
 		cancel()
 		return
 	}
-	s.sessions[sess] = false
+	s.sessions[sess] = clientLogin
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -199,9 +214,21 @@ func (s *Server) startSession(conn net.Conn) {
 	}()
 }
 
-// markIdle records whether a session waits for its client. Shutdown closes
-// idle sessions at once and lets busy ones finish their statement.
-func (s *Server) markIdle(sess *session, idle bool) {
+// clientState is what a client session is doing, as Postgres's
+// pg_stat_activity.state says it.
+type clientState string
+
+const (
+	clientLogin             clientState = "login" // before ReadyForQuery
+	clientIdle              clientState = "idle"
+	clientIdleInTransaction clientState = "idle_in_transaction"
+	clientActive            clientState = "active"
+)
+
+// markIdle records whether a session waits for its client (inTxn: inside a
+// transaction). Shutdown closes idle sessions at once and lets busy ones
+// finish their statement.
+func (s *Server) markIdle(sess *session, idle, inTxn bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if idle && s.closing.Load() {
@@ -209,7 +236,14 @@ func (s *Server) markIdle(sess *session, idle bool) {
 		// it waits for another statement.
 		sess.conn.Close()
 	}
-	s.sessions[sess] = idle
+	switch {
+	case !idle:
+		s.sessions[sess] = clientActive
+	case inTxn:
+		s.sessions[sess] = clientIdleInTransaction
+	default:
+		s.sessions[sess] = clientIdle
+	}
 }
 
 func (s *Server) draining() bool { return s.closing.Load() }
@@ -224,8 +258,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for l := range s.listeners {
 		l.Close()
 	}
-	for sess, idle := range s.sessions {
-		if idle {
+	for sess, state := range s.sessions {
+		if state == clientIdle || state == clientIdleInTransaction {
 			sess.conn.Close()
 		}
 	}
@@ -314,4 +348,52 @@ func (s *Server) count(vec func(*Metrics) *prometheus.CounterVec, reason string)
 func (s *Server) InFlight(gid string) bool {
 	_, ok := s.inflight.Load(gid)
 	return ok
+}
+
+var (
+	clientSessionsDesc = prometheus.NewDesc("shardgate_client_sessions", "Client sessions connected now.", nil, nil)
+	clientStateDesc    = prometheus.NewDesc("shardgate_client_connections",
+		"Client connections by state: login (authenticating), idle, idle_in_transaction, active (running a statement).",
+		[]string{"state"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (s *Server) Describe(ch chan<- *prometheus.Desc) {
+	ch <- clientSessionsDesc
+	ch <- clientStateDesc
+}
+
+// Collect implements prometheus.Collector.
+func (s *Server) Collect(ch chan<- prometheus.Metric) {
+	counts := map[clientState]int{clientLogin: 0, clientIdle: 0, clientIdleInTransaction: 0, clientActive: 0}
+	s.mu.Lock()
+	for _, state := range s.sessions {
+		counts[state]++
+	}
+	total := len(s.sessions)
+	s.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(clientSessionsDesc, prometheus.GaugeValue, float64(total))
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(clientStateDesc, prometheus.GaugeValue, float64(n), string(state))
+	}
+}
+
+var _ prometheus.Collector = (*Server)(nil)
+
+// countingConn counts the bytes a client connection carries.
+type countingConn struct {
+	net.Conn
+	m *Metrics
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.m.traffic(n, 0)
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.m.traffic(0, n)
+	return n, err
 }

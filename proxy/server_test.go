@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -38,6 +39,9 @@ type testGateway struct {
 	snap   *topology.Snapshot
 	srv    *Server
 	store  *topology.Store
+	// reg holds the gateway's metrics.
+	reg     *prometheus.Registry
+	metrics *Metrics
 }
 
 func startGateway(t *testing.T, pool PoolConfig) *testGateway {
@@ -105,7 +109,11 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	pools := NewPools(pool, log)
-	srv := NewServer(Config{Topology: func() *topology.Snapshot { return snap }, Pools: pools, Log: log, TwoPC: store, GatewayID: "test", MaxClientConns: maxClients, Auth: AuthTrust})
+	pools.Sync(snap)
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg)
+	srv := NewServer(Config{Topology: func() *topology.Snapshot { return snap }, Pools: pools, Log: log, TwoPC: store, GatewayID: "test", MaxClientConns: maxClients, Auth: AuthTrust, Metrics: metrics})
+	reg.MustRegister(pools, srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +127,7 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
 		}
 		pools.Close()
 	})
-	g := &testGateway{addr: ln.Addr().String(), shards: shards, snap: snap, srv: srv, store: store}
+	g := &testGateway{addr: ln.Addr().String(), shards: shards, snap: snap, srv: srv, store: store, reg: reg, metrics: metrics}
 	c := g.connect(t, "app", "")
 	exec(t, c, "create table users (id bigint primary key, name text check (name <> 'forbidden'))")
 	return g

@@ -71,6 +71,12 @@ type session struct {
 	// ignoreTillSync is set after an error in the extended protocol: the
 	// messages up to the next Sync are dropped.
 	ignoreTillSync bool
+	// ending is set once a FATAL error went out: the session ends.
+	ending bool
+	// console is set for a session of the admin console (see console.go).
+	console bool
+	// clientInfo is what SHOW CLIENTS tells of the session (see console.go).
+	clientInfo
 
 	stmtMu     sync.Mutex
 	stmtCancel context.CancelFunc // cancels the running statement, if any
@@ -93,9 +99,9 @@ func (s *session) setConn(conn net.Conn) {
 // declined, a CancelRequest cancels another session's statement, and a
 // StartupMessage names the keyspace. It returns false if the session ends.
 func (s *session) handshake(ctx context.Context) bool {
-	if s.srv.startup > 0 {
+	if t := s.srv.startupTimeout(); t > 0 {
 		// A client that never finishes its startup is dropped.
-		_ = s.conn.SetDeadline(time.Now().Add(s.srv.startup))
+		_ = s.conn.SetDeadline(time.Now().Add(t))
 	}
 	for {
 		msg, err := s.be.ReceiveStartupMessage()
@@ -129,7 +135,7 @@ func (s *session) handshake(ctx context.Context) bool {
 				return false
 			}
 			_ = s.conn.SetDeadline(time.Time{})
-			s.be.SetMaxBodyLen(s.srv.maxMsg) // 0: no limit
+			s.be.SetMaxBodyLen(s.srv.maxMessageSize()) // 0: no limit
 			return true
 		default:
 			return false
@@ -197,6 +203,9 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 		return false
 	}
 	s.be.Send(&pgproto3.AuthenticationOk{})
+	if s.keyspace == ConsoleDatabase {
+		return s.acceptConsole(snap)
+	}
 	ks := snap.Keyspace(s.keyspace)
 	if ks == nil {
 		s.srv.count(authFailures, "unknown_keyspace")
@@ -215,12 +224,18 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 	}
 	// A backend with the client's settings applied validates them and
 	// tells the values to report.
-	b, err := s.backendFor(ctx, ks.Shards()[0], s.effective(nil))
+	err = s.onAnyShard(ks, func(shard string) error {
+		b, err := s.backendFor(ctx, shard, s.effective(nil))
+		if err != nil {
+			return err
+		}
+		s.reportParameters(b)
+		s.giveBack(b)
+		return nil
+	})
 	if err != nil {
 		return s.fatalErr(err)
 	}
-	s.reportParameters(b)
-	s.giveBack(b)
 	s.be.Send(&pgproto3.ParameterStatus{Name: "session_authorization", Value: s.user})
 	var key [8]byte
 	_, _ = rand.Read(key[:])
@@ -339,16 +354,54 @@ func (s *session) backendFor(ctx context.Context, shard string, txnSettings map[
 	return b, nil
 }
 
+// onAnyShard runs try on a shard of ks for work that any of them can do:
+// one the session's transaction or session pooling already holds, else the
+// first that is up. When a shard cannot be reached, or its connection turns
+// out dead before it answered, it tries the next: nothing ran there, so
+// trying elsewhere is safe. try must not change data.
+func (s *session) onAnyShard(ks *topology.Keyspace, try func(shard string) error) error {
+	if t := s.txn; t != nil && len(t.order) > 0 {
+		return try(t.order[0])
+	}
+	for _, shard := range ks.Shards() {
+		if s.pinned[shard] != nil {
+			return try(shard)
+		}
+	}
+	var err error
+	for _, shard := range s.srv.pools.Order(ks.Shards()) {
+		if err = try(shard); !nothingRan(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// nothingRan reports whether err says that a request never reached a
+// shard that could run it.
+func nothingRan(err error) bool {
+	var (
+		unreach *ShardUnreachableError
+		lost    *ShardConnectionLostError
+	)
+	return errors.As(err, &unreach) || errors.As(err, &lost) && !lost.Answered
+}
+
 // forwardNotice sends a shard's notice (NOTICE, WARNING, ...) to the client.
 func (s *session) forwardNotice(m *pgproto3.NoticeResponse) {
 	s.be.Send(m)
 }
 
-// giveBack returns a borrowed backend unless the session holds it.
+// giveBack returns a borrowed backend unless the session holds it. A held
+// backend whose connection broke is let go, so the session gets a new one.
 func (s *session) giveBack(b *backend) {
-	if s.pinned[b.shard] != b {
-		b.release()
+	if s.pinned[b.shard] == b && !b.pg.IsClosed() {
+		return
 	}
+	if s.pinned[b.shard] == b {
+		delete(s.pinned, b.shard)
+	}
+	b.release()
 }
 
 // close ends what the session holds on backends: an open transaction rolls
@@ -367,6 +420,7 @@ func (s *session) close() {
 // fatal sends a FATAL error and ends the session.
 func (s *session) fatal(code, msg string) bool {
 	s.log.Info("refused connection", zap.String("code", code), zap.String("reason", msg))
+	s.srv.metrics.clientError(code)
 	s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg})
 	_ = s.be.Flush()
 	return false
@@ -375,6 +429,7 @@ func (s *session) fatal(code, msg string) bool {
 func (s *session) fatalErr(err error) bool {
 	e := errorResponse(err, "", 0, s.log)
 	s.log.Info("refused connection", zap.String("code", e.Code), zap.String("reason", e.Message))
+	s.srv.metrics.clientError(e.Code)
 	e.Severity, e.SeverityUnlocalized = "FATAL", "FATAL"
 	s.be.Send(e)
 	_ = s.be.Flush()
@@ -385,9 +440,9 @@ func (s *session) fatalErr(err error) bool {
 // server shuts down.
 func (s *session) serve(ctx context.Context) {
 	for {
-		s.srv.markIdle(s, true)
+		s.srv.markIdle(s, true, s.txn != nil && s.txn.explicit)
 		msg, err := s.be.Receive()
-		s.srv.markIdle(s, false)
+		s.srv.markIdle(s, false, false)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !s.srv.draining() {
 				s.log.Debug("client read failed", zap.Error(err))
@@ -396,12 +451,16 @@ func (s *session) serve(ctx context.Context) {
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
+			if s.console {
+				s.consoleQuery(ctx, m.String)
+				break
+			}
 			s.simpleQuery(ctx, m.String)
 		case *pgproto3.Terminate:
 			return
 		case *pgproto3.Sync:
 			s.runBatch(ctx, true)
-			s.be.Send(&pgproto3.ReadyForQuery{TxStatus: s.txn.status()})
+			s.readyForQuery()
 		case *pgproto3.Flush:
 			s.runBatch(ctx, false)
 		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
@@ -414,7 +473,7 @@ func (s *session) serve(ctx context.Context) {
 			_ = s.be.Flush()
 			return
 		}
-		if err := s.be.Flush(); err != nil {
+		if err := s.be.Flush(); err != nil || s.ending {
 			return
 		}
 		s.pending = 0
@@ -456,13 +515,18 @@ func (s *session) cancelStatement() {
 // order, stop at the first error, end with ReadyForQuery. Several statements
 // in one message form one implicit transaction, as in Postgres.
 func (s *session) simpleQuery(ctx context.Context, sql string) {
-	defer func() { s.be.Send(&pgproto3.ReadyForQuery{TxStatus: s.txn.status()}) }()
+	defer s.readyForQuery()
+	if err := s.waitResumed(ctx); err != nil {
+		s.sendError(err, sql, 0)
+		return
+	}
 	ks := s.srv.topo().Keyspace(s.keyspace)
 	if ks == nil || ks.VSchema() == nil {
 		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, sql, 0)
 		return
 	}
 	stmts, err := planner.Plan(ks, sql)
+	s.countRefusal(err)
 	if err != nil {
 		if s.txn != nil && s.txn.explicit {
 			s.txn.failed = true
@@ -480,7 +544,19 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		// Every statement runs on the same shard: send the string as the
 		// client wrote it, so the shard gives it Postgres's implicit
 		// transaction itself, in one round trip.
-		s.runOnShard(ctx, shard, sql)
+		if shard == "" {
+			start := time.Now()
+			s.runAnywhere(ctx, ks, sql)
+			for _, st := range stmts {
+				s.observe(st, start)
+			}
+			return
+		}
+		start := time.Now()
+		s.runOnShard(ctx, shard, sql, readOnly(stmts))
+		for _, st := range stmts {
+			s.observe(st, start)
+		}
 		return
 	}
 	if len(stmts) > 1 && s.txn == nil {
@@ -528,6 +604,7 @@ func (s *session) fail(ctx context.Context, err error, sql string, offset int) {
 
 // execute runs one planned statement and sends its CommandComplete.
 func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) error {
+	defer s.observe(st, time.Now())
 	t := s.txn
 	if t != nil && t.failed && (st.Control == nil || st.Control.Kind == planner.Begin || st.Control.Kind == planner.Savepoint || st.Control.Kind == planner.Release) {
 		return &planner.Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"}
@@ -577,8 +654,41 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 
 // stream runs a planned statement's primitives through the session.
 func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) (planner.Tag, error) {
-	x := &sessionExecutor{s: s, st: st, policy: ks.VSchema().MultiShardWrites}
+	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites}
 	return st.Root.Stream(ctx, x, s.emit)
+}
+
+// observe counts a statement that started at start.
+func (s *session) observe(st *planner.Statement, start time.Time) {
+	s.srv.metrics.statement(statementKind(st), time.Since(start))
+}
+
+// countRefusal counts a statement the planner refused as unsupported.
+func (s *session) countRefusal(err error) {
+	var plErr *planner.Error
+	if errors.As(err, &plErr) && plErr.Code == codeFeatureNotSupp {
+		s.srv.metrics.statement(KindRefused, 0)
+	}
+}
+
+// statementKind says where st runs.
+func statementKind(st *planner.Statement) StatementKind {
+	switch {
+	case st.Control != nil, st.Setting != nil:
+		return KindGateway
+	case st.Copy != nil:
+		if len(st.Copy.Shards) > 1 {
+			return KindScatter
+		}
+		return KindSingleShard
+	}
+	if _, ok := st.Root.(*planner.Broadcast); ok {
+		return KindBroadcast
+	}
+	if len(planner.Shards(st.Root)) > 1 {
+		return KindScatter
+	}
+	return KindSingleShard
 }
 
 func firstWords(sql string) string {
@@ -590,42 +700,71 @@ func firstWords(sql string) string {
 }
 
 // oneShard reports whether every statement is a single Route to one shard
-// (or to any shard) and none is session or transaction control.
+// (or to any shard) and none is session or transaction control. The shard
+// is "" when any shard will do.
 func oneShard(stmts []*planner.Statement) (string, bool) {
-	shard, anyShard := "", ""
+	shard := ""
 	for _, st := range stmts {
 		r, ok := st.Root.(*planner.Route)
 		switch {
 		case !ok || (!r.AnyShard && shard != "" && r.Shard != shard):
 			return "", false
-		case r.AnyShard:
-			anyShard = r.Shard
-		default:
+		case !r.AnyShard:
 			shard = r.Shard
 		}
-	}
-	if shard == "" {
-		shard = anyShard
 	}
 	return shard, true
 }
 
+// runAnywhere forwards a whole query string that any shard can answer to
+// one that is up.
+func (s *session) runAnywhere(ctx context.Context, ks *topology.Keyspace, sql string) {
+	err := s.onAnyShard(ks, func(shard string) error {
+		b, err := s.backendFor(ctx, shard, nil)
+		if err != nil {
+			return err
+		}
+		defer s.giveBack(b)
+		return s.relay(ctx, b, sql)
+	})
+	if err != nil {
+		s.sendError(err, sql, 0)
+	}
+}
+
 // runOnShard forwards a whole query string to one shard and relays every
 // result.
-func (s *session) runOnShard(ctx context.Context, shard, sql string) {
+func (s *session) runOnShard(ctx context.Context, shard, sql string, readOnly bool) {
 	b, err := s.backendFor(ctx, shard, nil)
 	if err != nil {
 		s.sendError(err, sql, 0)
 		return
 	}
 	defer s.giveBack(b)
-	err = b.exec(ctx, sql, s.emit, func(tag planner.Tag) error {
+	if err := s.relay(ctx, b, sql); err != nil {
+		if !readOnly {
+			err = outcomeUnknown(err, "the query string's implicit transaction")
+		}
+		s.sendError(err, sql, 0)
+	}
+}
+
+// readOnly reports whether no statement of stmts changes data.
+func readOnly(stmts []*planner.Statement) bool {
+	for _, st := range stmts {
+		if !st.ReadOnly {
+			return false
+		}
+	}
+	return true
+}
+
+// relay runs a query string on b and sends the client every result.
+func (s *session) relay(ctx context.Context, b *backend, sql string) error {
+	return b.exec(ctx, sql, s.emit, func(tag planner.Tag) error {
 		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 		return nil
 	})
-	if err != nil {
-		s.sendError(err, sql, 0)
-	}
 }
 
 // emit writes a result batch to the client, flushing when enough is
@@ -659,7 +798,20 @@ func (s *session) sendError(err error, sql string, offset int) {
 	if e.SeverityUnlocalized == "" {
 		e.SeverityUnlocalized = e.Severity
 	}
+	if e.Severity == "FATAL" {
+		s.log.Warn("ending the session", zap.String("code", e.Code), zap.String("reason", e.Message))
+		s.ending = true
+	}
+	s.srv.metrics.clientError(e.Code)
 	s.be.Send(e)
+}
+
+// readyForQuery tells the client the session waits for its next query,
+// unless a FATAL error ends it.
+func (s *session) readyForQuery() {
+	if !s.ending {
+		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: s.txn.status()})
+	}
 }
 
 func (s *session) notice(code, msg string) {
@@ -672,6 +824,7 @@ func (s *session) notice(code, msg string) {
 // extended protocol, passing parameters and result formats through.
 type sessionExecutor struct {
 	s      *session
+	ks     *topology.Keyspace
 	st     *planner.Statement
 	policy vschema.MultiShardWrites
 
@@ -686,6 +839,21 @@ var _ planner.Executor = (*sessionExecutor)(nil)
 
 // Query implements planner.Executor.
 func (x *sessionExecutor) Query(ctx context.Context, shard string, q planner.Query, emit func(*planner.Batch) error) (planner.Tag, error) {
+	if !q.AnyShard || !x.st.ReadOnly {
+		// A statement that may write (a function with side effects in a
+		// SELECT without tables) is never tried a second time elsewhere.
+		return x.queryOn(ctx, shard, q, emit)
+	}
+	var tag planner.Tag
+	err := x.s.onAnyShard(x.ks, func(shard string) error {
+		var err error
+		tag, err = x.queryOn(ctx, shard, q, emit)
+		return err
+	})
+	return tag, err
+}
+
+func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Query, emit func(*planner.Batch) error) (planner.Tag, error) {
 	s := x.s
 	var b *backend
 	if t := s.txn; t != nil {
@@ -710,16 +878,24 @@ func (x *sessionExecutor) Query(ctx context.Context, shard string, q planner.Que
 		// DO and CALL may SET anything: resync the connection next time.
 		defer b.state.forget()
 	}
+	var (
+		tag planner.Tag
+		err error
+	)
 	if x.bind == nil {
-		var tag planner.Tag
-		err := b.exec(ctx, q.SQL, emit, func(t planner.Tag) error {
+		err = b.exec(ctx, q.SQL, emit, func(t planner.Tag) error {
 			tag = t
 			return nil
 		})
-		return tag, err
+	} else {
+		var suspended bool
+		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params), x.portal, x.maxRows, s.txn == nil, emit)
+		x.suspended = x.suspended || suspended
 	}
-	tag, suspended, err := b.execBound(ctx, q.SQL, x.bind.subset(q.Params), x.portal, x.maxRows, s.txn == nil, emit)
-	x.suspended = x.suspended || suspended
+	if err != nil && s.txn == nil && !x.st.ReadOnly {
+		// The shard committed the statement on its own, or not.
+		err = outcomeUnknown(err, firstWords(x.st.SQL))
+	}
 	return tag, err
 }
 

@@ -99,8 +99,15 @@ func (s *session) commit(ctx context.Context, t *txn) error {
 	if len(writers) <= 1 {
 		// The writer first: locks the readers took (SELECT ... FOR
 		// UPDATE) hold until the write they protect has committed.
-		for _, b := range append(writers, readers...) {
+		for _, b := range writers {
 			if err := b.run(ctx, "COMMIT"); err != nil {
+				return outcomeUnknown(err, "COMMIT")
+			}
+		}
+		var lost *ShardConnectionLostError
+		for _, b := range readers {
+			// A reader that lost its connection had nothing to commit.
+			if err := b.run(ctx, "COMMIT"); err != nil && !errors.As(err, &lost) {
 				return err
 			}
 		}
@@ -126,6 +133,7 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 	defer s.srv.inflight.Delete(gid)
 	if err := log.BeginTwoPC(ctx, rec); err != nil {
 		s.rollbackAll(writers, readers)
+		s.srv.metrics.twoPhaseCommit(twopcAborted)
 		return fmt.Errorf("two-phase commit: recording the transaction: %w", err)
 	}
 	var prepareErr error
@@ -150,6 +158,7 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 		if err := log.DecideTwoPC(bg, gid, topology.TwoPCAbort); err == nil {
 			_ = log.EndTwoPC(bg, gid)
 		}
+		s.srv.metrics.twoPhaseCommit(twopcAborted)
 		return prepareErr
 	}
 	// The commit point: from here on, every participant commits, now or
@@ -160,9 +169,11 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 				_ = b.run(context.Background(), "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, b.shard)))
 			}
 			_ = log.EndTwoPC(context.Background(), gid)
+			s.srv.metrics.twoPhaseCommit(twopcAborted)
 			return &planner.Error{Code: "40001", Message: "the transaction was rolled back: its commit could not be recorded in time"}
 		}
 		s.log.Error("two-phase commit: the commit decision is unknown; a resolver will finish it", zap.String("gid", gid), zap.Error(err))
+		s.srv.metrics.twoPhaseCommit(twopcUnknown)
 		return &planner.Error{Code: "08007", Message: "the outcome of the transaction is unknown: the commit decision could not be recorded; it will be resolved"}
 	}
 	s.srv.hooks.afterDecide()
@@ -173,6 +184,7 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 			done = false
 		}
 	}
+	s.srv.metrics.twoPhaseCommit(twopcCommitted)
 	// Read-only parts end last, so their locks outlive the writes.
 	for _, b := range readers {
 		_ = b.run(context.Background(), "COMMIT")
@@ -237,9 +249,7 @@ func (s *session) releaseTxn(t *txn) {
 		if t.settingsChanged {
 			b.state.forget()
 		}
-		if s.pinned[shard] == nil {
-			b.release()
-		}
+		s.giveBack(b)
 	}
 	t.backends = map[string]*backend{}
 	t.order = nil

@@ -30,7 +30,13 @@ type User struct {
 	// BackendRole is the Postgres role the gateway uses on the shards for
 	// this user's sessions; "" means the role of the shard's own DSN.
 	BackendRole string `json:"backend_role,omitempty"`
+	// Admin lets the user into the gateway's admin console (the database
+	// "shardgate"), which shows every session and can pause traffic.
+	Admin bool `json:"admin,omitempty"`
 }
+
+// IsAdmin reports whether u may use the admin console. A nil User may not.
+func (u *User) IsAdmin() bool { return u != nil && u.Admin }
 
 // CanUse reports whether u was granted keyspace. A nil User can use nothing.
 func (u *User) CanUse(keyspace string) bool {
@@ -217,6 +223,20 @@ func (s *Store) Revoke(ctx context.Context, name, keyspace string) error {
 		n := len(u.Keyspaces)
 		u.Keyspaces = slices.DeleteFunc(u.Keyspaces, func(ks string) bool { return ks == keyspace })
 		return len(u.Keyspaces) != n
+	})
+}
+
+// SetAdmin grants (admin true) or revokes the admin console to user name.
+// Granting it twice, or revoking it from a user without it, is no error.
+func (s *Store) SetAdmin(ctx context.Context, name string, admin bool) error {
+	what := "revoke the admin console from"
+	if admin {
+		what = "grant the admin console to"
+	}
+	return s.updateUser(ctx, name, what, "", func(u *User) bool {
+		changed := u.Admin != admin
+		u.Admin = admin
+		return changed
 	})
 }
 

@@ -372,7 +372,65 @@ func TestStoreUsers(t *testing.T) {
 }
 
 func userEqual(a, b User) bool {
-	return a.Name == b.Name && a.Verifier == b.Verifier && slices.Equal(a.Keyspaces, b.Keyspaces) && a.BackendRole == b.BackendRole
+	return a.Name == b.Name && a.Verifier == b.Verifier && slices.Equal(a.Keyspaces, b.Keyspaces) && a.BackendRole == b.BackendRole && a.Admin == b.Admin
+}
+
+// TestStoreUserAdmin grants and revokes the admin console: the flag is
+// stored as "admin", reaches the snapshot, and records written before it
+// existed read as not admin.
+func TestStoreUserAdmin(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	v := mustVerifier(t, "pw")
+	if err := s.AddUser(ctx, User{Name: "root", Verifier: v, Admin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUser(ctx, User{Name: "app", Verifier: v}); err != nil {
+		t.Fatal(err)
+	}
+	// A record from before the flag: no "admin" key at all.
+	if _, err := te.cli.Put(ctx, "/shardgate/test/users/old", `{"name":"old","verifier":"`+v+`"}`); err != nil {
+		t.Fatal(err)
+	}
+	raw := func(name string) string {
+		t.Helper()
+		resp, err := te.cli.Get(ctx, "/shardgate/test/users/"+name)
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("etcd record of %s: %v", name, err)
+		}
+		return string(resp.Kvs[0].Value)
+	}
+	if r := raw("root"); !strings.Contains(r, `"admin":true`) {
+		t.Errorf("root's record %s lacks \"admin\":true", r)
+	}
+	if r := raw("app"); strings.Contains(r, "admin") {
+		t.Errorf("a user without the flag stores it: %s", r)
+	}
+	snap := mustLoad(t, s)
+	if !snap.User("root").IsAdmin() || snap.User("app").IsAdmin() || snap.User("old").IsAdmin() || snap.User("nobody").IsAdmin() {
+		t.Errorf("admin flags in the snapshot: %+v", snap.Users)
+	}
+
+	for range 2 { // idempotent both ways
+		if err := s.SetAdmin(ctx, "app", true); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetAdmin(ctx, "root", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetAdmin(ctx, "nobody", true); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SetAdmin of a missing user: %v, want ErrNotFound", err)
+	}
+	users, err := s.Users(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []User{{Name: "app", Verifier: v, Admin: true}, {Name: "old", Verifier: v}, {Name: "root", Verifier: v}}
+	if !slices.EqualFunc(users, want, userEqual) {
+		t.Fatalf("Users = %+v, want %+v", users, want)
+	}
 }
 
 // TestStoreUserRecordsInvalid writes bad user records straight to etcd: each

@@ -26,7 +26,9 @@ func (a *app) userCommand() *cobra.Command {
 		Long: `Manage the users that clients log in to the gateways as. etcd keeps a
 SCRAM-SHA-256 verifier for each user, in the form Postgres keeps in
 pg_authid, never the password. A user may connect to the keyspaces it was
-granted (the database name of the connection).
+granted (the database name of the connection). An admin user may also
+connect to the database "shardgate", the gateways' admin console (SHOW
+POOLS, SHOW CLIENTS, PAUSE, ...).
 
 Passwords are never taken from a flag: shardctl asks for them twice on a
 terminal, reads the first line of stdin when stdin is no terminal, or reads
@@ -44,20 +46,23 @@ func (a *app) userAddCommand() *cobra.Command {
 		keyspaces    []string
 		backendRole  string
 		passwordFile string
+		admin        bool
 	)
 	c := &cobra.Command{
-		Use:   "add NAME [--keyspace KS ...] [--backend-role ROLE] [--password-file FILE]",
+		Use:   "add NAME [--keyspace KS ...] [--backend-role ROLE] [--admin] [--password-file FILE]",
 		Short: "Add a user; asks for its password",
 		Long: `Add a user that clients log in as with SCRAM-SHA-256. NAME is case-sensitive,
 like a Postgres role name. --keyspace grants a keyspace (repeat it for more).
 --backend-role names the Postgres role the gateway uses on the shards for the
-user's sessions; without it, the role of each shard's DSN.`,
+user's sessions; without it, the role of each shard's DSN. --admin lets the
+user into the admin console (database "shardgate").`,
 		Example: `  shardctl user add app_rw --keyspace app
+  shardctl user add ops --admin
   echo "$PASSWORD" | shardctl user add reporting --keyspace app --backend-role app_ro
   shardctl user add batch --keyspace logs --password-file /run/secrets/batch`,
 		Args: exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			u := topology.User{Name: args[0], Keyspaces: keyspaces, BackendRole: backendRole}
+			u := topology.User{Name: args[0], Keyspaces: keyspaces, BackendRole: backendRole, Admin: admin}
 			if err := topology.ValidUserName("user", u.Name); err != nil {
 				return err
 			}
@@ -92,11 +97,15 @@ user's sessions; without it, the role of each shard's DSN.`,
 			} else {
 				fmt.Fprintf(a.stdout, "added user %s, granted %s\n", u.Name, strings.Join(slices.Compact(slices.Sorted(slices.Values(keyspaces))), ", "))
 			}
+			if admin {
+				fmt.Fprintf(a.stdout, "granted the admin console to %s\n", u.Name)
+			}
 			return nil
 		},
 	}
 	c.Flags().StringArrayVar(&keyspaces, "keyspace", nil, "grant this keyspace (repeatable)")
 	c.Flags().StringVar(&backendRole, "backend-role", "", "Postgres role to use on the shards (default: the role of each shard's DSN)")
+	c.Flags().BoolVar(&admin, "admin", false, "let the user into the admin console (database \"shardgate\")")
 	c.Flags().StringVar(&passwordFile, "password-file", "", "read the password from the first line of this file")
 	return c
 }
@@ -139,7 +148,7 @@ func (a *app) userPasswdCommand() *cobra.Command {
 func (a *app) userListCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List the users, their keyspaces and backend roles (never a verifier)",
+		Short: "List the users, their keyspaces, backend roles and admin flags (never a verifier)",
 		Args:  exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			var users []topology.User
@@ -151,9 +160,13 @@ func (a *app) userListCommand() *cobra.Command {
 				return err
 			}
 			w := table(a.stdout)
-			fmt.Fprintln(w, "NAME\tKEYSPACES\tBACKEND ROLE")
+			fmt.Fprintln(w, "NAME\tKEYSPACES\tBACKEND ROLE\tADMIN")
 			for _, u := range users {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", u.Name, orDash(strings.Join(u.Keyspaces, ",")), orDash(u.BackendRole))
+				admin := "-"
+				if u.Admin {
+					admin = "yes"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", u.Name, orDash(strings.Join(u.Keyspaces, ",")), orDash(u.BackendRole), admin)
 			}
 			return w.Flush()
 		},
@@ -185,14 +198,25 @@ func (a *app) userRemoveCommand() *cobra.Command {
 }
 
 func (a *app) userGrantCommand() *cobra.Command {
-	var keyspaces []string
+	var (
+		keyspaces []string
+		admin     bool
+	)
 	c := &cobra.Command{
-		Use:   "grant NAME --keyspace KS [--keyspace KS ...]",
-		Short: "Let a user use a keyspace",
+		Use:   "grant NAME {--keyspace KS [--keyspace KS ...] | --admin}",
+		Short: "Let a user use a keyspace, or the admin console",
 		Args:  exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if len(keyspaces) == 0 {
-				return usageErrorf("missing --keyspace")
+			if len(keyspaces) == 0 && !admin {
+				return usageErrorf("missing --keyspace or --admin")
+			}
+			if admin {
+				if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
+					return s.SetAdmin(ctx, args[0], true)
+				}); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "granted the admin console to %s\n", args[0])
 			}
 			for _, ks := range keyspaces {
 				if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
@@ -205,20 +229,24 @@ func (a *app) userGrantCommand() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringArrayVar(&keyspaces, "keyspace", nil, "the keyspace to grant (required; repeatable)")
+	c.Flags().StringArrayVar(&keyspaces, "keyspace", nil, "the keyspace to grant (repeatable)")
+	c.Flags().BoolVar(&admin, "admin", false, "grant the admin console (database \"shardgate\")")
 	return c
 }
 
 func (a *app) userRevokeCommand() *cobra.Command {
-	var keyspaces []string
+	var (
+		keyspaces []string
+		admin     bool
+	)
 	c := &cobra.Command{
-		Use:   "revoke NAME --keyspace KS [--keyspace KS ...]",
-		Short: "Take a keyspace away from a user (its open sessions are not ended)",
+		Use:   "revoke NAME {--keyspace KS [--keyspace KS ...] | --admin}",
+		Short: "Take a keyspace or the admin console away from a user (its open sessions are not ended)",
 		Args:  exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			name := args[0]
-			if len(keyspaces) == 0 {
-				return usageErrorf("missing --keyspace")
+			if len(keyspaces) == 0 && !admin {
+				return usageErrorf("missing --keyspace or --admin")
 			}
 			if err := topology.ValidUserName("user", name); err != nil {
 				return err
@@ -230,6 +258,17 @@ func (a *app) userRevokeCommand() *cobra.Command {
 			u := snap.User(name)
 			if u == nil {
 				return fmt.Errorf("user %s does not exist", name)
+			}
+			switch {
+			case admin && !u.Admin:
+				fmt.Fprintf(a.stdout, "%s was not granted the admin console; nothing to revoke\n", name)
+			case admin:
+				if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
+					return s.SetAdmin(ctx, name, false)
+				}); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "revoked the admin console from %s\n", name)
 			}
 			for _, ks := range keyspaces {
 				if !u.CanUse(ks) {
@@ -246,7 +285,8 @@ func (a *app) userRevokeCommand() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringArrayVar(&keyspaces, "keyspace", nil, "the keyspace to revoke (required; repeatable)")
+	c.Flags().StringArrayVar(&keyspaces, "keyspace", nil, "the keyspace to revoke (repeatable)")
+	c.Flags().BoolVar(&admin, "admin", false, "revoke the admin console")
 	return c
 }
 

@@ -111,9 +111,9 @@ func TestUserLifecycle(t *testing.T) {
 	record(e.run("", "user", "add", "carol", "--password", pw)).fails(t, "unknown flag: --password")
 
 	if rows := e.listRows(); len(rows) != 3 ||
-		strings.Join(rows[0], "|") != "NAME|KEYSPACES|BACKEND ROLE" ||
-		strings.Join(rows[1], "|") != "Alice|app,logs|-" ||
-		strings.Join(rows[2], "|") != "bob|-|app_ro" {
+		strings.Join(rows[0], "|") != "NAME|KEYSPACES|BACKEND ROLE|ADMIN" ||
+		strings.Join(rows[1], "|") != "Alice|app,logs|-|-" ||
+		strings.Join(rows[2], "|") != "bob|-|app_ro|-" {
 		t.Errorf("user list: %q", rows)
 	}
 
@@ -124,7 +124,7 @@ func TestUserLifecycle(t *testing.T) {
 	record(e.run("", "user", "grant", "bob", "--keyspace", "logs")).ok(t) // idempotent
 	record(e.run("", "user", "grant", "bob", "--keyspace", "ghost")).fails(t, "keyspace ghost does not exist")
 	record(e.run("", "user", "grant", "nobody", "--keyspace", "app")).fails(t, "user nobody does not exist")
-	record(e.run("", "user", "grant", "bob")).fails(t, "missing --keyspace")
+	record(e.run("", "user", "grant", "bob")).fails(t, "missing --keyspace or --admin")
 	out = record(e.run("", "user", "revoke", "Alice", "--keyspace", "logs", "--keyspace", "ghost")).ok(t)
 	if out != "revoked logs from Alice\nAlice was not granted ghost; nothing to revoke\n" {
 		t.Errorf("user revoke printed %q", out)
@@ -164,6 +164,53 @@ func TestUserLifecycle(t *testing.T) {
 	e.run("", "user", "remove", "bob").fails(t, "user bob does not exist")
 	if rows := e.listRows(); len(rows) != 2 || rows[1][0] != "Alice" {
 		t.Errorf("user list after remove: %q", rows)
+	}
+}
+
+// TestUserAdmin grants the admin console with user add, grant and revoke,
+// alone and together with keyspaces.
+func TestUserAdmin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.addShards(1)
+	e.run("", "keyspace", "create", "app", "--logical-shards", "1", "--shards", "s0").ok(t)
+
+	out := e.run("pw\n", "user", "add", "ops", "--admin").ok(t)
+	if out != "added user ops; it can use no keyspace yet (shardctl user grant ops --keyspace KS)\ngranted the admin console to ops\n" {
+		t.Errorf("user add --admin printed %q", out)
+	}
+	e.run("pw\n", "user", "add", "app", "--keyspace", "app").ok(t)
+	if rows := e.listRows(); len(rows) != 3 ||
+		strings.Join(rows[1], "|") != "app|app|-|-" ||
+		strings.Join(rows[2], "|") != "ops|-|-|yes" {
+		t.Errorf("user list: %q", rows)
+	}
+
+	out = e.run("", "user", "grant", "app", "--admin", "--keyspace", "app").ok(t)
+	if out != "granted the admin console to app\ngranted app to app\n" {
+		t.Errorf("user grant --admin printed %q", out)
+	}
+	e.run("", "user", "grant", "app", "--admin").ok(t) // idempotent
+	e.run("", "user", "grant", "nobody", "--admin").fails(t, "user nobody does not exist")
+	if snap := e.load(); !snap.User("app").IsAdmin() || !snap.User("app").CanUse("app") || !snap.User("ops").IsAdmin() {
+		t.Fatalf("after grant: %+v", snap.Users)
+	}
+	if !strings.Contains(e.rawUser("app"), `"admin":true`) {
+		t.Errorf("etcd record of app: %s", e.rawUser("app"))
+	}
+
+	out = e.run("", "user", "revoke", "ops", "--admin").ok(t)
+	if out != "revoked the admin console from ops\n" {
+		t.Errorf("user revoke --admin printed %q", out)
+	}
+	out = e.run("", "user", "revoke", "ops", "--admin").ok(t)
+	if out != "ops was not granted the admin console; nothing to revoke\n" {
+		t.Errorf("second user revoke --admin printed %q", out)
+	}
+	e.run("", "user", "revoke", "ops").fails(t, "missing --keyspace or --admin")
+	e.run("", "user", "revoke", "nobody", "--admin").fails(t, "user nobody does not exist")
+	if snap := e.load(); snap.User("ops").IsAdmin() || !snap.User("app").IsAdmin() {
+		t.Errorf("after revoke: %+v", snap.Users)
 	}
 }
 

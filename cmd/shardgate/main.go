@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -30,7 +31,8 @@ import (
 )
 
 func main() {
-	cfg, err := loadConfig(os.Args[1:], os.Getenv)
+	args := os.Args[1:]
+	cfg, err := loadConfig(args, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -38,14 +40,17 @@ func main() {
 		fmt.Fprintf(os.Stderr, "shardgate: %v\n", err)
 		os.Exit(2)
 	}
-	log, err := newLogger(cfg)
+	log, level, err := newLogger(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "shardgate: %v\n", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
+	// A reload reads the configuration as startup did: the command line's
+	// flags still win over the file and the environment.
+	load := func() (config, error) { return loadConfig(args, os.Getenv) }
+	if err := run(ctx, cfg, log, level, load); err != nil {
 		log.Error("shardgate stopped", zap.Error(err))
 		_ = log.Sync()
 		fmt.Fprintf(os.Stderr, "shardgate: %v\n", err)
@@ -54,10 +59,12 @@ func main() {
 	_ = log.Sync()
 }
 
-func newLogger(cfg config) (*zap.Logger, error) {
+// newLogger builds the gateway's logger and returns its level, which a
+// reload changes for every logger derived from it.
+func newLogger(cfg config) (*zap.Logger, zap.AtomicLevel, error) {
 	level, err := zapcore.ParseLevel(cfg.LogLevel)
 	if err != nil {
-		return nil, fmt.Errorf("log_level: %w", err)
+		return nil, zap.AtomicLevel{}, fmt.Errorf("log_level: %w", err)
 	}
 	zc := zap.NewProductionConfig()
 	if cfg.LogFormat == "console" {
@@ -66,7 +73,8 @@ func newLogger(cfg config) (*zap.Logger, error) {
 	zc.Level = zap.NewAtomicLevelAt(level)
 	zc.Sampling = nil
 	zc.DisableStacktrace = true
-	return zc.Build()
+	log, err := zc.Build()
+	return log, zc.Level, err
 }
 
 // etcdLogger is the embedded etcd's logger: errors only, without the ones
@@ -95,8 +103,13 @@ func (f *closeNoiseFilter) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zap
 
 // run starts etcd (embedded, or a client of an external one), follows the
 // topology, and serves clients and the admin endpoint until ctx ends; then it
-// drains.
-func run(ctx context.Context, cfg config, log *zap.Logger) error {
+// drains. On SIGHUP it reloads the configuration with load.
+func run(ctx context.Context, cfg config, log *zap.Logger, level zap.AtomicLevel, load func() (config, error)) error {
+	// From the start, so that a SIGHUP during startup does not kill the
+	// process; it is handled once the gateway serves.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	sec, err := loadSecurity(cfg, log)
 	if err != nil {
 		return err
@@ -166,20 +179,38 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 	defer reg.Close()
 	log = log.With(zap.String("gateway", gatewayID))
 	reg2 := prometheus.NewRegistry()
-	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var srv *proxy.Server
-	metrics := proxy.NewMetrics(reg2, func() int { return srv.ActiveSessions() })
-	srv = proxy.NewServer(proxy.Config{
+	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), pools,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shardgate_topology_revision",
+			Help: "The etcd revision of the topology this gateway applied.",
+		}, func() float64 { return float64(watcher.Snapshot().Revision) }))
+	metrics := proxy.NewMetrics(reg2)
+	rl := &reloader{load: load, log: log.Named("reload"), level: level, pools: pools, sec: sec, cur: cfg}
+	var clientTLS *tls.Config
+	if sec.clientCerts != nil {
+		clientTLS = sec.clientCerts.serverConfig()
+	}
+	srv := proxy.NewServer(proxy.Config{
 		Topology: watcher.Snapshot, Pools: pools, Log: log.Named("proxy"),
 		TwoPC: store, GatewayID: gatewayID, Hooks: crashHooks(os.Getenv("SHARDGATE_TEST_CRASH")),
 		MaxClientConns: int(cfg.MaxClientConns), MaxClientConnsPerUser: int(cfg.MaxConnsPerUser),
-		Auth: proxy.AuthMode(cfg.Auth), TLS: sec.clientTLS, SSLMode: proxy.SSLMode(cfg.SSL),
+		Auth: proxy.AuthMode(cfg.Auth), TLS: clientTLS, SSLMode: proxy.SSLMode(cfg.SSL),
 		StartupTimeout: cfg.StartupTimeout, MaxMessageSize: int(cfg.MaxMessageSize), Metrics: metrics,
+		Reload: rl.Reload, Settings: rl.Settings,
 	})
-	if sec.certs != nil {
-		go reloadOnHangup(ctx, sec.certs, log)
-	}
-	resolver := proxy.NewResolver(store, watcher.Snapshot, pools, gatewayID, srv.InFlight, log.Named("resolver"))
+	rl.srv = srv // before anything can reload: the SIGHUP loop and Serve start below
+	reg2.MustRegister(srv)
+	hupCtx, stopHup := context.WithCancel(context.Background())
+	hupDone := make(chan struct{})
+	go func() {
+		defer close(hupDone)
+		rl.onHangup(hupCtx, hup)
+	}()
+	defer func() {
+		stopHup()
+		<-hupDone
+	}()
+	resolver := proxy.NewResolver(store, watcher.Snapshot, pools, gatewayID, srv.InFlight, metrics, log.Named("resolver"))
 	resolveCtx, stopResolve := context.WithCancel(context.Background())
 	resolveDone := make(chan struct{})
 	go func() {
@@ -190,12 +221,12 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 		stopResolve()
 		<-resolveDone
 	}()
-	admin := &http.Server{Handler: proxy.AdminHandler(watcher.Snapshot, pools, reg2, sec.adminToken), ReadHeaderTimeout: 10 * time.Second}
+	admin := &http.Server{Handler: proxy.AdminHandler(proxy.AdminOptions{Topology: watcher.Snapshot, Pools: pools, Gather: reg2, Token: sec.adminToken, GatewayID: gatewayID}), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
 		if sec.adminCerts != nil {
-			admin.TLSConfig = sec.adminCerts.ServerConfig()
+			admin.TLSConfig = sec.adminCerts.serverConfig()
 			errc <- admin.ServeTLS(adminLn, "", "")
 			return
 		}
@@ -207,10 +238,10 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down: draining sessions", zap.Duration("timeout", cfg.ShutdownTimeout), zap.Int("sessions", srv.ActiveSessions()))
+		log.Info("shutting down: draining sessions", zap.Duration("timeout", rl.current().ShutdownTimeout), zap.Int("sessions", srv.ActiveSessions()))
 	case serveErr = <-errc:
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	shutCtx, cancel := context.WithTimeout(context.Background(), rl.current().ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		log.Warn("sessions still running at the shutdown timeout were closed", zap.Error(err))

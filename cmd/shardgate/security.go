@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -19,9 +16,8 @@ import (
 // security is what the configuration says about secrets and TLS, loaded
 // and checked before anything listens.
 type security struct {
-	certs        *proxy.CertFiles // client TLS, nil without
-	clientTLS    *tls.Config
-	adminCerts   *proxy.CertFiles
+	clientCerts  *liveCerts // nil without client TLS
+	adminCerts   *liveCerts // nil without HTTPS on the admin endpoint
 	adminToken   string
 	etcdTLS      *tls.Config
 	etcdPassword string
@@ -47,18 +43,14 @@ func loadSecurity(cfg config, log *zap.Logger) (*security, error) {
 		log.Warn("auth: trust — clients connect without a password; for local development only")
 	}
 	if cfg.TLSCert != "" {
-		c, err := proxy.NewCertFiles(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
+		if sec.clientCerts, err = newLiveCerts(cfg.TLSCert, cfg.TLSKey); err != nil {
 			return nil, err
 		}
-		sec.certs, sec.clientTLS = c, c.ServerConfig()
 	}
 	if cfg.AdminTLSCert != "" {
-		c, err := proxy.NewCertFiles(cfg.AdminTLSCert, cfg.AdminTLSKey)
-		if err != nil {
+		if sec.adminCerts, err = newLiveCerts(cfg.AdminTLSCert, cfg.AdminTLSKey); err != nil {
 			return nil, fmt.Errorf("admin TLS: %w", err)
 		}
-		sec.adminCerts = c
 	}
 	sec.etcdTLS, err = topology.ClientTLS(cfg.EtcdCA, cfg.EtcdCert, cfg.EtcdKey)
 	var fe *topology.TLSFileError
@@ -90,21 +82,44 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// reloadOnHangup reloads the client certificate on SIGHUP.
-func reloadOnHangup(ctx context.Context, certs *proxy.CertFiles, log *zap.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			if err := certs.Reload(); err != nil {
-				log.Error("SIGHUP: reloading the TLS certificate failed; serving the old one", zap.Error(err))
-			} else {
-				log.Info("SIGHUP: TLS certificate reloaded")
-			}
-		}
-	}
+// liveCerts serves a certificate and key from files that a reload may
+// name anew. Between reloads the proxy.CertFiles in use picks up files
+// replaced on disk; a reload loads the named files afresh, so that a pair
+// that fails to load leaves the served one in place, and swaps them in for
+// the next handshakes. Open sessions keep the certificate they began with.
+type liveCerts struct {
+	cur atomic.Pointer[tls.Config] // of the files loaded last
 }
+
+func newLiveCerts(certFile, keyFile string) (*liveCerts, error) {
+	c, err := loadCerts(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	l := &liveCerts{}
+	l.cur.Store(c)
+	return l, nil
+}
+
+// loadCerts loads a certificate pair, failing if it does not load.
+func loadCerts(certFile, keyFile string) (*tls.Config, error) {
+	files, err := proxy.NewCertFiles(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return files.ServerConfig(), nil
+}
+
+// serverConfig returns a TLS configuration, with the protocol settings
+// proxy.CertFiles chooses, that serves the current certificate at each
+// handshake.
+func (l *liveCerts) serverConfig() *tls.Config {
+	c := l.cur.Load().Clone()
+	c.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return l.cur.Load().GetCertificate(hello)
+	}
+	return c
+}
+
+// swap serves c from the next handshake on.
+func (l *liveCerts) swap(c *tls.Config) { l.cur.Store(c) }

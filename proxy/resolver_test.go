@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/shardgate/shardgate/topology"
+)
+
+// TestResolverQuietInNormalOperation runs two-phase commits while the
+// gateway's own resolver passes over them again and again: it must neither
+// touch them nor log that it rolled back or finished anything, since
+// nothing of the kind happened.
+func TestResolverQuietInNormalOperation(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	reg, err := g.store.RegisterGateway(t.Context(), topology.GatewayInfo{ID: "test", Started: time.Now()}, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	core, logs := observer.New(zapcore.InfoLevel)
+	// The test topology's unreachable shard is not this test's concern.
+	snap := *g.snap
+	snap.Shards = map[string]*topology.Shard{"s0": g.snap.Shards["s0"], "s1": g.snap.Shards["s1"]}
+	r := NewResolver(g.store, func() *topology.Snapshot { return &snap }, g.srv.pools, "test", g.srv.InFlight, g.metrics, zap.New(core))
+
+	const writers, each = 4, 15
+	var wg sync.WaitGroup
+	for w := range writers {
+		c := g.connect(t, "app", "")
+		wg.Go(func() {
+			for i := range each {
+				id := 1000 + w*100 + i*2
+				// Two rows whose ids land on different shards most of
+				// the time: a two-phase commit.
+				sql := fmt.Sprintf("insert into users (id, name) values (%d, 'a'), (%d, 'b')", id, id+1)
+				if _, err := c.Exec(context.Background(), sql).ReadAll(); err != nil {
+					t.Errorf("%s: %v", sql, err)
+					return
+				}
+			}
+		})
+	}
+	stop := make(chan struct{})
+	resolved := make(chan int)
+	go func() {
+		passes := 0
+		for {
+			select {
+			case <-stop:
+				resolved <- passes
+				return
+			default:
+			}
+			if err := r.ResolveOnce(context.Background()); err != nil {
+				t.Errorf("ResolveOnce: %v", err)
+			}
+			passes++
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	if passes := <-resolved; passes == 0 {
+		t.Fatal("the resolver never ran")
+	}
+	for _, e := range logs.All() {
+		t.Errorf("resolver logged in normal operation: %s %v", e.Message, e.ContextMap())
+	}
+	c := g.connect(t, "app", "")
+	rows := exec(t, c, "select count(*) from users where id >= 1000")[0].Rows
+	if want := fmt.Sprint(writers * each * 2); string(rows[0][0]) != want {
+		t.Fatalf("%s rows committed, want %s", rows[0][0], want)
+	}
+	if v, _ := metricValue(t, g.reg, "shardgate_twopc_total", map[string]string{"outcome": "committed"}); v == 0 {
+		t.Error("no two-phase commit counted")
+	}
+}
