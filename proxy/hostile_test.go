@@ -16,13 +16,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/shardgate/shardgate/internal/pgtest"
 	"github.com/shardgate/shardgate/topology"
-	"github.com/shardgate/shardgate/vschema"
 )
 
 // The hostile tests send a real gateway what a broken or malicious client
@@ -45,33 +42,7 @@ const hostileSlack = 2 * time.Second
 func startHostileGateway(t *testing.T, limits Config) *testGateway {
 	t.Helper()
 	ctx := context.Background()
-	shards := pgtest.Start(t, 2)
-	etcd, err := topology.StartEmbedded(ctx, t.TempDir(), "", zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	store := topology.NewStore(cli, "test")
-	for i, c := range shards {
-		if err := store.AddShard(ctx, topology.Shard{Name: fmt.Sprintf("s%d", i), DSN: c.DSN("postgres")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := vschema.Parse([]byte(testVSchema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateKeyspace(ctx, "app", 16, []string{"s0", "s1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.ApplyVSchemas(ctx, f.Keyspaces["app"]); err != nil {
-		t.Fatal(err)
-	}
+	shards, store := startShards(t, "test")
 	extra := ""
 	if limits.Auth == AuthSCRAM {
 		v, err := topology.NewVerifier(hostilePassword)

@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -51,23 +50,7 @@ func startGateway(t *testing.T, pool PoolConfig) *testGateway {
 func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGateway {
 	t.Helper()
 	ctx := context.Background()
-	shards := pgtest.Start(t, 2)
-	etcd, err := topology.StartEmbedded(ctx, t.TempDir(), "", zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	store := topology.NewStore(cli, "test")
-	for i, c := range shards {
-		if err := store.AddShard(ctx, topology.Shard{Name: fmt.Sprintf("s%d", i), DSN: c.DSN("postgres")}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shards, store := startShards(t, "test")
 	// A shard nobody can reach, with a password that must never show.
 	if err := store.AddShard(ctx, topology.Shard{Name: "dead", DSN: "postgres://app:s3cret@127.0.0.1:1/app?connect_timeout=1"}); err != nil {
 		t.Fatal(err)
@@ -89,9 +72,6 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CreateKeyspace(ctx, "app", 16, []string{"s0", "s1"}); err != nil {
-		t.Fatal(err)
-	}
 	if err := store.CreateKeyspace(ctx, "broken", 1, []string{"dead"}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +80,7 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
 			t.Fatal(err)
 		}
 	}
-	if err := store.ApplyVSchemas(ctx, f.Keyspaces["app"], f.Keyspaces["broken"], f.Keyspaces["strict"], f.Keyspaces["pinned"]); err != nil {
+	if err := store.ApplyVSchemas(ctx, f.Keyspaces["broken"], f.Keyspaces["strict"], f.Keyspaces["pinned"]); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := store.Load(ctx)

@@ -17,13 +17,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/shardgate/shardgate/internal/pgtest"
 	"github.com/shardgate/shardgate/topology"
-	"github.com/shardgate/shardgate/vschema"
 )
 
 // statusGatewayID has markup in it, to see that the page escapes it.
@@ -42,39 +40,7 @@ type statusFixture struct {
 func startStatusFixture(t *testing.T, token string) *statusFixture {
 	t.Helper()
 	ctx := t.Context()
-	shards := pgtest.Start(t, 2)
-	etcd, err := topology.StartEmbedded(ctx, t.TempDir(), "", zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	store := topology.NewStore(cli, "status")
-	for i, c := range shards {
-		if err := store.AddShard(ctx, topology.Shard{Name: fmt.Sprintf("s%d", i), DSN: c.DSN("postgres")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := vschema.Parse([]byte(`
-keyspaces:
-  app:
-    sharded: true
-    tables:
-      users: {column: id, type: bigint}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateKeyspace(ctx, "app", 16, []string{"s0", "s1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.ApplyVSchemas(ctx, f.Keyspaces["app"]); err != nil {
-		t.Fatal(err)
-	}
+	shards, store := startShards(t, "status")
 	snap, err := store.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
