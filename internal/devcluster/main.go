@@ -67,6 +67,9 @@ type cluster struct {
 const (
 	sampleUser     = "app"
 	samplePassword = "app"
+	// The sample admin of the admin console (database shardgate).
+	sampleAdmin         = "admin"
+	sampleAdminPassword = "admin"
 )
 
 // The sample keyspace app lives in a database of the same name on each
@@ -162,6 +165,9 @@ func (c *cluster) run(ctx context.Context) error {
 	if err := loadSample(shardctl, shards, gatewayDir, c.repo); err != nil {
 		return err
 	}
+	if err := addAdmin(shardctl, gatewayDir); err != nil {
+		return err
+	}
 	if err := checkRegistered(shardctl, shards, gatewayDir); err != nil {
 		return err
 	}
@@ -210,11 +216,15 @@ Connect with:
 
 The gateway reaches the shards as role %s, which owns database %s there and is no superuser.
 Data: the shards' in %s (owned by %s), the gateway's and etcd's in %s.
-Admin: http://%s/readyz  http://%s/topology
+Status page: http://%s/  (also /readyz, /topology, /metrics, /debug/pprof/)
+Admin console (SHOW POOLS, SHOW CLIENTS, SHOW SHARDS, PAUSE, RESUME, ...):
+
+    psql "%s"
+
 Topology: %s --etcd %s topology show app
 Press Ctrl-C to stop.
 `, c.firstPort, c.firstPort+1, psqlDSN(c.listen), shardRole, shardDB, dataDir, owner, gatewayDir,
-		c.admin, c.admin, filepath.Join(c.bin, "shardctl"), c.etcd)
+		c.admin, consoleDSN(c.listen), filepath.Join(c.bin, "shardctl"), c.etcd)
 }
 
 // psqlDSN is the connection string the cluster prints: the sample user
@@ -222,6 +232,13 @@ Press Ctrl-C to stop.
 func psqlDSN(listen string) string {
 	host, port, _ := strings.Cut(listen, ":")
 	return fmt.Sprintf("host=%s port=%s dbname=app user=%s password=%s sslmode=require", host, port, sampleUser, samplePassword)
+}
+
+// consoleDSN is the connection string of the admin console as the sample
+// admin.
+func consoleDSN(listen string) string {
+	host, port, _ := strings.Cut(listen, ":")
+	return fmt.Sprintf("host=%s port=%s dbname=shardgate user=%s password=%s sslmode=require", host, port, sampleAdmin, sampleAdminPassword)
 }
 
 // localCertificate makes a self-signed certificate for the gateway in dir
@@ -261,6 +278,19 @@ func loadSample(shardctl func(...string) (string, error), shards []*pgtest.Clust
 		return err
 	}
 	if _, err := shardctl("user", "add", sampleUser, "--keyspace", "app", "--password-file", pw); err != nil && !strings.Contains(err.Error(), "already exists") {
+		return err
+	}
+	return nil
+}
+
+// addAdmin adds the sample admin of the admin console unless a previous
+// run did.
+func addAdmin(shardctl func(...string) (string, error), dir string) error {
+	pw := filepath.Join(dir, sampleAdmin+".password")
+	if err := os.WriteFile(pw, []byte(sampleAdminPassword+"\n"), 0o600); err != nil {
+		return err
+	}
+	if _, err := shardctl("user", "add", sampleAdmin, "--admin", "--password-file", pw); err != nil && !strings.Contains(err.Error(), "already exists") {
 		return err
 	}
 	return nil

@@ -91,6 +91,10 @@ func TestMakeRun(t *testing.T) {
 		t.Errorf("sample queries: %q", got)
 	}
 	checkNotSuperuser(t, first.dsn)
+	if got := strings.Split(strings.TrimSpace(psql(t, first.console, "show shards")), "\n"); len(got) != 2 ||
+		!strings.HasPrefix(got[0], "s0|") || !strings.HasPrefix(got[1], "s1|") {
+		t.Errorf("the admin console's SHOW SHARDS: %q", got)
+	}
 	// Users 1 and 42 live on different shards, so this commit is a
 	// two-phase commit by the shards' role.
 	psql(t, first.dsn, "begin", "update users set name = 'renamed 1' where id = 1", "update users set name = 'renamed 42' where id = 42", "commit")
@@ -131,9 +135,10 @@ func TestMakeRun(t *testing.T) {
 
 // devRun is one run of a dev cluster in a test.
 type devRun struct {
-	dsn  string       // from the printed psql line
-	out  *syncBuffer  // what the run printed
-	stop func() error // Ctrl-C; later calls return the first's result
+	dsn     string       // from the printed psql line
+	console string       // from the printed psql line of the admin console
+	out     *syncBuffer  // what the run printed
+	stop    func() error // Ctrl-C; later calls return the first's result
 }
 
 // startDevCluster runs c until it prints its psql line. The run is stopped
@@ -162,14 +167,16 @@ func startDevCluster(t *testing.T, c *cluster) *devRun {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	m := regexp.MustCompile(`psql "([^"]+)"`).FindStringSubmatch(out.String())
-	if m == nil {
-		t.Fatalf("no psql line:\n%s", out)
+	m := regexp.MustCompile(`psql "([^"]+)"`).FindAllStringSubmatch(out.String(), -1)
+	if len(m) != 2 {
+		t.Fatalf("want two psql lines, the sample keyspace's and the admin console's:\n%s", out)
 	}
-	if !strings.Contains(m[1], "sslmode=require") {
-		t.Errorf("the printed line does not ask for TLS: %s", m[1])
+	for _, line := range m {
+		if !strings.Contains(line[1], "sslmode=require") {
+			t.Errorf("the printed line does not ask for TLS: %s", line[1])
+		}
 	}
-	r.dsn = m[1]
+	r.dsn, r.console = m[0][1], m[1][1]
 	return r
 }
 
