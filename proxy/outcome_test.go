@@ -137,6 +137,21 @@ func TestCommitOutcomeUnknown(t *testing.T) {
 		t.Fatalf("read with its shard connection killed: %v, want ERROR 08006", err)
 	}
 	exec(t, c, "select name from users where id = 101")
+
+	// Inside a transaction the statement fails, the transaction is
+	// aborted, and ROLLBACK ends it as on Postgres.
+	exec(t, c, "begin")
+	pid := string(exec(t, c, "select pg_backend_pid(), name from users where id = 101")[0].Rows[0][0])
+	exec(t, direct, "select pg_terminate_backend("+pid+")")
+	_, err = c.Exec(context.Background(), "select name from users where id = 101").ReadAll()
+	if code(err) != "08006" {
+		t.Fatalf("a statement on a transaction's lost connection: %v, want 08006", err)
+	}
+	if _, err := c.Exec(context.Background(), "select 1").ReadAll(); code(err) != "25P02" {
+		t.Fatalf("the transaction goes on after losing a shard: %v, want 25P02", err)
+	}
+	exec(t, c, "rollback")
+	exec(t, c, "select name from users where id = 101")
 }
 
 // shardOf returns the shard that holds user id.

@@ -232,9 +232,16 @@ func (s *session) rollbackAll(lists ...[]*backend) {
 // rollback ends the transaction on every backend without keeping anything.
 func (s *session) rollback(ctx context.Context, t *txn) error {
 	defer s.releaseTxn(t)
-	var first error
+	var (
+		first error
+		lost  *ShardConnectionLostError
+	)
 	for _, shard := range t.order {
-		if err := t.backends[shard].run(ctx, "ROLLBACK"); err != nil && first == nil {
+		b := t.backends[shard]
+		if b.pg.IsClosed() {
+			continue // a lost connection took its transaction with it
+		}
+		if err := b.run(ctx, "ROLLBACK"); err != nil && first == nil && !errors.As(err, &lost) {
 			first = err
 		}
 	}
