@@ -50,6 +50,35 @@ type Statement struct {
 	// Opaque is set for statements that run code the planner cannot see
 	// into (DO, CALL): they may change session settings behind its back.
 	Opaque bool
+	// Discards says what of the backend session the statement throws away
+	// (DISCARD ALL, DEALLOCATE ALL), which the gateway must forget too.
+	Discards Discard
+}
+
+// Discard is what a statement throws away of a backend session.
+type Discard int
+
+// What statements discard.
+const (
+	// DiscardPrepared: every prepared statement (DEALLOCATE ALL).
+	DiscardPrepared Discard = iota + 1
+	// DiscardAll: prepared statements, settings and the rest (DISCARD ALL).
+	DiscardAll
+)
+
+// discards classifies DEALLOCATE ALL and DISCARD ALL.
+func discards(stmt *pg_query.Node) Discard {
+	switch n := stmt.Node.(type) {
+	case *pg_query.Node_DeallocateStmt:
+		if n.DeallocateStmt.GetIsall() || n.DeallocateStmt.GetName() == "" {
+			return DiscardPrepared
+		}
+	case *pg_query.Node_DiscardStmt:
+		if n.DiscardStmt.GetTarget() == pg_query.DiscardMode_DISCARD_ALL {
+			return DiscardAll
+		}
+	}
+	return 0
 }
 
 // ControlKind is a kind of transaction-control statement.
@@ -138,7 +167,7 @@ func PlanBound(topo Topology, sql string, params Params) ([]*Statement, error) {
 	for _, raw := range tree.Stmts {
 		text := statementText(sql, raw)
 		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
-			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil}
+			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil, Discards: discards(raw.Stmt)}
 		if st.Control, err = control(raw.Stmt); err != nil {
 			return nil, err
 		}
@@ -179,6 +208,15 @@ type planning struct {
 }
 
 func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
+	if !p.vs.Sharded && p.vs.Pooling == vschema.PoolSession {
+		// The session owns its one backend connection for its life: what
+		// it leaves there (temporary tables, cursors, prepared statements,
+		// advisory locks) stays its own, and is discarded when it ends.
+		if err := refuseAsyncState(stmt); err != nil {
+			return nil, err
+		}
+		return &Route{Shard: p.topo.Shards()[0], SQL: p.sql}, nil
+	}
 	if err := refuseSessionState(stmt); err != nil {
 		return nil, err
 	}
@@ -292,6 +330,16 @@ func refuseSessionState(stmt *pg_query.Node) error {
 		return nil
 	}
 	return unsupported("%s is not supported by shardgate yet: backend connections are shared between clients, so session state would leak", what)
+}
+
+// refuseAsyncState refuses what even a session's own backend connection
+// cannot carry: LISTEN, whose notifications Postgres sends while the client
+// is idle, when the gateway does not read the backend.
+func refuseAsyncState(stmt *pg_query.Node) error {
+	if stmt.GetListenStmt() != nil {
+		return unsupported("LISTEN is not supported by shardgate yet: notifications would not reach a client between its statements")
+	}
+	return nil
 }
 
 // sessionFuncs change the state of the backend session they run in.

@@ -354,3 +354,25 @@ func TestPlanBoundParameters(t *testing.T) {
 		t.Fatal("an INSERT keyed by an unbound parameter planned")
 	}
 }
+
+// TestDiscards classifies the statements that throw away backend state the
+// gateway tracks.
+func TestDiscards(t *testing.T) {
+	for sql, want := range map[string]Discard{
+		"DEALLOCATE ALL":         DiscardPrepared,
+		"deallocate prepare all": DiscardPrepared,
+		"DEALLOCATE byk":         0,
+		"DISCARD ALL":            DiscardAll,
+		"DISCARD TEMP":           0,
+		"DISCARD PLANS":          0,
+		"SELECT 1":               0,
+	} {
+		stmts, err := Parse(sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if got := stmts[0].Discards; got != want {
+			t.Errorf("%s: Discards = %d, want %d", sql, got, want)
+		}
+	}
+}

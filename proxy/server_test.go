@@ -68,6 +68,9 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
     pooling: session
     tables:
       users: {column: id, type: bigint}
+  solo:
+    sharded: false
+    pooling: session
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -75,12 +78,15 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
 	if err := store.CreateKeyspace(ctx, "broken", 1, []string{"dead"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := store.CreateKeyspace(ctx, "solo", 1, []string{"s0"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, ks := range []string{"strict", "pinned"} {
 		if err := store.CreateKeyspace(ctx, ks, 16, []string{"s0", "s1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := store.ApplyVSchemas(ctx, f.Keyspaces["broken"], f.Keyspaces["strict"], f.Keyspaces["pinned"]); err != nil {
+	if err := store.ApplyVSchemas(ctx, f.Keyspaces["broken"], f.Keyspaces["strict"], f.Keyspaces["pinned"], f.Keyspaces["solo"]); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := store.Load(ctx)

@@ -412,6 +412,17 @@ func (s *session) close() {
 		s.txn = nil
 	}
 	for shard, b := range s.pinned {
+		// What the session left on its own connection (temporary tables,
+		// cursors, prepared statements, advisory locks, settings) must not
+		// reach the next one, as pgbouncer's server_reset_query does.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := b.run(ctx, "DISCARD ALL"); err != nil {
+			b.pg.Close(ctx)
+		} else {
+			b.state.prepared = nil
+			b.state.forget()
+		}
+		cancel()
 		b.release()
 		delete(s.pinned, shard)
 	}
@@ -540,7 +551,7 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 	}
 	ctx, done := s.statementContext(ctx)
 	defer done()
-	if shard, ok := oneShard(stmts); ok && len(stmts) > 1 && s.txn == nil && len(s.pinned) == 0 {
+	if shard, ok := oneShard(stmts); ok && len(stmts) > 1 && s.txn == nil && len(s.pinned) == 0 && !discards(stmts) {
 		// Every statement runs on the same shard: send the string as the
 		// client wrote it, so the shard gives it Postgres's implicit
 		// transaction itself, in one round trip.
@@ -749,6 +760,17 @@ func (s *session) runOnShard(ctx context.Context, shard, sql string, readOnly bo
 	}
 }
 
+// discards reports whether a statement of stmts throws away backend state
+// the gateway keeps track of.
+func discards(stmts []*planner.Statement) bool {
+	for _, st := range stmts {
+		if st.Discards != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // readOnly reports whether no statement of stmts changes data.
 func readOnly(stmts []*planner.Statement) bool {
 	for _, st := range stmts {
@@ -896,7 +918,24 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Q
 		// The shard committed the statement on its own, or not.
 		err = outcomeUnknown(err, firstWords(x.st.SQL))
 	}
+	if err == nil && x.st.Discards != 0 {
+		s.discarded(b, x.st.Discards)
+	}
 	return tag, err
+}
+
+// discarded forgets what a DEALLOCATE ALL or DISCARD ALL threw away on b:
+// its prepared statements (the client's own among them, as on Postgres,
+// where both share one namespace) and, for DISCARD ALL, the session's
+// settings and portals.
+func (s *session) discarded(b *backend, d planner.Discard) {
+	b.state.prepared = nil
+	clear(s.statements)
+	if d == planner.DiscardAll {
+		b.state.forget()
+		clear(s.settings)
+		clear(s.portals)
+	}
 }
 
 // topologyKeyspace is a compile-time check that topology keyspaces are what

@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// one runs sql and returns the first column of its first row.
+func one(t *testing.T, c *pgconn.PgConn, sql string) string {
+	t.Helper()
+	rs := exec(t, c, sql)
+	last := rs[len(rs)-1]
+	if len(last.Rows) == 0 {
+		t.Fatalf("%s: no rows", sql)
+	}
+	return string(last.Rows[0][0])
+}
+
+// TestSessionStateOnOwnBackend: on an unsharded keyspace with session
+// pooling the client owns its backend connection, so session state passes
+// through as on Postgres — temporary tables, cursors WITH HOLD, SQL
+// PREPARE, advisory locks, large objects, DISCARD ALL and a driver pool's
+// reset string — and none of it reaches the next client of that connection.
+func TestSessionStateOnOwnBackend(t *testing.T) {
+	pool := DefaultPoolConfig
+	pool.MaxConns = 1 // the next session gets the same backend connection
+	g := startGateway(t, pool)
+	ctx := context.Background()
+
+	a, err := pgconn.Connect(ctx, g.dsn("solo", "application_name=first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := one(t, a, "select pg_backend_pid()")
+	exec(t, a, "create temporary table scratch (k int primary key, v text)")
+	exec(t, a, "insert into scratch values (1, 'one'), (2, 'two')")
+	if got := one(t, a, "select v from scratch where k = 2"); got != "two" {
+		t.Fatalf("temporary table: %q", got)
+	}
+	exec(t, a, "prepare byk (int) as select v from scratch where k = $1")
+	if got := one(t, a, "execute byk(1)"); got != "one" {
+		t.Fatalf("EXECUTE: %q", got)
+	}
+	exec(t, a, "begin; declare held cursor with hold for select k from scratch order by k; commit")
+	if got := one(t, a, "fetch next from held"); got != "1" {
+		t.Fatalf("FETCH from a WITH HOLD cursor: %q", got)
+	}
+	if got := one(t, a, "select pg_advisory_lock(42)::text || pg_try_advisory_lock(43)::text"); got != "true" {
+		t.Fatalf("advisory locks: %q", got)
+	}
+	exec(t, a, "begin; select lo_create(424242); commit")
+	if got := one(t, a, "select count(*) from pg_largeobject_metadata where oid = 424242"); got != "1" {
+		t.Fatalf("large object: %q", got)
+	}
+	exec(t, a, "select lo_unlink(424242)")
+	if _, err := a.Exec(ctx, "listen events").ReadAll(); code(err) != "0A000" {
+		t.Fatalf("LISTEN: %v, want 0A000", err)
+	}
+	// What asyncpg runs on every connection it takes back into its pool.
+	exec(t, a, "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL")
+	if got := one(t, a, "select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()"); got != "0" {
+		t.Fatalf("advisory locks after pg_advisory_unlock_all: %s", got)
+	}
+
+	// DISCARD ALL throws away the session's state and settings, as on
+	// Postgres; the startup settings stay.
+	exec(t, a, "set application_name = 'changed'")
+	exec(t, a, "set work_mem = '7MB'")
+	exec(t, a, "discard all")
+	if _, err := a.Exec(ctx, "select * from scratch").ReadAll(); code(err) != "42P01" {
+		t.Fatalf("temporary table after DISCARD ALL: %v, want 42P01", err)
+	}
+	if _, err := a.Exec(ctx, "execute byk(1)").ReadAll(); code(err) != "26000" {
+		t.Fatalf("prepared statement after DISCARD ALL: %v, want 26000", err)
+	}
+	if got := one(t, a, "show work_mem"); got == "7MB" {
+		t.Fatal("work_mem survived DISCARD ALL")
+	}
+	if got := one(t, a, "show application_name"); got != "first" {
+		t.Fatalf("application_name after DISCARD ALL: %q, want the startup value", got)
+	}
+	// State the next client must not find: a temporary table, a cursor, a
+	// prepared statement, an advisory lock, a setting.
+	exec(t, a, "create temporary table leftover (k int)")
+	exec(t, a, "prepare leftover as select 1")
+	exec(t, a, "begin; declare leftover cursor with hold for select 1; commit")
+	exec(t, a, "select pg_advisory_lock(7)")
+	exec(t, a, "set work_mem = '9MB'")
+	a.Close(ctx)
+
+	// The pool has one connection: the next session waits for the first
+	// one's to come back, reset.
+	b := g.connect(t, "solo", "")
+	if got := one(t, b, "select pg_backend_pid()"); got != pid {
+		t.Fatalf("the next session got backend %s, not the first one's %s", got, pid)
+	}
+	for sql, want := range map[string]string{
+		"select count(*) from pg_class where relname = 'leftover' and relpersistence = 't'":       "0",
+		"select count(*) from pg_prepared_statements where name = 'leftover'":                     "0",
+		"select count(*) from pg_cursors":                                                         "0",
+		"select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()":    "0",
+		"select current_setting('work_mem') <> '9MB'":                                             "t",
+		"select count(*) from pg_largeobject_metadata where oid = 424242":                         "0",
+		"select count(*) from pg_stat_activity where pid = pg_backend_pid() and state = 'active'": "1",
+	} {
+		if got := one(t, b, sql); got != want {
+			t.Errorf("next session: %s = %s, want %s", sql, got, want)
+		}
+	}
+}
