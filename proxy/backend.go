@@ -442,13 +442,27 @@ func (b *backend) prepared(name string) {
 // "cached plan must not change result type"; outside a transaction (retry
 // set) it is prepared again and the statement retried once, as the client,
 // which has just bound it, expects it to work.
-func (b *backend) execBound(ctx context.Context, sql string, bind *binding, portal string, maxRows uint32, retry bool, emit func(*planner.Batch) error) (tag planner.Tag, suspended bool, err error) {
+//
+// A statement prepared afresh is first described and checked against want,
+// the result the client was told of: if the table changed since, the rows
+// would be read under the wrong columns, so it fails as Postgres fails a
+// client's own statement then.
+func (b *backend) execBound(ctx context.Context, sql string, bind *binding, portal string, maxRows uint32, retry bool, want resultShape, emit func(*planner.Batch) error) (tag planner.Tag, suspended bool, err error) {
 	if err := b.makeRoom(ctx); err != nil {
 		return "", false, err
 	}
 	name := statementName(sql, bind.oids, b.scope)
 	fe := b.pg.Frontend()
 	cached := b.state.prepared[name]
+	if !cached {
+		_, fields, err := b.describe(ctx, sql, bind.oids)
+		if err != nil {
+			return "", false, err
+		}
+		if !want.matches(fields) {
+			return "", false, &planner.Error{Code: codeFeatureNotSupp, Message: "cached plan must not change result type"}
+		}
+	}
 	b.prepare(name, sql, bind.oids)
 	fe.Send(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: name, ParameterFormatCodes: bind.formats, Parameters: bind.values, ResultFormatCodes: bind.resultFormats})
 	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})
@@ -473,9 +487,27 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 			return "", false, err
 		}
 		delete(b.state.prepared, name)
-		return b.execBound(ctx, sql, bind, portal, maxRows, false, emit)
+		return b.execBound(ctx, sql, bind, portal, maxRows, false, want, emit)
 	}
 	return tag, suspended, err
+}
+
+// resultShape is the result columns a client was told a statement returns
+// (none: it returns no rows).
+type resultShape []pgproto3.FieldDescription
+
+// matches reports whether fields have the types of the columns of r, as
+// Postgres judges a cached plan's result: column names may change.
+func (r resultShape) matches(fields []pgproto3.FieldDescription) bool {
+	if len(fields) != len(r) {
+		return false
+	}
+	for i, f := range fields {
+		if f.DataTypeOID != r[i].DataTypeOID || f.TypeModifier != r[i].TypeModifier {
+			return false
+		}
+	}
+	return true
 }
 
 // continuePortal fetches up to maxRows more rows of a suspended portal.

@@ -366,7 +366,7 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	if m.MaxRows > 0 && len(shards) > 1 {
 		return &planner.Error{Code: codeFeatureNotSupp, Message: "fetching a result that spans shards a few rows at a time is not supported yet; execute it without a row limit"}
 	}
-	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, portal: pt.name, maxRows: m.MaxRows}
+	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, shape: pt.stmt.fields, portal: pt.name, maxRows: m.MaxRows}
 	run := func() (planner.Tag, error) { return st.Root.Stream(ctx, x, emit) }
 	if s.txn == nil && !st.ReadOnly && !st.NoTransaction && len(shards) > 1 {
 		// One statement that writes on several shards is all or nothing.

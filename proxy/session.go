@@ -850,7 +850,8 @@ type sessionExecutor struct {
 	st     *planner.Statement
 	policy vschema.MultiShardWrites
 
-	bind      *binding // nil for the simple protocol
+	bind      *binding    // nil for the simple protocol
+	shape     resultShape // the result columns the client was told of, with bind
 	portal    string
 	maxRows   uint32
 	suspended bool // set when maxRows cut the result short
@@ -911,7 +912,7 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Q
 		})
 	} else {
 		var suspended bool
-		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params), x.portal, x.maxRows, s.txn == nil, emit)
+		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params), x.portal, x.maxRows, s.txn == nil, x.shape, emit)
 		x.suspended = x.suspended || suspended
 	}
 	if err != nil && s.txn == nil && !x.st.ReadOnly {

@@ -1,0 +1,56 @@
+package proxy
+
+import (
+	"context"
+	"testing"
+)
+
+// TestStaleStatementDescription: a prepared statement whose table gains a
+// column fails as on Postgres ("cached plan must not change result type"),
+// whether its backend connection had it prepared already or prepares it
+// afresh, and never returns rows under the columns the client was told of
+// before the change. Prepared again, it returns the new columns.
+func TestStaleStatementDescription(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	ctx := context.Background()
+	c := g.connect(t, "app", "")
+	keys := keysByShard(t, g, c)
+	sd, err := c.Prepare(ctx, "byid", "select * from users where id = $1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sd.Fields) != 2 {
+		t.Fatalf("described %d columns, want 2", len(sd.Fields))
+	}
+	// The key on s0 prepares the statement on an s0 connection; s1's
+	// connections have never seen it.
+	if res := c.ExecPrepared(ctx, "byid", [][]byte{[]byte(keys[0])}, nil, nil).Read(); res.Err != nil || len(res.Rows) != 1 {
+		t.Fatalf("before the change: %v %v", res.Rows, res.Err)
+	}
+	other := g.connect(t, "app", "")
+	exec(t, other, "alter table users add column extra int")
+
+	for i, key := range keys {
+		res := c.ExecPrepared(ctx, "byid", [][]byte{[]byte(key)}, nil, nil).Read()
+		if code(res.Err) != "0A000" || len(res.Rows) != 0 {
+			t.Errorf("key on s%d after the table changed: %d rows of %d values, error %v; want 0A000 and no rows",
+				i, len(res.Rows), len(firstRow(res.Rows)), res.Err)
+		}
+	}
+	if _, err := c.Prepare(ctx, "byid2", "select * from users where id = $1", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range keys {
+		res := c.ExecPrepared(ctx, "byid2", [][]byte{[]byte(key)}, nil, nil).Read()
+		if res.Err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != 3 {
+			t.Errorf("prepared again: %v %v", res.Rows, res.Err)
+		}
+	}
+}
+
+func firstRow(rows [][][]byte) [][]byte {
+	if len(rows) == 0 {
+		return nil
+	}
+	return rows[0]
+}
