@@ -458,6 +458,12 @@ func (s *session) serve(ctx context.Context) {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !s.srv.draining() {
 				s.log.Debug("client read failed", zap.Error(err))
 			}
+			if malformed(err) {
+				// What Postgres answers a message it cannot read.
+				s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: codeProtocolViolation,
+					Message: "invalid frontend message: " + err.Error()})
+				_ = s.be.Flush()
+			}
 			return
 		}
 		switch m := msg.(type) {
@@ -478,6 +484,12 @@ func (s *session) serve(ctx context.Context) {
 			s.queue(msg)
 		case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
 			// Stray COPY data after a refused COPY: Postgres ignores it too.
+		case *pgproto3.FunctionCall:
+			// libpq's fastpath (lo_* calls): an error the session
+			// survives, as Postgres answers a call that fails.
+			s.sendError(&planner.Error{Code: codeFeatureNotSupp,
+				Message: "fastpath function calls (the FunctionCall message, libpq's lo_* functions) are not supported by shardgate yet; call the function in a query"}, "", 0)
+			s.readyForQuery()
 		default:
 			s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: codeProtocolViolation,
 				Message: fmt.Sprintf("unexpected message %T", msg)})
@@ -495,6 +507,13 @@ func (s *session) serve(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// malformed reports whether a failed read of a client message found bytes
+// that are no valid message, rather than a connection that ended.
+func malformed(err error) bool {
+	var ne net.Error
+	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) && !errors.As(err, &ne)
 }
 
 // statementContext returns a context for one statement that a cancel

@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// TestMessagesAfterLogin: a message of a type Postgres does not know ends
+// the session with FATAL 08P01, as Postgres ends it; a fastpath function
+// call gets an error and the session goes on.
+func TestMessagesAfterLogin(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+
+	conn := dialGateway(t, g)
+	startSession(t, conn)
+	if _, err := conn.Write([]byte{'!', 0, 0, 0, 4}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := readUntil(t, conn, 10*time.Second)
+	msgs, err := decodeBackend(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("answer to an unknown message: %d messages %+v, want one FATAL", len(msgs), msgs)
+	}
+	if e, ok := msgs[0].(*pgproto3.ErrorResponse); !ok || e.Severity != "FATAL" || e.Code != codeProtocolViolation {
+		t.Fatalf("answer to an unknown message: %+v, want FATAL 08P01", msgs[0])
+	}
+
+	conn = dialGateway(t, g)
+	startSession(t, conn)
+	fe := pgproto3.NewFrontend(conn, conn)
+	fe.Send(&pgproto3.FunctionCall{Function: 764}) // lo_import(text)
+	fe.Send(&pgproto3.Query{String: "select 1"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []string
+	for ready := 0; ready < 2; {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			got = append(got, m.Severity+" "+m.Code)
+		case *pgproto3.ReadyForQuery:
+			got = append(got, "ready")
+			ready++
+		case *pgproto3.DataRow:
+			got = append(got, "row "+string(m.Values[0]))
+		}
+	}
+	want := []string{"ERROR 0A000", "ready", "row 1", "ready"}
+	if len(got) != len(want) {
+		t.Fatalf("fastpath call, then a query: %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("fastpath call, then a query: %v, want %v", got, want)
+		}
+	}
+}
