@@ -273,46 +273,84 @@ func (s *session) reportParameters(b *backend) {
 	}
 }
 
-// startupSettings turns startup parameters into settings statements. The
-// "options" parameter may carry more, as -c name=value.
+// startupSettings turns startup parameters into settings statements, as
+// Postgres applies them: first the switches of the "options" parameter
+// (-c name=value, --name=value), then the other parameters, which win.
+// Values are taken as Postgres takes them from a startup packet: as the
+// setting's text, so search_path=a,b is two schemas.
 func startupSettings(params map[string]string) (map[string]string, error) {
 	out := map[string]string{}
 	add := func(name, value string) {
-		out[strings.ToLower(name)] = "SET " + quoteIdent(strings.ToLower(name)) + " = " + quoteLiteral(value)
+		name = strings.ToLower(name)
+		out[name] = "SELECT pg_catalog.set_config(" + quoteLiteral(name) + ", " + quoteLiteral(value) + ", false)"
+	}
+	if opts, ok := params["options"]; ok {
+		args := splitOptions(opts)
+		for i := 0; i < len(args); i++ {
+			a := args[i]
+			switch {
+			case a == "-c" && i+1 < len(args):
+				i++
+				a = args[i]
+			case strings.HasPrefix(a, "-c"):
+				a = a[2:]
+			case strings.HasPrefix(a, "--"):
+				a = a[2:]
+			default:
+				return nil, fmt.Errorf("startup option %q is not supported by shardgate; use -c name=value", a)
+			}
+			n, v, ok := strings.Cut(a, "=")
+			if !ok {
+				return nil, fmt.Errorf("startup option %q lacks a value", a)
+			}
+			add(strings.ReplaceAll(n, "-", "_"), v)
+		}
 	}
 	for name, value := range params {
 		switch strings.ToLower(name) {
-		case "user", "database":
+		case "user", "database", "options":
 		case "replication":
 			if v := strings.ToLower(value); v != "false" && v != "off" && v != "0" && v != "no" {
 				return nil, errors.New("replication connections are not supported by shardgate")
-			}
-		case "options":
-			fields := strings.Fields(value)
-			for i := 0; i < len(fields); i++ {
-				f := fields[i]
-				switch {
-				case f == "-c" && i+1 < len(fields):
-					i++
-					f = fields[i]
-				case strings.HasPrefix(f, "-c"):
-					f = f[2:]
-				case strings.HasPrefix(f, "--"):
-					f = f[2:]
-				default:
-					return nil, fmt.Errorf("startup option %q is not supported by shardgate; use -c name=value", f)
-				}
-				n, v, ok := strings.Cut(f, "=")
-				if !ok {
-					return nil, fmt.Errorf("startup option %q lacks a value", f)
-				}
-				add(strings.ReplaceAll(n, "-", "_"), v)
 			}
 		default:
 			add(name, value)
 		}
 	}
 	return out, nil
+}
+
+// splitOptions splits the startup "options" parameter as Postgres does: at
+// whitespace, where a backslash makes the next character (a space, a
+// backslash) part of the word.
+func splitOptions(s string) []string {
+	var (
+		out  []string
+		word strings.Builder
+		in   bool
+	)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && i+1 < len(s):
+			i++
+			word.WriteByte(s[i])
+			in = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			if in {
+				out = append(out, word.String())
+				word.Reset()
+				in = false
+			}
+		default:
+			word.WriteByte(c)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, word.String())
+	}
+	return out
 }
 
 // effective returns the settings a backend must have for this session:

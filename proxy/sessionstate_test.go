@@ -110,3 +110,29 @@ func TestSessionStateOnOwnBackend(t *testing.T) {
 		}
 	}
 }
+
+// TestStartupOptions: the startup packet's settings are taken as Postgres
+// takes them — as the setting's text, options split at unescaped spaces —
+// and direct parameters win over options.
+func TestStartupOptions(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	c := g.connect(t, "app", `search_path=public,pg_catalog options='-c application_name=with\\ space --work-mem=5MB -cstatement_timeout=7s'`)
+	for sql, want := range map[string]string{
+		"show search_path": "public,pg_catalog",
+		"select array_to_string(current_schemas(true), ' ')": "public pg_catalog",
+		"show application_name":                              "with space",
+		"show work_mem":                                      "5MB",
+		"show statement_timeout":                             "7s",
+	} {
+		if got := one(t, c, sql); got != want {
+			t.Errorf("%s = %q, want %q", sql, got, want)
+		}
+	}
+	c2 := g.connect(t, "app", `options='-c search_path=pg_catalog,public' search_path=public`)
+	if got := one(t, c2, "show search_path"); got != "public" {
+		t.Errorf("a direct parameter beside an option: search_path %q, want public", got)
+	}
+	if got := one(t, c2, "select array_length(current_schemas(false), 1)"); got != "1" {
+		t.Errorf("current_schemas: %s", got)
+	}
+}
