@@ -240,6 +240,12 @@ func (p *Pools) poolConfig(sh *topology.Shard) (*pgxpool.Config, error) {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 2 * time.Second}
 	}
 	cfg.BeforeClose = func(c *pgx.Conn) { p.states.Delete(c.PgConn()) }
+	// pgxpool pings only connections idle for a second; one whose backend
+	// ended since (terminated, or the server restarted) is passed over
+	// for another, instead of failing the statement sent on it.
+	cfg.PrepareConn = func(_ context.Context, c *pgx.Conn) (bool, error) {
+		return idleAlive(c.PgConn().Conn()), nil
+	}
 	return cfg, nil
 }
 

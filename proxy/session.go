@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -240,6 +241,12 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 	var key [8]byte
 	_, _ = rand.Read(key[:])
 	pid := binary.BigEndian.Uint32(key[:4]) >> 1
+	if b := s.pinned[ks.Shards()[0]]; b != nil && !ks.VSchema().Sharded {
+		// The client owns this one backend: tell it its real process id,
+		// as tools that look themselves up in pg_stat_activity expect.
+		// Cancel requests still go through the gateway's own key.
+		pid = b.pg.PID()
+	}
 	s.key = cancelKey(pid, key[4:])
 	s.srv.register(s)
 	s.be.Send(&pgproto3.BackendKeyData{ProcessID: pid, SecretKey: key[4:]})
@@ -379,7 +386,7 @@ func (s *session) backendFor(ctx context.Context, shard string, txnSettings map[
 		if b, err = s.srv.pools.acquireAs(ctx, sh, s.backendRole); err != nil {
 			return nil, err
 		}
-		if ks := s.srv.topo().Keyspace(s.keyspace); ks != nil && ks.VSchema() != nil && ks.VSchema().Pooling == vschema.PoolSession {
+		if s.ownsBackends() {
 			s.pinned[shard] = b
 		}
 	}
@@ -874,15 +881,30 @@ func (s *session) emit(b *planner.Batch) error {
 
 func (s *session) sendError(err error, sql string, offset int) {
 	e := errorResponse(err, sql, offset, s.log)
-	if e.SeverityUnlocalized == "" {
-		e.SeverityUnlocalized = e.Severity
+	lost, unknown := (*ShardConnectionLostError)(nil), (*OutcomeUnknownError)(nil)
+	if errors.As(err, &lost) && !errors.As(err, &unknown) && s.ownsBackends() {
+		// The session's own connection is gone, and what it held there
+		// with it: the session ends, with the backend's last word if it
+		// gave one (57P01 when terminated), as a direct client's would.
+		e.Severity = "FATAL"
+		if pgErr := (*pgconn.PgError)(nil); errors.As(lost.Err, &pgErr) {
+			e.Code, e.Message = pgErr.Code, pgErr.Message
+		}
 	}
+	e.SeverityUnlocalized = e.Severity
 	if e.Severity == "FATAL" {
 		s.log.Warn("ending the session", zap.String("code", e.Code), zap.String("reason", e.Message))
 		s.ending = true
 	}
 	s.srv.metrics.clientError(e.Code)
 	s.be.Send(e)
+}
+
+// ownsBackends reports whether the session holds its backend connections
+// for its life (session pooling).
+func (s *session) ownsBackends() bool {
+	ks := s.srv.topo().Keyspace(s.keyspace)
+	return ks != nil && ks.VSchema() != nil && ks.VSchema().Pooling == vschema.PoolSession
 }
 
 // readyForQuery tells the client the session waits for its next query,

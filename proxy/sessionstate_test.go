@@ -2,9 +2,14 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shardgate/shardgate/internal/pgtest"
 )
 
 // one runs sql and returns the first column of its first row.
@@ -134,5 +139,81 @@ func TestStartupOptions(t *testing.T) {
 	}
 	if got := one(t, c2, "select array_length(current_schemas(false), 1)"); got != "1" {
 		t.Errorf("current_schemas: %s", got)
+	}
+}
+
+// terminateGatewayBackends ends every other client backend of shard and
+// waits until they are gone.
+func terminateGatewayBackends(t *testing.T, shard *pgtest.Cluster, only string) {
+	t.Helper()
+	direct, err := pgconn.Connect(context.Background(), shard.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(context.Background())
+	which := "pid <> pg_backend_pid() and backend_type = 'client backend'"
+	if only != "" {
+		which = "pid = " + only
+	}
+	exec(t, direct, "select pg_terminate_backend(pid) from pg_stat_activity where "+which)
+	deadline := time.Now().Add(10 * time.Second)
+	for one(t, direct, "select count(*) from pg_stat_activity where "+which) != "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("terminated backends did not end")
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the backends to exit
+	}
+}
+
+// TestBackendDeath: a session that owns its backend (session pooling) is
+// told its real backend pid and ends with the backend's FATAL when that
+// backend is terminated; under transaction pooling, connections whose
+// backends died while idle in the pool are passed over, and the next
+// statements run without an error.
+func TestBackendDeath(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	ctx := context.Background()
+
+	c := g.connect(t, "solo", "")
+	pid := one(t, c, "select pg_backend_pid()")
+	if fmt.Sprint(c.PID()) != pid {
+		t.Errorf("BackendKeyData says pid %d, the backend is %s", c.PID(), pid)
+	}
+	cancelled := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, "select pg_sleep(30)").ReadAll()
+		cancelled <- err
+	}()
+	waitActive(t, g, "select pg_sleep(30)")
+	if err := c.CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-cancelled; code(err) != "57014" {
+		t.Fatalf("cancel of a session that knows its real pid: %v, want 57014", err)
+	}
+	terminateGatewayBackends(t, g.shards[0], pid)
+	_, err := c.Exec(ctx, "select 1").ReadAll()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "57P01" {
+		t.Fatalf("a statement on a terminated backend of session pooling: %v, want FATAL 57P01", err)
+	}
+	if _, err := c.Exec(ctx, "select 1").ReadAll(); err == nil {
+		t.Fatal("the session goes on after its backend's FATAL")
+	}
+
+	a := g.connect(t, "app", "")
+	keys := keysByShard(t, g, a)
+	for _, sh := range g.shards {
+		terminateGatewayBackends(t, sh, "")
+	}
+	for _, key := range keys {
+		if got := one(t, a, "select name from users where id = "+key); got == "" {
+			t.Errorf("user %s: no name", key)
+		}
+		exec(t, a, "update users set name = 'again' where id = "+key)
+	}
+	exec(t, a, "select 1")
+	if n := one(t, a, "select count(*) from users where name = 'again'"); n != "2" {
+		t.Errorf("%s rows updated after the backends died, want 2", n)
 	}
 }
