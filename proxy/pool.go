@@ -68,6 +68,8 @@ type Pools struct {
 type shardPool struct {
 	shard string
 	role  string // the role connections log in as
+	// recovery marks the small pools that finish two-phase commits.
+	recovery bool
 	dsn   string
 	// passwordFile and passwordEnv are the shard's password references the
 	// pool was made with; a change of either makes a new pool.
@@ -123,8 +125,19 @@ func (e *ShardConnectionLostError) Error() string {
 
 func (e *ShardConnectionLostError) Unwrap() error { return e.Err }
 
-// poolKey names the pool of shard for backend role ("" is the DSN's own).
-func poolKey(shard, role string) string { return shard + "\x00" + role }
+// poolKey names the pool of shard for backend role ("" is the DSN's own),
+// and for recovery or for clients.
+func poolKey(shard, role string, recovery bool) string {
+	if recovery {
+		return shard + "\x00" + role + "\x00recovery"
+	}
+	return shard + "\x00" + role
+}
+
+// recoveryConns is the size of the pools that finish two-phase commits:
+// their own, so that clients holding every connection of a shard cannot
+// keep recovery from running.
+const recoveryConns = 2
 
 // get returns the pool of shard for role, creating it on first use or when
 // the shard's DSN or password reference changed. The password is read then.
@@ -132,10 +145,10 @@ func poolKey(shard, role string) string { return shard + "\x00" + role }
 // A role other than the DSN's own logs in as itself, so that nothing a
 // client does on the connection (RESET ROLE) can reach more than the role
 // may; its password comes from a pgpass file (or the shard trusts it).
-func (p *Pools) get(sh *topology.Shard, role string) (*shardPool, error) {
+func (p *Pools) get(sh *topology.Shard, role string, recovery bool) (*shardPool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	key := poolKey(sh.Name, role)
+	key := poolKey(sh.Name, role, recovery)
 	if sp, ok := p.pools[key]; ok && sp.serves(sh) {
 		return sp, nil
 	} else if ok {
@@ -146,7 +159,10 @@ func (p *Pools) get(sh *topology.Shard, role string) (*shardPool, error) {
 	if err != nil {
 		return nil, &ShardUnreachableError{Shard: sh.Name, Err: err}
 	}
-	own := poolKey(sh.Name, "")
+	own := poolKey(sh.Name, "", recovery)
+	if recovery {
+		cfg.MaxConns, cfg.MinIdleConns = recoveryConns, 0
+	}
 	if role == cfg.ConnConfig.User {
 		// The DSN's own role by name (the resolver finishes transactions
 		// as the role that prepared them): one pool serves both names.
@@ -160,7 +176,7 @@ func (p *Pools) get(sh *topology.Shard, role string) (*shardPool, error) {
 		cfg.ConnConfig.User = role
 		cfg.ConnConfig.Password = passfilePassword(cfg.ConnConfig, role)
 	}
-	sp := &shardPool{shard: sh.Name, role: cfg.ConnConfig.User, dsn: sh.DSN, passwordFile: sh.PasswordFile, passwordEnv: sh.PasswordEnv}
+	sp := &shardPool{shard: sh.Name, role: cfg.ConnConfig.User, recovery: recovery, dsn: sh.DSN, passwordFile: sh.PasswordFile, passwordEnv: sh.PasswordEnv}
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		p.connected(sp, c.PgConn())
 		return nil
@@ -270,7 +286,17 @@ func (p *Pools) acquire(ctx context.Context, sh *topology.Shard) (*backend, erro
 // acquireAs borrows a connection to sh as backend role ("" for the shard's
 // own).
 func (p *Pools) acquireAs(ctx context.Context, sh *topology.Shard, role string) (*backend, error) {
-	sp, err := p.get(sh, role)
+	return p.borrow(ctx, sh, role, false)
+}
+
+// acquireRecovery borrows a connection to sh as role from the pools kept
+// for finishing two-phase commits.
+func (p *Pools) acquireRecovery(ctx context.Context, sh *topology.Shard, role string) (*backend, error) {
+	return p.borrow(ctx, sh, role, true)
+}
+
+func (p *Pools) borrow(ctx context.Context, sh *topology.Shard, role string, recovery bool) (*backend, error) {
+	sp, err := p.get(sh, role, recovery)
 	if err != nil {
 		p.failed(sh.Name, err)
 		return nil, err
@@ -283,7 +309,9 @@ func (p *Pools) acquireAs(ctx context.Context, sh *topology.Shard, role string) 
 		p.failed(sh.Name, err)
 		return nil, err
 	}
-	p.metrics.acquireWait.WithLabelValues(sh.Name, sp.role).Observe(time.Since(start).Seconds())
+	if !recovery {
+		p.metrics.acquireWait.WithLabelValues(sh.Name, sp.role).Observe(time.Since(start).Seconds())
+	}
 	p.health.up(sh.Name)
 	pg := conn.Conn().PgConn()
 	st, _ := p.states.LoadOrStore(pg, &connState{})
@@ -341,6 +369,9 @@ func (p *Pools) Stats() []PoolStats {
 	pools := p.unique()
 	out := make([]PoolStats, 0, len(pools))
 	for _, sp := range pools {
+		if sp.recovery {
+			continue // the gateway's own, for two-phase commit recovery
+		}
 		st := sp.pool.Stat()
 		out = append(out, PoolStats{
 			Shard: sp.shard, Role: sp.role,

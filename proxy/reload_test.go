@@ -38,7 +38,7 @@ func TestReloadPoolConfig(t *testing.T) {
 	defer p.Close()
 	// Making a pool does not connect, so the shard need not exist.
 	sh := &topology.Shard{Name: "s0", DSN: "host=127.0.0.1 port=1 dbname=app user=app"}
-	first, err := p.get(sh, "")
+	first, err := p.get(sh, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestReloadPoolConfig(t *testing.T) {
 	cfg := DefaultPoolConfig
 	cfg.AcquireTimeout = time.Second
 	p.SetConfig(cfg)
-	if sp, _ := p.get(sh, ""); sp != first {
+	if sp, _ := p.get(sh, "", false); sp != first {
 		t.Fatal("the pool was replaced for a new acquire timeout")
 	}
 	if got := p.acquireTimeout(); got != time.Second {
@@ -58,7 +58,7 @@ func TestReloadPoolConfig(t *testing.T) {
 	cfg.MaxConns = 3
 	cfg.IdleTimeout = time.Minute
 	p.SetConfig(cfg)
-	second, err := p.get(sh, "")
+	second, err := p.get(sh, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

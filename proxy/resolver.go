@@ -207,7 +207,7 @@ func (r *Resolver) preparedOn(ctx context.Context, sh *topology.Shard) (map[stri
 // borrow takes a connection to sh with every setting a client left on it
 // reset: a client's SET ROLE must not decide who finishes a transaction.
 func (r *Resolver) borrow(ctx context.Context, sh *topology.Shard, role string) (*backend, error) {
-	b, err := r.pools.acquireAs(ctx, sh, role)
+	b, err := r.pools.acquireRecovery(ctx, sh, role)
 	if err != nil {
 		return nil, err
 	}

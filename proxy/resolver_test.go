@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -81,4 +82,42 @@ func TestResolverQuietInNormalOperation(t *testing.T) {
 	if v, _ := metricValue(t, g.reg, "shardgate_twopc_total", map[string]string{"outcome": "committed"}); v == 0 {
 		t.Error("no two-phase commit counted")
 	}
+}
+
+// TestResolverHasItsOwnConnections: with every client connection of the
+// shards held by a client's open transaction, the resolver still rolls
+// back a prepared transaction that has no record: recovery keeps
+// connections of its own.
+func TestResolverHasItsOwnConnections(t *testing.T) {
+	pool := DefaultPoolConfig
+	pool.MaxConns, pool.AcquireTimeout = 1, 300*time.Millisecond
+	g := startGateway(t, pool)
+	c := g.connect(t, "app", "")
+	keys := keysByShard(t, g, c)
+
+	direct, err := pgconn.Connect(context.Background(), g.shards[0].DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(context.Background())
+	exec(t, direct, "begin; insert into users (id, name) values (-1, 'orphan'); prepare transaction 'sg_gone_1_s0'")
+
+	exec(t, c, "begin")
+	for _, key := range keys {
+		exec(t, c, "select name from users where id = "+key)
+	}
+	if _, err := g.connectErr("app"); code(err) != "53300" {
+		t.Fatalf("a login with the client pool held: %v, want 53300", err)
+	}
+
+	snap := *g.snap
+	snap.Shards = map[string]*topology.Shard{"s0": g.snap.Shards["s0"], "s1": g.snap.Shards["s1"]}
+	r := NewResolver(g.store, func() *topology.Snapshot { return &snap }, g.srv.pools, "test", g.srv.InFlight, g.metrics, zap.NewNop())
+	if err := r.ResolveOnce(context.Background()); err != nil {
+		t.Fatalf("resolving with the client pool held: %v", err)
+	}
+	if n := one(t, direct, "select count(*) from pg_prepared_xacts where gid = 'sg_gone_1_s0'"); n != "0" {
+		t.Fatal("the orphaned prepared transaction is still there")
+	}
+	exec(t, c, "commit")
 }
