@@ -192,6 +192,9 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	if _, exists := s.statements[m.Name]; exists && m.Name != "" {
 		return &planner.Error{Code: "42P05", Message: fmt.Sprintf("prepared statement %q already exists", m.Name)}
 	}
+	if err := s.checkStatementSize(m.Query); err != nil {
+		return err
+	}
 	stmts, err := planner.Parse(m.Query)
 	s.countRefusal(err)
 	if err != nil {

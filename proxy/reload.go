@@ -9,6 +9,7 @@ type Limits struct {
 	MaxClientConnsPerUser int
 	StartupTimeout        time.Duration
 	MaxMessageSize        int
+	MaxStatementSize      int
 }
 
 // SetLimits makes l the server's client limits. Sessions already admitted
@@ -20,7 +21,15 @@ func (s *Server) SetLimits(l Limits) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.maxConns, s.maxPerUsr = l.MaxClientConns, l.MaxClientConnsPerUser
-	s.startup, s.maxMsg = l.StartupTimeout, l.MaxMessageSize
+	s.startup, s.maxMsg, s.maxStmt = l.StartupTimeout, l.MaxMessageSize, l.MaxStatementSize
+}
+
+// maxStatementSize is the longest statement text a client may send now (0:
+// no limit).
+func (s *Server) maxStatementSize() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxStmt
 }
 
 // startupTimeout is how long a new connection may take to authenticate.

@@ -51,6 +51,10 @@ type Config struct {
 	// MaxMessageSize closes the connection of a client whose message
 	// claims to be longer, before anything of that size is allocated.
 	MaxMessageSize int
+	// MaxStatementSize refuses a query string or Parse longer than this
+	// with 54000 (0: no limit): parsing costs memory several times the
+	// text's size. COPY data is not statement text.
+	MaxStatementSize int
 	// Metrics, if set, count refusals and authentication failures.
 	Metrics *Metrics
 	// Auth is how clients authenticate.
@@ -110,6 +114,7 @@ type Server struct {
 	sslMode   SSLMode
 	startup   time.Duration
 	maxMsg    int
+	maxStmt   int
 	metrics   *Metrics
 	auth      AuthMode
 	reload    func() error
@@ -130,7 +135,7 @@ func NewServer(cfg Config) *Server {
 	return &Server{
 		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
-		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, metrics: cfg.Metrics, auth: cfg.Auth,
+		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
 		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(),
 		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{},
 	}

@@ -600,8 +600,12 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, sql, 0)
 		return
 	}
-	stmts, err := planner.Plan(ks, sql)
-	s.countRefusal(err)
+	var stmts []*planner.Statement
+	err := s.checkStatementSize(sql)
+	if err == nil {
+		stmts, err = planner.Plan(ks, sql)
+		s.countRefusal(err)
+	}
 	if err != nil {
 		if s.txn != nil && s.txn.explicit {
 			s.txn.failed = true
@@ -731,6 +735,17 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) (planner.Tag, error) {
 	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites}
 	return st.Root.Stream(ctx, x, s.emit)
+}
+
+// checkStatementSize refuses a statement text longer than the server's
+// max_statement_size, before parsing it costs several times its size.
+func (s *session) checkStatementSize(sql string) error {
+	if limit := s.srv.maxStatementSize(); limit > 0 && len(sql) > limit {
+		return &planner.Error{Code: "54000",
+			Message: fmt.Sprintf("statement text of %d bytes is longer than max_statement_size (%d bytes)", len(sql), limit),
+			Hint:    "Send bulk data with COPY, or raise max_statement_size."}
+	}
+	return nil
 }
 
 // observe counts a statement that started at start.

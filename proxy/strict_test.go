@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +66,30 @@ func TestMessagesAfterLogin(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("fastpath call, then a query: %v, want %v", got, want)
 		}
+	}
+}
+
+// TestStatementSizeLimit: a query string or Parse longer than
+// max_statement_size gets 54000 and the session goes on; COPY data is not
+// statement text.
+func TestStatementSizeLimit(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	g.srv.SetLimits(Limits{MaxStatementSize: 1000})
+	c := g.connect(t, "app", "")
+	long := "select '" + strings.Repeat("x", 1000) + "'"
+	if _, err := c.Exec(context.Background(), long).ReadAll(); code(err) != "54000" {
+		t.Fatalf("a long query string: %v, want 54000", err)
+	}
+	if _, err := c.Prepare(context.Background(), "long", long, nil); code(err) != "54000" {
+		t.Fatalf("a long Parse: %v, want 54000", err)
+	}
+	exec(t, c, "select 1")
+	var rows strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&rows, "%d\tname %d\n", 5000+i, i)
+	}
+	tag, err := c.CopyFrom(context.Background(), strings.NewReader(rows.String()), "copy users (id, name) from stdin")
+	if err != nil || tag.RowsAffected() != 200 {
+		t.Fatalf("COPY of more data than the statement limit: %v %v", tag, err)
 	}
 }

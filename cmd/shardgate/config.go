@@ -43,6 +43,7 @@ type config struct {
 	TLSKey         string
 	StartupTimeout time.Duration
 	MaxMessageSize int32
+	MaxStatement   int32
 
 	AdminToken     string
 	AdminTokenFile string
@@ -73,6 +74,7 @@ func defaultConfig() config {
 		SSL:             "allow",
 		StartupTimeout:  10 * time.Second,
 		MaxMessageSize:  64 << 20,
+		MaxStatement:    16 << 20,
 		ResolveInterval: 10 * time.Second,
 		Pool:            proxy.DefaultPoolConfig,
 	}
@@ -163,6 +165,7 @@ func settings() []setting {
 		{"tls_key", "private key file (PEM) of tls_cert", str(func(c *config) *string { return &c.TLSKey })},
 		{"startup_timeout", "drop a connection that has not authenticated within this time", dur(func(c *config) *time.Duration { return &c.StartupTimeout })},
 		{"max_message_size", "close the connection of a client sending a longer message (bytes)", i32(func(c *config) *int32 { return &c.MaxMessageSize })},
+		{"max_statement_size", "refuse a statement text longer than this with 54000 (bytes; 0: no limit; COPY data is not statement text)", i32(func(c *config) *int32 { return &c.MaxStatement })},
 		{"admin_token", "bearer token every admin endpoint but /healthz and /readyz requires", str(func(c *config) *string { return &c.AdminToken })},
 		{"admin_token_file", "file holding admin_token", str(func(c *config) *string { return &c.AdminTokenFile })},
 		{"admin_tls_cert", "certificate file for HTTPS on the admin endpoint", str(func(c *config) *string { return &c.AdminTLSCert })},

@@ -25,6 +25,7 @@ var liveSettings = map[string]bool{
 	"max_client_conns_per_user": true,
 	"startup_timeout":           true,
 	"max_message_size":          true,
+	"max_statement_size":        true,
 	"tls_cert":                  true,
 	"tls_key":                   true,
 	"admin_tls_cert":            true,
@@ -95,7 +96,7 @@ func (r *reloader) Reload() error {
 	r.level.SetLevel(level)
 	r.srv.SetLimits(proxy.Limits{
 		MaxClientConns: int(eff.MaxClientConns), MaxClientConnsPerUser: int(eff.MaxConnsPerUser),
-		StartupTimeout: eff.StartupTimeout, MaxMessageSize: int(eff.MaxMessageSize),
+		StartupTimeout: eff.StartupTimeout, MaxMessageSize: int(eff.MaxMessageSize), MaxStatementSize: int(eff.MaxStatement),
 	})
 	r.pools.SetConfig(eff.Pool)
 	if clientTLS != nil {
