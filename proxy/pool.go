@@ -70,7 +70,7 @@ type shardPool struct {
 	role  string // the role connections log in as
 	// recovery marks the small pools that finish two-phase commits.
 	recovery bool
-	dsn   string
+	dsn      string
 	// passwordFile and passwordEnv are the shard's password references the
 	// pool was made with; a change of either makes a new pool.
 	passwordFile, passwordEnv string
