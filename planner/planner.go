@@ -92,6 +92,11 @@ const (
 	Savepoint
 	Release
 	RollbackTo
+	// The client's own two-phase commit: PREPARE TRANSACTION, COMMIT
+	// PREPARED, ROLLBACK PREPARED.
+	PrepareTransaction
+	CommitPrepared
+	RollbackPrepared
 )
 
 func (k ControlKind) String() string {
@@ -108,6 +113,12 @@ func (k ControlKind) String() string {
 		return "RELEASE"
 	case RollbackTo:
 		return "ROLLBACK TO"
+	case PrepareTransaction:
+		return "PREPARE TRANSACTION"
+	case CommitPrepared:
+		return "COMMIT PREPARED"
+	case RollbackPrepared:
+		return "ROLLBACK PREPARED"
 	}
 	return fmt.Sprintf("ControlKind(%d)", int(k))
 }
@@ -117,6 +128,8 @@ type Control struct {
 	Kind ControlKind
 	// Savepoint names the savepoint of Savepoint, Release and RollbackTo.
 	Savepoint string
+	// GID is the transaction identifier of the client's two-phase commit.
+	GID string
 }
 
 // Setting describes a statement that changes a session setting.
@@ -388,8 +401,14 @@ func control(stmt *pg_query.Node) (*Control, error) {
 		return &Control{Kind: Release, Savepoint: ts.SavepointName}, nil
 	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
 		return &Control{Kind: RollbackTo, Savepoint: ts.SavepointName}, nil
+	case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:
+		return &Control{Kind: PrepareTransaction, GID: ts.Gid}, nil
+	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED:
+		return &Control{Kind: CommitPrepared, GID: ts.Gid}, nil
+	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+		return &Control{Kind: RollbackPrepared, GID: ts.Gid}, nil
 	}
-	return nil, unsupported("PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are shardgate's own business: it runs two-phase commit itself")
+	return nil, unsupported("%s is not supported by shardgate yet", ts.Kind)
 }
 
 // setting recognizes statements that change session settings: SET, RESET,

@@ -160,7 +160,6 @@ func TestPlanRefusals(t *testing.T) {
 		{"create unique index on users (name)", CodeFeatureNotSupported, "unique"},
 		{"alter table users drop column id", CodeFeatureNotSupported, "sharding column"},
 		{"commit and chain", CodeFeatureNotSupported, "AND CHAIN"},
-		{"prepare transaction 'x'", CodeFeatureNotSupported, "two-phase commit"},
 		{"select set_config('a', 'b', false) from users", CodeFeatureNotSupported, "set_config()"},
 		{"create function f() returns int as 'select 1' language sql", CodeFeatureNotSupported, "CREATE FUNCTION"},
 		{"with x as (select 1) select * from x", CodeFeatureNotSupported, "WITH"},
@@ -373,6 +372,25 @@ func TestDiscards(t *testing.T) {
 		}
 		if got := stmts[0].Discards; got != want {
 			t.Errorf("%s: Discards = %d, want %d", sql, got, want)
+		}
+	}
+}
+
+// TestClientTwoPhaseControl: the client's own two-phase commit statements
+// are transaction control with their identifier; the session decides
+// whether the keyspace allows them.
+func TestClientTwoPhaseControl(t *testing.T) {
+	for sql, want := range map[string]Control{
+		"PREPARE TRANSACTION 'a'": {Kind: PrepareTransaction, GID: "a"},
+		"COMMIT PREPARED 'b'":     {Kind: CommitPrepared, GID: "b"},
+		"ROLLBACK PREPARED 'c'":   {Kind: RollbackPrepared, GID: "c"},
+	} {
+		stmts, err := Parse(sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if c := stmts[0].Control; c == nil || *c != want {
+			t.Errorf("%s: %+v, want %+v", sql, c, want)
 		}
 	}
 }

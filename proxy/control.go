@@ -21,6 +21,8 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		return nil
 	}
 	switch c.Kind {
+	case planner.PrepareTransaction, planner.CommitPrepared, planner.RollbackPrepared:
+		return s.clientTwoPhase(ctx, st)
 	case planner.Begin:
 		if t != nil && t.explicit {
 			s.notice("25001", "there is already a transaction in progress")

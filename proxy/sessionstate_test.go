@@ -217,3 +217,53 @@ func TestBackendDeath(t *testing.T) {
 		t.Errorf("%s rows updated after the backends died, want 2", n)
 	}
 }
+
+// TestClientTwoPhaseCommit: a client's own PREPARE TRANSACTION, COMMIT
+// PREPARED and ROLLBACK PREPARED pass through on an unsharded keyspace;
+// shardgate's own identifiers are refused, and so is the client's two-phase
+// commit on a sharded keyspace.
+func TestClientTwoPhaseCommit(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	c := g.connect(t, "solo", "")
+	exec(t, c, "create table notes (id int primary key)")
+	for _, tc := range []struct{ gid, finish, want string }{
+		{"client_tx_1", "commit prepared 'client_tx_1'", "1"},
+		{"client_tx_2", "rollback prepared 'client_tx_2'", "0"},
+	} {
+		exec(t, c, "begin")
+		exec(t, c, "insert into notes values (42)")
+		rs := exec(t, c, "prepare transaction '"+tc.gid+"'")
+		if tag := rs[0].CommandTag.String(); tag != "PREPARE TRANSACTION" {
+			t.Fatalf("PREPARE TRANSACTION answered %q", tag)
+		}
+		if c.TxStatus() != 'I' {
+			t.Fatalf("transaction status after PREPARE TRANSACTION: %c", c.TxStatus())
+		}
+		if got := one(t, c, "select count(*) from pg_prepared_xacts where gid = '"+tc.gid+"'"); got != "1" {
+			t.Fatalf("%s is not prepared", tc.gid)
+		}
+		if _, err := c.Exec(context.Background(), "begin; "+tc.finish+"; commit").ReadAll(); code(err) != "25001" {
+			t.Fatalf("%s in a transaction block: %v, want 25001", tc.finish, err)
+		}
+		exec(t, c, "rollback")
+		exec(t, c, tc.finish)
+		if got := one(t, c, "select count(*) from notes where id = 42"); got != tc.want {
+			t.Fatalf("after %s: %s rows, want %s", tc.finish, got, tc.want)
+		}
+		exec(t, c, "delete from notes")
+	}
+	exec(t, c, "begin")
+	if _, err := c.Exec(context.Background(), "prepare transaction 'sg_mine_1'").ReadAll(); code(err) != "0A000" {
+		t.Fatalf("a gid with shardgate's prefix: %v, want 0A000", err)
+	}
+	exec(t, c, "rollback")
+	if _, err := c.Exec(context.Background(), "commit prepared 'sg_mine_1'").ReadAll(); code(err) != "0A000" {
+		t.Fatalf("COMMIT PREPARED of shardgate's prefix: %v, want 0A000", err)
+	}
+	a := g.connect(t, "app", "")
+	exec(t, a, "begin")
+	if _, err := a.Exec(context.Background(), "prepare transaction 'client_tx_3'").ReadAll(); code(err) != "0A000" {
+		t.Fatalf("PREPARE TRANSACTION on a sharded keyspace: %v, want 0A000", err)
+	}
+	exec(t, a, "rollback")
+}

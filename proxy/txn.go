@@ -121,7 +121,7 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 	if log == nil {
 		return &planner.Error{Code: codeFeatureNotSupp, Message: "this gateway has no two-phase commit log; writes on several shards cannot commit atomically"}
 	}
-	gid := fmt.Sprintf("sg_%s_%d", s.srv.gatewayID, gidCounter.Add(1))
+	gid := fmt.Sprintf("%s%s_%d", gidPrefix, s.srv.gatewayID, gidCounter.Add(1))
 	shards := make([]string, len(writers))
 	for i, b := range writers {
 		shards[i] = b.shard
