@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/text/encoding"
 
 	"github.com/shardgate/shardgate/planner"
 )
@@ -136,11 +137,10 @@ func quoteLiteral(v string) string {
 // its end. If emit or done fails (the client went away), the connection is
 // closed rather than drained, so a large result costs nothing more.
 func (b *backend) exec(ctx context.Context, sql string, emit func(*planner.Batch) error, done func(planner.Tag) error) error {
-	fe := b.pg.Frontend()
-	fe.Send(&pgproto3.Query{String: sql})
-	if err := b.flush(); err != nil {
+	if err := b.sendQuery(sql); err != nil {
 		return err
 	}
+	fe := b.pg.Frontend()
 	var (
 		failed error
 		batch  planner.Batch
@@ -224,6 +224,8 @@ type binding struct {
 	formats       []int16 // none: all text; one: for all; else one each
 	oids          []uint32
 	resultFormats []int16
+	// enc is the client_encoding text values are in (nil: UTF-8).
+	enc encoding.Encoding
 }
 
 // format returns the format of parameter i.
@@ -245,7 +247,7 @@ func (b *binding) Text(i int) (string, bool) {
 	}
 	v := b.values[i]
 	if b.format(i) == 0 {
-		return string(v), true
+		return b.decode(v)
 	}
 	var oid uint32
 	if i < len(b.oids) {
@@ -265,7 +267,7 @@ func (b *binding) Text(i int) (string, bool) {
 			return strconv.FormatInt(int64(int16(binary.BigEndian.Uint16(v))), 10), true
 		}
 	case 25, 1043: // text, varchar
-		return string(v), true
+		return b.decode(v)
 	case 2950: // uuid
 		if len(v) == 16 {
 			return fmt.Sprintf("%x-%x-%x-%x-%x", v[0:4], v[4:6], v[6:8], v[8:10], v[10:16]), true
@@ -274,13 +276,22 @@ func (b *binding) Text(i int) (string, bool) {
 	return "", false
 }
 
+// decode reads a text value the client sent in its client_encoding.
+func (b *binding) decode(v []byte) (string, bool) {
+	if b.enc == nil {
+		return string(v), true
+	}
+	s, err := b.enc.NewDecoder().Bytes(v)
+	return string(s), err == nil
+}
+
 // subset returns the binding for a statement whose parameters are the
 // client's params[...] (see planner.Query.Params).
 func (b *binding) subset(params []int) *binding {
 	if params == nil {
 		return b
 	}
-	out := &binding{resultFormats: b.resultFormats}
+	out := &binding{resultFormats: b.resultFormats, enc: b.enc}
 	for _, i := range params {
 		out.values = append(out.values, b.values[i])
 		out.formats = append(out.formats, b.format(i))
@@ -324,10 +335,16 @@ func (b *backend) makeRoom(ctx context.Context) error {
 }
 
 // prepare queues a Parse of sql as name unless the connection has it.
-func (b *backend) prepare(name, sql string, oids []uint32) {
-	if !b.state.prepared[name] {
-		b.pg.Frontend().Send(&pgproto3.Parse{Name: name, Query: sql, ParameterOIDs: oids})
+func (b *backend) prepare(name, sql string, oids []uint32) error {
+	if b.state.prepared[name] {
+		return nil
 	}
+	text, err := b.encodeSQL(sql)
+	if err != nil {
+		return err
+	}
+	b.pg.Frontend().Send(&pgproto3.Parse{Name: name, Query: text, ParameterOIDs: oids})
+	return nil
 }
 
 // describe prepares sql on b and returns its parameter types and result
@@ -346,7 +363,9 @@ func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]ui
 		fe.Send(&pgproto3.Close{ObjectType: 'S', Name: name})
 		delete(b.state.prepared, name)
 	}
-	b.prepare(name, sql, oids)
+	if err := b.prepare(name, sql, oids); err != nil {
+		return nil, nil, err
+	}
 	fe.Send(&pgproto3.Describe{ObjectType: 'S', Name: name})
 	fe.Send(&pgproto3.Sync{})
 	if err := b.flush(); err != nil {
@@ -379,6 +398,17 @@ func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]ui
 			return params, fields, failed
 		}
 	}
+}
+
+// sendQuery sends sql as a simple-protocol Query, in the connection's
+// client_encoding.
+func (b *backend) sendQuery(sql string) error {
+	text, err := b.encodeSQL(sql)
+	if err != nil {
+		return err
+	}
+	b.pg.Frontend().Send(&pgproto3.Query{String: text})
+	return b.flush()
 }
 
 // flush sends what is queued for the backend: a new request.
@@ -463,7 +493,9 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 			return "", false, &planner.Error{Code: codeFeatureNotSupp, Message: "cached plan must not change result type"}
 		}
 	}
-	b.prepare(name, sql, bind.oids)
+	if err := b.prepare(name, sql, bind.oids); err != nil {
+		return "", false, err
+	}
 	fe.Send(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: name, ParameterFormatCodes: bind.formats, Parameters: bind.values, ResultFormatCodes: bind.resultFormats})
 	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})
 	fe.Send(&pgproto3.Sync{})

@@ -46,9 +46,7 @@ func (s *session) copyTo(ctx context.Context, st *planner.Statement) error {
 
 // copyOutOf reads one shard's COPY TO answer, forwarding its data.
 func (s *session) copyOutOf(ctx context.Context, b *backend, sql string, started *bool, skipHeader bool) (int64, error) {
-	fe := b.pg.Frontend()
-	fe.Send(&pgproto3.Query{String: sql})
-	if err := b.flush(); err != nil {
+	if err := b.sendQuery(sql); err != nil {
 		return 0, err
 	}
 	var (
@@ -139,6 +137,11 @@ func (c *copyTarget) send() error {
 func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) error {
 	cp := st.Copy
 	split := cp.Table != nil && cp.Table.Kind == vschema.Sharded
+	if enc, _ := lookupEncoding(s.reported["client_encoding"]); split && enc != nil {
+		// The rows are split by reading their sharding column, which the
+		// splitter does in UTF-8 only.
+		return &planner.Error{Code: codeFeatureNotSupp, Message: fmt.Sprintf("COPY FROM into a sharded table is supported only with client_encoding UTF8, not %s", s.reported["client_encoding"])}
+	}
 	t := s.txn
 	own := false
 	if t == nil && len(cp.Shards) > 1 {
@@ -364,9 +367,7 @@ func (s *session) tableColumns(ctx context.Context, cp *planner.Copy) ([]string,
 
 // startCopyIn sends COPY FROM STDIN to b and waits for its CopyInResponse.
 func startCopyIn(ctx context.Context, b *backend, sql string) (*pgproto3.CopyInResponse, error) {
-	fe := b.pg.Frontend()
-	fe.Send(&pgproto3.Query{String: sql})
-	if err := b.flush(); err != nil {
+	if err := b.sendQuery(sql); err != nil {
 		return nil, err
 	}
 	var failed error

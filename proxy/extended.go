@@ -195,7 +195,11 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	if err := s.checkStatementSize(m.Query); err != nil {
 		return err
 	}
-	stmts, err := planner.Parse(m.Query)
+	query, err := s.decodeClient(m.Query)
+	if err != nil {
+		return err
+	}
+	stmts, err := planner.Parse(query)
 	s.countRefusal(err)
 	if err != nil {
 		return err
@@ -203,13 +207,13 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	if len(stmts) > 1 {
 		return &planner.Error{Code: "42601", Message: "cannot insert multiple commands into a prepared statement"}
 	}
-	p := &prepared{sql: m.Query, oids: m.ParameterOIDs}
+	p := &prepared{sql: query, oids: m.ParameterOIDs}
 	if len(stmts) == 1 {
 		p.stmt = stmts[0]
 		if p.stmt.Control == nil {
 			// A shard describes it: parameter types and result columns
 			// are the same on every shard.
-			if p.oids, p.fields, err = s.describeOn(ctx, ks, m.Query, m.ParameterOIDs); err != nil {
+			if p.oids, p.fields, err = s.describeOn(ctx, ks, query, m.ParameterOIDs); err != nil {
 				return err
 			}
 		}
@@ -259,9 +263,13 @@ func (s *session) bind(ks *topology.Keyspace, m *pgproto3.Bind) error {
 	if len(m.Parameters) != len(p.oids) && p.stmt != nil && p.stmt.Control == nil && p.stmt.Setting == nil {
 		return &planner.Error{Code: codeProtocolViolation, Message: fmt.Sprintf("bind message supplies %d parameters, but prepared statement %q requires %d", len(m.Parameters), m.PreparedStatement, len(p.oids))}
 	}
+	enc, err := lookupEncoding(s.reported["client_encoding"])
+	if err != nil {
+		return err
+	}
 	s.portalSeq++
 	pt := &portal{stmt: p, name: fmt.Sprintf("sgp%d", s.portalSeq),
-		bind: &binding{values: m.Parameters, formats: m.ParameterFormatCodes, oids: p.oids, resultFormats: m.ResultFormatCodes}}
+		bind: &binding{values: m.Parameters, formats: m.ParameterFormatCodes, oids: p.oids, resultFormats: m.ResultFormatCodes, enc: enc}}
 	if p.stmt != nil {
 		pt.plan = p.stmt
 		if p.stmt.Control == nil && p.stmt.Setting == nil {

@@ -28,6 +28,7 @@ keyspaces:
     sharded: true
     tables:
       users: {column: id, type: bigint}
+      tags: {column: tag, type: text}
 `
 
 // testGateway is a Server on a loopback port over two real Postgres shards

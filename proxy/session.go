@@ -234,6 +234,9 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 		s.giveBack(b)
 		return nil
 	})
+	if err == nil {
+		_, err = lookupEncoding(s.reported["client_encoding"])
+	}
 	if err != nil {
 		return s.fatalErr(err)
 	}
@@ -602,6 +605,9 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 	}
 	var stmts []*planner.Statement
 	err := s.checkStatementSize(sql)
+	if err == nil {
+		sql, err = s.decodeClient(sql)
+	}
 	if err == nil {
 		stmts, err = planner.Plan(ks, sql)
 		s.countRefusal(err)

@@ -204,7 +204,7 @@ func TestStatusPage(t *testing.T) {
 			"gw-&lt;b&gt;1&lt;/b&gt;", // escaped, never markup
 			`<td class="head"><strong>s0</strong></td>`, `<td class="head"><strong>s1</strong></td>`, `<span class="badge up">up</span>`,
 			"127.0.0.1:"+strconv.Itoa(f.shards[1].Port),
-			"<h3>app</h3>", "sharded", "1 table ", "16 logical shards",
+			"<h3>app</h3>", "sharded", "2 tables", "16 logical shards",
 			`<td class="head">0–7</td><td class="head"><strong>s0</strong></td>`, `<td class="head">8–15</td><td class="head"><strong>s1</strong></td>`,
 			`<td class="head">s0</td><td class="head nowrap"><code>postgres</code>`, // a pool row
 			"superuser", "single_shard", "scatter", "<code>22</code> data exception",
@@ -230,7 +230,7 @@ func TestStatusPage(t *testing.T) {
 			t.Fatalf("keyspaces: %+v", v.Keyspaces)
 		}
 		ks := v.Keyspaces[0]
-		if ks.Name != "app" || ks.Kind != "sharded" || ks.LogicalCount != 16 || ks.Tables != 1 || len(ks.Placement) != 2 ||
+		if ks.Name != "app" || ks.Kind != "sharded" || ks.LogicalCount != 16 || ks.Tables != 2 || len(ks.Placement) != 2 ||
 			ks.Placement[0] != (placementSpan{First: 0, Last: 7, Shard: "s0", MinID: -1 << 63, MaxID: -1}) ||
 			ks.Placement[1] != (placementSpan{First: 8, Last: 15, Shard: "s1", MinID: 0, MaxID: 1<<63 - 1}) {
 			t.Errorf("keyspace: %+v", ks)
