@@ -53,6 +53,10 @@ type Statement struct {
 	// Discards says what of the backend session the statement throws away
 	// (DISCARD ALL, DEALLOCATE ALL), which the gateway must forget too.
 	Discards Discard
+	// SessionState names the state the statement may leave on its backend
+	// connection beyond settings ("temporary tables", "cursors", ...), or
+	// is "": the session must keep that connection while the state lasts.
+	SessionState string
 }
 
 // Discard is what a statement throws away of a backend session.
@@ -180,7 +184,8 @@ func PlanBound(topo Topology, sql string, params Params) ([]*Statement, error) {
 	for _, raw := range tree.Stmts {
 		text := statementText(sql, raw)
 		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
-			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil, Discards: discards(raw.Stmt)}
+			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil, Discards: discards(raw.Stmt),
+			SessionState: sessionState(raw.Stmt)}
 		if st.Control, err = control(raw.Stmt); err != nil {
 			return nil, err
 		}
@@ -221,21 +226,24 @@ type planning struct {
 }
 
 func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
-	if !p.vs.Sharded && p.vs.Pooling == vschema.PoolSession {
-		// The session owns its one backend connection for its life: what
-		// it leaves there (temporary tables, cursors, prepared statements,
-		// advisory locks) stays its own, and is discarded when it ends.
+	if !p.vs.Sharded {
+		// One backend connection holds everything of the session: what it
+		// leaves there (temporary tables, cursors, prepared statements,
+		// advisory locks) stays its own, the connection held for it
+		// (session pooling) or pinned to it while the state lasts
+		// (transaction pooling), and discarded when it ends.
 		if err := refuseAsyncState(stmt); err != nil {
 			return nil, err
 		}
+		if p.vs.Pooling != vschema.PoolSession && sessionState(stmt) == "set_config()" {
+			// A setting changed where the gateway cannot see it would
+			// stay on a connection other sessions get next.
+			return nil, unsupported("set_config() inside a larger statement is not supported with transaction pooling; use SET, or SELECT set_config(...) alone")
+		}
 		return &Route{Shard: p.topo.Shards()[0], SQL: p.sql}, nil
 	}
-	if err := refuseSessionState(stmt); err != nil {
-		return nil, err
-	}
-	if !p.vs.Sharded {
-		// One shard holds everything: it answers exactly as it would alone.
-		return &Route{Shard: p.topo.Shards()[0], SQL: p.sql}, nil
+	if what := sessionState(stmt); what != "" {
+		return nil, unsupported("%s is not supported on a sharded keyspace by shardgate yet", what)
 	}
 	switch n := stmt.Node.(type) {
 	case *pg_query.Node_SelectStmt:
@@ -302,10 +310,11 @@ func (p *planning) planExplain(e *pg_query.ExplainStmt) (Primitive, error) {
 	return nil, unsupported("EXPLAIN of a statement that runs on more than one shard is not supported yet")
 }
 
-// refuseSessionState refuses statements that create state on a backend
-// connection which shardgate cannot yet carry over: backend connections are
-// shared between clients, so the state would leak to others or be lost.
-func refuseSessionState(stmt *pg_query.Node) error {
+// sessionState names the state a statement creates on its backend
+// connection beyond settings ("" for none): temporary tables, cursors, SQL
+// prepared statements, advisory locks, ... A session that creates it must
+// keep that connection (see Statement.SessionState).
+func sessionState(stmt *pg_query.Node) string {
 	what := ""
 	switch n := stmt.Node.(type) {
 	case *pg_query.Node_DiscardStmt:
@@ -339,10 +348,7 @@ func refuseSessionState(stmt *pg_query.Node) error {
 			return what == ""
 		})
 	}
-	if what == "" {
-		return nil
-	}
-	return unsupported("%s is not supported by shardgate yet: backend connections are shared between clients, so session state would leak", what)
+	return what
 }
 
 // refuseAsyncState refuses what even a session's own backend connection

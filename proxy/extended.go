@@ -152,6 +152,7 @@ func (s *session) runBatch(ctx context.Context, final bool) {
 	if final && s.txn == nil {
 		// Without a transaction, portals end at Sync, as in Postgres.
 		clear(s.portals)
+		s.unpinIfClean()
 	}
 }
 

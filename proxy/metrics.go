@@ -24,6 +24,7 @@ type Metrics struct {
 	sent       prometheus.Counter
 	twopc      *prometheus.CounterVec
 	inDoubt    prometheus.Gauge
+	pins       *prometheus.CounterVec
 }
 
 // StatementKind says where a statement ran, for metrics.
@@ -85,6 +86,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "shardgate_twopc_in_doubt",
 			Help: "Two-phase commit records in etcd not finished yet, as this gateway's resolver last counted them.",
 		}),
+		pins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardgate_session_pins_total",
+			Help: "Sessions pinned to a backend connection under transaction pooling, by the state that pinned them.",
+		}, []string{"state"}),
 	}
 	// Known label values start at zero, so dashboards and alerts see the
 	// series before the first event.
@@ -95,7 +100,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{twopcCommitted, twopcAborted, twopcUnknown} {
 		m.twopc.WithLabelValues(o)
 	}
-	reg.MustRegister(m.AuthFailures, m.Refused, m.statements, m.duration, m.errors, m.received, m.sent, m.twopc, m.inDoubt)
+	reg.MustRegister(m.AuthFailures, m.Refused, m.statements, m.duration, m.errors, m.received, m.sent, m.twopc, m.inDoubt, m.pins)
 	return m
 }
 
@@ -133,6 +138,13 @@ func (m *Metrics) traffic(in, out int) {
 func (m *Metrics) twoPhaseCommit(outcome string) {
 	if m != nil {
 		m.twopc.WithLabelValues(outcome).Inc()
+	}
+}
+
+// pinned counts a session pinned to its backend for state.
+func (m *Metrics) pinned(state string) {
+	if m != nil {
+		m.pins.WithLabelValues(state).Inc()
 	}
 }
 

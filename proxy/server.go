@@ -126,8 +126,11 @@ type Server struct {
 	sessions  map[*session]clientState
 	keys      map[uint64]*session // by BackendKeyData, for cancel requests
 	inflight  sync.Map            // two-phase commit ids being coordinated now
-	wg        sync.WaitGroup
-	closing   atomic.Bool
+	// pinnedSessions counts the sessions pinned to backends under
+	// transaction pooling (see pin.go).
+	pinnedSessions atomic.Int64
+	wg             sync.WaitGroup
+	closing        atomic.Bool
 }
 
 // NewServer returns a Server for cfg.
@@ -357,7 +360,9 @@ func (s *Server) InFlight(gid string) bool {
 
 var (
 	clientSessionsDesc = prometheus.NewDesc("shardgate_client_sessions", "Client sessions connected now.", nil, nil)
-	clientStateDesc    = prometheus.NewDesc("shardgate_client_connections",
+	pinnedSessionsDesc = prometheus.NewDesc("shardgate_pinned_sessions",
+		"Sessions of transaction-pooled keyspaces that hold backend connections for state they left there (temporary tables, cursors, ...).", nil, nil)
+	clientStateDesc = prometheus.NewDesc("shardgate_client_connections",
 		"Client connections by state: login (authenticating), idle, idle_in_transaction, active (running a statement).",
 		[]string{"state"}, nil)
 )
@@ -366,6 +371,7 @@ var (
 func (s *Server) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clientSessionsDesc
 	ch <- clientStateDesc
+	ch <- pinnedSessionsDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -378,6 +384,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	total := len(s.sessions)
 	s.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(clientSessionsDesc, prometheus.GaugeValue, float64(total))
+	ch <- prometheus.MustNewConstMetric(pinnedSessionsDesc, prometheus.GaugeValue, float64(s.pinnedSessions.Load()))
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(clientStateDesc, prometheus.GaugeValue, float64(n), string(state))
 	}

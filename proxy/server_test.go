@@ -72,6 +72,8 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
   solo:
     sharded: false
     pooling: session
+  solotx:
+    sharded: false
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -79,15 +81,17 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
 	if err := store.CreateKeyspace(ctx, "broken", 1, []string{"dead"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CreateKeyspace(ctx, "solo", 1, []string{"s0"}); err != nil {
-		t.Fatal(err)
+	for _, ks := range []string{"solo", "solotx"} {
+		if err := store.CreateKeyspace(ctx, ks, 1, []string{"s0"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, ks := range []string{"strict", "pinned"} {
 		if err := store.CreateKeyspace(ctx, ks, 16, []string{"s0", "s1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := store.ApplyVSchemas(ctx, f.Keyspaces["broken"], f.Keyspaces["strict"], f.Keyspaces["pinned"], f.Keyspaces["solo"]); err != nil {
+	if err := store.ApplyVSchemas(ctx, f.Keyspaces["broken"], f.Keyspaces["strict"], f.Keyspaces["pinned"], f.Keyspaces["solo"], f.Keyspaces["solotx"]); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := store.Load(ctx)

@@ -76,6 +76,9 @@ type session struct {
 	ending bool
 	// console is set for a session of the admin console (see console.go).
 	console bool
+	// statePinned is set while the session holds backends, under
+	// transaction pooling, for the state it left on them (see pin.go).
+	statePinned bool
 	// clientInfo is what SHOW CLIENTS tells of the session (see console.go).
 	clientInfo
 
@@ -459,6 +462,7 @@ func (s *session) close() {
 		_ = s.rollback(context.Background(), s.txn)
 		s.txn = nil
 	}
+	s.unpinAll()
 	for shard, b := range s.pinned {
 		// What the session left on its own connection (temporary tables,
 		// cursors, prepared statements, advisory locks, settings) must not
@@ -594,6 +598,7 @@ func (s *session) cancelStatement() {
 // in one message form one implicit transaction, as in Postgres.
 func (s *session) simpleQuery(ctx context.Context, sql string) {
 	defer s.readyForQuery()
+	defer s.unpinIfClean()
 	if err := s.waitResumed(ctx); err != nil {
 		s.sendError(err, sql, 0)
 		return
@@ -1021,6 +1026,15 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Q
 	}
 	if err == nil && x.st.Discards != 0 {
 		s.discarded(b, x.st.Discards)
+	}
+	switch {
+	case err != nil:
+	case x.st.SessionState != "":
+		s.pin(b, x.st.SessionState)
+	case x.st.Opaque:
+		// DO and CALL run code that may leave anything: pinned until the
+		// check after the statement finds nothing left.
+		s.pin(b, "DO/CALL")
 	}
 	return tag, err
 }
