@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
@@ -134,9 +135,19 @@ func TestMetricsMove(t *testing.T) {
 		{series{"shardgate_twopc_total", map[string]string{"outcome": "unknown"}}, 0},
 		{series{"shardgate_twopc_in_doubt", nil}, 0},
 	} {
-		v, found := metricValue(t, g.reg, s.name, s.labels)
-		if !found || v < s.min {
-			t.Errorf("%s%v = %v (exported: %v), want at least %v", s.name, s.labels, v, found, s.min)
+		// A session marks itself idle just after its answer went out:
+		// poll for the gauges to catch up.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v, found := metricValue(t, g.reg, s.name, s.labels)
+			if found && v >= s.min {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s%v = %v (exported: %v), want at least %v", s.name, s.labels, v, found, s.min)
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // polling a gauge
 		}
 	}
 	if v, found := metricValue(t, g.reg, "shardgate_shard_up", map[string]string{"shard": "dead"}); found && v != 0 {

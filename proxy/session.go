@@ -537,11 +537,7 @@ func (s *session) serve(ctx context.Context) {
 		case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
 			// Stray COPY data after a refused COPY: Postgres ignores it too.
 		case *pgproto3.FunctionCall:
-			// libpq's fastpath (lo_* calls): an error the session
-			// survives, as Postgres answers a call that fails.
-			s.sendError(&planner.Error{Code: codeFeatureNotSupp,
-				Message: "fastpath function calls (the FunctionCall message, libpq's lo_* functions) are not supported by shardgate yet; call the function in a query"}, "", 0)
-			s.readyForQuery()
+			s.functionCall(ctx, m)
 		default:
 			s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: codeProtocolViolation,
 				Message: fmt.Sprintf("unexpected message %T", msg)})

@@ -89,11 +89,31 @@ func startStatusFixture(t *testing.T, token string) *statusFixture {
 	if _, err := c.Exec(ctx, "select 1/0").ReadAll(); code(err) != "22012" {
 		t.Fatalf("select 1/0: %v, want 22012", err)
 	}
+	// The session marks itself idle just after its answer went out.
+	deadline := time.Now().Add(10 * time.Second)
+	for !sessionsIdle(srv) {
+		if time.Now().After(deadline) {
+			t.Fatal("the traffic's session never went idle")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the session's state
+	}
 
 	opts := AdminOptions{Topology: topo, Pools: pools, Gather: reg, Token: token, GatewayID: statusGatewayID}
 	admin := httptest.NewServer(AdminHandler(opts))
 	t.Cleanup(admin.Close)
 	return &statusFixture{shards: shards, opts: opts, admin: admin}
+}
+
+// sessionsIdle reports whether every session of srv waits for its client.
+func sessionsIdle(srv *Server) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for _, state := range srv.sessions {
+		if state != clientIdle {
+			return false
+		}
+	}
+	return true
 }
 
 // noRedirects is an HTTP client that shows redirects instead of following
