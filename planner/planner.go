@@ -232,9 +232,6 @@ func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
 		// advisory locks) stays its own, the connection held for it
 		// (session pooling) or pinned to it while the state lasts
 		// (transaction pooling), and discarded when it ends.
-		if err := refuseAsyncState(stmt); err != nil {
-			return nil, err
-		}
 		if p.vs.Pooling != vschema.PoolSession && sessionState(stmt) == "set_config()" {
 			// A setting changed where the gateway cannot see it would
 			// stay on a connection other sessions get next.
@@ -310,6 +307,10 @@ func (p *planning) planExplain(e *pg_query.ExplainStmt) (Primitive, error) {
 	return nil, unsupported("EXPLAIN of a statement that runs on more than one shard is not supported yet")
 }
 
+// StateListen is the SessionState of LISTEN: the session's connection must
+// be watched for notifications while the client is idle.
+const StateListen = "LISTEN"
+
 // sessionState names the state a statement creates on its backend
 // connection beyond settings ("" for none): temporary tables, cursors, SQL
 // prepared statements, advisory locks, ... A session that creates it must
@@ -319,8 +320,10 @@ func sessionState(stmt *pg_query.Node) string {
 	switch n := stmt.Node.(type) {
 	case *pg_query.Node_DiscardStmt:
 		what = "DISCARD"
-	case *pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt:
-		what = "LISTEN/UNLISTEN"
+	case *pg_query.Node_ListenStmt:
+		what = StateListen
+	case *pg_query.Node_UnlistenStmt:
+		what = "UNLISTEN"
 	case *pg_query.Node_PrepareStmt, *pg_query.Node_ExecuteStmt, *pg_query.Node_DeallocateStmt:
 		what = "SQL-level PREPARE/EXECUTE/DEALLOCATE"
 	case *pg_query.Node_DeclareCursorStmt, *pg_query.Node_FetchStmt, *pg_query.Node_ClosePortalStmt:
@@ -349,16 +352,6 @@ func sessionState(stmt *pg_query.Node) string {
 		})
 	}
 	return what
-}
-
-// refuseAsyncState refuses what even a session's own backend connection
-// cannot carry: LISTEN, whose notifications Postgres sends while the client
-// is idle, when the gateway does not read the backend.
-func refuseAsyncState(stmt *pg_query.Node) error {
-	if stmt.GetListenStmt() != nil {
-		return unsupported("LISTEN is not supported by shardgate yet: notifications would not reach a client between its statements")
-	}
-	return nil
 }
 
 // sessionFuncs change the state of the backend session they run in.

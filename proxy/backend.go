@@ -45,8 +45,10 @@ type backend struct {
 	conn  *pgxpool.Conn
 	pg    *pgconn.PgConn
 	state *connState
-	// notice receives the shard's notices for the session using b.
+	// notice receives the shard's notices for the session using b, and
+	// notify its notifications (LISTEN).
 	notice func(*pgproto3.NoticeResponse)
+	notify func(*pgproto3.NotificationResponse)
 	// scope is the search_path of the session using b (see statementName).
 	scope string
 	// lost is told when the connection breaks.
@@ -66,7 +68,7 @@ func discardTag(planner.Tag) error     { return nil }
 // release returns the connection to its pool. A connection left inside a
 // transaction or broken is closed by the pool instead of being reused.
 func (b *backend) release() {
-	b.notice = nil
+	b.notice, b.notify = nil, nil
 	b.conn.Release()
 }
 
@@ -428,11 +430,26 @@ func (b *backend) connectionLost(err error) error {
 	return &ShardConnectionLostError{Shard: b.shard, Err: err, Answered: b.answered}
 }
 
-// receive reads the next message from the backend. Once ctx is cancelled
+// receive reads the next message from the backend, passing notifications
+// (LISTEN) to the session on the way.
+func (b *backend) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
+	for {
+		msg, err := b.receiveAny(ctx)
+		n, ok := msg.(*pgproto3.NotificationResponse)
+		if !ok {
+			return msg, err
+		}
+		if b.notify != nil {
+			b.notify(n)
+		}
+	}
+}
+
+// receiveAny reads the next message from the backend. Once ctx is cancelled
 // (the cancel request is on its way to the shard) it keeps reading, for a
 // bounded time, so the answer is drained up to ReadyForQuery and the
 // connection stays usable; if that fails the connection is closed.
-func (b *backend) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
+func (b *backend) receiveAny(ctx context.Context) (pgproto3.BackendMessage, error) {
 	if ctx.Err() == nil {
 		msg, err := b.pg.ReceiveMessage(ctx)
 		if err == nil {

@@ -66,6 +66,7 @@ func (s *session) unpinIfClean() {
 	}
 	if len(s.pinned) == 0 {
 		s.statePinned = false
+		s.listens = false
 		s.srv.pinnedSessions.Add(-1)
 	}
 }

@@ -79,6 +79,8 @@ type session struct {
 	// statePinned is set while the session holds backends, under
 	// transaction pooling, for the state it left on them (see pin.go).
 	statePinned bool
+	// listens is set once the session ran LISTEN (see notify.go).
+	listens bool
 	// clientInfo is what SHOW CLIENTS tells of the session (see console.go).
 	clientInfo
 
@@ -400,7 +402,7 @@ func (s *session) backendFor(ctx context.Context, shard string, txnSettings map[
 		s.giveBack(b)
 		return nil, err
 	}
-	b.notice = s.forwardNotice
+	b.notice, b.notify = s.forwardNotice, s.forwardNotification
 	b.scope = s.effective(txnSettings)["search_path"]
 	return b, nil
 }
@@ -504,7 +506,9 @@ func (s *session) fatalErr(err error) bool {
 func (s *session) serve(ctx context.Context) {
 	for {
 		s.srv.markIdle(s, true, s.txn != nil && s.txn.explicit)
+		stopWatch := s.watchNotifications()
 		msg, err := s.be.Receive()
+		stopWatch()
 		s.srv.markIdle(s, false, false)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !s.srv.draining() {
@@ -1023,6 +1027,9 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Q
 	if err == nil && x.st.Discards != 0 {
 		s.discarded(b, x.st.Discards)
 	}
+	if err == nil && x.st.SessionState == planner.StateListen {
+		s.listens = true
+	}
 	switch {
 	case err != nil:
 	case x.st.SessionState != "":
@@ -1043,6 +1050,7 @@ func (s *session) discarded(b *backend, d planner.Discard) {
 	b.state.prepared = nil
 	clear(s.statements)
 	if d == planner.DiscardAll {
+		s.listens = false
 		b.state.forget()
 		clear(s.settings)
 		clear(s.portals)

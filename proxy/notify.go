@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Notifications (LISTEN/NOTIFY) reach a client two ways, as from Postgres:
+// those that arrive while a statement runs come with its answer (backend
+// receive passes them on), and those that arrive while the client is idle
+// are watched for on the session's listening connection and written to the
+// client at once.
+
+// forwardNotification sends the client a notification that arrived while
+// one of its statements ran.
+func (s *session) forwardNotification(n *pgproto3.NotificationResponse) {
+	s.be.Send(n)
+}
+
+// watchNotifications delivers, while the session waits for its client, the
+// notifications its listening backend connection receives. The returned
+// stop must be called before the session uses its backends or writes to
+// its client again: until then the watch alone reads the one and writes
+// the other.
+func (s *session) watchNotifications() (stop func()) {
+	b := s.listeningBackend()
+	if b == nil {
+		return func() {}
+	}
+	conn := b.pg.Conn()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			// No context: cancelling one would send the shard a cancel
+			// request. stop ends the read with a deadline instead, which
+			// leaves the connection usable.
+			msg, err := b.pg.ReceiveMessage(context.Background())
+			if err != nil {
+				return // stopped, or the connection broke: the next statement finds out
+			}
+			var out pgproto3.BackendMessage
+			switch m := msg.(type) {
+			case *pgproto3.NotificationResponse:
+				out = m
+			case *pgproto3.NoticeResponse:
+				out = m
+			default:
+				continue
+			}
+			buf, err := out.Encode(nil)
+			if err != nil {
+				return
+			}
+			if _, err := s.conn.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		_ = conn.SetReadDeadline(time.Now())
+		<-done
+		_ = conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// listeningBackend returns the connection the session listens on, if it
+// listens and is between transactions: notifications reach a Postgres
+// client only then.
+func (s *session) listeningBackend() *backend {
+	if !s.listens || s.txn != nil {
+		return nil
+	}
+	ks := s.srv.topo().Keyspace(s.keyspace)
+	if ks == nil || len(ks.Shards()) != 1 {
+		return nil
+	}
+	return s.pinned[ks.Shards()[0]]
+}
