@@ -29,6 +29,10 @@ func (s *session) functionCall(ctx context.Context, m *pgproto3.FunctionCall) {
 		s.sendError(&planner.Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"}, "", 0)
 		return
 	}
+	if err := s.reservePin(); err != nil {
+		s.sendError(err, "", 0)
+		return
+	}
 	ctx, done := s.statementContext(ctx)
 	defer done()
 	shard := ks.Shards()[0]

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -17,17 +18,34 @@ import (
 // while pinned, it asks the backend what is left (one round trip, for
 // pinned sessions only).
 
+// reservePin makes room, before a statement that may leave state on its
+// backend connection runs, for the session to be pinned to it: at most the
+// keyspace's max_pinned_sessions sessions may be, and one more gets 53300
+// before it creates state it could not keep.
+func (s *session) reservePin() error {
+	if s.statePinned || s.ownsBackends() {
+		return nil
+	}
+	limit := 0
+	if ks := s.srv.topo().Keyspace(s.keyspace); ks != nil && ks.VSchema() != nil {
+		limit = ks.VSchema().MaxPinnedSessions
+	}
+	if !s.srv.reservePin(s.keyspace, limit) {
+		return &planner.Error{Code: codeTooManyConnections,
+			Message: fmt.Sprintf("too many sessions of keyspace %s hold a backend connection for their state (max_pinned_sessions %d)", s.keyspace, limit),
+			Hint:    "Drop the temporary tables, close the cursors and release the locks of idle sessions, use session pooling, or raise max_pinned_sessions."}
+	}
+	s.statePinned = true
+	return nil
+}
+
 // pin keeps b for the session because a statement left state there (what
-// names it, for metrics).
+// names it, for metrics). reservePin made room for it.
 func (s *session) pin(b *backend, what string) {
-	if s.ownsBackends() || s.pinned[b.shard] == b {
+	if !s.statePinned || s.pinned[b.shard] == b {
 		return // held for the session's life anyway, or pinned already
 	}
 	s.pinned[b.shard] = b
-	if !s.statePinned {
-		s.statePinned = true
-		s.srv.pinnedSessions.Add(1)
-	}
 	s.srv.metrics.pinned(what)
 	s.log.Debug("session pinned to its backend connection", zap.String("shard", b.shard), zap.String("state", what))
 }
@@ -67,7 +85,7 @@ func (s *session) unpinIfClean() {
 	if len(s.pinned) == 0 {
 		s.statePinned = false
 		s.listens = false
-		s.srv.pinnedSessions.Add(-1)
+		s.srv.unpin(s.keyspace)
 	}
 }
 
@@ -76,9 +94,32 @@ func (s *session) unpinIfClean() {
 func (s *session) unpinAll() {
 	if s.statePinned {
 		s.statePinned = false
-		s.srv.pinnedSessions.Add(-1)
+		s.srv.unpin(s.keyspace)
 	}
 }
 
 // pinCheckTimeout bounds the question what a pinned session left.
 const pinCheckTimeout = 5 * time.Second
+
+// reservePin counts one more pinned session of keyspace ks unless limit
+// (0: none) is reached.
+func (srv *Server) reservePin(ks string, limit int) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if limit > 0 && srv.pins[ks] >= limit {
+		return false
+	}
+	srv.pins[ks]++
+	srv.pinnedSessions.Add(1)
+	return true
+}
+
+// unpin counts one pinned session of keyspace ks less.
+func (srv *Server) unpin(ks string) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.pins[ks]--; srv.pins[ks] <= 0 {
+		delete(srv.pins, ks)
+	}
+	srv.pinnedSessions.Add(-1)
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/shardgate/shardgate/topology"
+	"github.com/shardgate/shardgate/vschema"
 )
 
 // TestPinning: under transaction pooling, a session that leaves state on
@@ -90,5 +93,40 @@ func TestPinning(t *testing.T) {
 	}
 	if _, found := metricValue(t, g.reg, "shardgate_pinned_sessions", nil); !found {
 		t.Error("shardgate_pinned_sessions is not exported")
+	}
+}
+
+// TestPinningCap: past a keyspace's max_pinned_sessions, a statement that
+// would pin one more session gets 53300 before it runs, and the session
+// goes on; once a pinned session lets go, another may pin.
+func TestPinningCap(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	f, err := vschema.Parse([]byte("keyspaces:\n  solotx:\n    sharded: false\n    max_pinned_sessions: 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.store.ApplyVSchemas(t.Context(), f.Keyspaces["solotx"]); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := g.store.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.srv.topo = func() *topology.Snapshot { return snap } // before any session of this test
+
+	a := g.connect(t, "solotx", "")
+	b := g.connect(t, "solotx", "")
+	exec(t, a, "create temporary table mine (k int)")
+	if _, err := b.Exec(context.Background(), "create temporary table theirs (k int)").ReadAll(); code(err) != "53300" {
+		t.Fatalf("a second pinned session past max_pinned_sessions 1: %v, want 53300", err)
+	}
+	if _, err := b.Exec(context.Background(), "select * from theirs").ReadAll(); code(err) != "42P01" {
+		t.Fatalf("the refused statement ran: %v", err)
+	}
+	exec(t, b, "select 1")
+	exec(t, a, "drop table mine")
+	exec(t, b, "create temporary table theirs (k int)")
+	if g.srv.pinnedSessions.Load() != 1 {
+		t.Fatalf("%d sessions pinned, want 1", g.srv.pinnedSessions.Load())
 	}
 }

@@ -127,8 +127,9 @@ type Server struct {
 	keys      map[uint64]*session // by BackendKeyData, for cancel requests
 	inflight  sync.Map            // two-phase commit ids being coordinated now
 	// pinnedSessions counts the sessions pinned to backends under
-	// transaction pooling (see pin.go).
+	// transaction pooling (see pin.go), pins by keyspace under mu.
 	pinnedSessions atomic.Int64
+	pins           map[string]int
 	wg             sync.WaitGroup
 	closing        atomic.Bool
 }
@@ -140,7 +141,7 @@ func NewServer(cfg Config) *Server {
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
 		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(),
-		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{},
+		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pins: map[string]int{},
 	}
 }
 

@@ -1006,6 +1006,11 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Q
 		// DO and CALL may SET anything: resync the connection next time.
 		defer b.state.forget()
 	}
+	if x.st.SessionState != "" || x.st.Opaque {
+		if err := s.reservePin(); err != nil {
+			return "", err
+		}
+	}
 	var (
 		tag planner.Tag
 		err error

@@ -33,6 +33,10 @@ type Keyspace struct {
 	// MultiShardWrites says what a transaction that writes on more than
 	// one shard does.
 	MultiShardWrites MultiShardWrites `json:"multi_shard_writes,omitempty"`
+	// MaxPinnedSessions caps the sessions that may hold a backend
+	// connection for state they left there under transaction pooling
+	// (0: no cap); the statement that would pin one more gets 53300.
+	MaxPinnedSessions int `json:"max_pinned_sessions,omitempty"`
 }
 
 // Pooling is a backend connection pooling mode.
@@ -220,6 +224,9 @@ func (f *File) normalize() error {
 		case PoolTransaction, PoolSession:
 		default:
 			bad("keyspace %s: unknown pooling %q (want transaction or session)", ksName, ks.Pooling)
+		}
+		if ks.MaxPinnedSessions < 0 {
+			bad("keyspace %s: max_pinned_sessions %d is negative (0: no cap)", ksName, ks.MaxPinnedSessions)
 		}
 		switch ks.MultiShardWrites {
 		case "":

@@ -65,6 +65,7 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate table", "keyspaces:\n  app:\n    sharded: true\n    tables:\n      t: {column: id, type: int}\n      t: {column: id, type: int}\n", "t"},
 		{"bad keyspace name", "keyspaces: {App-1: {sharded: true}}", "keyspace name"},
 		{"bad table name", `keyspaces: {app: {sharded: true, tables: {"Users": {column: id, type: int}}}}`, "table name"},
+		{"negative pin cap", "keyspaces: {app: {sharded: false, max_pinned_sessions: -1}}", "max_pinned_sessions -1 is negative"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
