@@ -78,7 +78,11 @@ func (p *Pools) lost(shard string) {
 // lets any client of the gateway read the shard's files.
 func (p *Pools) connected(sp *shardPool, c *pgconn.PgConn) {
 	p.metrics.connects.WithLabelValues(sp.shard).Inc()
-	if c.ParameterStatus("is_superuser") == "on" && !sp.superuser.Swap(true) {
+	if c.ParameterStatus("is_superuser") != "on" || sp.superuser.Swap(true) {
+		return
+	}
+	// Once per shard and role, whichever of their pools sees it first.
+	if _, warned := p.superuserWarned.LoadOrStore(sp.shard+"\x00"+sp.role, true); !warned {
 		p.log.Warn("the gateway logs in to a shard as a superuser role; clients can then read server files and run programs on it. "+
 			"Give the shard's DSN (or the user's backend_role) a role that owns the keyspace's database but is not a superuser",
 			zap.String("shard", sp.shard), zap.String("role", sp.role))

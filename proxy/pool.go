@@ -63,6 +63,8 @@ type Pools struct {
 
 	health  health
 	metrics poolMetrics
+	// superuserWarned holds the (shard, role) pairs warned about.
+	superuserWarned sync.Map
 }
 
 type shardPool struct {

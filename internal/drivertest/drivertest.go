@@ -151,6 +151,28 @@ func Ensure(c Client) error {
 // functions). The error is non-nil when the scenario failed; the output then
 // says where. Cancelling ctx kills the scenario program.
 func Run(ctx context.Context, c Client, env map[string]string) (string, error) {
+	return run(ctx, c, env, "scenario")
+}
+
+// StateClients are the clients of the session-state scenario (RunState).
+var StateClients = []Client{Psycopg2, Node}
+
+// StateSteps are the session-state scenario's steps in order.
+var StateSteps = []string{"temp-table", "cursor-with-hold", "sql-prepare", "large-object", "listen-notify", "pool-reset"}
+
+// RunState runs client c's session-state scenario (testdata/drivers/python/
+// state.py or node/state.js: a temporary table, a cursor WITH HOLD, SQL
+// PREPARE, a large object, LISTEN/NOTIFY while idle, a driver pool's reset)
+// as Run runs the main one. c must be one of StateClients.
+func RunState(ctx context.Context, c Client, env map[string]string) (string, error) {
+	if !slices.Contains(StateClients, c) {
+		return "", fmt.Errorf("drivertest: %s has no session-state scenario", c)
+	}
+	return run(ctx, c, env, "state")
+}
+
+// run runs client c's program named scenario (scenario or state).
+func run(ctx context.Context, c Client, env map[string]string, scenario string) (string, error) {
 	if c == Pgx || c == LibPQ {
 		dsn, err := dsnFromEnv(env)
 		if err != nil {
@@ -194,14 +216,14 @@ func Run(ctx context.Context, c Client, env map[string]string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("drivertest: node: %w", err)
 		}
-		args = []string{node, filepath.Join(root, "node", "scenario.js")}
+		args = []string{node, filepath.Join(root, "node", scenario+".js")}
 		extra = []string{"NODE_PATH=" + nodePath}
 	case Psycopg2:
 		python, err := EnsurePsycopg2()
 		if err != nil {
 			return "", err
 		}
-		args = []string{python, filepath.Join(root, "python", "scenario.py")}
+		args = []string{python, filepath.Join(root, "python", scenario+".py")}
 	case JDBC:
 		classpath, err := EnsureJava()
 		if err != nil {

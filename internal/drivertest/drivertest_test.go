@@ -3,6 +3,7 @@ package drivertest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,30 @@ func TestEnvFromDSN(t *testing.T) {
 		if fmt.Sprint(back) != fmt.Sprint(env) {
 			t.Errorf("round trip through %s: %v, want %v", dsn, back, env)
 		}
+	}
+}
+
+// TestStateScenariosAgainstPostgres proves the session-state scenario
+// programs against one plain Postgres.
+func TestStateScenariosAgainstPostgres(t *testing.T) {
+	pg := pgtest.Start(t, 1)[0]
+	env, err := EnvFromDSN(pg.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range StateClients {
+		t.Run(string(c), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			out, err := RunState(ctx, c, env)
+			if err != nil {
+				t.Fatalf("%v\noutput:\n%s", err, out)
+			}
+			for _, step := range append(slices.Clone(StateSteps), "all") {
+				if !strings.Contains(out, "ok "+step+"\n") {
+					t.Errorf("output lacks %q:\n%s", "ok "+step, out)
+				}
+			}
+		})
 	}
 }
