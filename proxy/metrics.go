@@ -19,12 +19,14 @@ type Metrics struct {
 
 	statements *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
-	errors     *prometheus.CounterVec
-	received   prometheus.Counter
-	sent       prometheus.Counter
-	twopc      *prometheus.CounterVec
-	inDoubt    prometheus.Gauge
-	pins       *prometheus.CounterVec
+	// byKind are the statement series of each kind, looked up once.
+	byKind   map[StatementKind]kindSeries
+	errors   *prometheus.CounterVec
+	received prometheus.Counter
+	sent     prometheus.Counter
+	twopc    *prometheus.CounterVec
+	inDoubt  prometheus.Gauge
+	pins     *prometheus.CounterVec
 }
 
 // StatementKind says where a statement ran, for metrics.
@@ -93,9 +95,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	// Known label values start at zero, so dashboards and alerts see the
 	// series before the first event.
+	m.byKind = map[StatementKind]kindSeries{}
 	for _, k := range []StatementKind{KindSingleShard, KindScatter, KindBroadcast, KindGateway, KindRefused} {
-		m.statements.WithLabelValues(string(k))
-		m.duration.WithLabelValues(string(k))
+		m.byKind[k] = kindSeries{count: m.statements.WithLabelValues(string(k)), duration: m.duration.WithLabelValues(string(k))}
 	}
 	for _, o := range []string{twopcCommitted, twopcAborted, twopcUnknown} {
 		m.twopc.WithLabelValues(o)
@@ -109,8 +111,14 @@ func (m *Metrics) statement(kind StatementKind, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.statements.WithLabelValues(string(kind)).Inc()
-	m.duration.WithLabelValues(string(kind)).Observe(d.Seconds())
+	s := m.byKind[kind]
+	s.count.Inc()
+	s.duration.Observe(d.Seconds())
+}
+
+type kindSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // clientError counts an error with SQLSTATE code sent to a client.

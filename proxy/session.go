@@ -783,7 +783,10 @@ func statementKind(st *planner.Statement) StatementKind {
 		}
 		return KindSingleShard
 	}
-	if _, ok := st.Root.(*planner.Broadcast); ok {
+	switch st.Root.(type) {
+	case *planner.Route:
+		return KindSingleShard // the common case, without walking the plan
+	case *planner.Broadcast:
 		return KindBroadcast
 	}
 	if len(planner.Shards(st.Root)) > 1 {
