@@ -74,7 +74,7 @@ func (s *session) copyOutOf(ctx context.Context, b *backend, sql string, started
 			s.be.Send(&pgproto3.CopyData{Data: m.Data})
 			if s.pending += len(m.Data); s.pending >= flushBytes {
 				s.pending = 0
-				if err := s.be.Flush(); err != nil {
+				if err := s.flushClient(); err != nil {
 					b.pg.Close(context.Background())
 					return 0, err
 				}
@@ -203,7 +203,7 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 		targets[shard] = &copyTarget{b: b}
 	}
 	s.be.Send(response)
-	if err := s.be.Flush(); err != nil {
+	if err := s.flushClient(); err != nil {
 		s.abortCopy(ctx, targets, "client connection lost")
 		return finish(err)
 	}

@@ -10,6 +10,7 @@ type Limits struct {
 	StartupTimeout        time.Duration
 	MaxMessageSize        int
 	MaxStatementSize      int
+	ClientWriteTimeout    time.Duration
 }
 
 // SetLimits makes l the server's client limits. Sessions already admitted
@@ -22,6 +23,7 @@ func (s *Server) SetLimits(l Limits) {
 	defer s.mu.Unlock()
 	s.maxConns, s.maxPerUsr = l.MaxClientConns, l.MaxClientConnsPerUser
 	s.startup, s.maxMsg, s.maxStmt = l.StartupTimeout, l.MaxMessageSize, l.MaxStatementSize
+	s.writeTimeout.Store(int64(l.ClientWriteTimeout))
 }
 
 // maxStatementSize is the longest statement text a client may send now (0:

@@ -51,6 +51,10 @@ type Config struct {
 	// MaxMessageSize closes the connection of a client whose message
 	// claims to be longer, before anything of that size is allocated.
 	MaxMessageSize int
+	// ClientWriteTimeout ends a session whose client takes nothing of its
+	// answer for this long (0: never), so that a client that stops
+	// reading cannot hold backend connections.
+	ClientWriteTimeout time.Duration
 	// MaxStatementSize refuses a query string or Parse longer than this
 	// with 54000 (0: no limit): parsing costs memory several times the
 	// text's size. COPY data is not statement text.
@@ -130,19 +134,23 @@ type Server struct {
 	// transaction pooling (see pin.go), pins by keyspace under mu.
 	pinnedSessions atomic.Int64
 	pins           map[string]int
-	wg             sync.WaitGroup
-	closing        atomic.Bool
+	// writeTimeout is ClientWriteTimeout, read on every write to a client.
+	writeTimeout atomic.Int64
+	wg           sync.WaitGroup
+	closing      atomic.Bool
 }
 
 // NewServer returns a Server for cfg.
 func NewServer(cfg Config) *Server {
-	return &Server{
+	s := &Server{
 		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
 		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(),
 		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pins: map[string]int{},
 	}
+	s.writeTimeout.Store(int64(cfg.ClientWriteTimeout))
+	return s
 }
 
 // Serve accepts connections on l until Shutdown or Close. It always returns
@@ -177,9 +185,7 @@ func (s *Server) Serve(l net.Listener) error {
 }
 
 func (s *Server) startSession(conn net.Conn) {
-	if s.metrics != nil {
-		conn = &countingConn{Conn: conn, m: s.metrics}
-	}
+	conn = &clientConn{Conn: conn, m: s.metrics, writeTimeout: &s.writeTimeout}
 	ctx, cancel := context.WithCancel(context.Background())
 	sess := &session{
 		srv:    s,
@@ -393,19 +399,26 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 
 var _ prometheus.Collector = (*Server)(nil)
 
-// countingConn counts the bytes a client connection carries.
-type countingConn struct {
+// clientConn is a client's connection as the gateway uses it: it counts the
+// bytes it carries, and a write that the client takes nothing of for the
+// server's write timeout fails, which ends the session and frees its
+// backends.
+type clientConn struct {
 	net.Conn
-	m *Metrics
+	m            *Metrics
+	writeTimeout *atomic.Int64
 }
 
-func (c *countingConn) Read(p []byte) (int, error) {
+func (c *clientConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.m.traffic(n, 0)
 	return n, err
 }
 
-func (c *countingConn) Write(p []byte) (int, error) {
+func (c *clientConn) Write(p []byte) (int, error) {
+	if t := time.Duration(c.writeTimeout.Load()); t > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(t))
+	}
 	n, err := c.Conn.Write(p)
 	c.m.traffic(0, n)
 	return n, err

@@ -903,9 +903,20 @@ func (s *session) emit(b *planner.Batch) error {
 	}
 	if s.pending >= flushBytes {
 		s.pending = 0
-		return s.be.Flush()
+		return s.flushClient()
 	}
 	return nil
+}
+
+// flushClient writes what is buffered for the client. A write that fails
+// (the client went away, or took nothing for the write timeout) may have
+// left half a message on the wire: the session ends.
+func (s *session) flushClient() error {
+	err := s.be.Flush()
+	if err != nil {
+		s.ending = true
+	}
+	return err
 }
 
 func (s *session) sendError(err error, sql string, offset int) {

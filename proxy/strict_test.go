@@ -93,3 +93,35 @@ func TestStatementSizeLimit(t *testing.T) {
 		t.Fatalf("COPY of more data than the statement limit: %v %v", tag, err)
 	}
 }
+
+// TestClientThatStopsReading: a client that sends a query with a large
+// answer and then reads nothing is dropped after the write timeout, and
+// the backend connection its statement held goes back to the pool.
+func TestClientThatStopsReading(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	g.srv.SetLimits(Limits{ClientWriteTimeout: time.Second})
+	sessions := g.srv.ActiveSessions() // startGateway's own
+	conn := dialGateway(t, g)
+	startSession(t, conn)
+	fe := pgproto3.NewFrontend(conn, conn)
+	fe.Send(&pgproto3.Query{String: "select repeat('x', 10000) from generate_series(1, 30000)"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		inUse := 0
+		for _, st := range g.srv.pools.Stats() {
+			inUse += st.InUse
+		}
+		if inUse == 0 && g.srv.ActiveSessions() == sessions {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a client that reads nothing still holds %d backend connections; %d sessions, want %d", inUse, g.srv.ActiveSessions(), sessions)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the session to end
+	}
+	c := g.connect(t, "app", "")
+	exec(t, c, "select 1")
+}

@@ -42,6 +42,7 @@ type config struct {
 	TLSCert        string
 	TLSKey         string
 	StartupTimeout time.Duration
+	ClientWrite    time.Duration
 	MaxMessageSize int32
 	MaxStatement   int32
 
@@ -73,6 +74,7 @@ func defaultConfig() config {
 		Auth:            "scram-sha-256",
 		SSL:             "allow",
 		StartupTimeout:  10 * time.Second,
+		ClientWrite:     time.Minute,
 		MaxMessageSize:  64 << 20,
 		MaxStatement:    16 << 20,
 		ResolveInterval: 10 * time.Second,
@@ -164,6 +166,7 @@ func settings() []setting {
 		{"tls_cert", "certificate file (PEM) served to clients; reloaded on SIGHUP or when it changes", str(func(c *config) *string { return &c.TLSCert })},
 		{"tls_key", "private key file (PEM) of tls_cert", str(func(c *config) *string { return &c.TLSKey })},
 		{"startup_timeout", "drop a connection that has not authenticated within this time", dur(func(c *config) *time.Duration { return &c.StartupTimeout })},
+		{"client_write_timeout", "end a session whose client takes nothing of its answer for this long, freeing its backends (0: never)", dur(func(c *config) *time.Duration { return &c.ClientWrite })},
 		{"max_message_size", "close the connection of a client sending a longer message (bytes)", i32(func(c *config) *int32 { return &c.MaxMessageSize })},
 		{"max_statement_size", "refuse a statement text longer than this with 54000 (bytes; 0: no limit; COPY data is not statement text)", i32(func(c *config) *int32 { return &c.MaxStatement })},
 		{"admin_token", "bearer token every admin endpoint but /healthz and /readyz requires", str(func(c *config) *string { return &c.AdminToken })},

@@ -195,7 +195,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger, level zap.AtomicLevel
 		TwoPC: store, GatewayID: gatewayID, Hooks: crashHooks(os.Getenv("SHARDGATE_TEST_CRASH")),
 		MaxClientConns: int(cfg.MaxClientConns), MaxClientConnsPerUser: int(cfg.MaxConnsPerUser),
 		Auth: proxy.AuthMode(cfg.Auth), TLS: clientTLS, SSLMode: proxy.SSLMode(cfg.SSL),
-		StartupTimeout: cfg.StartupTimeout, MaxMessageSize: int(cfg.MaxMessageSize), MaxStatementSize: int(cfg.MaxStatement), Metrics: metrics,
+		StartupTimeout: cfg.StartupTimeout, MaxMessageSize: int(cfg.MaxMessageSize), MaxStatementSize: int(cfg.MaxStatement), ClientWriteTimeout: cfg.ClientWrite, Metrics: metrics,
 		Reload: rl.Reload, Settings: rl.Settings,
 	})
 	rl.srv = srv // before anything can reload: the SIGHUP loop and Serve start below

@@ -24,6 +24,7 @@ var liveSettings = map[string]bool{
 	"max_client_conns":          true,
 	"max_client_conns_per_user": true,
 	"startup_timeout":           true,
+	"client_write_timeout":      true,
 	"max_message_size":          true,
 	"max_statement_size":        true,
 	"tls_cert":                  true,
@@ -97,6 +98,7 @@ func (r *reloader) Reload() error {
 	r.srv.SetLimits(proxy.Limits{
 		MaxClientConns: int(eff.MaxClientConns), MaxClientConnsPerUser: int(eff.MaxConnsPerUser),
 		StartupTimeout: eff.StartupTimeout, MaxMessageSize: int(eff.MaxMessageSize), MaxStatementSize: int(eff.MaxStatement),
+		ClientWriteTimeout: eff.ClientWrite,
 	})
 	r.pools.SetConfig(eff.Pool)
 	if clientTLS != nil {
