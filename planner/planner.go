@@ -240,7 +240,7 @@ func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
 		return &Route{Shard: p.topo.Shards()[0], SQL: p.sql}, nil
 	}
 	if what := sessionState(stmt); what != "" {
-		return nil, unsupported("%s is not supported on a sharded keyspace by shardgate yet", what)
+		return nil, unsupported("%s: not supported on a sharded keyspace by shardgate yet", what)
 	}
 	switch n := stmt.Node.(type) {
 	case *pg_query.Node_SelectStmt:
