@@ -23,6 +23,7 @@ const (
 	codeInvalidCatalogName = "3D000"
 	codeFeatureNotSupp     = "0A000"
 	codeInternal           = "XX000"
+	codeResolutionUnknown  = "08007" // transaction_resolution_unknown
 )
 
 // OutcomeUnknownError reports a commit whose shard connection broke before
@@ -99,7 +100,13 @@ func errorResponse(err error, sql string, offset int, log *zap.Logger) *pgproto3
 			File: pgErr.File, Line: pgErr.Line, Routine: pgErr.Routine,
 		}
 	case errors.As(err, &plErr):
-		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: plErr.Code, Message: plErr.Message, Hint: plErr.Hint, Position: shift(int32(plErr.Position))}
+		severity := "ERROR"
+		if plErr.Code == codeResolutionUnknown {
+			// A transaction whose outcome is unknown ends the session, as
+			// for a commit whose connection broke.
+			severity = "FATAL"
+		}
+		return &pgproto3.ErrorResponse{Severity: severity, Code: plErr.Code, Message: plErr.Message, Hint: plErr.Hint, Position: shift(int32(plErr.Position))}
 	case errors.Is(err, ErrPoolExhausted):
 		return &pgproto3.ErrorResponse{Severity: "ERROR", Code: codeTooManyConnections, Message: err.Error()}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

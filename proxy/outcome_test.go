@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/internal/pgtest"
+	"github.com/shardgate/shardgate/planner"
 	"github.com/shardgate/shardgate/vschema"
 )
 
@@ -168,3 +170,23 @@ func (g *testGateway) shardOf(t *testing.T, id int64) *pgtest.Cluster {
 }
 
 func asPgError(err error, pe **pgconn.PgError) bool { return errors.As(err, pe) }
+
+// TestUnknownOutcomesEndTheSession: every error that leaves a
+// transaction's outcome unknown reaches the client as FATAL, so that the
+// session ends; a lost connection alone is an ERROR.
+func TestUnknownOutcomesEndTheSession(t *testing.T) {
+	lost := &ShardConnectionLostError{Shard: "s0", Err: errors.New("EOF")}
+	for _, tc := range []struct {
+		err            error
+		severity, code string
+	}{
+		{&OutcomeUnknownError{What: "COMMIT", Err: lost}, "FATAL", "08006"},
+		{&planner.Error{Code: codeResolutionUnknown, Message: "the commit decision could not be recorded"}, "FATAL", "08007"},
+		{lost, "ERROR", "08006"},
+	} {
+		e := errorResponse(tc.err, "", 0, zap.NewNop())
+		if e.Severity != tc.severity || e.Code != tc.code {
+			t.Errorf("%v: %s %s, want %s %s", tc.err, e.Severity, e.Code, tc.severity, tc.code)
+		}
+	}
+}

@@ -174,7 +174,7 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 		}
 		s.log.Error("two-phase commit: the commit decision is unknown; a resolver will finish it", zap.String("gid", gid), zap.Error(err))
 		s.srv.metrics.twoPhaseCommit(twopcUnknown)
-		return &planner.Error{Code: "08007", Message: "the outcome of the transaction is unknown: the commit decision could not be recorded; it will be resolved"}
+		return &planner.Error{Code: codeResolutionUnknown, Message: "the outcome of the transaction is unknown: the commit decision could not be recorded; it will be resolved"}
 	}
 	s.srv.hooks.afterDecide()
 	done := true
