@@ -75,6 +75,11 @@ func (s *session) queue(msg pgproto3.FrontendMessage) {
 		return
 	}
 	s.batch = append(s.batch, c)
+	if _, ok := c.(*pgproto3.Execute); ok {
+		s.stmtMu.Lock()
+		s.executeQueued = true
+		s.stmtMu.Unlock()
+	}
 }
 
 // messageSize is what a queued message holds: its size on the wire.
@@ -98,6 +103,10 @@ func messageSize(m pgproto3.FrontendMessage) int {
 func (s *session) runBatch(ctx context.Context, final bool) {
 	batch := s.batch
 	s.batch, s.queued = nil, 0
+	s.stmtMu.Lock()
+	cancelled := s.cancelQueued
+	s.executeQueued, s.cancelQueued = false, false
+	s.stmtMu.Unlock()
 	if s.ignoreTillSync {
 		if final {
 			s.ignoreTillSync = false
@@ -121,13 +130,22 @@ func (s *session) runBatch(ctx context.Context, final bool) {
 	ctx, done := s.statementContext(ctx)
 	defer done()
 	for _, msg := range batch {
-		if _, ok := msg.(*pgproto3.Execute); ok && s.txn == nil && (!final || !s.singleExecute(batch)) {
+		_, execute := msg.(*pgproto3.Execute)
+		if execute && s.txn == nil && (!final || !s.singleExecute(batch)) {
 			// More than one statement before the Sync (or more may come
 			// after this Flush): they share one transaction, as on
 			// Postgres.
 			s.txn = newTxn(false, "BEGIN", s.settings)
 		}
-		if err := s.handle(ctx, ks, msg); err != nil {
+		var err error
+		if execute && cancelled {
+			// A cancel request came after this Execute, which Postgres
+			// would have been running by then: it fails as cancelled.
+			err = context.Canceled
+		} else {
+			err = s.handle(ctx, ks, msg)
+		}
+		if err != nil {
 			// Postgres skips the rest until Sync after an error.
 			s.fail(ctx, err, "", 0)
 			if !final {

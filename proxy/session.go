@@ -86,6 +86,9 @@ type session struct {
 
 	stmtMu     sync.Mutex
 	stmtCancel context.CancelFunc // cancels the running statement, if any
+	// executeQueued is set while an Execute waits for its Sync or Flush,
+	// and cancelQueued when a cancel request came meanwhile.
+	executeQueued, cancelQueued bool
 }
 
 // maxAuthMessage bounds the messages of a client that has not logged in
@@ -588,8 +591,13 @@ func (s *session) statementContext(ctx context.Context) (context.Context, func()
 func (s *session) cancelStatement() {
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()
-	if s.stmtCancel != nil {
+	switch {
+	case s.stmtCancel != nil:
 		s.stmtCancel()
+	case s.executeQueued:
+		// The Execute waits for its Sync or Flush here, where Postgres
+		// would be running it: it is cancelled when it runs.
+		s.cancelQueued = true
 	}
 }
 

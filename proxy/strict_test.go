@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -124,4 +125,93 @@ func TestClientThatStopsReading(t *testing.T) {
 	}
 	c := g.connect(t, "app", "")
 	exec(t, c, "select 1")
+}
+
+// TestCancelBeforeSync: a cancel request that comes after an Execute but
+// before its Sync cancels that statement, as on Postgres, where it would
+// have been running.
+func TestCancelBeforeSync(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	conn := dialGateway(t, g)
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := conn.Write(startupPacket("user", "hostile", "database", "app")); err != nil {
+		t.Fatal(err)
+	}
+	fe := pgproto3.NewFrontend(conn, conn)
+	var key pgproto3.BackendKeyData
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k, ok := msg.(*pgproto3.BackendKeyData); ok {
+			key = pgproto3.BackendKeyData{ProcessID: k.ProcessID, SecretKey: bytes.Clone(k.SecretKey)}
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	fe.Send(&pgproto3.Parse{Query: "select pg_sleep(30)"})
+	fe.Send(&pgproto3.Bind{})
+	fe.Send(&pgproto3.Execute{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The cancel must find the Execute waiting in the gateway, as on
+	// Postgres it must find the statement running.
+	deadline := time.Now().Add(10 * time.Second)
+	for !executeWaiting(g.srv) {
+		if time.Now().After(deadline) {
+			t.Fatal("the Execute never reached the gateway")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the session
+	}
+	// The gateway closes a cancel request's connection once it acted on it.
+	cancel := dialGateway(t, g)
+	req, err := (&pgproto3.CancelRequest{ProcessID: key.ProcessID, SecretKey: key.SecretKey}).Encode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cancel.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, cancel, 10*time.Second)
+
+	start := time.Now()
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var code string
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("after the Sync: %v", err)
+		}
+		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+			code = e.Code
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if code != "57014" {
+		t.Fatalf("the Execute cancelled before its Sync answered %q after %v, want 57014", code, time.Since(start))
+	}
+}
+
+// executeWaiting reports whether a session of srv holds an Execute that
+// waits for its Sync.
+func executeWaiting(srv *Server) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for sess := range srv.sessions {
+		sess.stmtMu.Lock()
+		queued := sess.executeQueued
+		sess.stmtMu.Unlock()
+		if queued {
+			return true
+		}
+	}
+	return false
 }
