@@ -17,14 +17,49 @@ import (
 )
 
 // commitHangs makes every commit on the shard wait for a synchronous
-// standby that does not exist, until the test ends.
-func commitHangs(t *testing.T, direct *pgconn.PgConn) {
+// standby that does not exist, until the test ends. It returns once a
+// commit does wait: the server switches waiting on a while after the
+// configuration reload.
+func commitHangs(t *testing.T, direct *pgconn.PgConn, shard *pgtest.Cluster) {
 	t.Helper()
 	exec(t, direct, "alter system set synchronous_standby_names = 'nobody'")
 	exec(t, direct, "select pg_reload_conf()")
 	t.Cleanup(func() {
 		direct.Exec(context.Background(), "alter system reset synchronous_standby_names; select pg_reload_conf()").ReadAll()
 	})
+	canary, err := pgconn.Connect(context.Background(), shard.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer canary.Close(context.Background())
+	exec(t, canary, "set synchronous_commit = on")
+	pid := fmt.Sprint(canary.PID())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		done := make(chan error, 1)
+		go func() {
+			// A commit waits only if its transaction wrote WAL.
+			_, err := canary.Exec(context.Background(), "begin; create temporary table canary (x int) on commit drop; commit").ReadAll()
+			done <- err
+		}()
+		for {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Millisecond): // polling the canary's commit
+				if one(t, direct, "select count(*) from pg_stat_activity where wait_event = 'SyncRep' and pid = "+pid) != "1" {
+					continue
+				}
+				// Cancelled, the commit stops waiting; it is done locally.
+				exec(t, direct, "select pg_cancel_backend("+pid+")")
+				<-done
+				return
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("commits never started waiting for the standby")
+		}
+	}
 }
 
 // terminateWaiting kills the backend that waits for a synchronous standby,
@@ -72,7 +107,7 @@ func TestCommitOutcomeUnknown(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer direct.Close(context.Background())
-			commitHangs(t, direct)
+			commitHangs(t, direct, shard)
 			for _, sql := range tc.before {
 				exec(t, c, sql)
 			}
