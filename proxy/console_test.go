@@ -83,19 +83,7 @@ func (g *consoleGateway) serve(t *testing.T, cfg Config, prepare func(*Server)) 
 	if prepare != nil {
 		prepare(srv)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	return serveLoopback(t, srv)
 }
 
 func consoleDSN(addr, db, user, password string) string {

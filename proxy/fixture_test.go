@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -48,4 +50,24 @@ func startShards(t *testing.T, cluster string) ([]*pgtest.Cluster, *topology.Sto
 		t.Fatal(err)
 	}
 	return shards, store
+}
+
+// serveLoopback serves srv on a free loopback port until the test ends,
+// then closes it and checks that Serve ended as it should. It returns the
+// address.
+func serveLoopback(t *testing.T, srv *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -67,20 +66,8 @@ func startHostileGateway(t *testing.T, limits Config) *testGateway {
 	cfg := limits
 	cfg.Topology, cfg.Pools, cfg.Log, cfg.TwoPC, cfg.GatewayID = func() *topology.Snapshot { return snap }, pools, log, store, "test"
 	srv := NewServer(cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-		pools.Close()
-	})
-	g := &testGateway{addr: ln.Addr().String(), shards: shards, snap: snap, srv: srv, store: store}
+	t.Cleanup(pools.Close) // after the server, which closes first
+	g := &testGateway{addr: serveLoopback(t, srv), shards: shards, snap: snap, srv: srv, store: store}
 	c := g.connect(t, "app", extra)
 	exec(t, c, "create table users (id bigint primary key, name text)")
 	exec(t, c, "insert into users (id, name) values (1, 'a'), (2, 'b'), (3, 'c')")

@@ -105,20 +105,8 @@ func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGatew
 	metrics := NewMetrics(reg)
 	srv := NewServer(Config{Topology: func() *topology.Snapshot { return snap }, Pools: pools, Log: log, TwoPC: store, GatewayID: "test", MaxClientConns: maxClients, Auth: AuthTrust, Metrics: metrics})
 	reg.MustRegister(pools, srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-		pools.Close()
-	})
-	g := &testGateway{addr: ln.Addr().String(), shards: shards, snap: snap, srv: srv, store: store, reg: reg, metrics: metrics}
+	t.Cleanup(pools.Close) // after the server, which closes first
+	g := &testGateway{addr: serveLoopback(t, srv), shards: shards, snap: snap, srv: srv, store: store, reg: reg, metrics: metrics}
 	c := g.connect(t, "app", "")
 	exec(t, c, "create table users (id bigint primary key, name text check (name <> 'forbidden'))")
 	return g

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,23 +52,12 @@ func startStatusFixture(t *testing.T, token string) *statusFixture {
 	topo := func() *topology.Snapshot { return snap }
 	srv := NewServer(Config{Topology: topo, Pools: pools, Log: log, TwoPC: store, GatewayID: "test", Auth: AuthTrust, Metrics: NewMetrics(reg)})
 	reg.MustRegister(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-		pools.Close()
-	})
+	t.Cleanup(pools.Close) // after the server, which closes first
+	addr := serveLoopback(t, srv)
 
 	// Traffic that the page must count: single-shard and scatter
 	// statements, DDL on every shard, an error of class 22.
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	host, port, _ := net.SplitHostPort(addr)
 	c, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s dbname=app user=tester sslmode=disable", host, port))
 	if err != nil {
 		t.Fatal(err)
