@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -37,72 +36,69 @@ type portal struct {
 	done    bool
 }
 
-// maxQueued bounds the extended-protocol messages a client may send before
-// a Sync or Flush.
-const maxQueued = 256 << 20
-
-// queue keeps an extended-protocol message until the next Sync or Flush.
-// Messages from Receive are only valid until the next one, so it copies.
-// After an error, messages are dropped until Sync, as Postgres does.
-func (s *session) queue(msg pgproto3.FrontendMessage) {
+// extended takes one extended-protocol message as it arrives, as Postgres
+// does. Parse, Bind, Describe and Close are answered at once. An Execute is
+// held until the next message comes: when that is its Sync, the statement
+// runs alone, in its shard's own implicit transaction, in one round trip;
+// when more comes first, it runs then, in the implicit transaction that
+// spans the Executes up to the Sync (runHeld).
+func (s *session) extended(ctx context.Context, msg pgproto3.FrontendMessage) {
 	if s.ignoreTillSync {
 		return
 	}
-	var c pgproto3.FrontendMessage
-	switch m := msg.(type) {
-	case *pgproto3.Parse:
-		c = &pgproto3.Parse{Name: m.Name, Query: m.Query, ParameterOIDs: slices.Clone(m.ParameterOIDs)}
-	case *pgproto3.Bind:
-		vals := make([][]byte, len(m.Parameters))
-		for i, v := range m.Parameters {
-			if v != nil {
-				vals[i] = slices.Clone(v)
-			}
-		}
-		c = &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: m.PreparedStatement,
-			ParameterFormatCodes: slices.Clone(m.ParameterFormatCodes), Parameters: vals, ResultFormatCodes: slices.Clone(m.ResultFormatCodes)}
-	case *pgproto3.Describe:
-		c = &pgproto3.Describe{ObjectType: m.ObjectType, Name: m.Name}
-	case *pgproto3.Execute:
-		c = &pgproto3.Execute{Portal: m.Portal, MaxRows: m.MaxRows}
-	case *pgproto3.Close:
-		c = &pgproto3.Close{ObjectType: m.ObjectType, Name: m.Name}
-	}
-	if s.queued += messageSize(c); s.queued > maxQueued {
-		s.batch, s.queued = nil, 0
-		s.ignoreTillSync = true
-		s.sendError(&planner.Error{Code: "54000", Message: fmt.Sprintf("more than %d MiB of messages without a Sync", maxQueued>>20)}, "", 0)
-		return
-	}
-	s.batch = append(s.batch, c)
-	if _, ok := c.(*pgproto3.Execute); ok {
+	if e, ok := msg.(*pgproto3.Execute); ok {
+		s.held = &pgproto3.Execute{Portal: e.Portal, MaxRows: e.MaxRows}
 		s.stmtMu.Lock()
 		s.executeQueued = true
 		s.stmtMu.Unlock()
+		return
 	}
+	if b, ok := msg.(*pgproto3.Bind); ok {
+		// The portal keeps the values past this message's buffer.
+		msg = cloneBind(b)
+	}
+	s.runBatch(ctx, []pgproto3.FrontendMessage{msg}, false)
 }
 
-// messageSize is what a queued message holds: its size on the wire.
-func messageSize(m pgproto3.FrontendMessage) int {
-	b, err := m.Encode(nil)
-	if err != nil {
-		return 0
+// runHeld runs the held Execute, if any: at its Sync (final) or because
+// another message followed it.
+func (s *session) runHeld(ctx context.Context, final bool) {
+	var batch []pgproto3.FrontendMessage
+	if s.held != nil {
+		batch = []pgproto3.FrontendMessage{s.held}
+		s.held = nil
 	}
-	return len(b)
+	s.runBatch(ctx, batch, final)
 }
 
-// runBatch answers the queued extended-protocol messages in order. At a
-// Sync (final) it also ends the implicit transaction that Postgres gives
-// the messages between two Syncs; at a Flush the transaction stays open.
+// cloneBind copies a Bind with its parameter values in one allocation.
+func cloneBind(m *pgproto3.Bind) *pgproto3.Bind {
+	n := 0
+	for _, v := range m.Parameters {
+		n += len(v)
+	}
+	buf := make([]byte, 0, n)
+	vals := make([][]byte, len(m.Parameters))
+	for i, v := range m.Parameters {
+		if v != nil {
+			buf = append(buf, v...)
+			vals[i] = buf[len(buf)-len(v) : len(buf) : len(buf)]
+		}
+	}
+	return &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: m.PreparedStatement,
+		ParameterFormatCodes: m.ParameterFormatCodes, Parameters: vals, ResultFormatCodes: m.ResultFormatCodes}
+}
+
+// runBatch answers extended-protocol messages in order. At a Sync (final)
+// it also ends the implicit transaction that Postgres gives the messages
+// between two Syncs; at a Flush the transaction stays open.
 //
-// A batch whose statements all run on one shard, outside a transaction, is
-// sent to that shard as it came, so the shard's own implicit transaction
-// makes it all or nothing in one round trip. Any other batch runs in a
-// transaction of the gateway, committed (with two-phase commit if it wrote
-// on several shards) at the Sync.
-func (s *session) runBatch(ctx context.Context, final bool) {
-	batch := s.batch
-	s.batch, s.queued = nil, 0
+// An Execute that is the only one before its Sync, outside a transaction,
+// runs alone, so its shard's own implicit transaction makes it all or
+// nothing in one round trip. Executes that share a Sync run in a
+// transaction of the gateway, committed (with two-phase commit if they
+// wrote on several shards) at the Sync.
+func (s *session) runBatch(ctx context.Context, batch []pgproto3.FrontendMessage, final bool) {
 	s.stmtMu.Lock()
 	cancelled := s.cancelQueued
 	s.executeQueued, s.cancelQueued = false, false
@@ -125,6 +121,7 @@ func (s *session) runBatch(ctx context.Context, final bool) {
 	ks := s.srv.topo().Keyspace(s.keyspace)
 	if ks == nil || ks.VSchema() == nil {
 		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, "", 0)
+		s.ignoreTillSync = !final
 		return
 	}
 	ctx, done := s.statementContext(ctx)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -196,5 +197,65 @@ func TestExtendedProtocolMessages(t *testing.T) {
 	types, values = roundTrip(t, c, &pgproto3.Query{String: "listen events"})
 	if types[0] != "ErrorResponse" || values[0] != "0A000" {
 		t.Fatalf("LISTEN: %v %v", types, values)
+	}
+}
+
+// TestExtendedAnsweredAsItArrives: extended-protocol messages are answered
+// as they arrive, as Postgres answers them, not held until the Sync. A
+// client that pipelines many Executes and reads while it writes sees the
+// first answers once a buffer's worth is waiting, before it sends its Sync
+// — a client that waits for them before the Sync would wait forever if
+// the gateway held them.
+func TestExtendedAnsweredAsItArrives(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	c := g.connect(t, "app", "")
+	fe := c.Frontend()
+	const executes = 2000
+	answered := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() {
+		fe.Send(&pgproto3.Parse{Name: "one", Query: "select 1"})
+		for range executes {
+			fe.Send(&pgproto3.Bind{PreparedStatement: "one"})
+			fe.Send(&pgproto3.Execute{})
+		}
+		if err := fe.Flush(); err != nil {
+			wrote <- err
+			return
+		}
+		select {
+		case <-answered:
+		case <-time.After(30 * time.Second):
+			wrote <- fmt.Errorf("no answer before the Sync in 30 s")
+			return
+		}
+		fe.Send(&pgproto3.Sync{})
+		wrote <- fe.Flush()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	completes := 0
+	for {
+		msg, err := c.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatalf("after %d CommandCompletes: %v", completes, err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CommandComplete:
+			if completes++; completes == 1 {
+				close(answered)
+			}
+		case *pgproto3.ErrorResponse:
+			t.Fatalf("after %d CommandCompletes: %s %s", completes, m.Code, m.Message)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if completes != executes {
+		t.Fatalf("%d CommandCompletes for %d Executes", completes, executes)
 	}
 }

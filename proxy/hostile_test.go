@@ -485,31 +485,3 @@ func TestHostileUnauthenticatedMessageMemory(t *testing.T) {
 		wg.Wait()
 	})
 }
-
-// TestHostileQueuedMessageSize checks how the extended-protocol queue counts
-// what a client sends before a Sync against its bound (maxQueued): every
-// byte the queued copy keeps must count, or a client passes the bound by
-// putting its bytes where they are not counted — names, format codes — and
-// the session holds as much memory as the client cares to send.
-func TestHostileQueuedMessageSize(t *testing.T) {
-	big := strings.Repeat("x", 1<<20)
-	codes := make([]int16, 65535) // as many as a Bind can carry
-	for _, m := range []pgproto3.FrontendMessage{
-		&pgproto3.Parse{Query: big},
-		&pgproto3.Parse{Name: big, Query: "select 1"},
-		&pgproto3.Parse{Query: "select 1", ParameterOIDs: make([]uint32, 65535)},
-		&pgproto3.Bind{Parameters: [][]byte{[]byte(big)}},
-		&pgproto3.Bind{DestinationPortal: big},
-		&pgproto3.Bind{PreparedStatement: big},
-		&pgproto3.Bind{ResultFormatCodes: codes},
-		&pgproto3.Bind{ParameterFormatCodes: codes, Parameters: make([][]byte, len(codes))},
-		&pgproto3.Describe{ObjectType: 'S', Name: big},
-		&pgproto3.Execute{Portal: big},
-		&pgproto3.Close{ObjectType: 'P', Name: big},
-	} {
-		wire := encodeMsgs(m)
-		if got := messageSize(m); got < len(wire)-16 {
-			t.Errorf("a queued %T of %d bytes counts as %d against maxQueued", m, len(wire), got)
-		}
-	}
-}

@@ -32,7 +32,7 @@ const flushBytes = 64 << 10
 type session struct {
 	srv      *Server
 	conn     net.Conn
-	be       *pgproto3.Backend
+	be       *clientWire
 	log      *zap.Logger
 	keyspace string
 	user     string
@@ -60,14 +60,13 @@ type session struct {
 	pinned map[string]*backend
 
 	// The extended query protocol: the client's prepared statements and
-	// portals, and the messages received since the last Sync or Flush.
+	// portals, and the Execute that waits for the next message (extended).
 	statements map[string]*prepared
 	portals    map[string]*portal
-	batch      []pgproto3.FrontendMessage
+	held       *pgproto3.Execute
 	// described is set while an Execute runs: the client learnt the result
 	// columns from Describe, so no RowDescription goes out.
 	described bool
-	queued    int // bytes in batch
 	portalSeq int // names backend portals
 	// ignoreTillSync is set after an error in the extended protocol: the
 	// messages up to the next Sync are dropped.
@@ -86,7 +85,7 @@ type session struct {
 
 	stmtMu     sync.Mutex
 	stmtCancel context.CancelFunc // cancels the running statement, if any
-	// executeQueued is set while an Execute waits for its Sync or Flush,
+	// executeQueued is set while an Execute waits for the next message,
 	// and cancelQueued when a cancel request came meanwhile.
 	executeQueued, cancelQueued bool
 }
@@ -100,7 +99,7 @@ const maxAuthMessage = 64 << 10
 // small messages only until the client has logged in.
 func (s *session) setConn(conn net.Conn) {
 	s.conn = conn
-	s.be = pgproto3.NewBackend(conn, conn)
+	s.be = newClientWire(conn)
 	s.be.SetMaxBodyLen(maxAuthMessage)
 }
 
@@ -157,6 +156,10 @@ func (s *session) handshake(ctx context.Context) bool {
 func (s *session) startTLS() bool {
 	if s.tls {
 		return s.fatal(codeProtocolViolation, "SSLRequest after the connection is encrypted")
+	}
+	if s.be.inputWaiting() {
+		// Bytes sent before the answer would be read as if encrypted.
+		return s.fatal(codeProtocolViolation, "received unencrypted data after SSL request")
 	}
 	if s.srv.tls == nil || s.srv.sslMode == SSLDisable {
 		_, err := s.conn.Write([]byte{'N'})
@@ -513,17 +516,25 @@ func (s *session) serve(ctx context.Context) {
 		msg, err := s.be.Receive()
 		stopWatch()
 		s.srv.markIdle(s, false, false)
+		var invalid *invalidFormatError
+		if errors.As(err, &invalid) {
+			s.invalidMessage(ctx, msg)
+			if err := s.be.Flush(); err != nil {
+				return
+			}
+			continue
+		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !s.srv.draining() {
-				s.log.Debug("client read failed", zap.Error(err))
-			}
-			if malformed(err) {
-				// What Postgres answers a message it cannot read.
-				s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: codeProtocolViolation,
-					Message: "invalid frontend message: " + err.Error()})
-				_ = s.be.Flush()
-			}
+			s.readFailed(err)
 			return
+		}
+		if s.held != nil {
+			switch msg.(type) {
+			case *pgproto3.Sync, *pgproto3.Flush:
+			default:
+				// More follows the Execute before its Sync.
+				s.runHeld(ctx, false)
+			}
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
@@ -535,20 +546,23 @@ func (s *session) serve(ctx context.Context) {
 		case *pgproto3.Terminate:
 			return
 		case *pgproto3.Sync:
-			s.runBatch(ctx, true)
+			s.runHeld(ctx, true)
 			s.readyForQuery()
 		case *pgproto3.Flush:
-			s.runBatch(ctx, false)
+			s.runHeld(ctx, false)
 		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
-			s.queue(msg)
+			s.extended(ctx, msg)
+			if s.be.buffered() < clientBufferSize && !s.ending {
+				// Postgres too answers these at the next Sync or Flush,
+				// or once its output buffer is full.
+				continue
+			}
 		case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
 			// Stray COPY data after a refused COPY: Postgres ignores it too.
 		case *pgproto3.FunctionCall:
 			s.functionCall(ctx, m)
 		default:
-			s.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: codeProtocolViolation,
-				Message: fmt.Sprintf("unexpected message %T", msg)})
-			_ = s.be.Flush()
+			s.fatal(codeProtocolViolation, fmt.Sprintf("invalid frontend message type %d", s.be.lastType))
 			return
 		}
 		if err := s.be.Flush(); err != nil || s.ending {
@@ -561,6 +575,48 @@ func (s *session) serve(ctx context.Context) {
 			_ = s.be.Flush()
 			return
 		}
+	}
+}
+
+// clientBufferSize is Postgres's output buffer: answers of the extended
+// protocol wait for a Sync or Flush until this much is waiting.
+const clientBufferSize = 8192
+
+// readFailed answers a client message that could not be read as Postgres
+// does: FATAL 08P01 for bytes that are no valid message, nothing for a
+// connection that ended.
+func (s *session) readFailed(err error) {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !s.srv.draining() {
+		s.log.Debug("client read failed", zap.Error(err))
+	}
+	var unknown *unknownMessageError
+	switch {
+	case errors.As(err, &unknown):
+		s.fatal(codeProtocolViolation, unknown.Error())
+	case malformed(err):
+		s.fatal(codeProtocolViolation, "invalid frontend message: "+err.Error())
+	}
+}
+
+// invalidMessage answers a message with bytes left after its content:
+// ERROR 08P01, and in the extended protocol the messages up to the next
+// Sync are dropped, as Postgres does.
+func (s *session) invalidMessage(ctx context.Context, msg pgproto3.FrontendMessage) {
+	switch msg.(type) {
+	case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close, *pgproto3.Flush:
+		if s.held != nil {
+			s.runHeld(ctx, false)
+		}
+		if !s.ignoreTillSync {
+			s.fail(ctx, &planner.Error{Code: codeProtocolViolation, Message: "invalid message format"}, "", 0)
+			s.ignoreTillSync = true
+			if s.txn == nil {
+				clear(s.portals)
+			}
+		}
+	default:
+		s.sendError(&planner.Error{Code: codeProtocolViolation, Message: "invalid message format"}, "", 0)
+		s.readyForQuery()
 	}
 }
 

@@ -215,3 +215,44 @@ func executeWaiting(srv *Server) bool {
 	}
 	return false
 }
+
+// TestMessageTrailingBytes: a message with bytes after its content is
+// answered as Postgres answers it, ERROR 08P01 "invalid message format";
+// in the extended protocol the rest up to the Sync is skipped, and the
+// session goes on.
+func TestMessageTrailingBytes(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	conn := dialGateway(t, g)
+	startSession(t, conn)
+	parse := encodeMsgs(&pgproto3.Parse{Query: "select 1", ParameterOIDs: []uint32{23}})
+	// Say no parameter types, but keep the one: four bytes too many.
+	parse[len("select 1")+2+5+1] = 0
+	if _, err := conn.Write(cat(parse, encodeMsgs(&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
+		&pgproto3.Query{String: "select 2"}))); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	fe := pgproto3.NewFrontend(conn, conn)
+	var got []string
+	for ready := 0; ready < 2; {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			got = append(got, m.Severity+" "+m.Code+" "+m.Message)
+		case *pgproto3.ReadyForQuery:
+			got = append(got, "ready")
+			ready++
+		case *pgproto3.DataRow:
+			got = append(got, "row "+string(m.Values[0]))
+		default:
+			got = append(got, fmt.Sprintf("%T", m))
+		}
+	}
+	want := "ERROR 08P01 invalid message format|ready|*pgproto3.RowDescription|row 2|*pgproto3.CommandComplete|ready"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("a Parse with trailing bytes, then a query:\n got %s\nwant %s", strings.Join(got, "|"), want)
+	}
+}
