@@ -63,7 +63,7 @@ const (
 )
 
 func newClientWire(conn net.Conn) *clientWire {
-	return &clientWire{conn: conn, r: bufio.NewReaderSize(conn, 16<<10)}
+	return &clientWire{conn: conn, r: bufio.NewReaderSize(conn, 8<<10)}
 }
 
 // invalidFormatError is a message whose length does not match its content,

@@ -188,7 +188,7 @@ func (s *session) handle(ctx context.Context, ks *topology.Keyspace, msg pgproto
 	case *pgproto3.Parse:
 		return s.parse(ctx, ks, m)
 	case *pgproto3.Bind:
-		return s.bind(ks, m)
+		return s.bind(ctx, ks, m)
 	case *pgproto3.Describe:
 		return s.describe(m)
 	case *pgproto3.Execute:
@@ -215,7 +215,12 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	if err != nil {
 		return err
 	}
+	leave, err := s.parseTurn(ctx, len(query))
+	if err != nil {
+		return err
+	}
 	stmts, err := planner.Parse(query)
+	leave()
 	s.countRefusal(err)
 	if err != nil {
 		return err
@@ -265,7 +270,7 @@ func (s *session) describeOn(ctx context.Context, ks *topology.Keyspace, sql str
 	return params, fields, err
 }
 
-func (s *session) bind(ks *topology.Keyspace, m *pgproto3.Bind) error {
+func (s *session) bind(ctx context.Context, ks *topology.Keyspace, m *pgproto3.Bind) error {
 	p, ok := s.statements[m.PreparedStatement]
 	if !ok {
 		return &planner.Error{Code: "26000", Message: fmt.Sprintf("prepared statement %q does not exist", m.PreparedStatement)}
@@ -289,7 +294,12 @@ func (s *session) bind(ks *topology.Keyspace, m *pgproto3.Bind) error {
 	if p.stmt != nil {
 		pt.plan = p.stmt
 		if p.stmt.Control == nil && p.stmt.Setting == nil {
+			leave, err := s.parseTurn(ctx, len(p.sql))
+			if err != nil {
+				return err
+			}
 			stmts, err := planner.PlanBound(ks, p.sql, pt.bind)
+			leave()
 			s.countRefusal(err)
 			if err != nil {
 				return err

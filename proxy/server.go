@@ -124,6 +124,8 @@ type Server struct {
 	reload    func() error
 	settings  func() [][2]string
 	gate      *pauseGate // PAUSE and RESUME of the admin console
+	parse     *parseGate // large statements take turns at parsing
+	memory    memoryReturner
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -146,7 +148,7 @@ func NewServer(cfg Config) *Server {
 		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
-		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(),
+		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), parse: newParseGate(),
 		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pins: map[string]int{},
 	}
 	s.writeTimeout.Store(int64(cfg.ClientWriteTimeout))
@@ -270,6 +272,7 @@ func (s *Server) draining() bool { return s.closing.Load() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing.Store(true)
+	s.memory.stop()
 	for l := range s.listeners {
 		l.Close()
 	}
@@ -298,6 +301,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closing.Store(true)
+	s.memory.stop()
 	for l := range s.listeners {
 		l.Close()
 	}

@@ -466,6 +466,9 @@ func (s *session) giveBack(b *backend) {
 // close ends what the session holds on backends: an open transaction rolls
 // back, pinned backends return to their pools.
 func (s *session) close() {
+	// What the session held goes back to the operating system if it was
+	// a lot.
+	defer s.srv.memory.soon()
 	if s.txn != nil {
 		_ = s.rollback(context.Background(), s.txn)
 		s.txn = nil
@@ -678,8 +681,12 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		sql, err = s.decodeClient(sql)
 	}
 	if err == nil {
-		stmts, err = planner.Plan(ks, sql)
-		s.countRefusal(err)
+		var leave func()
+		if leave, err = s.parseTurn(ctx, len(sql)); err == nil {
+			stmts, err = planner.Plan(ks, sql)
+			leave()
+			s.countRefusal(err)
+		}
 	}
 	if err != nil {
 		if s.txn != nil && s.txn.explicit {
@@ -810,6 +817,19 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) (planner.Tag, error) {
 	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites}
 	return st.Root.Stream(ctx, x, s.emit)
+}
+
+// parseTurn waits for a large statement's turn at parsing (see parseGate)
+// and returns the function that ends it.
+func (s *session) parseTurn(ctx context.Context, n int) (func(), error) {
+	leave, err := s.srv.parse.enter(ctx, n)
+	if err != nil || n < largeStatement {
+		return leave, err
+	}
+	return func() {
+		leave()
+		s.srv.memory.soon()
+	}, nil
 }
 
 // checkStatementSize refuses a statement text longer than the server's
