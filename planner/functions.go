@@ -78,7 +78,9 @@ func checkFunctions(stmt proto.Message, multiShardWrite bool) error {
 		switch n := m.(type) {
 		case *pg_query.FuncCall:
 			name := strings.ToLower(funcName(n))
-			if sequenceFuncs[name] {
+			if anchorFuncs[name] {
+				err = anchorRefusal(name)
+			} else if sequenceFuncs[name] {
 				err = unsupported("%s() is not supported on a sharded keyspace: each shard has its own sequence, so values would repeat across shards", name)
 			} else if multiShardWrite && !deterministic[name] {
 				err = unsupported("%s() in a write that runs on several shards is not supported: each shard could store a different value", name)

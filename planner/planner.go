@@ -239,7 +239,13 @@ func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
 		}
 		return &Route{Shard: p.topo.Shards()[0], SQL: p.sql}, nil
 	}
+	if anchored(stmt) {
+		return &Route{Shard: AnchorShard(p.topo), SQL: p.sql}, nil
+	}
 	if what := sessionState(stmt); what != "" {
+		if name := strings.TrimSuffix(what, "()"); anchorFuncs[strings.ToLower(name)] {
+			return nil, anchorRefusal(name)
+		}
 		return nil, unsupported("%s: not supported on a sharded keyspace by shardgate yet", what)
 	}
 	switch n := stmt.Node.(type) {

@@ -164,7 +164,8 @@ func TestPlanRefusals(t *testing.T) {
 		{"create function f() returns int as 'select 1' language sql", CodeFeatureNotSupported, "CREATE FUNCTION"},
 		{"with x as (select 1) select * from x", CodeFeatureNotSupported, "WITH"},
 		{"create temp table t (a int)", CodeFeatureNotSupported, "temporary"},
-		{"select pg_advisory_lock(1)", CodeFeatureNotSupported, "pg_advisory_lock()"},
+		{"select pg_advisory_lock(id) from users where id = 1", CodeFeatureNotSupported, "anchor shard"},
+		{"declare c cursor for select 1", CodeFeatureNotSupported, "cursors"},
 	}
 	for _, c := range cases {
 		_, err := Plan(f, c.sql)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -11,17 +12,16 @@ import (
 )
 
 // functionCall answers a fastpath FunctionCall (libpq's lo_* functions use
-// it). On an unsharded keyspace it runs on the session's backend, inside
-// the session's transaction if one is open, and the shard's answer goes
-// back as it is. On a sharded keyspace what the function did would depend
-// on the shard it ran on, so it is refused; the session goes on either way.
+// it). It runs on the keyspace's anchor shard (the only shard of an
+// unsharded keyspace), where large objects live (see planner.AnchorShard),
+// inside the session's transaction if one is open, and the shard's answer
+// goes back as it is.
 func (s *session) functionCall(ctx context.Context, m *pgproto3.FunctionCall) {
 	defer s.readyForQuery()
 	defer s.unpinIfClean()
 	ks := s.srv.topo().Keyspace(s.keyspace)
-	if ks == nil || ks.VSchema() == nil || ks.VSchema().Sharded {
-		s.sendError(&planner.Error{Code: codeFeatureNotSupp,
-			Message: "fastpath function calls (the FunctionCall message, libpq's lo_* functions) are supported only on an unsharded keyspace; call the function in a query"}, "", 0)
+	if ks == nil || ks.VSchema() == nil {
+		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, "", 0)
 		return
 	}
 	t := s.txn
@@ -35,7 +35,9 @@ func (s *session) functionCall(ctx context.Context, m *pgproto3.FunctionCall) {
 	}
 	ctx, done := s.statementContext(ctx)
 	defer done()
-	shard := ks.Shards()[0]
+	// libpq calls the large-object functions this way: they run where
+	// every session keeps large objects, the anchor shard.
+	shard := planner.AnchorShard(ks)
 	var (
 		b   *backend
 		err error

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardgate/shardgate/planner"
 )
 
 // Notifications (LISTEN/NOTIFY) reach a client two ways, as from Postgres:
@@ -74,8 +76,10 @@ func (s *session) listeningBackend() *backend {
 		return nil
 	}
 	ks := s.srv.topo().Keyspace(s.keyspace)
-	if ks == nil || len(ks.Shards()) != 1 {
+	if ks == nil || ks.VSchema() == nil {
 		return nil
 	}
-	return s.pinned[ks.Shards()[0]]
+	// LISTEN runs on the anchor shard of a sharded keyspace, and on the
+	// only shard of an unsharded one, which is its anchor too.
+	return s.pinned[planner.AnchorShard(ks)]
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,4 +267,47 @@ func TestClientTwoPhaseCommit(t *testing.T) {
 		t.Fatalf("PREPARE TRANSACTION on a sharded keyspace: %v, want 0A000", err)
 	}
 	exec(t, a, "rollback")
+}
+
+// TestAnchoredStateOnShardedKeyspace: on a sharded keyspace, in either
+// pooling mode, advisory locks of two sessions exclude each other (both are
+// taken on the anchor shard), a pool's reset releases them and unpins the
+// session; session state whose meaning would differ by shard is refused.
+func TestAnchoredStateOnShardedKeyspace(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	for _, ks := range []string{"pinned", "app"} {
+		t.Run(ks, func(t *testing.T) {
+			a, b := g.connect(t, ks, ""), g.connect(t, ks, "")
+			if got := one(t, a, "select pg_try_advisory_lock(7)"); got != "t" {
+				t.Fatalf("first lock: %s", got)
+			}
+			exec(t, a, "select count(*) from users") // a holds every shard's connection
+			if got := one(t, b, "select pg_try_advisory_lock(7)"); got != "f" {
+				t.Fatalf("a second session took the lock the first holds: %s", got)
+			}
+			if ks == "app" && g.srv.pinnedSessions.Load() != 1 {
+				t.Fatalf("a session holding a lock is not pinned: %d", g.srv.pinnedSessions.Load())
+			}
+			exec(t, a, "select pg_advisory_unlock_all()")
+			if got := one(t, b, "select pg_try_advisory_lock(7)"); got != "t" {
+				t.Fatalf("after the first unlocked: %s", got)
+			}
+			exec(t, b, "select pg_advisory_unlock(7)")
+			if n := g.srv.pinnedSessions.Load(); n != 0 {
+				t.Fatalf("%d sessions pinned after the locks went", n)
+			}
+			for sql, what := range map[string]string{
+				"declare c cursor with hold for select 1":             "cursors",
+				"prepare p as select 1":                               "PREPARE",
+				"create temp table scratch (a int)":                   "temporary tables",
+				"select pg_advisory_lock(id) from users where id = 1": "anchor shard",
+			} {
+				_, err := a.Exec(context.Background(), sql).ReadAll()
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, what) {
+					t.Errorf("%s: %v, want 0A000 naming %s", sql, err, what)
+				}
+			}
+		})
+	}
 }
