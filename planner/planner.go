@@ -134,6 +134,9 @@ type Control struct {
 	Savepoint string
 	// GID is the transaction identifier of the client's two-phase commit.
 	GID string
+	// Chain is set for COMMIT AND CHAIN and ROLLBACK AND CHAIN: a new
+	// transaction like the ended one begins at once.
+	Chain bool
 }
 
 // Setting describes a statement that changes a session setting.
@@ -390,16 +393,13 @@ func control(stmt *pg_query.Node) (*Control, error) {
 	if ts == nil {
 		return nil, nil
 	}
-	if ts.Chain {
-		return nil, unsupported("COMMIT AND CHAIN and ROLLBACK AND CHAIN are not supported by shardgate yet")
-	}
 	switch ts.Kind {
 	case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
 		return &Control{Kind: Begin}, nil
 	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
-		return &Control{Kind: Commit}, nil
+		return &Control{Kind: Commit, Chain: ts.Chain}, nil
 	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:
-		return &Control{Kind: Rollback}, nil
+		return &Control{Kind: Rollback, Chain: ts.Chain}, nil
 	case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
 		return &Control{Kind: Savepoint, Savepoint: ts.SavepointName}, nil
 	case pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:

@@ -159,7 +159,6 @@ func TestPlanRefusals(t *testing.T) {
 		{"create table nothere (id int)", CodeUndefinedTable, "not in the vschema"},
 		{"create unique index on users (name)", CodeFeatureNotSupported, "unique"},
 		{"alter table users drop column id", CodeFeatureNotSupported, "sharding column"},
-		{"commit and chain", CodeFeatureNotSupported, "AND CHAIN"},
 		{"select set_config('a', 'b', false) from users", CodeFeatureNotSupported, "set_config()"},
 		{"create function f() returns int as 'select 1' language sql", CodeFeatureNotSupported, "CREATE FUNCTION"},
 		{"with x as (select 1) select * from x", CodeFeatureNotSupported, "WITH"},

@@ -36,6 +36,12 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 			t.explicit, t.begin = true, st.SQL
 		}
 		return complete("BEGIN")
+	case planner.Commit, planner.Rollback:
+		if c.Chain && (t == nil || !t.explicit) {
+			return &planner.Error{Code: "25P01", Message: fmt.Sprintf("%s AND CHAIN can only be used in transaction blocks", firstWords(st.SQL))}
+		}
+	}
+	switch c.Kind {
 	case planner.Commit:
 		if t == nil {
 			s.notice("25P01", "there is no transaction in progress")
@@ -56,12 +62,14 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		clear(s.portals) // portals end with their transaction
 		if t.failed {
 			_ = s.rollback(ctx, t)
+			s.chain(c, t)
 			return complete("ROLLBACK")
 		}
 		if err := s.commit(ctx, t); err != nil {
 			return err
 		}
 		s.settings = t.settings
+		s.chain(c, t)
 		return complete("COMMIT")
 	case planner.Rollback:
 		if t == nil {
@@ -81,6 +89,7 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		if err := s.rollback(ctx, t); err != nil {
 			return err
 		}
+		s.chain(c, t)
 		return complete("ROLLBACK")
 	}
 	if t == nil || !t.explicit {
@@ -121,6 +130,15 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		return complete("ROLLBACK")
 	}
 	return fmt.Errorf("unknown transaction control %d", c.Kind)
+}
+
+// chain begins, after COMMIT AND CHAIN or ROLLBACK AND CHAIN, a new
+// transaction with the BEGIN of the one that ended (its isolation level
+// and access mode), as Postgres does, also after a failed transaction.
+func (s *session) chain(c *planner.Control, ended *txn) {
+	if c.Chain {
+		s.txn = newTxn(true, ended.begin, s.settings)
+	}
 }
 
 // onEveryBackend runs sql on each backend of the transaction.

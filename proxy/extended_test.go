@@ -194,9 +194,9 @@ func TestExtendedProtocolMessages(t *testing.T) {
 		t.Fatalf("notice: %v %v", types, values)
 	}
 	// Unsupported commands are refused clearly.
-	types, values = roundTrip(t, c, &pgproto3.Query{String: "listen events"})
+	types, values = roundTrip(t, c, &pgproto3.Query{String: "declare c cursor with hold for select 1"})
 	if types[0] != "ErrorResponse" || values[0] != "0A000" {
-		t.Fatalf("LISTEN: %v %v", types, values)
+		t.Fatalf("DECLARE: %v %v", types, values)
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 
 // TestMessagesAfterLogin: a message of a type Postgres does not know ends
 // the session with FATAL 08P01, as Postgres ends it; a fastpath function
-// call gets an error and the session goes on.
+// call with the wrong arguments gets the shard's own error and the session
+// goes on.
 func TestMessagesAfterLogin(t *testing.T) {
 	g := startGateway(t, DefaultPoolConfig)
 
@@ -59,7 +60,7 @@ func TestMessagesAfterLogin(t *testing.T) {
 			got = append(got, "row "+string(m.Values[0]))
 		}
 	}
-	want := []string{"ERROR 0A000", "ready", "row 1", "ready"}
+	want := []string{"ERROR 08P01", "ready", "row 1", "ready"}
 	if len(got) != len(want) {
 		t.Fatalf("fastpath call, then a query: %v, want %v", got, want)
 	}

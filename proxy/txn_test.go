@@ -304,3 +304,37 @@ func sameSet(a, b []string) bool {
 	}
 	return true
 }
+
+// TestCommitAndChain: COMMIT AND CHAIN and ROLLBACK AND CHAIN end the
+// transaction and begin one like it at once, isolation level included;
+// outside a transaction block they fail with 25P01, as on Postgres.
+func TestCommitAndChain(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	for _, ks := range []string{"app", "solo"} {
+		t.Run(ks, func(t *testing.T) {
+			c := g.connect(t, ks, "")
+			exec(t, c, "begin isolation level repeatable read")
+			exec(t, c, "insert into users (id, name) values (9001, 'chained')")
+			exec(t, c, "commit and chain")
+			if c.TxStatus() != 'T' {
+				t.Fatalf("after COMMIT AND CHAIN: transaction status %c", c.TxStatus())
+			}
+			if got := one(t, c, "show transaction_isolation"); got != "repeatable read" {
+				t.Fatalf("the chained transaction runs at %q", got)
+			}
+			exec(t, c, "delete from users where id = 9001")
+			exec(t, c, "rollback and chain")
+			if got := one(t, c, "select count(*) from users where id = 9001"); got != "1" {
+				t.Fatalf("the committed row: %s, want 1 (and the delete rolled back)", got)
+			}
+			exec(t, c, "delete from users where id = 9001")
+			exec(t, c, "commit")
+			if c.TxStatus() != 'I' {
+				t.Fatalf("after COMMIT: transaction status %c", c.TxStatus())
+			}
+			if _, err := c.Exec(context.Background(), "commit and chain").ReadAll(); code(err) != "25P01" {
+				t.Fatalf("COMMIT AND CHAIN outside a transaction: %v, want 25P01", err)
+			}
+		})
+	}
+}
