@@ -53,6 +53,12 @@ type Statement struct {
 	// Discards says what of the backend session the statement throws away
 	// (DISCARD ALL, DEALLOCATE ALL), which the gateway must forget too.
 	Discards Discard
+	// Deallocate names the statement of DEALLOCATE name: it may be one the
+	// client prepared with the protocol, which shares its namespace.
+	Deallocate string
+	// Fetch is set for FETCH, whose result columns are the cursor's: known
+	// when the statement is bound, not when it is prepared.
+	Fetch bool
 	// SessionState names the state the statement may leave on its backend
 	// connection beyond settings ("temporary tables", "cursors", ...), or
 	// is "": the session must keep that connection while the state lasts.
@@ -148,6 +154,9 @@ type Setting struct {
 	// Local is set for SET LOCAL and SET TRANSACTION: they last until the
 	// end of the current transaction only.
 	Local bool
+	// ValueParam is the parameter ($n) that gives set_config its value, 0
+	// for none: the statement can run only once it is bound.
+	ValueParam int
 }
 
 // Params gives the planner the values of bound parameters, to route by a
@@ -188,7 +197,8 @@ func PlanBound(topo Topology, sql string, params Params) ([]*Statement, error) {
 		text := statementText(sql, raw)
 		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
 			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil, Discards: discards(raw.Stmt),
-			SessionState: sessionState(raw.Stmt)}
+			SessionState: sessionState(raw.Stmt), Fetch: raw.Stmt.GetFetchStmt() != nil,
+			Deallocate: raw.Stmt.GetDeallocateStmt().GetName()}
 		if st.Control, err = control(raw.Stmt); err != nil {
 			return nil, err
 		}
@@ -244,6 +254,12 @@ func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
 	}
 	if anchored(stmt) {
 		return &Route{Shard: AnchorShard(p.topo), SQL: p.sql}, nil
+	}
+	if stmt.GetDeallocateStmt() != nil {
+		// Of the client's protocol statements, which the gateway keeps
+		// (see Statement.Deallocate), or else of none: SQL PREPARE is
+		// refused here.
+		return p.anyShard(), nil
 	}
 	if what := sessionState(stmt); what != "" {
 		if name := strings.TrimSuffix(what, "()"); anchorFuncs[strings.ToLower(name)] {
@@ -445,5 +461,9 @@ func setting(stmt *pg_query.Node) *Setting {
 	if name == nil || local == nil && f.Args[2].GetAConst() == nil {
 		return nil
 	}
-	return &Setting{Name: strings.ToLower(name.Sval), Local: local != nil && local.Boolval}
+	set := &Setting{Name: strings.ToLower(name.Sval), Local: local != nil && local.Boolval}
+	if p := f.Args[1].GetParamRef(); p != nil {
+		set.ValueParam = int(p.Number)
+	}
+	return set
 }

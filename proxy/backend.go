@@ -402,6 +402,51 @@ func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]ui
 	}
 }
 
+// describePortal binds sql on b and returns the result columns of the
+// portal (nil when it returns no rows): for FETCH, whose columns are the
+// cursor's, which only a bound statement knows.
+func (b *backend) describePortal(ctx context.Context, sql string, bind *binding) ([]pgproto3.FieldDescription, error) {
+	if err := b.makeRoom(ctx); err != nil {
+		return nil, err
+	}
+	name := statementName(sql, bind.oids, b.scope)
+	if err := b.prepare(name, sql, bind.oids); err != nil {
+		return nil, err
+	}
+	fe := b.pg.Frontend()
+	fe.Send(&pgproto3.Bind{PreparedStatement: name, ParameterFormatCodes: bind.formats, Parameters: bind.values, ResultFormatCodes: bind.resultFormats})
+	fe.Send(&pgproto3.Describe{ObjectType: 'P'})
+	fe.Send(&pgproto3.Close{ObjectType: 'P'})
+	fe.Send(&pgproto3.Sync{})
+	if err := b.flush(); err != nil {
+		return nil, err
+	}
+	var (
+		fields []pgproto3.FieldDescription
+		failed error
+	)
+	for {
+		msg, err := b.receive(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ParseComplete:
+			b.prepared(name)
+		case *pgproto3.RowDescription:
+			fields = make([]pgproto3.FieldDescription, len(m.Fields))
+			for i, f := range m.Fields {
+				f.Name = append([]byte(nil), f.Name...)
+				fields[i] = f
+			}
+		case *pgproto3.ErrorResponse:
+			failed = pgconn.ErrorResponseToPgError(m)
+		case *pgproto3.ReadyForQuery:
+			return fields, failed
+		}
+	}
+}
+
 // sendQuery sends sql as a simple-protocol Query, in the connection's
 // client_encoding.
 func (b *backend) sendQuery(sql string) error {

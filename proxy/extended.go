@@ -30,6 +30,9 @@ type portal struct {
 	// name is the portal's name on backends, unique in the session, so a
 	// client re-binding a closed name never meets the old backend portal.
 	name string
+	// fields are a FETCH portal's result columns, the cursor's (see
+	// describePortalOn); its statement has none.
+	fields []pgproto3.FieldDescription
 	// While a row-limited Execute left the portal suspended, backend holds
 	// it (inside the session's transaction).
 	backend *backend
@@ -69,6 +72,22 @@ func (s *session) runHeld(ctx context.Context, final bool) {
 		s.held = nil
 	}
 	s.runBatch(ctx, batch, final)
+}
+
+// boundSetting is a set_config statement with its value parameter written
+// in as a literal: settings are kept, replayed and reported as statement
+// text.
+func boundSetting(st *planner.Statement, bind *binding) (*planner.Statement, error) {
+	i := st.Setting.ValueParam - 1
+	value := "NULL"
+	if v, ok := bind.Text(i); ok {
+		value = quoteLiteral(v)
+	} else if i < len(bind.values) && bind.values[i] != nil {
+		return nil, &planner.Error{Code: codeFeatureNotSupp, Message: "set_config's value must be sent in text format"}
+	}
+	c := *st
+	c.SQL = fmt.Sprintf("SELECT pg_catalog.set_config(%s, %s, %t)", quoteLiteral(st.Setting.Name), value, st.Setting.Local)
+	return &c, nil
 }
 
 // cloneBind copies a Bind with its parameter values in one allocation.
@@ -190,7 +209,7 @@ func (s *session) handle(ctx context.Context, ks *topology.Keyspace, msg pgproto
 	case *pgproto3.Bind:
 		return s.bind(ctx, ks, m)
 	case *pgproto3.Describe:
-		return s.describe(m)
+		return s.describe(ctx, ks, m)
 	case *pgproto3.Execute:
 		return s.executePortal(ctx, ks, m)
 	case *pgproto3.Close:
@@ -238,8 +257,8 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 				return err
 			}
 		}
-		if p.stmt.Setting != nil && len(p.oids) > 0 {
-			return &planner.Error{Code: codeFeatureNotSupp, Message: "parameters in SET and set_config statements are not supported by shardgate; write the values into the statement"}
+		if set := p.stmt.Setting; set != nil && len(p.oids) > 0 && (set.ValueParam != 1 || len(p.oids) != 1) {
+			return &planner.Error{Code: codeFeatureNotSupp, Message: "parameters in SET and set_config statements are supported only as set_config's value ($1 alone); write the other values into the statement"}
 		}
 	}
 	s.statements[m.Name] = p
@@ -281,7 +300,7 @@ func (s *session) bind(ctx context.Context, ks *topology.Keyspace, m *pgproto3.B
 	if n := len(m.ParameterFormatCodes); n > 1 && n != len(m.Parameters) {
 		return &planner.Error{Code: codeProtocolViolation, Message: fmt.Sprintf("bind message has %d parameter formats but %d parameters", n, len(m.Parameters))}
 	}
-	if len(m.Parameters) != len(p.oids) && p.stmt != nil && p.stmt.Control == nil && p.stmt.Setting == nil {
+	if len(m.Parameters) != len(p.oids) && p.stmt != nil && p.stmt.Control == nil {
 		return &planner.Error{Code: codeProtocolViolation, Message: fmt.Sprintf("bind message supplies %d parameters, but prepared statement %q requires %d", len(m.Parameters), m.PreparedStatement, len(p.oids))}
 	}
 	enc, err := lookupEncoding(s.reported["client_encoding"])
@@ -293,6 +312,11 @@ func (s *session) bind(ctx context.Context, ks *topology.Keyspace, m *pgproto3.B
 		bind: &binding{values: m.Parameters, formats: m.ParameterFormatCodes, oids: p.oids, resultFormats: m.ResultFormatCodes, enc: enc}}
 	if p.stmt != nil {
 		pt.plan = p.stmt
+		if set := p.stmt.Setting; set != nil && set.ValueParam > 0 {
+			if pt.plan, err = boundSetting(p.stmt, pt.bind); err != nil {
+				return err
+			}
+		}
 		if p.stmt.Control == nil && p.stmt.Setting == nil {
 			leave, err := s.parseTurn(ctx, len(p.sql))
 			if err != nil {
@@ -312,7 +336,7 @@ func (s *session) bind(ctx context.Context, ks *topology.Keyspace, m *pgproto3.B
 	return nil
 }
 
-func (s *session) describe(m *pgproto3.Describe) error {
+func (s *session) describe(ctx context.Context, ks *topology.Keyspace, m *pgproto3.Describe) error {
 	if m.ObjectType == 'S' {
 		p, ok := s.statements[m.Name]
 		if !ok {
@@ -326,8 +350,38 @@ func (s *session) describe(m *pgproto3.Describe) error {
 	if !ok {
 		return &planner.Error{Code: "34000", Message: fmt.Sprintf("portal %q does not exist", m.Name)}
 	}
+	if pt.plan != nil && pt.plan.Fetch && pt.fields == nil {
+		var err error
+		if pt.fields, err = s.describePortalOn(ctx, ks, pt); err != nil {
+			return err
+		}
+		s.sendFields(pt.fields, pt.bind.resultFormats)
+		return nil
+	}
 	s.sendFields(pt.stmt.fields, pt.bind.resultFormats)
 	return nil
+}
+
+// describePortalOn asks the backend where a FETCH runs for its portal's
+// columns: the cursor's, which exists only there.
+func (s *session) describePortalOn(ctx context.Context, ks *topology.Keyspace, pt *portal) (fields []pgproto3.FieldDescription, err error) {
+	r, ok := pt.plan.Root.(*planner.Route)
+	if !ok {
+		return nil, nil
+	}
+	if t := s.txn; t != nil {
+		b, err := s.join(ctx, t, r.Shard)
+		if err != nil {
+			return nil, err
+		}
+		return b.describePortal(ctx, r.SQL, pt.bind)
+	}
+	b, err := s.backendFor(ctx, r.Shard, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer s.giveBack(b)
+	return b.describePortal(ctx, r.SQL, pt.bind)
 }
 
 // sendFields sends a RowDescription with the result formats applied, or
@@ -371,6 +425,10 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 		return &planner.Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"}
 	}
 	defer s.observe(st, time.Now())
+	if s.deallocated(st) {
+		pt.done = true
+		return nil
+	}
 	switch {
 	case st.Control != nil:
 		pt.done = true

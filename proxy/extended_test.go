@@ -259,3 +259,62 @@ func TestExtendedAnsweredAsItArrives(t *testing.T) {
 		t.Fatalf("%d CommandCompletes for %d Executes", completes, executes)
 	}
 }
+
+// TestFetchPortalDescribed: a prepared FETCH describes as returning no
+// rows, as on Postgres, but its bound portal describes as the cursor's
+// columns, which the rows then have.
+func TestFetchPortalDescribed(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	ctx := context.Background()
+	for _, ks := range []string{"solo", "solotx"} {
+		t.Run(ks, func(t *testing.T) {
+			c := g.connect(t, ks, "")
+			sd, err := c.Prepare(ctx, "fetch_all", `fetch all in "fetched"`, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sd.Fields) != 0 {
+				t.Fatalf("the statement describes %d columns, want none", len(sd.Fields))
+			}
+			exec(t, c, "begin")
+			exec(t, c, `declare "fetched" cursor for select n, n::text from generate_series(1, 3) n`)
+			res := c.ExecStatement(ctx, sd, nil, nil, nil).Read()
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			if len(res.FieldDescriptions) != 2 || res.FieldDescriptions[0].DataTypeOID != 23 || res.FieldDescriptions[1].DataTypeOID != 25 {
+				t.Fatalf("the portal describes %+v, want int4 and text", res.FieldDescriptions)
+			}
+			if len(res.Rows) != 3 || string(res.Rows[2][1]) != "3" {
+				t.Fatalf("rows %q", res.Rows)
+			}
+			exec(t, c, "rollback")
+		})
+	}
+}
+
+// TestDeallocateProtocolStatement: SQL's DEALLOCATE reaches a statement
+// prepared with the protocol, which shares its namespace on Postgres, in
+// the simple and the extended protocol; the name is free again after.
+func TestDeallocateProtocolStatement(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	ctx := context.Background()
+	for _, ks := range []string{"app", "solo", "solotx"} {
+		t.Run(ks, func(t *testing.T) {
+			c := g.connect(t, ks, "")
+			if _, err := c.Prepare(ctx, "ps", "select $1::text", nil); err != nil {
+				t.Fatal(err)
+			}
+			exec(t, c, "deallocate ps")
+			if _, err := c.Prepare(ctx, "ps", "select $1::text, $2::text", nil); err != nil {
+				t.Fatalf("after DEALLOCATE: %v", err)
+			}
+			if res := c.ExecParams(ctx, "deallocate prepare ps", nil, nil, nil, nil).Read(); res.Err != nil {
+				t.Fatalf("DEALLOCATE through the extended protocol: %v", res.Err)
+			}
+			if _, err := c.Exec(ctx, "deallocate ps").ReadAll(); code(err) != "26000" {
+				t.Fatalf("DEALLOCATE of a statement that is gone: %v, want 26000", err)
+			}
+		})
+	}
+}

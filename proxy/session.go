@@ -770,6 +770,9 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 	if t != nil && t.failed && (st.Control == nil || st.Control.Kind == planner.Begin || st.Control.Kind == planner.Savepoint || st.Control.Kind == planner.Release) {
 		return &planner.Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"}
 	}
+	if s.deallocated(st) {
+		return nil
+	}
 	switch {
 	case st.Control != nil:
 		return s.control(ctx, st)
@@ -941,7 +944,7 @@ func (s *session) runOnShard(ctx context.Context, shard, sql string, readOnly bo
 // the gateway keeps track of.
 func discards(stmts []*planner.Statement) bool {
 	for _, st := range stmts {
-		if st.Discards != 0 {
+		if st.Discards != 0 || st.Deallocate != "" {
 			return true
 		}
 	}
@@ -1143,6 +1146,18 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Q
 		s.pin(b, "DO/CALL")
 	}
 	return tag, err
+}
+
+// deallocated runs DEALLOCATE of a statement the client prepared with the
+// protocol (Parse), which lives in the gateway: SQL's DEALLOCATE and Close
+// reach the same statements, as on Postgres. It reports whether it did.
+func (s *session) deallocated(st *planner.Statement) bool {
+	if _, ok := s.statements[st.Deallocate]; !ok || st.Deallocate == "" {
+		return false
+	}
+	delete(s.statements, st.Deallocate)
+	s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("DEALLOCATE")})
+	return true
 }
 
 // discarded forgets what a DEALLOCATE ALL or DISCARD ALL threw away on b:

@@ -338,3 +338,28 @@ func TestCommitAndChain(t *testing.T) {
 		})
 	}
 }
+
+// TestSetConfigParameter: set_config with its value as a parameter (as pgx
+// sends it) changes the session's setting, which later statements on any
+// backend connection see.
+func TestSetConfigParameter(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	ctx := context.Background()
+	for _, ks := range []string{"app", "solotx"} {
+		t.Run(ks, func(t *testing.T) {
+			c := g.connect(t, ks, "")
+			res := c.ExecParams(ctx, "select set_config('TimeZone', $1, false)", [][]byte{[]byte("America/New_York")}, nil, nil, nil).Read()
+			if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "America/New_York" {
+				t.Fatalf("set_config($1): %v %q", res.Err, res.Rows)
+			}
+			for range 3 { // whichever connection runs it
+				if got := one(t, c, "show timezone"); got != "America/New_York" {
+					t.Fatalf("after set_config($1): TimeZone %q", got)
+				}
+			}
+			if res := c.ExecParams(ctx, "select set_config($1, $2, false)", [][]byte{[]byte("TimeZone"), []byte("UTC")}, nil, nil, nil).Read(); code(res.Err) != "0A000" {
+				t.Fatalf("set_config with a parameter for its name: %v, want 0A000", res.Err)
+			}
+		})
+	}
+}
