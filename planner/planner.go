@@ -56,6 +56,9 @@ type Statement struct {
 	// Deallocate names the statement of DEALLOCATE name: it may be one the
 	// client prepared with the protocol, which shares its namespace.
 	Deallocate string
+	// Signal is set for SELECT pg_cancel_backend(pid) and
+	// pg_terminate_backend(pid), which the gateway may answer itself.
+	Signal *Signal
 	// Fetch is set for FETCH, whose result columns are the cursor's: known
 	// when the statement is bound, not when it is prepared.
 	Fetch bool
@@ -198,7 +201,7 @@ func PlanBound(topo Topology, sql string, params Params) ([]*Statement, error) {
 		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
 			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil, Discards: discards(raw.Stmt),
 			SessionState: sessionState(raw.Stmt), Fetch: raw.Stmt.GetFetchStmt() != nil,
-			Deallocate: raw.Stmt.GetDeallocateStmt().GetName()}
+			Deallocate: raw.Stmt.GetDeallocateStmt().GetName(), Signal: signal(raw.Stmt)}
 		if st.Control, err = control(raw.Stmt); err != nil {
 			return nil, err
 		}

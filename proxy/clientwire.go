@@ -284,3 +284,18 @@ func unexpectedEOF(err error) error {
 	}
 	return err
 }
+
+// parameterDescription encodes a ParameterDescription as Postgres does,
+// also for more than 65535 parameters, which a statement may have but
+// pgproto3 refuses to encode: the count wraps, and clients count the OIDs.
+type parameterDescription struct{ pgproto3.ParameterDescription }
+
+func (p *parameterDescription) Encode(dst []byte) ([]byte, error) {
+	dst = append(dst, 't')
+	dst = binary.BigEndian.AppendUint32(dst, uint32(4+2+4*len(p.ParameterOIDs)))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(p.ParameterOIDs)))
+	for _, oid := range p.ParameterOIDs {
+		dst = binary.BigEndian.AppendUint32(dst, oid)
+	}
+	return dst, nil
+}

@@ -74,7 +74,7 @@ func (s *session) acceptConsole(snap *topology.Snapshot) bool {
 	// A cancel request ends a PAUSE that waits.
 	var key [8]byte
 	_, _ = rand.Read(key[:])
-	pid := binary.BigEndian.Uint32(key[:4]) >> 1
+	pid := gatewayPID(binary.BigEndian.Uint32(key[:4]))
 	s.key = cancelKey(pid, key[4:])
 	s.srv.register(s)
 	s.log.Info("admin console session opened")

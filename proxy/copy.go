@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -116,9 +117,19 @@ type copyTarget struct {
 	buf   []byte
 	rows  int64
 	wrote bool
+	// ended is set once the shard refused the data mid-COPY: it answered
+	// already, up to ReadyForQuery.
+	ended bool
 }
 
-func (c *copyTarget) send() error {
+// copyRefused is a shard's error in the middle of a COPY, which ends it at
+// once, as on Postgres: the client hears of it while it still sends.
+type copyRefused struct{ err error }
+
+func (e *copyRefused) Error() string { return e.err.Error() }
+func (e *copyRefused) Unwrap() error { return e.err }
+
+func (c *copyTarget) send(ctx context.Context) error {
 	if len(c.buf) == 0 {
 		return nil
 	}
@@ -126,6 +137,16 @@ func (c *copyTarget) send() error {
 	fe.Send(&pgproto3.CopyData{Data: c.buf})
 	err := c.b.flush()
 	c.buf = c.buf[:0]
+	if n, first, _ := peek(c.b.pg.Conn()); err == nil && n == 1 && first == 'E' {
+		// The shard refused the data before its end: it answers up to
+		// ReadyForQuery, out of copy-in already.
+		_, err = finishCopyIn(ctx, c.b)
+		c.ended = true
+		if err == nil {
+			err = fmt.Errorf("shard %s ended the COPY before its data did", c.b.shard)
+		}
+		err = &copyRefused{err: err}
+	}
 	return err
 }
 
@@ -225,7 +246,7 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 		tg.wrote = true
 		tg.buf = append(tg.buf, row...)
 		if len(tg.buf) >= copyChunk {
-			return tg.send()
+			return tg.send(ctx)
 		}
 		return nil
 	}
@@ -239,7 +260,7 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 			tg.wrote = true
 			tg.buf = append(tg.buf, data...)
 			if len(tg.buf) >= copyChunk {
-				if err := tg.send(); err != nil {
+				if err := tg.send(ctx); err != nil {
 					return err
 				}
 			}
@@ -256,13 +277,21 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 		}
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
-			if failed != nil {
-				continue // Postgres too discards data after an error
-			}
 			if split {
 				failed = splitter.Write(m.Data, route)
 			} else {
 				failed = broadcast(m.Data)
+			}
+			if failed != nil {
+				// As on Postgres, the error goes out now, while the client
+				// still sends; the rest of its COPY messages are dropped
+				// (see serve).
+				s.abortCopy(ctx, targets, "")
+				var refused *copyRefused
+				if errors.As(failed, &refused) {
+					failed = refused.err
+				}
+				return finish(copyError(failed))
 			}
 		case *pgproto3.CopyDone:
 			if failed == nil && split {
@@ -393,8 +422,11 @@ func (s *session) endCopyIn(ctx context.Context, targets map[string]*copyTarget,
 	var failed error
 	for _, shard := range order {
 		tg := targets[shard]
-		if err := tg.send(); err != nil && failed == nil {
+		if err := tg.send(ctx); err != nil && failed == nil {
 			failed = err
+		}
+		if tg.ended {
+			continue
 		}
 		fe := tg.b.pg.Frontend()
 		fe.Send(&pgproto3.CopyDone{})
@@ -404,6 +436,9 @@ func (s *session) endCopyIn(ctx context.Context, targets map[string]*copyTarget,
 	}
 	var total int64
 	for _, shard := range order {
+		if targets[shard].ended {
+			continue
+		}
 		n, err := finishCopyIn(ctx, targets[shard].b)
 		if err != nil && failed == nil {
 			failed = err
@@ -443,6 +478,9 @@ func (s *session) abortCopy(ctx context.Context, targets map[string]*copyTarget,
 		reason = "aborted by shardgate"
 	}
 	for _, tg := range targets {
+		if tg.ended {
+			continue
+		}
 		fe := tg.b.pg.Frontend()
 		fe.Send(&pgproto3.CopyFail{Message: reason})
 		if tg.b.flush() == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -89,5 +90,50 @@ func TestCopy(t *testing.T) {
 	}
 	if got := rows(t, c, "select 1"); got[0] != "1" {
 		t.Fatal("session unusable after COPY errors")
+	}
+}
+
+// endlessRows is COPY data that starts with a row the table refuses and
+// never ends.
+type endlessRows struct{ started bool }
+
+func (r *endlessRows) Read(p []byte) (int, error) {
+	if !r.started {
+		r.started = true
+		return copy(p, "not a number\n"), nil
+	}
+	n := 0
+	for n+2 <= len(p) {
+		n += copy(p[n:], "1\n")
+	}
+	return n, nil
+}
+
+// TestCopyRefusedMidway: a shard's error in the middle of a COPY reaches
+// the client while it still sends, as from Postgres, so a client that
+// reads while it writes stops at once; the session goes on.
+func TestCopyRefusedMidway(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	for _, ks := range []string{"solo", "solotx", "app"} {
+		t.Run(ks, func(t *testing.T) {
+			c := g.connect(t, ks, "")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			table := "users (id)"
+			if ks != "app" {
+				exec(t, c, "create table if not exists numbers_"+ks+" (n int)")
+				table = "numbers_" + ks + " (n)"
+			}
+			_, err := c.CopyFrom(ctx, &endlessRows{}, "copy "+table+" from stdin")
+			if ctx.Err() != nil {
+				t.Fatal("the COPY's error never came while the client sent")
+			}
+			if code(err) != "22P02" {
+				t.Fatalf("COPY with a bad first row: %v, want 22P02", err)
+			}
+			if got := one(t, c, "select 1"); got != "1" {
+				t.Fatalf("after the COPY: %q", got)
+			}
+		})
 	}
 }

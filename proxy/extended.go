@@ -342,7 +342,7 @@ func (s *session) describe(ctx context.Context, ks *topology.Keyspace, m *pgprot
 		if !ok {
 			return &planner.Error{Code: "26000", Message: fmt.Sprintf("prepared statement %q does not exist", m.Name)}
 		}
-		s.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: p.oids})
+		s.be.Send(&parameterDescription{pgproto3.ParameterDescription{ParameterOIDs: p.oids}})
 		s.sendFields(p.fields, nil)
 		return nil
 	}
@@ -428,6 +428,10 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	if s.deallocated(st) {
 		pt.done = true
 		return nil
+	}
+	if ok, err := s.signalled(st, pt.bind); ok {
+		pt.done = true
+		return err
 	}
 	switch {
 	case st.Control != nil:

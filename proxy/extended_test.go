@@ -318,3 +318,26 @@ func TestDeallocateProtocolStatement(t *testing.T) {
 		})
 	}
 }
+
+// TestManyParameters: a statement with more than 65535 parameters is
+// prepared and described as on Postgres (which then refuses to bind it);
+// the session goes on.
+func TestManyParameters(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	ctx := context.Background()
+	c := g.connect(t, "solo", "")
+	params := make([]string, 1<<16)
+	for i := range params {
+		params[i] = fmt.Sprintf("($%d::text)", i+1)
+	}
+	sd, err := c.Prepare(ctx, "many", "values"+strings.Join(params, ", "), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sd.ParamOIDs) != 1<<16 || len(sd.Fields) != 1 {
+		t.Fatalf("described %d parameters and %d columns", len(sd.ParamOIDs), len(sd.Fields))
+	}
+	if got := one(t, c, "select 1"); got != "1" {
+		t.Fatalf("after: %q", got)
+	}
+}

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardgate/shardgate/planner"
@@ -22,12 +24,14 @@ func (s *session) forwardNotification(n *pgproto3.NotificationResponse) {
 }
 
 // watchNotifications delivers, while the session waits for its client, the
-// notifications its listening backend connection receives. The returned
-// stop must be called before the session uses its backends or writes to
-// its client again: until then the watch alone reads the one and writes
-// the other.
+// notifications its listening backend connection receives; and when the
+// session owns its backend (session pooling), it passes on that backend's
+// end as Postgres does: a terminated backend's FATAL reaches the client at
+// once, and the client's connection closes. The returned stop must be
+// called before the session uses its backends or writes to its client
+// again: until then the watch alone reads the one and writes the other.
 func (s *session) watchNotifications() (stop func()) {
-	b := s.listeningBackend()
+	b := s.watchedBackend()
 	if b == nil {
 		return func() {}
 	}
@@ -41,7 +45,20 @@ func (s *session) watchNotifications() (stop func()) {
 			// leaves the connection usable.
 			msg, err := b.pg.ReceiveMessage(context.Background())
 			if err != nil {
-				return // stopped, or the connection broke: the next statement finds out
+				if (s.ownsBackends() || s.statePinned) && b.pg.IsClosed() {
+					// The backend ended: so does the session, with the
+					// backend's FATAL if it said one.
+					var pe *pgconn.PgError
+					if errors.As(err, &pe) && pe.Severity == "FATAL" {
+						e := errorResponse(pe, "", 0, s.log)
+						e.Severity, e.SeverityUnlocalized = "FATAL", "FATAL"
+						if buf, err := e.Encode(nil); err == nil {
+							_, _ = s.conn.Write(buf)
+						}
+					}
+					s.conn.Close()
+				}
+				return // stopped: the session goes on
 			}
 			var out pgproto3.BackendMessage
 			switch m := msg.(type) {
@@ -68,11 +85,29 @@ func (s *session) watchNotifications() (stop func()) {
 	}
 }
 
+// watchedBackend returns the backend to watch while the client is idle:
+// the one the session listens on, or the one it owns; only between
+// transactions.
+func (s *session) watchedBackend() *backend {
+	if s.txn != nil {
+		return nil
+	}
+	if b := s.listeningBackend(); b != nil {
+		return b
+	}
+	if len(s.pinned) == 1 && s.ownsBackends() {
+		for _, b := range s.pinned {
+			return b
+		}
+	}
+	return nil
+}
+
 // listeningBackend returns the connection the session listens on, if it
 // listens and is between transactions: notifications reach a Postgres
 // client only then.
 func (s *session) listeningBackend() *backend {
-	if !s.listens || s.txn != nil {
+	if !s.listens {
 		return nil
 	}
 	ks := s.srv.topo().Keyspace(s.keyspace)

@@ -131,6 +131,7 @@ type Server struct {
 	listeners map[net.Listener]bool
 	sessions  map[*session]clientState
 	keys      map[uint64]*session // by BackendKeyData, for cancel requests
+	pids      map[uint32]*session // by the gateway's process ids (see signal.go)
 	inflight  sync.Map            // two-phase commit ids being coordinated now
 	// pinnedSessions counts the sessions pinned to backends under
 	// transaction pooling (see pin.go), pins by keyspace under mu.
@@ -149,7 +150,7 @@ func NewServer(cfg Config) *Server {
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
 		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), parse: newParseGate(),
-		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pins: map[string]int{},
+		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pids: map[uint32]*session{}, pins: map[string]int{},
 	}
 	s.writeTimeout.Store(int64(cfg.ClientWriteTimeout))
 	return s
@@ -216,6 +217,9 @@ func (s *Server) startSession(conn net.Conn) {
 			s.mu.Lock()
 			delete(s.sessions, sess)
 			delete(s.keys, sess.key)
+			if s.pids[keyPID(sess.key)] == sess {
+				delete(s.pids, keyPID(sess.key))
+			}
 			if sess.admitted {
 				s.admitted--
 				if s.perUser[sess.user]--; s.perUser[sess.user] <= 0 {
@@ -324,6 +328,9 @@ func (s *Server) register(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys[sess.key] = sess
+	if pid := keyPID(sess.key); pid >= gatewayPIDBase {
+		s.pids[pid] = sess
+	}
 }
 
 // cancel cancels the running statement of the session with the given key,

@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -85,6 +86,9 @@ type session struct {
 
 	stmtMu     sync.Mutex
 	stmtCancel context.CancelFunc // cancels the running statement, if any
+	// terminated is set by pg_terminate_backend of the session's process
+	// id (see signal.go): it ends with FATAL 57P01.
+	terminated atomic.Bool
 	// executeQueued is set while an Execute waits for the next message,
 	// and cancelQueued when a cancel request came meanwhile.
 	executeQueued, cancelQueued bool
@@ -254,7 +258,7 @@ func (s *session) accept(ctx context.Context, m *pgproto3.StartupMessage) bool {
 	s.be.Send(&pgproto3.ParameterStatus{Name: "session_authorization", Value: s.user})
 	var key [8]byte
 	_, _ = rand.Read(key[:])
-	pid := binary.BigEndian.Uint32(key[:4]) >> 1
+	pid := gatewayPID(binary.BigEndian.Uint32(key[:4]))
 	if b := s.pinned[ks.Shards()[0]]; b != nil && !ks.VSchema().Sharded {
 		// The client owns this one backend: tell it its real process id,
 		// as tools that look themselves up in pg_stat_activity expect.
@@ -515,8 +519,25 @@ func (s *session) fatalErr(err error) bool {
 func (s *session) serve(ctx context.Context) {
 	for {
 		s.srv.markIdle(s, true, s.txn != nil && s.txn.explicit)
-		stopWatch := s.watchNotifications()
-		msg, err := s.be.Receive()
+		stopWatch := func() {}
+		if !s.be.inputWaiting() {
+			// Only a client that waits for nothing more of its own is
+			// idle: it may hear from its backend meanwhile.
+			stopWatch = s.watchNotifications()
+		}
+		var (
+			msg pgproto3.FrontendMessage
+			err error
+		)
+		if !s.terminated.Load() {
+			// Once it is set, a pg_terminate_backend's read deadline ends
+			// the read; one that came before the handshake cleared the
+			// deadline is seen here.
+			msg, err = s.be.Receive()
+		}
+		if s.terminated.Load() {
+			msg, err = nil, errTerminated
+		}
 		stopWatch()
 		s.srv.markIdle(s, false, false)
 		var invalid *invalidFormatError
@@ -581,6 +602,9 @@ func (s *session) serve(ctx context.Context) {
 	}
 }
 
+// errTerminated ends the read of a session that pg_terminate_backend ended.
+var errTerminated = errors.New("terminated by pg_terminate_backend")
+
 // clientBufferSize is Postgres's output buffer: answers of the extended
 // protocol wait for a Sync or Flush until this much is waiting.
 const clientBufferSize = 8192
@@ -589,6 +613,10 @@ const clientBufferSize = 8192
 // does: FATAL 08P01 for bytes that are no valid message, nothing for a
 // connection that ended.
 func (s *session) readFailed(err error) {
+	if s.terminated.Load() {
+		s.fatal(codeAdminShutdown, "terminating connection due to administrator command")
+		return
+	}
 	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !s.srv.draining() {
 		s.log.Debug("client read failed", zap.Error(err))
 	}
@@ -696,12 +724,16 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		return
 	}
 	if len(stmts) == 0 {
+		if err := s.checkOwnBackends(ctx); err != nil {
+			s.sendError(err, sql, 0)
+			return
+		}
 		s.be.Send(&pgproto3.EmptyQueryResponse{})
 		return
 	}
 	ctx, done := s.statementContext(ctx)
 	defer done()
-	if shard, ok := oneShard(stmts); ok && len(stmts) > 1 && s.txn == nil && len(s.pinned) == 0 && !discards(stmts) {
+	if shard, ok := oneShard(stmts); ok && len(stmts) > 1 && s.txn == nil && len(s.pinned) == 0 && !discards(stmts) && !leavesState(stmts) {
 		// Every statement runs on the same shard: send the string as the
 		// client wrote it, so the shard gives it Postgres's implicit
 		// transaction itself, in one round trip.
@@ -772,6 +804,9 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 	}
 	if s.deallocated(st) {
 		return nil
+	}
+	if ok, err := s.signalled(st, nil); ok {
+		return err
 	}
 	switch {
 	case st.Control != nil:
@@ -940,6 +975,33 @@ func (s *session) runOnShard(ctx context.Context, shard, sql string, readOnly bo
 	}
 }
 
+// checkOwnBackends finds out, for an empty query that no backend answers
+// (a driver's ping), whether a backend the session owns has ended — a
+// terminated backend says so as it goes, to its client on Postgres — so
+// that the session ends as it would there.
+func (s *session) checkOwnBackends(ctx context.Context) error {
+	if !s.ownsBackends() {
+		return nil
+	}
+	for _, b := range s.pinned {
+		if !idleAlive(b.pg.Conn()) {
+			return b.exec(ctx, "", discardRows, func(planner.Tag) error { return nil })
+		}
+	}
+	return nil
+}
+
+// leavesState reports whether a statement of stmts may leave state on its
+// backend that pins the session to it (see pin.go).
+func leavesState(stmts []*planner.Statement) bool {
+	for _, st := range stmts {
+		if st.SessionState != "" || st.Opaque {
+			return true
+		}
+	}
+	return false
+}
+
 // discards reports whether a statement of stmts throws away backend state
 // the gateway keeps track of.
 func discards(stmts []*planner.Statement) bool {
@@ -1007,12 +1069,21 @@ func (s *session) flushClient() error {
 }
 
 func (s *session) sendError(err error, sql string, offset int) {
+	if s.terminated.Load() {
+		// Whatever failed, the statement was cancelled for its end.
+		err = &planner.Error{Code: codeAdminShutdown, Message: "terminating connection due to administrator command"}
+	}
 	e := errorResponse(err, sql, offset, s.log)
+	if s.terminated.Load() {
+		e.Severity = "FATAL"
+	}
 	lost, unknown := (*ShardConnectionLostError)(nil), (*OutcomeUnknownError)(nil)
-	if errors.As(err, &lost) && !errors.As(err, &unknown) && s.ownsBackends() {
+	if errors.As(err, &lost) && !errors.As(err, &unknown) && (s.ownsBackends() || s.statePinned) {
 		// The session's own connection is gone, and what it held there
-		// with it: the session ends, with the backend's last word if it
-		// gave one (57P01 when terminated), as a direct client's would.
+		// with it (under transaction pooling: the state it was pinned
+		// for, which must not vanish silently): the session ends, with
+		// the backend's last word if it gave one (57P01 when terminated),
+		// as a direct client's would.
 		e.Severity = "FATAL"
 		if pgErr := (*pgconn.PgError)(nil); errors.As(lost.Err, &pgErr) {
 			e.Code, e.Message = pgErr.Code, pgErr.Message
@@ -1123,7 +1194,14 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Q
 		})
 	} else {
 		var suspended bool
-		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params), x.portal, x.maxRows, s.txn == nil, x.shape, emit)
+		portal := x.portal
+		if x.maxRows == 0 {
+			// It runs to its end: the unnamed portal, which the shard drops
+			// at the next statement, as Postgres drops the client's, so
+			// it holds no table the transaction alters next.
+			portal = ""
+		}
+		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params), portal, x.maxRows, s.txn == nil, x.shape, emit)
 		x.suspended = x.suspended || suspended
 	}
 	if err != nil && s.txn == nil && !x.st.ReadOnly {

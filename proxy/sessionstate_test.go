@@ -192,14 +192,50 @@ func TestBackendDeath(t *testing.T) {
 	if err := <-cancelled; code(err) != "57014" {
 		t.Fatalf("cancel of a session that knows its real pid: %v, want 57014", err)
 	}
+	// An idle client hears of its backend's end at once, as from Postgres.
 	terminateGatewayBackends(t, g.shards[0], pid)
-	_, err := c.Exec(ctx, "select 1").ReadAll()
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "57P01" {
-		t.Fatalf("a statement on a terminated backend of session pooling: %v, want FATAL 57P01", err)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		err := c.CheckConn()
+		if err != nil {
+			if !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "57P01" {
+				t.Fatalf("an idle client of session pooling whose backend was terminated: %v, want FATAL 57P01", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an idle client of session pooling did not hear that its backend was terminated")
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the FATAL to arrive
 	}
 	if _, err := c.Exec(ctx, "select 1").ReadAll(); err == nil {
 		t.Fatal("the session goes on after its backend's FATAL")
+	}
+	// A statement that finds its backend gone gets the backend's FATAL.
+	c = g.connect(t, "solo", "")
+	go func() {
+		waitActive(t, g, "select pg_sleep(30)")
+		terminateGatewayBackends(t, g.shards[0], fmt.Sprint(c.PID()))
+	}()
+	if _, err := c.Exec(ctx, "select pg_sleep(30)").ReadAll(); !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "57P01" {
+		t.Fatalf("a statement on a terminated backend of session pooling: %v, want FATAL 57P01", err)
+	}
+	// An empty query (a driver's ping) that no backend needs to answer
+	// finds out too.
+	c = g.connect(t, "solo", "")
+	terminateGatewayBackends(t, g.shards[0], one(t, c, "select pg_backend_pid()"))
+	if _, err := c.Exec(ctx, ";").ReadAll(); !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "57P01" {
+		t.Fatalf("a ping on a terminated backend of session pooling: %v, want FATAL 57P01", err)
+	}
+
+	// Under transaction pooling, a session pinned for its state (here a
+	// temporary table) whose backend dies lost that state: it ends too,
+	// rather than go on without it.
+	p := g.connect(t, "solotx", "")
+	exec(t, p, "create temporary table kept (k int)")
+	terminateGatewayBackends(t, g.shards[0], one(t, p, "select pg_backend_pid()"))
+	if _, err := p.Exec(ctx, "select * from kept").ReadAll(); !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "57P01" {
+		t.Fatalf("a statement of a pinned session whose backend was terminated: %v, want FATAL 57P01", err)
 	}
 
 	a := g.connect(t, "app", "")

@@ -54,3 +54,24 @@ func firstRow(rows [][][]byte) [][]byte {
 	}
 	return rows[0]
 }
+
+// TestAlterAfterQueryInTransaction: a query run to its end in a
+// transaction holds no table there, as on Postgres, so the transaction can
+// alter the table next.
+func TestAlterAfterQueryInTransaction(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	ctx := context.Background()
+	for _, ks := range []string{"solo", "solotx"} {
+		t.Run(ks, func(t *testing.T) {
+			c := g.connect(t, ks, "")
+			exec(t, c, "drop table if exists drop_cols_"+ks)
+			exec(t, c, "create table drop_cols_"+ks+" (id int primary key, f1 int, f2 int)")
+			exec(t, c, "begin")
+			if res := c.ExecParams(ctx, "select * from drop_cols_"+ks+" where id = $1", [][]byte{[]byte("1")}, nil, nil, nil).Read(); res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			exec(t, c, "alter table drop_cols_"+ks+" drop column f1")
+			exec(t, c, "rollback")
+		})
+	}
+}
