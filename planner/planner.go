@@ -359,8 +359,40 @@ func sessionState(stmt *pg_query.Node) string {
 	case *pg_query.Node_LoadStmt:
 		what = "LOAD"
 	case *pg_query.Node_CreateStmt:
-		if n.CreateStmt.Relation.GetRelpersistence() == "t" {
+		if temporary(n.CreateStmt.Relation) {
 			what = "temporary tables"
+		}
+	case *pg_query.Node_ViewStmt:
+		if temporary(n.ViewStmt.View) {
+			what = "temporary objects"
+		}
+	case *pg_query.Node_CreateSeqStmt:
+		if temporary(n.CreateSeqStmt.Sequence) {
+			what = "temporary objects"
+		}
+	case *pg_query.Node_CompositeTypeStmt:
+		if temporary(n.CompositeTypeStmt.Typevar) {
+			what = "temporary objects"
+		}
+	case *pg_query.Node_DefineStmt:
+		if inTempSchema(n.DefineStmt.Defnames) {
+			what = "temporary objects"
+		}
+	case *pg_query.Node_CreateRangeStmt:
+		if inTempSchema(n.CreateRangeStmt.TypeName) {
+			what = "temporary objects"
+		}
+	case *pg_query.Node_CreateEnumStmt:
+		if inTempSchema(n.CreateEnumStmt.TypeName) {
+			what = "temporary objects"
+		}
+	case *pg_query.Node_CreateDomainStmt:
+		if inTempSchema(n.CreateDomainStmt.Domainname) {
+			what = "temporary objects"
+		}
+	case *pg_query.Node_CreateFunctionStmt:
+		if inTempSchema(n.CreateFunctionStmt.Funcname) {
+			what = "temporary objects"
 		}
 	case *pg_query.Node_CreateTableAsStmt:
 		if n.CreateTableAsStmt.GetInto().GetRel().GetRelpersistence() == "t" {
@@ -380,6 +412,18 @@ func sessionState(stmt *pg_query.Node) string {
 		})
 	}
 	return what
+}
+
+// temporary reports whether a relation being created is temporary: TEMP,
+// or in the session's own schema pg_temp.
+func temporary(rv *pg_query.RangeVar) bool {
+	return rv.GetRelpersistence() == "t" || strings.HasPrefix(rv.GetSchemaname(), "pg_temp")
+}
+
+// inTempSchema reports whether a qualified name (a list of strings) is in
+// the session's own schema pg_temp.
+func inTempSchema(name []*pg_query.Node) bool {
+	return len(name) > 1 && strings.HasPrefix(name[0].GetString_().GetSval(), "pg_temp")
 }
 
 // sessionFuncs change the state of the backend session they run in.

@@ -51,10 +51,13 @@ func (s *session) pin(b *backend, what string) {
 }
 
 // leftStateQuery counts what a session left on its backend connection that
-// another session must not find: temporary tables, open cursors, SQL
+// another session must not find: temporary tables and other objects in its
+// pg_temp schema (types, functions), open cursors, SQL
 // prepared statements (not the gateway's own, which the protocol made),
 // session advisory locks and LISTEN channels.
 const leftStateQuery = `SELECT (SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema())
+	+ (SELECT count(*) FROM pg_catalog.pg_type WHERE typnamespace = pg_catalog.pg_my_temp_schema())
+	+ (SELECT count(*) FROM pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema())
 	+ (SELECT count(*) FROM pg_catalog.pg_cursors)
 	+ (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql)
 	+ (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())

@@ -48,6 +48,8 @@ func TestPinning(t *testing.T) {
 	for _, tc := range []struct{ make, use, undo string }{
 		{"prepare byk as select 42", "execute byk", "deallocate byk"},
 		{"create temporary table multi (k int); insert into multi values (42)", "select k from multi", "drop table multi"},
+		{"create type pg_temp.mood as enum ('ok')", "select 42 where 'ok'::pg_temp.mood = 'ok'", "drop type pg_temp.mood"},
+		{"create function pg_temp.answer() returns int as 'select 42' language sql", "select pg_temp.answer()", "drop function pg_temp.answer()"},
 		{"begin; declare held cursor with hold for select 42; commit", "fetch next from held", "close held"},
 		{"select pg_advisory_lock(42)", "select 42 where pg_try_advisory_lock(42)", "select pg_advisory_unlock_all()"},
 		{"do $$ begin create temporary table made_by_do (k int); insert into made_by_do values (42); end $$", "select k from made_by_do", "discard all"},

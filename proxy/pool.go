@@ -255,7 +255,7 @@ func (p *Pools) poolConfig(sh *topology.Shard) (*pgxpool.Config, error) {
 	// A cancelled statement is cancelled on the shard too, and the
 	// connection survives if the shard answers the cancel in time.
 	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
-		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: 0, DeadlineDelay: 2 * time.Second}
+		return &shardCancel{conn: c}
 	}
 	cfg.BeforeClose = func(c *pgx.Conn) { p.states.Delete(c.PgConn()) }
 	// pgxpool pings only connections idle for a second; one whose backend
@@ -439,4 +439,35 @@ func (p *Pools) Close() {
 	for _, sp := range pools {
 		sp.pool.Close()
 	}
+}
+
+// shardCancel cancels a backend's statement when its context ends: a cancel
+// request to the shard at once, and a deadline 2 s later in case the shard
+// does not answer. It is pgconn's CancelRequestContextWatcherHandler
+// without the 100 ms that one waits after the request, which every
+// cancelled statement would cost its client: once the shard has closed the
+// request's connection its backend has the signal, and a backend that
+// finished the statement meanwhile ignores it while it waits for the next
+// (Postgres drops a cancel that comes while it reads a command).
+type shardCancel struct {
+	conn *pgconn.PgConn
+	sent chan struct{}
+	stop context.CancelFunc
+}
+
+func (h *shardCancel) HandleCancel(context.Context) {
+	deadline := time.Now().Add(2 * time.Second)
+	_ = h.conn.Conn().SetDeadline(deadline)
+	ctx, stop := context.WithDeadline(context.Background(), deadline)
+	h.sent, h.stop = make(chan struct{}), stop
+	go func() {
+		defer close(h.sent)
+		_ = h.conn.CancelRequest(ctx)
+	}()
+}
+
+func (h *shardCancel) HandleUnwatchAfterCancel() {
+	<-h.sent // the request reached the shard, or gave up at the deadline
+	h.stop()
+	_ = h.conn.Conn().SetDeadline(time.Time{})
 }
