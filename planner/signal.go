@@ -14,9 +14,10 @@ type Signal struct {
 	// Terminate is set for pg_terminate_backend, else pg_cancel_backend.
 	Terminate bool
 	// PID is the process id written in the statement, or PIDParam the
-	// parameter ($n) that gives it.
+	// parameter ($n) that gives it, or Self is set for pg_backend_pid().
 	PID      int64
 	PIDParam int
+	Self     bool
 }
 
 // signal recognizes SELECT pg_cancel_backend(pid) and SELECT
@@ -49,6 +50,8 @@ func signal(stmt *pg_query.Node) *Signal {
 		arg = tc.Arg
 	}
 	switch {
+	case arg.GetFuncCall() != nil && strings.ToLower(funcName(arg.GetFuncCall())) == "pg_backend_pid" && len(arg.GetFuncCall().Args) == 0:
+		sig.Self = true
 	case arg.GetParamRef() != nil:
 		sig.PIDParam = int(arg.GetParamRef().Number)
 	case arg.GetAConst().GetIval() != nil:

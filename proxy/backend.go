@@ -397,6 +397,16 @@ func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]ui
 		case *pgproto3.ErrorResponse:
 			failed = pgconn.ErrorResponseToPgError(m)
 		case *pgproto3.ReadyForQuery:
+			if full := statementName(sql, params, b.scope); failed == nil && full != name && b.state.prepared[full] {
+				// Statements run under the parameter types the shard
+				// completed (see execBound): the one kept under them may
+				// hold a plan from before a table changed, which the
+				// client's Parse asks to replace. It is closed with the
+				// next message to this shard, whose readers pass over
+				// the CloseComplete.
+				b.pg.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: full})
+				delete(b.state.prepared, full)
+			}
 			return params, fields, failed
 		}
 	}

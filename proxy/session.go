@@ -975,17 +975,16 @@ func (s *session) runOnShard(ctx context.Context, shard, sql string, readOnly bo
 	}
 }
 
-// checkOwnBackends finds out, for an empty query that no backend answers
-// (a driver's ping), whether a backend the session owns has ended — a
-// terminated backend says so as it goes, to its client on Postgres — so
-// that the session ends as it would there.
+// checkOwnBackends sends an empty query (a driver's ping) on to the
+// backends the session owns, so that one that is ending — terminated, its
+// FATAL maybe not sent yet — ends the session as it would on Postgres.
 func (s *session) checkOwnBackends(ctx context.Context) error {
 	if !s.ownsBackends() {
 		return nil
 	}
 	for _, b := range s.pinned {
-		if !idleAlive(b.pg.Conn()) {
-			return b.exec(ctx, "", discardRows, func(planner.Tag) error { return nil })
+		if err := b.exec(ctx, "", discardRows, discardTag); err != nil {
+			return err
 		}
 	}
 	return nil

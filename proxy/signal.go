@@ -29,6 +29,16 @@ func (s *session) signalled(st *planner.Statement, bind *binding) (bool, error) 
 	if sig == nil {
 		return false, nil
 	}
+	if sig.Self {
+		if !sig.Terminate || s.ownsBackends() {
+			return false, nil // the shard does it to the session's own backend
+		}
+		// The backend a pooled session runs on is not its own: what the
+		// client asks for is the end of its session, as on Postgres,
+		// not of a connection other sessions use next.
+		s.terminated.Store(true)
+		return true, &planner.Error{Code: codeAdminShutdown, Message: "terminating connection due to administrator command"}
+	}
 	pid := sig.PID
 	if sig.PIDParam > 0 {
 		if bind == nil {

@@ -93,3 +93,21 @@ func TestSignalGatewaySession(t *testing.T) {
 		})
 	}
 }
+
+// TestTerminateOwnPooledBackend: pg_terminate_backend(pg_backend_pid())
+// under transaction pooling ends the session with FATAL 57P01, as on
+// Postgres, and leaves the pooled connection to the next sessions.
+func TestTerminateOwnPooledBackend(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	ctx := context.Background()
+	for _, ks := range []string{"app", "solotx"} {
+		c := g.connect(t, ks, "")
+		var pe *pgconn.PgError
+		if _, err := c.Exec(ctx, "begin; select pg_terminate_backend(pg_backend_pid())").ReadAll(); !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "57P01" {
+			t.Fatalf("%s: pg_terminate_backend(pg_backend_pid()): %v, want FATAL 57P01", ks, err)
+		}
+		if got := one(t, g.connect(t, ks, ""), "select 1"); got != "1" {
+			t.Fatalf("%s: the next session: %q", ks, got)
+		}
+	}
+}

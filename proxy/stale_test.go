@@ -75,3 +75,41 @@ func TestAlterAfterQueryInTransaction(t *testing.T) {
 		})
 	}
 }
+
+// TestStalePlanOfAnotherSession: under transaction pooling a statement a
+// session prepares may already be prepared on the pooled connection, by an
+// earlier session, from before its table changed; the new session's Parse
+// gets a fresh plan there, as it would on Postgres, also inside a
+// transaction, where the shard's "cached plan must not change result type"
+// could not be retried.
+func TestStalePlanOfAnotherSession(t *testing.T) {
+	pool := DefaultPoolConfig
+	pool.MaxConns = 1 // every session meets the same connection
+	g := startGateway(t, pool)
+	ctx := context.Background()
+	first := g.connect(t, "solotx", "")
+	exec(t, first, "drop table if exists shifting")
+	exec(t, first, "create table shifting (id int primary key, f1 int, f2 int)")
+	exec(t, first, "insert into shifting values (1, 2, 3)")
+	const query = "select * from shifting where id = $1"
+	if res := first.ExecParams(ctx, query, [][]byte{[]byte("1")}, nil, nil, nil).Read(); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	exec(t, first, "alter table shifting drop column f1")
+	first.Close(ctx)
+
+	second := g.connect(t, "solotx", "")
+	exec(t, second, "begin")
+	sd, err := second.Prepare(ctx, "", query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := second.ExecPrepared(ctx, "", [][]byte{[]byte("1")}, nil, nil).Read()
+	if res.Err != nil {
+		t.Fatalf("a fresh Parse inside a transaction: %v", res.Err)
+	}
+	if len(sd.Fields) != 2 || len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+		t.Fatalf("described %d columns, got rows %q", len(sd.Fields), res.Rows)
+	}
+	exec(t, second, "commit")
+}
