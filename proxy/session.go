@@ -473,6 +473,10 @@ func (s *session) close() {
 	// What the session held goes back to the operating system if it was
 	// a lot.
 	defer s.srv.memory.soon()
+	// A client that leaves in the middle of a transaction leaves its own
+	// connections (session pooling) to end with it, as its backend would
+	// on Postgres, and the next session gets a new one.
+	abandoned := s.txn != nil && s.ownsBackends()
 	if s.txn != nil {
 		_ = s.rollback(context.Background(), s.txn)
 		s.txn = nil
@@ -483,7 +487,9 @@ func (s *session) close() {
 		// cursors, prepared statements, advisory locks, settings) must not
 		// reach the next one, as pgbouncer's server_reset_query does.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := b.run(ctx, "DISCARD ALL"); err != nil {
+		if abandoned {
+			b.pg.Close(ctx)
+		} else if err := b.run(ctx, "DISCARD ALL"); err != nil {
 			b.pg.Close(ctx)
 		} else {
 			b.state.prepared = nil

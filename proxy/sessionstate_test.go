@@ -347,3 +347,27 @@ func TestAnchoredStateOnShardedKeyspace(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionLeftInTransaction: a session-pooled client that leaves in the
+// middle of a transaction takes its backend with it, as on Postgres: the
+// next client gets a new backend process, never the abandoned one.
+func TestSessionLeftInTransaction(t *testing.T) {
+	pool := DefaultPoolConfig
+	pool.MaxConns = 1 // the next session could only get the same one back
+	g := startGateway(t, pool)
+	ctx := context.Background()
+	before := g.srv.ActiveSessions()
+	c := g.connect(t, "solo", "")
+	exec(t, c, "begin")
+	pid := one(t, c, "select pg_backend_pid()")
+	c.Close(ctx)
+	for deadline := time.Now().Add(10 * time.Second); g.srv.ActiveSessions() != before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the session did not end")
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the server to end the session
+	}
+	if next := one(t, g.connect(t, "solo", ""), "select pg_backend_pid()"); next == pid {
+		t.Fatalf("the next session got backend %s, the one left in a transaction", pid)
+	}
+}
