@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/shardgate/shardgate/planner"
 )
 
 // Parsing is what a statement costs the gateway most: pg_query's parse tree
@@ -23,7 +25,7 @@ const (
 	parseBudget = 16 << 20
 	// heapKept is the heap the gateway keeps mapped without giving it back
 	// early (see memoryReturner).
-	heapKept = 64 << 20
+	heapKept = 32 << 20
 	// returnDelay is how long after a large statement or a session's end
 	// the gateway looks at its heap.
 	returnDelay = 2 * time.Second
@@ -48,14 +50,18 @@ func (g *parseGate) enter(ctx context.Context, n int) (func(), error) {
 }
 
 // memoryReturner gives the heap that a burst of load left behind back to
-// the operating system soon after the burst. Go's own scavenger returns
-// memory only after a garbage collection, which an idle gateway may not run
-// for minutes, so without it the gateway would keep the size of its
-// largest burst.
+// the operating system soon after the burst: the Go heap, which Go's own
+// scavenger returns only after a garbage collection (an idle gateway may
+// not run one for minutes), and the parser's C heap, which glibc keeps.
+// Without it the gateway would keep the size of its largest burst.
 type memoryReturner struct {
 	mu    sync.Mutex
 	timer *time.Timer
 }
+
+// memory is the process's: sessions that end, large statements and backend
+// connections that close ask it to look.
+var memory memoryReturner
 
 // soon looks at the heap returnDelay from now, once however often it is
 // called meanwhile.
@@ -74,6 +80,9 @@ func (m *memoryReturner) run() {
 	if retainedHeap() > heapKept {
 		debug.FreeOSMemory()
 	}
+	// The parser's C heap is not the Go runtime's to see; trimming it
+	// costs little when there is nothing to give back.
+	planner.ReleaseParserMemory()
 }
 
 // stop cancels a pending look.

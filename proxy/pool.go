@@ -257,7 +257,10 @@ func (p *Pools) poolConfig(sh *topology.Shard) (*pgxpool.Config, error) {
 	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &shardCancel{conn: c}
 	}
-	cfg.BeforeClose = func(c *pgx.Conn) { p.states.Delete(c.PgConn()) }
+	cfg.BeforeClose = func(c *pgx.Conn) {
+		p.states.Delete(c.PgConn())
+		memory.soon() // what the connection held can go back
+	}
 	// pgxpool pings only connections idle for a second; one whose backend
 	// ended since (terminated, or the server restarted) is passed over
 	// for another, instead of failing the statement sent on it.

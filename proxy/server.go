@@ -125,7 +125,6 @@ type Server struct {
 	settings  func() [][2]string
 	gate      *pauseGate // PAUSE and RESUME of the admin console
 	parse     *parseGate // large statements take turns at parsing
-	memory    memoryReturner
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -276,7 +275,7 @@ func (s *Server) draining() bool { return s.closing.Load() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing.Store(true)
-	s.memory.stop()
+	memory.stop()
 	for l := range s.listeners {
 		l.Close()
 	}
@@ -305,7 +304,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closing.Store(true)
-	s.memory.stop()
+	memory.stop()
 	for l := range s.listeners {
 		l.Close()
 	}

@@ -472,7 +472,7 @@ func (s *session) giveBack(b *backend) {
 func (s *session) close() {
 	// What the session held goes back to the operating system if it was
 	// a lot.
-	defer s.srv.memory.soon()
+	defer memory.soon()
 	// A client that leaves in the middle of a transaction leaves its own
 	// connections (session pooling) to end with it, as its backend would
 	// on Postgres, and the next session gets a new one.
@@ -872,7 +872,7 @@ func (s *session) parseTurn(ctx context.Context, n int) (func(), error) {
 	}
 	return func() {
 		leave()
-		s.srv.memory.soon()
+		memory.soon()
 	}, nil
 }
 
