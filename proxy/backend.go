@@ -389,11 +389,7 @@ func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]ui
 		case *pgproto3.ParameterDescription:
 			params = append([]uint32(nil), m.ParameterOIDs...)
 		case *pgproto3.RowDescription:
-			fields = make([]pgproto3.FieldDescription, len(m.Fields))
-			for i, f := range m.Fields {
-				f.Name = append([]byte(nil), f.Name...)
-				fields[i] = f
-			}
+			fields = ownFields(m.Fields)
 		case *pgproto3.ErrorResponse:
 			failed = pgconn.ErrorResponseToPgError(m)
 		case *pgproto3.ReadyForQuery:
@@ -410,6 +406,17 @@ func (b *backend) describe(ctx context.Context, sql string, oids []uint32) ([]ui
 			return params, fields, failed
 		}
 	}
+}
+
+// ownFields copies a RowDescription's fields out of the connection's
+// buffer, which the next message reuses.
+func ownFields(in []pgproto3.FieldDescription) []pgproto3.FieldDescription {
+	out := make([]pgproto3.FieldDescription, len(in))
+	for i, f := range in {
+		f.Name = append([]byte(nil), f.Name...)
+		out[i] = f
+	}
+	return out
 }
 
 // describePortal binds sql on b and returns the result columns of the
@@ -444,11 +451,7 @@ func (b *backend) describePortal(ctx context.Context, sql string, bind *binding)
 		case *pgproto3.ParseComplete:
 			b.prepared(name)
 		case *pgproto3.RowDescription:
-			fields = make([]pgproto3.FieldDescription, len(m.Fields))
-			for i, f := range m.Fields {
-				f.Name = append([]byte(nil), f.Name...)
-				fields[i] = f
-			}
+			fields = ownFields(m.Fields)
 		case *pgproto3.ErrorResponse:
 			failed = pgconn.ErrorResponseToPgError(m)
 		case *pgproto3.ReadyForQuery:
