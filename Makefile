@@ -18,6 +18,8 @@ run: build
 vet:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	@# The engine builds and tests without cgo (pg_query stays in planner).
+	CGO_ENABLED=0 $(GO) vet ./planner/engine
 
 # The whole suite against real Postgres and real etcd. The harness installs
 # PostgreSQL with apt-get when it is missing.

@@ -1,7 +1,6 @@
 package planner
 
 import (
-	"math"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -13,10 +12,8 @@ import (
 // one server, a NOTIFY reaches only the listeners of its server, a large
 // object is found only where it was made. Statements that touch nothing
 // but such state run on the keyspace's anchor shard, the one that holds
-// logical shard 0: the same for every session of every gateway.
-
-// AnchorShard returns the physical shard of t's logical shard 0.
-func AnchorShard(t Topology) string { return t.ShardFor(math.MinInt64) }
+// logical shard 0 (engine.AnchorShard): the same for every session of every
+// gateway.
 
 // anchorFuncs keep their state on the anchor shard: advisory locks, large
 // objects, notifications.

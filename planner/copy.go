@@ -6,6 +6,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/vschema"
 )
 
@@ -19,9 +20,12 @@ type Copy struct {
 	Table *vschema.Table
 	// Columns are the columns the statement names, if any.
 	Columns []string
-	// Shards run the COPY: every shard holding rows of the table, or the
-	// one shard a query or a reference table is read from.
-	Shards []string
+	// Target is where the COPY runs: every shard holding rows of the
+	// table, or the shards a query reads, or one shard, for a reference
+	// table or a catalog.
+	Target engine.Target
+	// Refusal, when set, is why the COPY cannot run on several shards.
+	Refusal *Error
 	// ShardSQL is the statement each shard runs. For COPY FROM it lacks
 	// the HEADER option: the gateway takes the header line off the stream.
 	ShardSQL string
@@ -93,7 +97,7 @@ func (p *planning) planCopy(c *pg_query.CopyStmt) (*Copy, error) {
 		cp.ShardSQL = sql
 	}
 	if !p.vs.Sharded {
-		cp.Shards = p.topo.Shards()[:1]
+		cp.Target = engine.Target{Kind: engine.TargetAll}
 		return cp, nil
 	}
 	if c.Query != nil {
@@ -105,8 +109,15 @@ func (p *planning) planCopy(c *pg_query.CopyStmt) (*Copy, error) {
 		if err != nil {
 			return nil, err
 		}
-		cp.Shards = Shards(root)
-		return cp, p.checkCopyOut(cp)
+		r := root.(*engine.Route)
+		cp.Target, cp.Refusal = r.Target, r.Refusal
+		if _, rowsConcatenate := r.Multi.(*engine.Scatter); r.Refusal == nil && !rowsConcatenate {
+			// Each shard's COPY output is its own: only rows that
+			// concatenate can be streamed from several.
+			cp.Refusal = unsupported("COPY (query) TO STDOUT across shards is supported only for queries whose rows each live on one shard; this one combines rows of several shards")
+		}
+		p.checkCopyOut(cp)
+		return cp, nil
 	}
 	t, catalog, err := p.resolve(c.Relation)
 	if err != nil {
@@ -116,15 +127,15 @@ func (p *planning) planCopy(c *pg_query.CopyStmt) (*Copy, error) {
 		if c.IsFrom {
 			return nil, unsupported("writing system catalogs through shardgate is not supported")
 		}
-		cp.Shards = p.topo.Shards()[:1]
+		cp.Target = engine.Target{Kind: engine.TargetAny}
 		return cp, nil
 	}
 	cp.Table = t
 	switch {
 	case t.Kind == vschema.Reference && !c.IsFrom:
-		cp.Shards = p.topo.Shards()[:1]
+		cp.Target = engine.Target{Kind: engine.TargetAny}
 	default:
-		cp.Shards = p.topo.Shards()
+		cp.Target = engine.Target{Kind: engine.TargetAll}
 	}
 	if c.IsFrom && t.Kind == vschema.Sharded {
 		if cp.Format == "binary" {
@@ -134,16 +145,25 @@ func (p *planning) planCopy(c *pg_query.CopyStmt) (*Copy, error) {
 			return nil, keyError("COPY into sharded table %s must include its sharding column %s", t.Name, t.Column)
 		}
 	}
-	return cp, p.checkCopyOut(cp)
+	p.checkCopyOut(cp)
+	return cp, nil
 }
 
 // checkCopyOut refuses binary COPY TO from several shards: each shard's
 // output has its own header and trailer.
-func (p *planning) checkCopyOut(cp *Copy) error {
-	if !cp.From && cp.Format == "binary" && len(cp.Shards) > 1 {
-		return unsupported("COPY TO in binary format from several shards is not supported yet; use text or csv")
+func (p *planning) checkCopyOut(cp *Copy) {
+	if !cp.From && cp.Format == "binary" && cp.Refusal == nil {
+		cp.Refusal = unsupported("COPY TO in binary format from several shards is not supported yet; use text or csv")
 	}
-	return nil
+}
+
+// Shards resolves where the COPY runs against topo, or refuses it.
+func (cp *Copy) Shards(topo engine.Topology) ([]string, error) {
+	shards := cp.Target.Resolve(topo, nil)
+	if len(shards) > 1 && cp.Refusal != nil {
+		return nil, cp.Refusal
+	}
+	return shards, nil
 }
 
 func defString(d *pg_query.DefElem) string {

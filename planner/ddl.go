@@ -6,12 +6,13 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/vschema"
 )
 
 // planDDL sends schema changes of vschema tables to every shard of the
 // keyspace, after refusing definitions that sharding would make wrong.
-func (p *planning) planDDL(stmt *pg_query.Node) (Primitive, error) {
+func (p *planning) planDDL(stmt *pg_query.Node) (engine.Primitive, error) {
 	var err error
 	switch n := stmt.Node.(type) {
 	case *pg_query.Node_CreateStmt:
@@ -34,7 +35,7 @@ func (p *planning) planDDL(stmt *pg_query.Node) (Primitive, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Broadcast{Shards: p.topo.Shards(), SQL: p.sql}, nil
+	return p.broadcast(), nil
 }
 
 // vschemaTable resolves a DDL target, which must be a vschema table.

@@ -7,10 +7,11 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/vschema"
 )
 
-func (p *planning) planSelect(s *pg_query.SelectStmt) (Primitive, error) {
+func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) {
 	if s.WithClause != nil {
 		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
 	}
@@ -28,32 +29,35 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (Primitive, error) {
 	if err != nil {
 		return nil, err
 	}
-	shards := p.shards(a)
 	if err := checkFunctions(s, false); err != nil {
 		return nil, err
 	}
-	if len(shards) == 0 {
+	target := p.target(a)
+	if target == nil {
 		// Only reference tables, catalogs or no table at all: every shard
 		// has the same answer.
 		return p.anyShard(), nil
 	}
-	if len(shards) == 1 {
-		return p.routes(shards), nil
-	}
-	if err := requireOneLevel(a, shards); err != nil {
-		return nil, err
-	}
-	if onlyCounts(s) {
-		c := &CountSum{}
-		for _, sh := range shards {
-			c.Parts = append(c.Parts, &Route{Shard: sh, SQL: p.sql})
+	r := p.route(*target)
+	switch {
+	case target.Single():
+	case requireOneLevel(a) != nil:
+		r.Refusal = requireOneLevel(a)
+	case onlyCounts(s):
+		r.Multi = &engine.CountSum{Input: p.scatter(*target)}
+	default:
+		if err := scatterShape(s, root); err != nil {
+			r.Refusal = err
+		} else {
+			r.Multi = p.scatter(*target)
 		}
-		return c, nil
 	}
-	if err := scatterShape(s, root, len(shards)); err != nil {
-		return nil, err
-	}
-	return p.routes(shards), nil
+	return r, nil
+}
+
+// scatter runs the statement as it is on every shard target resolves to.
+func (p *planning) scatter(target engine.Target) *engine.Scatter {
+	return &engine.Scatter{Target: target, Query: engine.Query{SQL: p.sql}}
 }
 
 // onlyCounts reports whether s is SELECT count(*) or count(x), and nothing
@@ -75,32 +79,32 @@ func onlyCounts(s *pg_query.SelectStmt) bool {
 
 // scatterShape refuses a SELECT whose rows, concatenated from several
 // shards, would differ from one Postgres's answer.
-func scatterShape(s *pg_query.SelectStmt, b *block, shards int) error {
+func scatterShape(s *pg_query.SelectStmt, b *block) *Error {
 	switch {
 	case len(s.DistinctClause) > 0:
-		return spanError(b, "DISTINCT", shards)
+		return spanError(b, "DISTINCT")
 	case len(s.SortClause) > 0:
-		return spanError(b, "ORDER BY", shards)
+		return spanError(b, "ORDER BY")
 	case s.LimitCount != nil || s.LimitOffset != nil:
-		return spanError(b, "LIMIT/OFFSET", shards)
+		return spanError(b, "LIMIT/OFFSET")
 	case len(s.WindowClause) > 0:
-		return spanError(b, "a window function", shards)
+		return spanError(b, "a window function")
 	}
 	// Groups that include the sharding column each live on one shard, so
 	// aggregating inside each shard is exact.
 	groupedByKey := false
 	for _, g := range s.GroupClause {
 		if g.GetGroupingSet() != nil {
-			return spanError(b, "GROUPING SETS, ROLLUP or CUBE", shards)
+			return spanError(b, "GROUPING SETS, ROLLUP or CUBE")
 		}
 		if b.shardingColumn(g) != nil {
 			groupedByKey = true
 		}
 	}
 	if len(s.GroupClause) > 0 && !groupedByKey {
-		return spanError(b, "GROUP BY without the sharding column", shards)
+		return spanError(b, "GROUP BY without the sharding column")
 	}
-	var err error
+	var err *Error
 	for _, e := range append(append([]*pg_query.Node{}, s.TargetList...), s.HavingClause) {
 		walk(e, func(m proto.Message) bool {
 			if err != nil {
@@ -111,22 +115,22 @@ func scatterShape(s *pg_query.SelectStmt, b *block, shards int) error {
 				return false // a nested level, checked on its own
 			case *pg_query.FuncCall:
 				if n.Over != nil {
-					err = spanError(b, "a window function", shards)
+					err = spanError(b, "a window function")
 				} else if isAggregate(n) && !groupedByKey {
-					err = spanError(b, fmt.Sprintf("aggregate function %s()", funcName(n)), shards)
+					err = spanError(b, fmt.Sprintf("aggregate function %s()", funcName(n)))
 				}
 			}
 			return err == nil
 		})
 	}
 	if s.HavingClause != nil && !groupedByKey && err == nil {
-		err = spanError(b, "HAVING", shards)
+		err = spanError(b, "HAVING")
 	}
 	return err
 }
 
 // planWrite plans an UPDATE (set is its SET list) or a DELETE.
-func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, with *pg_query.WithClause, set []*pg_query.Node) (Primitive, error) {
+func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, with *pg_query.WithClause, set []*pg_query.Node) (engine.Primitive, error) {
 	if with != nil {
 		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
 	}
@@ -169,18 +173,27 @@ func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, w
 		if err := checkFunctions(stmtParts(from, where, set), true); err != nil {
 			return nil, err
 		}
-		return &Broadcast{Shards: p.topo.Shards(), SQL: p.sql}, nil
+		return p.broadcast(), nil
 	}
-	shards := p.shards(a)
-	if len(shards) > 1 {
-		if err := requireOneLevel(a, shards); err != nil {
-			return nil, err
-		}
-	}
-	if err := checkFunctions(stmtParts(from, where, set), len(shards) > 1); err != nil {
+	parts := stmtParts(from, where, set)
+	if err := checkFunctions(parts, false); err != nil {
 		return nil, err
 	}
-	return p.routes(shards), nil
+	r := p.route(*p.target(a))
+	if r.Target.Single() {
+		return r, nil
+	}
+	if r.Refusal = requireOneLevel(a); r.Refusal == nil {
+		if r.Refusal = checkFunctions(parts, true); r.Refusal == nil {
+			r.Multi = p.scatter(r.Target)
+		}
+	}
+	return r, nil
+}
+
+// broadcast runs the statement on every shard, one after another.
+func (p *planning) broadcast() *engine.Broadcast {
+	return &engine.Broadcast{Target: engine.Target{Kind: engine.TargetAll}, SQL: p.sql}
 }
 
 // stmtParts wraps pieces of a statement into one message to walk.
@@ -189,7 +202,7 @@ func stmtParts(from []*pg_query.Node, where *pg_query.Node, set []*pg_query.Node
 	return &pg_query.List{Items: items}
 }
 
-func (p *planning) planInsert(ins *pg_query.InsertStmt) (Primitive, error) {
+func (p *planning) planInsert(ins *pg_query.InsertStmt) (engine.Primitive, error) {
 	if ins.WithClause != nil {
 		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
 	}
@@ -213,7 +226,7 @@ func (p *planning) planInsert(ins *pg_query.InsertStmt) (Primitive, error) {
 		if err := checkFunctions(ins, true); err != nil {
 			return nil, err
 		}
-		return &Broadcast{Shards: p.topo.Shards(), SQL: p.sql}, nil
+		return p.broadcast(), nil
 	}
 	if oc := ins.OnConflictClause; oc != nil {
 		for _, s := range oc.TargetList {
@@ -237,63 +250,69 @@ func (p *planning) planInsert(ins *pg_query.InsertStmt) (Primitive, error) {
 		}
 		return nil, keyError("INSERT into sharded table %s needs a value for its sharding column %s", t.Name, t.Column)
 	}
-	// Group rows by shard, keeping their order within each shard.
-	var order []string
-	rowsOf := map[string][]*pg_query.Node{}
+	if err := checkFunctions(ins, false); err != nil {
+		return nil, err
+	}
+	split := &engine.InsertSplit{Query: engine.Query{SQL: p.sql}, Table: t}
 	for _, row := range sel.ValuesLists {
 		vals := row.GetList().GetItems()
 		if col >= len(vals) {
 			return nil, keyError("INSERT into %s has fewer values than columns", t.Name)
 		}
-		id, ok := keyspaceID(t, vals[col], p.params)
+		k, ok := shardKey(t, vals[col])
 		if !ok {
-			return nil, keyError("the sharding column %s.%s must be given as a literal %s value, not %s", t.Name, t.Column, t.Type, describeValue(vals[col]))
+			return nil, keyError("the sharding column %s.%s must be given as a literal %s value or a parameter, not %s", t.Name, t.Column, t.Type, describeValue(vals[col]))
 		}
-		s := p.topo.ShardFor(id)
-		if _, seen := rowsOf[s]; !seen {
-			order = append(order, s)
-		}
-		rowsOf[s] = append(rowsOf[s], row)
+		split.Rows = append(split.Rows, engine.InsertRow{Key: k})
 	}
-	if err := checkFunctions(ins, len(order) > 1); err != nil {
+	split.Refusal = checkFunctions(ins, true)
+	if len(split.Rows) == 1 {
+		// One row goes to one shard: no split to prepare.
+		return split, nil
+	}
+	if split.Prefix, split.Suffix, err = p.valuesFrame(ins); err != nil {
 		return nil, err
 	}
-	if len(order) == 1 {
-		return &Route{Shard: order[0], SQL: p.sql}, nil
-	}
-	c := &Concat{}
-	for _, s := range order {
-		part := proto.Clone(ins).(*pg_query.InsertStmt)
-		part.SelectStmt.GetSelectStmt().ValuesLists = rowsOf[s]
-		params := renumberParams(part)
-		sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_InsertStmt{InsertStmt: part}}}}})
-		if err != nil {
-			return nil, fmt.Errorf("split INSERT for shard %s: %w", s, err)
+	for i, row := range sel.ValuesLists {
+		if split.Rows[i].SQL, err = p.valuesRow(row); err != nil {
+			return nil, err
 		}
-		c.Parts = append(c.Parts, &Route{Shard: s, SQL: sql, Params: params})
 	}
-	return c, nil
+	return split, nil
 }
 
-// renumberParams numbers the parameters that stmt still uses $1, $2, ... in
-// order of first use and returns, for each new number, the client's
-// parameter index (0-based); nil when stmt has no parameters.
-func renumberParams(stmt proto.Message) []int {
-	var order []int
-	index := map[int32]int32{}
-	walk(stmt, func(m proto.Message) bool {
-		if pr, ok := m.(*pg_query.ParamRef); ok {
-			n, seen := index[pr.Number]
-			if !seen {
-				order = append(order, int(pr.Number)-1)
-				n = int32(len(order))
-				index[pr.Number] = n
-			}
-			pr.Number = n
-		}
-		return true
-	})
-	return order
+// valuesMarker stands for the rows of an INSERT while it is printed.
+const valuesMarker = "shardgate_values_marker"
+
+// valuesFrame prints an INSERT ... VALUES around its rows: the text before
+// and after them.
+func (p *planning) valuesFrame(ins *pg_query.InsertStmt) (prefix, suffix string, err error) {
+	frame := proto.Clone(ins).(*pg_query.InsertStmt)
+	frame.SelectStmt.GetSelectStmt().ValuesLists = []*pg_query.Node{pg_query.MakeListNode([]*pg_query.Node{
+		pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(valuesMarker)}, 0)})}
+	sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_InsertStmt{InsertStmt: frame}}}}})
+	if err != nil {
+		return "", "", fmt.Errorf("print INSERT around its rows: %w", err)
+	}
+	prefix, suffix, ok := strings.Cut(sql, "("+valuesMarker+")")
+	if !ok {
+		return "", "", fmt.Errorf("print INSERT around its rows: no marker in %q", sql)
+	}
+	return prefix, suffix, nil
+}
+
+// valuesRow prints one row of VALUES: "(1, $2, DEFAULT)".
+func (p *planning) valuesRow(row *pg_query.Node) (string, error) {
+	sel := &pg_query.SelectStmt{ValuesLists: []*pg_query.Node{row}, Op: pg_query.SetOperation_SETOP_NONE, LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT}
+	sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}}}})
+	if err != nil {
+		return "", fmt.Errorf("print a row of VALUES: %w", err)
+	}
+	text, ok := strings.CutPrefix(sql, "VALUES ")
+	if !ok {
+		return "", fmt.Errorf("print a row of VALUES: got %q", sql)
+	}
+	return text, nil
 }
 
 func keyError(format string, args ...any) *Error {

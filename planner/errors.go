@@ -1,25 +1,17 @@
 package planner
 
-import "fmt"
+import "github.com/shardgate/shardgate/planner/engine"
 
 // SQLSTATE codes the planner answers with. They are Postgres's own codes.
 const (
-	CodeSyntaxError         = "42601"
-	CodeFeatureNotSupported = "0A000"
-	CodeUndefinedTable      = "42P01"
-	CodeInternal            = "XX000"
+	CodeSyntaxError         = engine.CodeSyntaxError
+	CodeFeatureNotSupported = engine.CodeFeatureNotSupported
+	CodeUndefinedTable      = engine.CodeUndefinedTable
+	CodeInternal            = engine.CodeInternal
 )
 
-// Error is a statement the planner refuses, with the SQLSTATE a client gets.
-type Error struct {
-	Code     string
-	Message  string
-	Hint     string
-	Position int // 1-based character position in the statement, 0 if none
-}
+// Error is a statement the planner refuses, with the SQLSTATE a client
+// gets: the engine's error, born in either place.
+type Error = engine.Error
 
-func (e *Error) Error() string { return e.Message }
-
-func unsupported(format string, args ...any) *Error {
-	return &Error{Code: CodeFeatureNotSupported, Message: fmt.Sprintf(format, args...)}
-}
+func unsupported(format string, args ...any) *Error { return engine.Unsupported(format, args...) }

@@ -69,8 +69,8 @@ func setOf(names ...string) map[string]bool {
 // checkFunctions refuses sequence functions anywhere (a sequence exists once
 // per shard, so ids would repeat across shards) and, in a write that runs on
 // several shards, any function whose value could differ between shards.
-func checkFunctions(stmt proto.Message, multiShardWrite bool) error {
-	var err error
+func checkFunctions(stmt proto.Message, multiShardWrite bool) *Error {
+	var err *Error
 	walk(stmt, func(m proto.Message) bool {
 		if err != nil {
 			return false

@@ -7,15 +7,19 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/shardgate/shardgate/planner/engine"
 )
 
 // TestGolden plans the SQL of testdata/plans and compares the printed plan
-// trees (plan) or refusals (plan-error) with the expected ones. Regenerate
-// with `go test ./planner -run Golden -rewrite` and review the diff.
+// trees (plan) or refusals (plan-error) with the expected ones. Each plan
+// is followed by where it runs against the fake topology ("-> s0, s1"), or
+// the error running it gives. Regenerate with
+// `go test ./planner -run Golden -rewrite` and review the diff.
 func TestGolden(t *testing.T) {
 	f := newFake(t)
 	datadriven.RunTest(t, "testdata/plans", func(t *testing.T, d *datadriven.TestData) string {
-		stmts, err := Plan(f, d.Input)
+		stmts, err := Plan(f.vs, d.Input)
 		switch d.Cmd {
 		case "plan":
 			if err != nil {
@@ -25,17 +29,30 @@ func TestGolden(t *testing.T) {
 			for _, st := range stmts {
 				switch {
 				case st.Root != nil:
-					b.WriteString(Format(st.Root))
+					b.WriteString(engine.Format(st.Root))
+					if calls, err := f.run(st.SQL, nil); err != nil {
+						fmt.Fprintf(&b, "-> error %s\n", err)
+					} else {
+						fmt.Fprintf(&b, "-> %s\n", strings.Join(shardsOf(calls), ", "))
+					}
 				case st.Control != nil:
 					fmt.Fprintf(&b, "Control %s %s\n", st.Control.Kind, st.Control.Savepoint)
 				case st.Setting != nil:
 					fmt.Fprintf(&b, "Setting %+v\n", *st.Setting)
 				case st.Copy != nil:
-					fmt.Fprintf(&b, "Copy from=%v shards=%s sql=%q\n", st.Copy.From, strings.Join(st.Copy.Shards, ","), st.Copy.ShardSQL)
+					fmt.Fprintf(&b, "Copy from=%v %s sql=%q\n", st.Copy.From, st.Copy.Target, st.Copy.ShardSQL)
+					if shards, err := st.Copy.Shards(f); err != nil {
+						fmt.Fprintf(&b, "-> error %s\n", err)
+					} else {
+						fmt.Fprintf(&b, "-> %s\n", strings.Join(shards, ", "))
+					}
 				}
 			}
 			return b.String()
 		case "plan-error":
+			if err == nil && len(stmts) == 1 && stmts[0].Root != nil {
+				_, err = f.run(d.Input, nil)
+			}
 			var pe *Error
 			if !errors.As(err, &pe) {
 				return fmt.Sprintf("expected an error, got %v\n", err)

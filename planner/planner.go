@@ -1,8 +1,11 @@
-// Package planner turns SQL text into execution plans: trees of small
-// primitives (Route, Concat, Broadcast) that run against shard connections
-// through an Executor. Planning follows an allow-list: a statement shape is
-// accepted only when the plan provably gives the answer one Postgres would;
-// every other shape is refused with SQLSTATE 0A000 naming what is missing.
+// Package planner turns SQL text into execution plans: trees of the engine's
+// primitives (Route, Scatter, Broadcast, ...) that say how to find their
+// shards, resolved when they run. Planning follows an allow-list: a
+// statement shape is accepted only when the plan provably gives the answer
+// one Postgres would; every other shape is refused with SQLSTATE 0A000
+// naming what is missing. A plan depends on the keyspace's vschema only,
+// not on where its shards are placed nor on the values of parameters, so it
+// is made once per prepared statement.
 package planner
 
 import (
@@ -14,25 +17,15 @@ import (
 	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/vschema"
 )
-
-// Topology is what the planner needs to know of one keyspace's topology. A
-// plan is made against one Topology value and stays valid for it.
-type Topology interface {
-	// VSchema returns the keyspace's vschema (never nil).
-	VSchema() *vschema.Keyspace
-	// ShardFor returns the physical shard that holds keyspace id h.
-	ShardFor(h int64) string
-	// Shards returns every physical shard of the keyspace, in a stable order.
-	Shards() []string
-}
 
 // Statement is one planned statement of a query string.
 type Statement struct {
 	// SQL is the statement's own text, without the others of its query string.
 	SQL  string
-	Root Primitive
+	Root engine.Primitive
 	// ReadOnly is set for statements that change no data (SELECT, SHOW).
 	ReadOnly bool
 	// NoTransaction is set for statements Postgres refuses to run inside a
@@ -162,31 +155,12 @@ type Setting struct {
 	ValueParam int
 }
 
-// Params gives the planner the values of bound parameters, to route by a
-// parameter that fixes a sharding column.
-type Params interface {
-	// Text returns parameter i (0-based) as Postgres's text form; ok is
-	// false when it is NULL or cannot be read.
-	Text(i int) (text string, ok bool)
-}
-
 // Plan parses sql, which may hold several statements separated by
-// semicolons, and plans each one against topo. An empty or comment-only
+// semicolons, and plans each one for keyspace vs. An empty or comment-only
 // string gives no statements. A parse error is an *Error with code 42601.
-func Plan(topo Topology, sql string) ([]*Statement, error) {
-	return PlanBound(topo, sql, nil)
-}
-
-// Parse parses sql and classifies its statements (transaction control,
-// settings, read-only) without routing them: for a prepared statement, whose
-// routing waits for its parameters.
-func Parse(sql string) ([]*Statement, error) {
-	return PlanBound(nil, sql, nil)
-}
-
-// PlanBound is Plan for a statement with bound parameters ($1, ...):
-// routing uses their values. A nil topo only parses and classifies.
-func PlanBound(topo Topology, sql string, params Params) ([]*Statement, error) {
+// Parameters ($1, ...) that fix a sharding column route the statement when
+// it runs, by their bound values.
+func Plan(vs *vschema.Keyspace, sql string) ([]*Statement, error) {
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		var perr *pgparser.Error
@@ -206,8 +180,8 @@ func PlanBound(topo Topology, sql string, params Params) ([]*Statement, error) {
 			return nil, err
 		}
 		st.Setting = setting(raw.Stmt)
-		if st.Control == nil && st.Setting == nil && topo != nil {
-			p := &planning{topo: topo, vs: topo.VSchema(), sql: text, version: tree.Version, params: params}
+		if st.Control == nil && st.Setting == nil {
+			p := &planning{vs: vs, sql: text, version: tree.Version}
 			if cs := raw.Stmt.GetCopyStmt(); cs != nil {
 				st.Copy, err = p.planCopy(cs)
 			} else {
@@ -234,14 +208,12 @@ func statementText(sql string, raw *pg_query.RawStmt) string {
 
 // planning holds what planning one statement needs.
 type planning struct {
-	topo    Topology
 	vs      *vschema.Keyspace
 	sql     string
 	version int32 // of the parse tree, needed to deparse
-	params  Params
 }
 
-func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
+func (p *planning) plan(stmt *pg_query.Node) (engine.Primitive, error) {
 	if !p.vs.Sharded {
 		// One backend connection holds everything of the session: what it
 		// leaves there (temporary tables, cursors, prepared statements,
@@ -253,10 +225,10 @@ func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
 			// stay on a connection other sessions get next.
 			return nil, unsupported("set_config() inside a larger statement is not supported with transaction pooling; use SET, or SELECT set_config(...) alone")
 		}
-		return &Route{Shard: p.topo.Shards()[0], SQL: p.sql}, nil
+		return p.route(engine.Target{Kind: engine.TargetAll}), nil
 	}
 	if anchored(stmt) {
-		return &Route{Shard: AnchorShard(p.topo), SQL: p.sql}, nil
+		return p.route(engine.Target{Kind: engine.TargetAnchor}), nil
 	}
 	if stmt.GetDeallocateStmt() != nil {
 		// Of the client's protocol statements, which the gateway keeps
@@ -293,8 +265,13 @@ func (p *planning) plan(stmt *pg_query.Node) (Primitive, error) {
 }
 
 // anyShard routes a statement whose answer is the same on every shard.
-func (p *planning) anyShard() *Route {
-	return &Route{Shard: p.topo.Shards()[0], SQL: p.sql, AnyShard: true}
+func (p *planning) anyShard() *engine.Route {
+	return p.route(engine.Target{Kind: engine.TargetAny})
+}
+
+// route sends the statement as it is to where target resolves.
+func (p *planning) route(target engine.Target) *engine.Route {
+	return &engine.Route{Target: target, Query: engine.Query{SQL: p.sql}}
 }
 
 // noTransaction reports whether Postgres refuses stmt in a transaction block.
@@ -324,13 +301,18 @@ func readOnly(stmt *pg_query.Node) bool {
 }
 
 // planExplain routes EXPLAIN to the one shard its statement would run on.
-func (p *planning) planExplain(e *pg_query.ExplainStmt) (Primitive, error) {
+func (p *planning) planExplain(e *pg_query.ExplainStmt) (engine.Primitive, error) {
 	inner, err := p.plan(e.Query)
 	if err != nil {
 		return nil, err
 	}
-	if r, ok := inner.(*Route); ok {
-		return &Route{Shard: r.Shard, SQL: p.sql}, nil
+	switch r := inner.(type) {
+	case *engine.Route:
+		return &engine.Route{Target: r.Target, Query: engine.Query{SQL: p.sql},
+			Refusal: unsupported("EXPLAIN of a statement that runs on more than one shard is not supported yet")}, nil
+	case *engine.InsertSplit:
+		return &engine.Route{Target: engine.Target{Kind: engine.TargetKeys, Keys: r.Keys()}, Query: engine.Query{SQL: p.sql},
+			Refusal: unsupported("EXPLAIN of a statement that runs on more than one shard is not supported yet")}, nil
 	}
 	return nil, unsupported("EXPLAIN of a statement that runs on more than one shard is not supported yet")
 }

@@ -1,12 +1,15 @@
 package planner
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/topology"
 	"github.com/shardgate/shardgate/vschema"
 )
@@ -17,9 +20,58 @@ type fakeTopology struct {
 	m  *topology.ShardMap
 }
 
-func (f *fakeTopology) VSchema() *vschema.Keyspace { return f.vs }
-func (f *fakeTopology) ShardFor(h int64) string    { return f.m.ShardFor(h) }
-func (f *fakeTopology) Shards() []string           { return f.m.Shards() }
+func (f *fakeTopology) ShardFor(h int64) string { return f.m.ShardFor(h) }
+func (f *fakeTopology) Shards() []string        { return f.m.Shards() }
+
+// call is one statement a plan sent to a shard.
+type call struct {
+	shard string
+	q     engine.Query
+}
+
+// recorder runs plans against the fake topology: every shard answers with
+// no rows and the tag "SELECT 0"; it records what was sent where.
+type recorder struct {
+	topo  *fakeTopology
+	mu    sync.Mutex
+	calls []call
+}
+
+func (r *recorder) Topology() engine.Topology { return r.topo }
+
+func (r *recorder) Query(_ context.Context, shard string, q engine.Query, _ func(*engine.Batch) error) (engine.Tag, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, call{shard, q})
+	return "SELECT 0", nil
+}
+
+// run plans sql, runs its first statement with args, and returns what it
+// sent to the shards, sorted by shard, or the error planning or running
+// it gave.
+func (f *fakeTopology) run(sql string, args engine.Params) ([]call, error) {
+	stmts, err := Plan(f.vs, sql)
+	if err != nil {
+		return nil, err
+	}
+	r := &recorder{topo: f}
+	if _, err := stmts[0].Root.Stream(context.Background(), r, args, func(*engine.Batch) error { return nil }); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(r.calls, func(a, b call) int { return strings.Compare(a.shard, b.shard) })
+	return r.calls, nil
+}
+
+// shardsOf lists the shards of calls, each once.
+func shardsOf(calls []call) []string {
+	var out []string
+	for _, c := range calls {
+		if !slices.Contains(out, c.shard) {
+			out = append(out, c.shard)
+		}
+	}
+	return out
+}
 
 const testVSchema = `
 keyspaces:
@@ -55,7 +107,7 @@ func TestPlanRouting(t *testing.T) {
 	cases := []struct {
 		sql    string
 		shards []string // nil: every shard
-		kind   string   // Route, Concat or Broadcast
+		root   string   // the plan's root primitive
 	}{
 		{"select * from users where id = 1", []string{s1}, "Route"},
 		{"select * from users where 1 = id", []string{s1}, "Route"},
@@ -65,17 +117,18 @@ func TestPlanRouting(t *testing.T) {
 		{"select * from users where id = 10000000000", []string{f.shardOf(10000000000)}, "Route"},
 		{"select * from users where id in (1, 1)", []string{s1}, "Route"},
 		{"select * from users where id = 1 or id = 1", []string{s1}, "Route"},
-		{"select * from users", nil, "Concat"},
-		{"select * from users where id = 1.5", nil, "Concat"},
-		{"select * from users where id > 1", nil, "Concat"},
-		{"select * from users where id = 1 or name = 'x'", nil, "Concat"},
+		{"select * from users where id in (1, " + itoa(other) + ")", []string{"s0", "s1"}, "Route"},
+		{"select * from users", nil, "Route"},
+		{"select * from users where id = 1.5", nil, "Route"},
+		{"select * from users where id > 1", nil, "Route"},
+		{"select * from users where id = 1 or name = 'x'", nil, "Route"},
 		{"select u.*, o.* from users u join orders o on o.user_id = u.id where u.id = 2", []string{s2}, "Route"},
-		{"select * from users u left join orders o on o.user_id = u.id and o.user_id = 2", nil, "Concat"},
+		{"select * from users u left join orders o on o.user_id = u.id and o.user_id = 2", nil, "Route"},
 		{"select * from users u, orders o where o.user_id = u.id and o.user_id = 1", []string{s1}, "Route"},
 		{"select * from orders o join countries c on c.code = o.country where o.user_id = 1", []string{s1}, "Route"},
-		{"select user_id, count(*) from orders group by user_id", nil, "Concat"},
-		{"select count(*) from users", nil, "CountSum"},
-		{"select count(*), count(name) as named from users where name like 'a%'", nil, "CountSum"},
+		{"select user_id, count(*) from orders group by user_id", nil, "Route"},
+		{"select count(*) from users", nil, "Route"},
+		{"select count(*), count(name) as named from users where name like 'a%'", nil, "Route"},
 		{"select * from countries", []string{"s0"}, "Route"},
 		{"select 1", []string{"s0"}, "Route"},
 		{"select relname from pg_class", []string{"s0"}, "Route"},
@@ -84,9 +137,9 @@ func TestPlanRouting(t *testing.T) {
 		{"select * from devices where id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", []string{f.m.ShardFor(vschema.HashUUID(uuidOf(t, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")))}, "Route"},
 		{"select * from users where id = 1 and exists (select 1 from orders where user_id = 1)", []string{s1}, "Route"},
 		{"update users set name = 'x' where id = 1", []string{s1}, "Route"},
-		{"update users set name = 'x'", nil, "Concat"},
+		{"update users set name = 'x'", nil, "Route"},
 		{"delete from orders where user_id in (1, 2)", nil, ""},
-		{"insert into users (id, name) values (1, 'a')", []string{s1}, "Route"},
+		{"insert into users (id, name) values (1, 'a')", []string{s1}, "InsertSplit"},
 		{"insert into countries (code) values ('de')", nil, "Broadcast"},
 		{"create table users (id bigint primary key, name text)", nil, "Broadcast"},
 		{"create index on orders (user_id)", nil, "Broadcast"},
@@ -95,30 +148,30 @@ func TestPlanRouting(t *testing.T) {
 		{"explain select * from users where id = 1", []string{s1}, "Route"},
 	}
 	for _, c := range cases {
-		stmts, err := Plan(f, c.sql)
+		stmts, err := Plan(f.vs, c.sql)
 		if err != nil {
 			t.Errorf("%s: %v", c.sql, err)
 			continue
 		}
 		root := stmts[0].Root
-		got := strings.Fields(root.Describe())[0]
-		if c.kind != "" && got != c.kind {
-			t.Errorf("%s: plan\n%s want %s", c.sql, Format(root), c.kind)
+		if got := strings.Fields(root.Describe())[0]; c.root != "" && got != c.root {
+			t.Errorf("%s: plan\n%s want %s", c.sql, engine.Format(root), c.root)
 		}
-		if r, ok := root.(*Route); ok && c.shards != nil && r.Shard != c.shards[0] {
-			t.Errorf("%s: routed to %s, want %v", c.sql, r.Shard, c.shards)
+		calls, err := f.run(c.sql, nil)
+		if err != nil {
+			t.Errorf("%s: %v", c.sql, err)
+			continue
 		}
-		if c.shards == nil && got == "Route" {
-			t.Errorf("%s: routed to one shard, want all", c.sql)
+		want := c.shards
+		if want == nil {
+			want = f.Shards()
 		}
-	}
-	// An IN list over two shards reaches exactly those two.
-	stmts, err := Plan(f, "select * from users where id in (1, "+itoa(other)+")")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, ok := stmts[0].Root.(*Concat); !ok || len(c.Parts) != 2 {
-		t.Errorf("IN over two shards: %s", Format(stmts[0].Root))
+		if got := shardsOf(calls); !slices.Equal(got, want) {
+			t.Errorf("%s: ran on %v, want %v", c.sql, got, want)
+		}
+		if slices.Equal(engine.Shards(root, f, nil), want) != true {
+			t.Errorf("%s: Shards says %v, want %v", c.sql, engine.Shards(root, f, nil), want)
+		}
 	}
 }
 
@@ -167,7 +220,7 @@ func TestPlanRefusals(t *testing.T) {
 		{"declare c cursor for select 1", CodeFeatureNotSupported, "cursors"},
 	}
 	for _, c := range cases {
-		_, err := Plan(f, c.sql)
+		_, err := f.run(c.sql, nil)
 		var pe *Error
 		if !errors.As(err, &pe) {
 			t.Errorf("%s: got %v, want error %s", c.sql, err, c.code)
@@ -185,38 +238,36 @@ func TestPlanSplitsMultiRowInsert(t *testing.T) {
 	for i := 1; i <= 8; i++ {
 		vals = append(vals, "("+itoa(int64(i))+", 'n')")
 	}
-	stmts, err := Plan(f, "insert into users (id, name) values "+strings.Join(vals, ", ")+" returning id")
+	calls, err := f.run("insert into users (id, name) values "+strings.Join(vals, ", ")+" returning id", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, ok := stmts[0].Root.(*Concat)
-	if !ok || len(c.Parts) != 2 {
-		t.Fatalf("want a split over two shards, got\n%s", Format(stmts[0].Root))
+	if len(calls) != 2 {
+		t.Fatalf("want a split over two shards, got %v", calls)
 	}
-	for _, part := range c.Parts {
-		r := part.(*Route)
+	for _, c := range calls {
 		for i := int64(1); i <= 8; i++ {
-			in := strings.Contains(r.SQL, "("+itoa(i)+", 'n')")
-			if in != (f.shardOf(i) == r.Shard) {
-				t.Errorf("row %d in %s's SQL %q: %v", i, r.Shard, r.SQL, in)
+			in := strings.Contains(c.q.SQL, "("+itoa(i)+", 'n')")
+			if in != (f.shardOf(i) == c.shard) {
+				t.Errorf("row %d in %s's SQL %q: %v", i, c.shard, c.q.SQL, in)
 			}
 		}
-		if !strings.Contains(r.SQL, "RETURNING id") {
-			t.Errorf("lost RETURNING: %s", r.SQL)
+		if !strings.Contains(c.q.SQL, "RETURNING id") {
+			t.Errorf("lost RETURNING: %s", c.q.SQL)
 		}
 	}
 }
 
 func TestPlanMultiStatement(t *testing.T) {
 	f := newFake(t)
-	stmts, err := Plan(f, "select * from users where id = 1; select 2 ;")
+	stmts, err := Plan(f.vs, "select * from users where id = 1; select 2 ;")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(stmts) != 2 || stmts[0].SQL != "select * from users where id = 1" || stmts[1].SQL != "select 2" {
 		t.Fatalf("got %#v", stmts)
 	}
-	if stmts, err := Plan(f, "  -- nothing\n"); err != nil || len(stmts) != 0 {
+	if stmts, err := Plan(f.vs, "  -- nothing\n"); err != nil || len(stmts) != 0 {
 		t.Fatalf("empty query: %v %v", stmts, err)
 	}
 }
@@ -229,28 +280,33 @@ func uuidOf(t *testing.T, s string) [16]byte {
 	return u
 }
 
-func TestPlanUnshardedPassesThrough(t *testing.T) {
+// unsharded is the vschema of an unsharded keyspace.
+func unsharded(t testing.TB) *vschema.Keyspace {
 	f, err := vschema.Parse([]byte("keyspaces:\n  legacy:\n    sharded: false\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo := &fakeTopology{vs: f.Keyspaces["legacy"], m: &topology.ShardMap{LogicalCount: 1, Placement: []string{"only"}}}
+	return f.Keyspaces["legacy"]
+}
+
+func TestPlanUnshardedPassesThrough(t *testing.T) {
+	topo := &fakeTopology{vs: unsharded(t), m: &topology.ShardMap{LogicalCount: 1, Placement: []string{"only"}}}
 	for _, sql := range []string{
 		"select count(*) from anything order by 1 limit 3",
 		"create function f() returns int as 'select 1' language sql",
 		"insert into t select * from u",
 		"with x as (select 1) select * from x",
 	} {
-		stmts, err := Plan(topo, sql)
+		calls, err := topo.run(sql, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
-		if r, ok := stmts[0].Root.(*Route); !ok || r.Shard != "only" || r.SQL != sql {
-			t.Fatalf("%s: %s", sql, Format(stmts[0].Root))
+		if len(calls) != 1 || calls[0].shard != "only" || calls[0].q.SQL != sql {
+			t.Fatalf("%s: %v", sql, calls)
 		}
 	}
 	// Session settings are the session's business here too.
-	if stmts, err := Plan(topo, "set search_path = x"); err != nil || stmts[0].Setting == nil {
+	if stmts, err := Plan(topo.vs, "set search_path = x"); err != nil || stmts[0].Setting == nil {
 		t.Fatalf("SET: %v", err)
 	}
 }
@@ -283,14 +339,14 @@ func TestPlanControlAndSettings(t *testing.T) {
 		{"select set_config('Search_Path', 'x', true)", nil, &Setting{Name: "search_path", Local: true}},
 	}
 	for _, c := range cases {
-		stmts, err := Plan(f, c.sql)
+		stmts, err := Plan(f.vs, c.sql)
 		if err != nil {
 			t.Errorf("%s: %v", c.sql, err)
 			continue
 		}
 		st := stmts[0]
 		if st.Root != nil {
-			t.Errorf("%s: planned as %s", c.sql, Format(st.Root))
+			t.Errorf("%s: planned as %s", c.sql, engine.Format(st.Root))
 		}
 		if (c.control == nil) != (st.Control == nil) || c.control != nil && *c.control != *st.Control {
 			t.Errorf("%s: control %+v, want %+v", c.sql, st.Control, c.control)
@@ -311,46 +367,63 @@ func (p textParams) Text(i int) (string, bool) {
 	return p[i], true
 }
 
+// TestPlanBoundParameters: a parameter that fixes the sharding column
+// routes each execution of one plan by its bound value.
 func TestPlanBoundParameters(t *testing.T) {
 	f := newFake(t)
 	a, b := int64(1), int64(2)
 	for f.shardOf(b) == f.shardOf(a) {
 		b++
 	}
-	route := func(sql string, params textParams) Primitive {
+	where := func(sql string, params textParams) []string {
 		t.Helper()
-		stmts, err := PlanBound(f, sql, params)
+		calls, err := f.run(sql, params)
 		if err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
-		return stmts[0].Root
+		return shardsOf(calls)
 	}
-	if r, ok := route("select * from users where id = $1", textParams{itoa(b)}).(*Route); !ok || r.Shard != f.shardOf(b) {
-		t.Fatalf("by parameter: %v", r)
+	if got := where("select * from users where id = $1", textParams{itoa(b)}); !slices.Equal(got, []string{f.shardOf(b)}) {
+		t.Fatalf("by parameter: %v", got)
 	}
-	if r, ok := route("select * from users where id = $1::bigint and name = $2", textParams{itoa(a), "x"}).(*Route); !ok || r.Shard != f.shardOf(a) {
-		t.Fatalf("by cast parameter: %v", r)
+	if got := where("select * from users where id = $1::bigint and name = $2", textParams{itoa(a), "x"}); !slices.Equal(got, []string{f.shardOf(a)}) {
+		t.Fatalf("by cast parameter: %v", got)
 	}
-	if _, ok := route("select * from users where id = $1", textParams{""}).(*Concat); !ok {
-		t.Fatal("a NULL parameter must not route")
+	if got := where("select * from users where id in ($1, $2)", textParams{itoa(a), itoa(b)}); len(got) != 2 {
+		t.Fatalf("IN of parameters over two shards: %v", got)
 	}
-	// A multi-row INSERT split by shard renumbers each part's parameters.
-	c, ok := route("insert into users (id, name) values ($1, $2), ($3, $4) returning id, $5::text", textParams{itoa(a), "x", itoa(b), "y", "z"}).(*Concat)
-	if !ok || len(c.Parts) != 2 {
-		t.Fatalf("split: %v", c)
+	// NULL matches no row: one shard answers, with nothing.
+	if got := where("select * from users where id = $1", textParams{""}); len(got) != 1 {
+		t.Fatalf("a NULL parameter: %v", got)
 	}
-	for _, part := range c.Parts {
-		r := part.(*Route)
-		want := []int{0, 1, 4}
-		if r.Shard == f.shardOf(b) {
-			want = []int{2, 3, 4}
+	// A value the hash cannot read may still match (numeric 7.0 = 7): every shard.
+	if got := where("select * from users where id = $1", textParams{"7.0"}); len(got) != 2 {
+		t.Fatalf("an unreadable parameter: %v", got)
+	}
+	// A multi-row INSERT is split by the bound values: each shard gets its
+	// rows, with the client's parameter numbers.
+	calls, err := f.run("insert into users (id, name) values ($1, $2), ($3, $4) returning id, $5::text", textParams{itoa(a), "x", itoa(b), "y", "z"})
+	if err != nil || len(calls) != 2 {
+		t.Fatalf("split: %v %v", calls, err)
+	}
+	for _, c := range calls {
+		row := "($1, $2)"
+		if c.shard == f.shardOf(b) {
+			row = "($3, $4)"
 		}
-		if !slices.Equal(r.Params, want) || !strings.Contains(r.SQL, "($1, $2)") || !strings.Contains(r.SQL, "$3::text") {
-			t.Errorf("part on %s: %q params %v, want %v", r.Shard, r.SQL, r.Params, want)
+		if c.q.Params != nil || !strings.Contains(c.q.SQL, "VALUES "+row+" RETURNING") || !strings.Contains(c.q.SQL, "$5::text") {
+			t.Errorf("part on %s: %q params %v", c.shard, c.q.SQL, c.q.Params)
 		}
 	}
-	if _, err := Plan(f, "insert into users (id) values ($1)"); err == nil {
-		t.Fatal("an INSERT keyed by an unbound parameter planned")
+	// The same rows on one shard run as the client wrote them.
+	sql := "insert into users (id, name) values ($1, $2), ($3, $4)"
+	calls, err = f.run(sql, textParams{itoa(a), "x", itoa(a), "y"})
+	if err != nil || len(calls) != 1 || calls[0].q.SQL != sql {
+		t.Fatalf("one shard: %v %v", calls, err)
+	}
+	var pe *Error
+	if _, err := f.run("insert into users (id) values ($1)", textParams{""}); !errors.As(err, &pe) || pe.Code != CodeFeatureNotSupported {
+		t.Fatalf("an INSERT of a NULL key: %v", err)
 	}
 }
 
@@ -366,7 +439,7 @@ func TestDiscards(t *testing.T) {
 		"DISCARD PLANS":          0,
 		"SELECT 1":               0,
 	} {
-		stmts, err := Parse(sql)
+		stmts, err := Plan(unsharded(t), sql)
 		if err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
@@ -385,7 +458,7 @@ func TestClientTwoPhaseControl(t *testing.T) {
 		"COMMIT PREPARED 'b'":     {Kind: CommitPrepared, GID: "b"},
 		"ROLLBACK PREPARED 'c'":   {Kind: RollbackPrepared, GID: "c"},
 	} {
-		stmts, err := Parse(sql)
+		stmts, err := Plan(unsharded(t), sql)
 		if err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}

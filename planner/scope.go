@@ -9,6 +9,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/vschema"
 )
 
@@ -24,13 +25,12 @@ type tableRef struct {
 // must be co-located and joined on their sharding columns, so that each
 // block's rows can be computed inside one shard.
 type block struct {
-	params    Params
 	stmt      proto.Message
-	refs      []*tableRef // sharded and reference tables
-	catalog   bool        // reads pg_catalog or information_schema
-	keyed     bool        // WHERE fixes the sharding column to a set of values
-	keys      []int64     // keyspace ids of those values
-	keyColumn string      // a sharding column, for messages: "users.id"
+	refs      []*tableRef  // sharded and reference tables
+	catalog   bool         // reads pg_catalog or information_schema
+	keyed     bool         // WHERE fixes the sharding column to a set of values
+	keys      []engine.Key // those values
+	keyColumn string       // a sharding column, for messages: "users.id"
 }
 
 func (b *block) sharded() []*tableRef {
@@ -101,39 +101,28 @@ func (p *planning) analyze(stmt proto.Message, root *block) (*analysis, error) {
 	return a, nil
 }
 
-// shards returns the physical shards the statement's sharded rows live on,
-// sorted; nil when it reads no sharded table.
-func (p *planning) shards(a *analysis) []string {
-	set := map[string]bool{}
-	for _, b := range a.blocks {
-		if !b.keyed {
-			for _, s := range p.topo.Shards() {
-				set[s] = true
-			}
-			continue
-		}
-		for _, id := range b.keys {
-			set[p.topo.ShardFor(id)] = true
-		}
-	}
-	if len(set) == 0 {
+// target says where the statement's sharded rows live: the shards of the
+// keys every query level is fixed to, or every shard when one is not; nil
+// when it reads no sharded table.
+func (p *planning) target(a *analysis) *engine.Target {
+	if len(a.blocks) == 0 {
 		return nil
 	}
-	// Keep the keyspace's shard order so results come back in a stable order.
-	var out []string
-	for _, s := range p.topo.Shards() {
-		if set[s] {
-			out = append(out, s)
+	t := &engine.Target{Kind: engine.TargetKeys}
+	for _, b := range a.blocks {
+		if !b.keyed {
+			return &engine.Target{Kind: engine.TargetAll}
 		}
+		t.Keys = append(t.Keys, b.keys...)
 	}
-	return out
+	return t
 }
 
 // newBlock resolves one query level's tables, checks that its sharded tables
 // are co-located and joined on their sharding columns, and finds the
 // sharding-column values its WHERE fixes.
 func (p *planning) newBlock(stmt proto.Message, target *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node) (*block, error) {
-	b := &block{stmt: stmt, params: p.params}
+	b := &block{stmt: stmt}
 	var joinQuals []*pg_query.Node
 	if target != nil {
 		if err := p.addTable(b, target); err != nil {
@@ -356,14 +345,14 @@ func (b *block) shardingColumn(n *pg_query.Node) *tableRef {
 	return nil
 }
 
-// constraint returns the keyspace ids that a WHERE term restricts the
-// block's sharding column to: "col = literal", "col IN (literals)", and ORs
-// and ANDs of those.
-func (b *block) constraint(e *pg_query.Node) ([]int64, bool) {
+// constraint returns the keys that a WHERE term restricts the block's
+// sharding column to: "col = literal", "col IN (literals)", the same with
+// parameters, and ORs and ANDs of those.
+func (b *block) constraint(e *pg_query.Node) ([]engine.Key, bool) {
 	if be := e.GetBoolExpr(); be != nil {
 		switch be.Boolop {
 		case pg_query.BoolExprType_AND_EXPR:
-			var best []int64
+			var best []engine.Key
 			found := false
 			for _, a := range be.Args {
 				if ids, ok := b.constraint(a); ok && (!found || len(ids) < len(best)) {
@@ -372,7 +361,7 @@ func (b *block) constraint(e *pg_query.Node) ([]int64, bool) {
 			}
 			return best, found
 		case pg_query.BoolExprType_OR_EXPR:
-			var all []int64
+			var all []engine.Key
 			for _, a := range be.Args {
 				ids, ok := b.constraint(a)
 				if !ok {
@@ -398,39 +387,65 @@ func (b *block) constraint(e *pg_query.Node) ([]int64, bool) {
 		if r == nil {
 			return nil, false
 		}
-		id, ok := keyspaceID(r.table, lit, b.params)
-		return []int64{id}, ok
+		k, ok := shardKey(r.table, lit)
+		return []engine.Key{k}, ok
 	case pg_query.A_Expr_Kind_AEXPR_IN:
 		r := b.shardingColumn(ae.Lexpr)
 		list := ae.Rexpr.GetList()
 		if r == nil || list == nil {
 			return nil, false
 		}
-		ids := make([]int64, 0, len(list.Items))
+		keys := make([]engine.Key, 0, len(list.Items))
 		for _, item := range list.Items {
-			id, ok := keyspaceID(r.table, item, b.params)
+			k, ok := shardKey(r.table, item)
 			if !ok {
 				return nil, false
 			}
-			ids = append(ids, id)
+			keys = append(keys, k)
 		}
-		return ids, true
+		return keys, true
 	}
 	return nil, false
 }
 
-// keyspaceID computes the keyspace id of a literal compared with (or stored
-// into) table's sharding column. It succeeds only when Postgres would turn
-// the literal into exactly that column value: an integer for an integer
-// column, a string literal of the right form, or such a literal cast to a
+// shardKey turns an expression compared with (or stored into) table's
+// sharding column into a key. It succeeds only when Postgres would turn the
+// expression into exactly that column value: an integer for an integer
+// column, a string literal of the right form, a parameter (whose value is
+// hashed when the statement runs), or such a literal or parameter cast to a
 // type of the column's family.
-func keyspaceID(t *vschema.Table, n *pg_query.Node, params Params) (int64, bool) {
-	text, ok := literalText(t.Type, n, params)
-	if !ok {
-		return 0, false
+func shardKey(t *vschema.Table, n *pg_query.Node) (engine.Key, bool) {
+	if tc := n.GetTypeCast(); tc != nil {
+		names := tc.TypeName.GetNames()
+		if len(names) == 0 || len(tc.TypeName.ArrayBounds) > 0 || castFamily[names[len(names)-1].GetString_().GetSval()] != t.Type {
+			return engine.Key{}, false
+		}
+		n = tc.Arg
 	}
-	return t.KeyspaceID(text)
+	if pr := n.GetParamRef(); pr != nil {
+		// A parameter of the column's type (Postgres infers it from the
+		// comparison) routes like a literal of its text.
+		if pr.Number < 1 {
+			return engine.Key{}, false
+		}
+		return engine.Key{Param: int(pr.Number), Table: t}, true
+	}
+	text, ok := literalText(t.Type, n)
+	if !ok {
+		return engine.Key{}, false
+	}
+	id, ok := t.KeyspaceID(text)
+	if !ok {
+		return engine.Key{}, false
+	}
+	if n.GetAConst().GetSval() != nil {
+		text = quoteLiteral(text)
+	}
+	return engine.Key{ID: id, Literal: text}, true
 }
+
+// quoteLiteral writes s as an SQL string literal, for plans as printed.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 var castFamily = map[string]vschema.ColumnType{
 	"int2": vschema.Int, "int4": vschema.Int, "int8": vschema.Int,
@@ -438,25 +453,9 @@ var castFamily = map[string]vschema.ColumnType{
 	"uuid": vschema.UUID,
 }
 
-func literalText(typ vschema.ColumnType, n *pg_query.Node, params Params) (string, bool) {
-	if pr := n.GetParamRef(); pr != nil {
-		// A bound parameter of the column's type (Postgres infers it from
-		// the comparison) routes like a literal of that text.
-		if params == nil || pr.Number < 1 {
-			return "", false
-		}
-		return params.Text(int(pr.Number) - 1)
-	}
-	if tc := n.GetTypeCast(); tc != nil {
-		names := tc.TypeName.GetNames()
-		if len(names) == 0 || len(tc.TypeName.ArrayBounds) > 0 || castFamily[names[len(names)-1].GetString_().GetSval()] != typ {
-			return "", false
-		}
-		n = tc.Arg
-		if pr := n.GetParamRef(); pr != nil && params != nil && pr.Number >= 1 {
-			return params.Text(int(pr.Number) - 1)
-		}
-	}
+// literalText returns the text of a constant as a column of type typ
+// would read it.
+func literalText(typ vschema.ColumnType, n *pg_query.Node) (string, bool) {
 	c := n.GetAConst()
 	if c == nil || c.Isnull {
 		return "", false
@@ -480,22 +479,10 @@ func literalText(typ vschema.ColumnType, n *pg_query.Node, params Params) (strin
 	return "", false
 }
 
-// routes makes one Route per shard.
-func (p *planning) routes(shards []string) Primitive {
-	if len(shards) == 1 {
-		return &Route{Shard: shards[0], SQL: p.sql}
-	}
-	c := &Concat{}
-	for _, s := range shards {
-		c.Parts = append(c.Parts, &Route{Shard: s, SQL: p.sql})
-	}
-	return c
-}
-
 // requireOneLevel refuses a multi-shard statement whose sharded rows are read
 // by more than its top query level: a subquery over a sharded table would
 // run on each shard against only that shard's rows.
-func requireOneLevel(a *analysis, shards []string) error {
+func requireOneLevel(a *analysis) *Error {
 	if len(a.blocks) == 1 && a.blocks[0] == a.root {
 		return nil
 	}
@@ -507,13 +494,13 @@ func requireOneLevel(a *analysis, shards []string) error {
 			}
 		}
 	}
-	return unsupported("subqueries and set operations over sharded tables (%s) are supported only when every part is fixed to the same shard; this statement spans %d shards",
-		strings.Join(names, ", "), len(shards))
+	return unsupported("subqueries and set operations over sharded tables (%s) are supported only when every part is fixed to the same shard; this statement reaches several shards",
+		strings.Join(names, ", "))
 }
 
 // spanError describes why a multi-shard statement was refused.
-func spanError(b *block, shape string, shards int) *Error {
-	e := unsupported("%s across shards is not supported yet: the statement reads %d shards", shape, shards)
+func spanError(b *block, shape string) *Error {
+	e := unsupported("%s across shards is not supported yet: the statement reaches several shards", shape)
 	e.Hint = fmt.Sprintf("Add a condition %s = <value> to target one shard.", b.keyColumn)
 	return e
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/text/encoding"
 
 	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 )
 
 // connState is what the gateway changed on one physical backend connection.
@@ -62,8 +63,8 @@ func (b *backend) run(ctx context.Context, sql string) error {
 	return b.exec(ctx, sql, discardRows, discardTag)
 }
 
-func discardRows(*planner.Batch) error { return nil }
-func discardTag(planner.Tag) error     { return nil }
+func discardRows(*engine.Batch) error { return nil }
+func discardTag(engine.Tag) error     { return nil }
 
 // release returns the connection to its pool. A connection left inside a
 // transaction or broken is closed by the pool instead of being reused.
@@ -138,14 +139,14 @@ func quoteLiteral(v string) string {
 // each statement. It returns the first error, after reading the answer to
 // its end. If emit or done fails (the client went away), the connection is
 // closed rather than drained, so a large result costs nothing more.
-func (b *backend) exec(ctx context.Context, sql string, emit func(*planner.Batch) error, done func(planner.Tag) error) error {
+func (b *backend) exec(ctx context.Context, sql string, emit func(*engine.Batch) error, done func(engine.Tag) error) error {
 	if err := b.sendQuery(sql); err != nil {
 		return err
 	}
 	fe := b.pg.Frontend()
 	var (
 		failed error
-		batch  planner.Batch
+		batch  engine.Batch
 		row    [1][][]byte
 	)
 	gone := func(err error) error {
@@ -160,7 +161,7 @@ func (b *backend) exec(ctx context.Context, sql string, emit func(*planner.Batch
 		switch m := msg.(type) {
 		case *pgproto3.RowDescription:
 			if failed == nil {
-				if err := emit(&planner.Batch{Fields: fieldsOf(m)}); err != nil {
+				if err := emit(&engine.Batch{Fields: fieldsOf(m)}); err != nil {
 					return gone(err)
 				}
 			}
@@ -174,7 +175,7 @@ func (b *backend) exec(ctx context.Context, sql string, emit func(*planner.Batch
 			}
 		case *pgproto3.CommandComplete:
 			if failed == nil {
-				if err := done(planner.Tag(m.CommandTag)); err != nil {
+				if err := done(engine.Tag(m.CommandTag)); err != nil {
 					return gone(err)
 				}
 			}
@@ -203,10 +204,10 @@ func (b *backend) forwardNotice(m *pgproto3.NoticeResponse) {
 	}
 }
 
-func fieldsOf(m *pgproto3.RowDescription) []planner.Field {
-	out := make([]planner.Field, len(m.Fields))
+func fieldsOf(m *pgproto3.RowDescription) []engine.Field {
+	out := make([]engine.Field, len(m.Fields))
 	for i, f := range m.Fields {
-		out[i] = planner.Field{
+		out[i] = engine.Field{
 			Name:                 string(f.Name),
 			TableOID:             f.TableOID,
 			TableAttributeNumber: f.TableAttributeNumber,
@@ -288,7 +289,7 @@ func (b *binding) decode(v []byte) (string, bool) {
 }
 
 // subset returns the binding for a statement whose parameters are the
-// client's params[...] (see planner.Query.Params).
+// client's params[...] (see engine.Query.Params).
 func (b *binding) subset(params []int) *binding {
 	if params == nil {
 		return b
@@ -552,7 +553,7 @@ func (b *backend) prepared(name string) {
 // the result the client was told of: if the table changed since, the rows
 // would be read under the wrong columns, so it fails as Postgres fails a
 // client's own statement then.
-func (b *backend) execBound(ctx context.Context, sql string, bind *binding, portal string, maxRows uint32, retry bool, want resultShape, emit func(*planner.Batch) error) (tag planner.Tag, suspended bool, err error) {
+func (b *backend) execBound(ctx context.Context, sql string, bind *binding, portal string, maxRows uint32, retry bool, want resultShape, emit func(*engine.Batch) error) (tag engine.Tag, suspended bool, err error) {
 	if err := b.makeRoom(ctx); err != nil {
 		return "", false, err
 	}
@@ -578,7 +579,7 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 		return "", false, err
 	}
 	rows := 0
-	counted := func(batch *planner.Batch) error {
+	counted := func(batch *engine.Batch) error {
 		rows += len(batch.Rows)
 		return emit(batch)
 	}
@@ -618,7 +619,7 @@ func (r resultShape) matches(fields []pgproto3.FieldDescription) bool {
 }
 
 // continuePortal fetches up to maxRows more rows of a suspended portal.
-func (b *backend) continuePortal(ctx context.Context, portal string, maxRows uint32, emit func(*planner.Batch) error) (planner.Tag, bool, error) {
+func (b *backend) continuePortal(ctx context.Context, portal string, maxRows uint32, emit func(*engine.Batch) error) (engine.Tag, bool, error) {
 	fe := b.pg.Frontend()
 	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})
 	fe.Send(&pgproto3.Sync{})
@@ -629,9 +630,9 @@ func (b *backend) continuePortal(ctx context.Context, portal string, maxRows uin
 }
 
 // readExecute reads an Execute's answer up to ReadyForQuery.
-func (b *backend) readExecute(ctx context.Context, parsed string, emit func(*planner.Batch) error) (tag planner.Tag, suspended bool, err error) {
+func (b *backend) readExecute(ctx context.Context, parsed string, emit func(*engine.Batch) error) (tag engine.Tag, suspended bool, err error) {
 	var row [1][][]byte
-	batch := planner.Batch{}
+	batch := engine.Batch{}
 	for {
 		msg, rerr := b.receive(ctx)
 		if rerr != nil {
@@ -652,7 +653,7 @@ func (b *backend) readExecute(ctx context.Context, parsed string, emit func(*pla
 				}
 			}
 		case *pgproto3.CommandComplete:
-			tag = planner.Tag(m.CommandTag)
+			tag = engine.Tag(m.CommandTag)
 		case *pgproto3.EmptyQueryResponse:
 			tag = ""
 		case *pgproto3.PortalSuspended:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -21,8 +22,11 @@ import (
 //     bytes are an error (invalidFormatError), not ignored;
 //   - no buffer kept at the size of the largest message a client ever sent.
 type clientWire struct {
-	conn     net.Conn
-	r        *bufio.Reader
+	conn net.Conn
+	r    *bufio.Reader
+	// wmu guards the answers: the shards of a statement that runs on
+	// several at once send their notices from goroutines of their own.
+	wmu      sync.Mutex
 	wbuf     []byte
 	encErr   error
 	maxBody  int // 0: no limit
@@ -91,6 +95,8 @@ func (e *tooLongError) Error() string {
 
 // Send buffers msg for the next Flush.
 func (w *clientWire) Send(msg pgproto3.BackendMessage) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	if w.encErr != nil {
 		return
 	}
@@ -99,6 +105,8 @@ func (w *clientWire) Send(msg pgproto3.BackendMessage) {
 
 // Flush writes what Send buffered.
 func (w *clientWire) Flush() error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	if w.encErr != nil {
 		return w.encErr
 	}
@@ -115,7 +123,11 @@ func (w *clientWire) Flush() error {
 }
 
 // buffered is how many bytes of answers wait for the next Flush.
-func (w *clientWire) buffered() int { return len(w.wbuf) }
+func (w *clientWire) buffered() int {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	return len(w.wbuf)
+}
 
 // inputWaiting reports whether more of the client's input has arrived than
 // Receive has returned.

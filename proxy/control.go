@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/topology"
 )
 
@@ -163,7 +164,7 @@ func (s *session) set(ctx context.Context, ks *topology.Keyspace, st *planner.St
 		if *emitted {
 			out = discardRows
 		}
-		err := b.exec(ctx, st.SQL, out, func(tag planner.Tag) error {
+		err := b.exec(ctx, st.SQL, out, func(tag engine.Tag) error {
 			if !*emitted {
 				s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 			}

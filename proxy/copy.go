@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/proxy/copyrows"
 	"github.com/shardgate/shardgate/topology"
 	"github.com/shardgate/shardgate/vschema"
@@ -24,11 +25,15 @@ const copyChunk = 64 << 10
 // copyTo runs COPY ... TO STDOUT on each shard in turn and streams the data
 // to the client as one COPY: one CopyOutResponse, every shard's rows (a CSV
 // header once), one CopyDone and the total row count.
-func (s *session) copyTo(ctx context.Context, st *planner.Statement) error {
+func (s *session) copyTo(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) error {
 	cp := st.Copy
+	shards, err := cp.Shards(ks)
+	if err != nil {
+		return err
+	}
 	var total int64
 	started := false
-	for i, shard := range cp.Shards {
+	for i, shard := range shards {
 		b, release, err := s.copyBackend(ctx, shard)
 		if err != nil {
 			return err
@@ -157,6 +162,10 @@ func (c *copyTarget) send(ctx context.Context) error {
 // nothing, as on Postgres.
 func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) error {
 	cp := st.Copy
+	shards, err := cp.Shards(ks)
+	if err != nil {
+		return err
+	}
 	split := cp.Table != nil && cp.Table.Kind == vschema.Sharded
 	if enc, _ := lookupEncoding(s.reported["client_encoding"]); split && enc != nil {
 		// The rows are split by reading their sharding column, which the
@@ -165,7 +174,7 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 	}
 	t := s.txn
 	own := false
-	if t == nil && len(cp.Shards) > 1 {
+	if t == nil && len(shards) > 1 {
 		t = newTxn(false, "BEGIN", s.settings)
 		s.txn, own = t, true
 		defer func() { s.txn = nil }()
@@ -190,7 +199,7 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 	var splitter *copyrows.Splitter
 	if split {
 		var err error
-		if splitter, err = s.copySplitter(ctx, cp); err != nil {
+		if splitter, err = s.copySplitter(ctx, cp, shards[0]); err != nil {
 			return finish(err)
 		}
 	}
@@ -206,7 +215,7 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 		}
 	}()
 	var response *pgproto3.CopyInResponse
-	for _, shard := range cp.Shards {
+	for _, shard := range shards {
 		b, release, err := s.copyBackend(ctx, shard)
 		if err != nil {
 			s.abortCopy(ctx, targets, "")
@@ -301,7 +310,7 @@ func (s *session) copyFrom(ctx context.Context, ks *topology.Keyspace, st *plann
 				s.abortCopy(ctx, targets, "")
 				return finish(copyError(failed))
 			}
-			n, err := s.endCopyIn(ctx, targets, cp.Shards, split)
+			n, err := s.endCopyIn(ctx, targets, shards, split)
 			if err != nil {
 				return finish(err)
 			}
@@ -342,11 +351,11 @@ func msgType(msg pgproto3.FrontendMessage) byte {
 }
 
 // copySplitter builds the splitter that finds each row's sharding column.
-func (s *session) copySplitter(ctx context.Context, cp *planner.Copy) (*copyrows.Splitter, error) {
+func (s *session) copySplitter(ctx context.Context, cp *planner.Copy, shard string) (*copyrows.Splitter, error) {
 	columns := cp.Columns
 	if len(columns) == 0 {
 		var err error
-		if columns, err = s.tableColumns(ctx, cp); err != nil {
+		if columns, err = s.tableColumns(ctx, cp, shard); err != nil {
 			return nil, err
 		}
 	}
@@ -376,16 +385,16 @@ func (s *session) copySplitter(ctx context.Context, cp *planner.Copy) (*copyrows
 	return copyrows.NewSplitter(opts, key)
 }
 
-// tableColumns reads a table's columns, in order, from the first shard.
-func (s *session) tableColumns(ctx context.Context, cp *planner.Copy) ([]string, error) {
-	b, release, err := s.copyBackend(ctx, cp.Shards[0])
+// tableColumns reads a table's columns, in order, from shard.
+func (s *session) tableColumns(ctx context.Context, cp *planner.Copy, shard string) ([]string, error) {
+	b, release, err := s.copyBackend(ctx, shard)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	var cols []string
 	err = b.exec(ctx, "SELECT attname FROM pg_attribute WHERE attrelid = "+quoteLiteral(cp.Table.Name)+"::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-		func(batch *planner.Batch) error {
+		func(batch *engine.Batch) error {
 			for _, r := range batch.Rows {
 				cols = append(cols, string(r[0]))
 			}

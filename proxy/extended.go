@@ -2,19 +2,26 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/topology"
+	"github.com/shardgate/shardgate/vschema"
 )
 
 // prepared is a client's prepared statement (Parse).
 type prepared struct {
 	sql  string
-	stmt *planner.Statement // parsed, not yet routed; nil for an empty query
+	stmt *planner.Statement // planned; nil for an empty query
+	// vs is the vschema stmt was planned for: a statement bound after the
+	// vschema changed is planned again.
+	vs *vschema.Keyspace
 	// oids are the parameter types, as the client gave them and a backend
 	// completed them; fields the result columns (nil: no rows).
 	oids   []uint32
@@ -22,11 +29,11 @@ type prepared struct {
 }
 
 // portal is a client's portal (Bind): a statement with parameter values,
-// routed by them.
+// which route it when it runs.
 type portal struct {
 	stmt *prepared
 	bind *binding
-	plan *planner.Statement // routed; nil for an empty query
+	plan *planner.Statement // nil for an empty query
 	// name is the portal's name on backends, unique in the session, so a
 	// client re-binding a closed name never meets the old backend portal.
 	name string
@@ -137,7 +144,7 @@ func (s *session) runBatch(ctx context.Context, batch []pgproto3.FrontendMessage
 		s.ignoreTillSync = !final
 		return
 	}
-	ks := s.srv.topo().Keyspace(s.keyspace)
+	ks := s.routingKeyspace()
 	if ks == nil || ks.VSchema() == nil {
 		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, "", 0)
 		s.ignoreTillSync = !final
@@ -238,16 +245,16 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	if err != nil {
 		return err
 	}
-	stmts, err := planner.Parse(query)
+	stmts, err := planner.Plan(ks.VSchema(), query)
 	leave()
-	s.countRefusal(err)
 	if err != nil {
-		return err
+		s.countRefusal(err)
+		return s.postgresVerdict(ctx, ks, query, m.ParameterOIDs, err)
 	}
 	if len(stmts) > 1 {
 		return &planner.Error{Code: "42601", Message: "cannot insert multiple commands into a prepared statement"}
 	}
-	p := &prepared{sql: query, oids: m.ParameterOIDs}
+	p := &prepared{sql: query, oids: m.ParameterOIDs, vs: ks.VSchema()}
 	if len(stmts) == 1 {
 		p.stmt = stmts[0]
 		if p.stmt.Control == nil {
@@ -264,6 +271,24 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	s.statements[m.Name] = p
 	s.be.Send(&pgproto3.ParseComplete{})
 	return nil
+}
+
+// postgresVerdict answers a statement the planner refused: with the error
+// Postgres gives it, if Postgres rejects it too (an unknown column, a type
+// mismatch), as a client talking to Postgres would get; else with the
+// refusal.
+func (s *session) postgresVerdict(ctx context.Context, ks *topology.Keyspace, query string, oids []uint32, refusal error) error {
+	var pe *planner.Error
+	if !errors.As(refusal, &pe) || pe.Code == planner.CodeSyntaxError {
+		return refusal
+	}
+	if _, _, err := s.describeOn(ctx, ks, query, oids); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return err
+		}
+	}
+	return refusal
 }
 
 // describeOn asks a backend of any shard of the keyspace (the
@@ -317,18 +342,19 @@ func (s *session) bind(ctx context.Context, ks *topology.Keyspace, m *pgproto3.B
 				return err
 			}
 		}
-		if p.stmt.Control == nil && p.stmt.Setting == nil {
+		if p.stmt.Control == nil && p.stmt.Setting == nil && ks.VSchema() != p.vs {
+			// The vschema changed since Parse: plan for the new one.
 			leave, err := s.parseTurn(ctx, len(p.sql))
 			if err != nil {
 				return err
 			}
-			stmts, err := planner.PlanBound(ks, p.sql, pt.bind)
+			stmts, err := planner.Plan(ks.VSchema(), p.sql)
 			leave()
 			s.countRefusal(err)
 			if err != nil {
 				return err
 			}
-			pt.plan = stmts[0]
+			p.stmt, p.vs, pt.plan = stmts[0], ks.VSchema(), stmts[0]
 		}
 	}
 	s.portals[m.DestinationPortal] = pt
@@ -365,23 +391,23 @@ func (s *session) describe(ctx context.Context, ks *topology.Keyspace, m *pgprot
 // describePortalOn asks the backend where a FETCH runs for its portal's
 // columns: the cursor's, which exists only there.
 func (s *session) describePortalOn(ctx context.Context, ks *topology.Keyspace, pt *portal) (fields []pgproto3.FieldDescription, err error) {
-	r, ok := pt.plan.Root.(*planner.Route)
+	shard, q, ok := engine.OneQuery(pt.plan.Root, ks, pt.bind)
 	if !ok {
 		return nil, nil
 	}
 	if t := s.txn; t != nil {
-		b, err := s.join(ctx, t, r.Shard)
+		b, err := s.join(ctx, t, shard)
 		if err != nil {
 			return nil, err
 		}
-		return b.describePortal(ctx, r.SQL, pt.bind)
+		return b.describePortal(ctx, q.SQL, pt.bind)
 	}
-	b, err := s.backendFor(ctx, r.Shard, nil)
+	b, err := s.backendFor(ctx, shard, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer s.giveBack(b)
-	return b.describePortal(ctx, r.SQL, pt.bind)
+	return b.describePortal(ctx, q.SQL, pt.bind)
 }
 
 // sendFields sends a RowDescription with the result formats applied, or
@@ -424,7 +450,7 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	if t := s.txn; t != nil && t.failed && (st.Control == nil || st.Control.Kind == planner.Begin || st.Control.Kind == planner.Savepoint || st.Control.Kind == planner.Release) {
 		return &planner.Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"}
 	}
-	defer s.observe(st, time.Now())
+	defer s.observe(st, statementKind(st, ks, pt.bind), time.Now())
 	if s.deallocated(st) {
 		pt.done = true
 		return nil
@@ -461,12 +487,16 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 		tag, suspended, err := pt.backend.continuePortal(ctx, pt.name, m.MaxRows, emit)
 		return s.portalResult(pt, tag, suspended, err)
 	}
-	shards := planner.Shards(st.Root)
+	shards := engine.Shards(st.Root, ks, pt.bind)
 	if m.MaxRows > 0 && len(shards) > 1 {
 		return &planner.Error{Code: codeFeatureNotSupp, Message: "fetching a result that spans shards a few rows at a time is not supported yet; execute it without a row limit"}
 	}
 	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, shape: pt.stmt.fields, portal: pt.name, maxRows: m.MaxRows}
-	run := func() (planner.Tag, error) { return st.Root.Stream(ctx, x, emit) }
+	run := func() (engine.Tag, error) {
+		tag, err := st.Root.Stream(ctx, x, pt.bind, emit)
+		s.countRefusal(err)
+		return tag, err
+	}
 	if s.txn == nil && !st.ReadOnly && !st.NoTransaction && len(shards) > 1 {
 		// One statement that writes on several shards is all or nothing.
 		t := newTxn(false, "BEGIN", s.settings)
@@ -498,7 +528,7 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 }
 
 // portalResult ends an Execute: PortalSuspended or CommandComplete.
-func (s *session) portalResult(pt *portal, tag planner.Tag, suspended bool, err error) error {
+func (s *session) portalResult(pt *portal, tag engine.Tag, suspended bool, err error) error {
 	if err != nil {
 		return err
 	}

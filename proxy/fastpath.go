@@ -9,17 +9,18 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 )
 
 // functionCall answers a fastpath FunctionCall (libpq's lo_* functions use
 // it). It runs on the keyspace's anchor shard (the only shard of an
-// unsharded keyspace), where large objects live (see planner.AnchorShard),
+// unsharded keyspace), where large objects live (see engine.AnchorShard),
 // inside the session's transaction if one is open, and the shard's answer
 // goes back as it is.
 func (s *session) functionCall(ctx context.Context, m *pgproto3.FunctionCall) {
 	defer s.readyForQuery()
 	defer s.unpinIfClean()
-	ks := s.srv.topo().Keyspace(s.keyspace)
+	ks := s.routingKeyspace()
 	if ks == nil || ks.VSchema() == nil {
 		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, "", 0)
 		return
@@ -37,7 +38,7 @@ func (s *session) functionCall(ctx context.Context, m *pgproto3.FunctionCall) {
 	defer done()
 	// libpq calls the large-object functions this way: they run where
 	// every session keeps large objects, the anchor shard.
-	shard := planner.AnchorShard(ks)
+	shard := engine.AnchorShard(ks)
 	var (
 		b   *backend
 		err error

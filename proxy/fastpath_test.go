@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shardgate/shardgate/internal/pgtest"
-	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 )
 
 // TestLargeObjectsThroughFastpath: psql's \lo_import and \lo_export use
@@ -53,7 +53,7 @@ func TestLargeObjectsThroughFastpath(t *testing.T) {
 			t.Fatalf("%s: \\lo_import said %q", ks, out)
 		}
 		if ks == "app" {
-			anchor := planner.AnchorShard(g.snap.Keyspace(ks))
+			anchor := engine.AnchorShard(g.snap.Keyspace(ks))
 			for i, sh := range g.shards {
 				c, err := pgconn.Connect(context.Background(), sh.DSN("postgres"))
 				if err != nil {

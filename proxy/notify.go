@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 )
 
 // Notifications (LISTEN/NOTIFY) reach a client two ways, as from Postgres:
@@ -116,5 +116,5 @@ func (s *session) listeningBackend() *backend {
 	}
 	// LISTEN runs on the anchor shard of a sharded keyspace, and on the
 	// only shard of an unsharded one, which is its anchor too.
-	return s.pinned[planner.AnchorShard(ks)]
+	return s.pinned[engine.AnchorShard(ks)]
 }

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 )
 
 // Under transaction pooling a session lends its backend connection back
@@ -73,7 +74,7 @@ func (s *session) unpinIfClean() {
 	defer cancel()
 	for shard, b := range s.pinned {
 		left := ""
-		err := b.exec(ctx, leftStateQuery, func(batch *planner.Batch) error {
+		err := b.exec(ctx, leftStateQuery, func(batch *engine.Batch) error {
 			if len(batch.Rows) > 0 {
 				left = string(batch.Rows[0][0])
 			}

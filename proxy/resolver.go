@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
-	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/topology"
 )
 
@@ -193,7 +193,7 @@ func (r *Resolver) preparedOn(ctx context.Context, sh *topology.Shard) (map[stri
 	suffix := "_" + sh.Name
 	out := map[string]string{}
 	err = b.exec(ctx, "SELECT gid, owner FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE 'sg\\_%'",
-		func(batch *planner.Batch) error {
+		func(batch *engine.Batch) error {
 			for _, row := range batch.Rows {
 				if gid := string(row[0]); strings.HasSuffix(gid, suffix) {
 					out[strings.TrimSuffix(gid, suffix)] = string(row[1])

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/topology"
 	"github.com/shardgate/shardgate/vschema"
 )
@@ -423,16 +424,27 @@ func (s *session) backendFor(ctx context.Context, shard string, txnSettings map[
 // out dead before it answered, it tries the next: nothing ran there, so
 // trying elsewhere is safe. try must not change data.
 func (s *session) onAnyShard(ks *topology.Keyspace, try func(shard string) error) error {
+	return tryShards(s.anyShards(ks), try)
+}
+
+// anyShards lists the shards of ks to try, in order, for work that any of
+// them can do (see onAnyShard).
+func (s *session) anyShards(ks *topology.Keyspace) []string {
 	if t := s.txn; t != nil && len(t.order) > 0 {
-		return try(t.order[0])
+		return t.order[:1]
 	}
 	for _, shard := range ks.Shards() {
 		if s.pinned[shard] != nil {
-			return try(shard)
+			return []string{shard}
 		}
 	}
+	return s.srv.pools.Order(ks.Shards())
+}
+
+// tryShards runs try on each shard in turn until one runs it.
+func tryShards(shards []string, try func(shard string) error) error {
 	var err error
-	for _, shard := range s.srv.pools.Order(ks.Shards()) {
+	for _, shard := range shards {
 		if err = try(shard); !nothingRan(err) {
 			return err
 		}
@@ -704,7 +716,7 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		s.sendError(err, sql, 0)
 		return
 	}
-	ks := s.srv.topo().Keyspace(s.keyspace)
+	ks := s.routingKeyspace()
 	if ks == nil || ks.VSchema() == nil {
 		s.sendError(&planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}, sql, 0)
 		return
@@ -717,7 +729,7 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 	if err == nil {
 		var leave func()
 		if leave, err = s.parseTurn(ctx, len(sql)); err == nil {
-			stmts, err = planner.Plan(ks, sql)
+			stmts, err = planner.Plan(ks.VSchema(), sql)
 			leave()
 			s.countRefusal(err)
 		}
@@ -739,7 +751,7 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 	}
 	ctx, done := s.statementContext(ctx)
 	defer done()
-	if shard, ok := oneShard(stmts); ok && len(stmts) > 1 && s.txn == nil && len(s.pinned) == 0 && !discards(stmts) && !leavesState(stmts) {
+	if shard, ok := oneShard(stmts, ks); ok && len(stmts) > 1 && s.txn == nil && len(s.pinned) == 0 && !discards(stmts) && !leavesState(stmts) {
 		// Every statement runs on the same shard: send the string as the
 		// client wrote it, so the shard gives it Postgres's implicit
 		// transaction itself, in one round trip.
@@ -747,14 +759,14 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 			start := time.Now()
 			s.runAnywhere(ctx, ks, sql)
 			for _, st := range stmts {
-				s.observe(st, start)
+				s.observe(st, KindSingleShard, start)
 			}
 			return
 		}
 		start := time.Now()
 		s.runOnShard(ctx, shard, sql, readOnly(stmts))
 		for _, st := range stmts {
-			s.observe(st, start)
+			s.observe(st, KindSingleShard, start)
 		}
 		return
 	}
@@ -803,7 +815,7 @@ func (s *session) fail(ctx context.Context, err error, sql string, offset int) {
 
 // execute runs one planned statement and sends its CommandComplete.
 func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) error {
-	defer s.observe(st, time.Now())
+	defer s.observe(st, statementKind(st, ks, nil), time.Now())
 	t := s.txn
 	if t != nil && t.failed && (st.Control == nil || st.Control.Kind == planner.Begin || st.Control.Kind == planner.Savepoint || st.Control.Kind == planner.Release) {
 		return &planner.Error{Code: "25P02", Message: "current transaction is aborted, commands ignored until end of transaction block"}
@@ -822,13 +834,12 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 	case st.Copy != nil && st.Copy.From:
 		return s.copyFrom(ctx, ks, st)
 	case st.Copy != nil:
-		return s.copyTo(ctx, st)
+		return s.copyTo(ctx, ks, st)
 	}
 	if st.NoTransaction && t != nil {
 		return &planner.Error{Code: "25001", Message: fmt.Sprintf("%s cannot run inside a transaction block", firstWords(st.SQL))}
 	}
-	shards := planner.Shards(st.Root)
-	if t == nil && !st.ReadOnly && !st.NoTransaction && len(shards) > 1 {
+	if t == nil && !st.ReadOnly && !st.NoTransaction && len(engine.Shards(st.Root, ks, nil)) > 1 {
 		// One statement that writes on several shards is all or nothing,
 		// as on one Postgres: give it a transaction of its own.
 		t = newTxn(false, "BEGIN", s.settings)
@@ -858,9 +869,11 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 }
 
 // stream runs a planned statement's primitives through the session.
-func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) (planner.Tag, error) {
+func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) (engine.Tag, error) {
 	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites}
-	return st.Root.Stream(ctx, x, s.emit)
+	tag, err := st.Root.Stream(ctx, x, nil, s.emit)
+	s.countRefusal(err)
+	return tag, err
 }
 
 // parseTurn waits for a large statement's turn at parsing (see parseGate)
@@ -887,12 +900,13 @@ func (s *session) checkStatementSize(sql string) error {
 	return nil
 }
 
-// observe counts a statement that started at start.
-func (s *session) observe(st *planner.Statement, start time.Time) {
-	s.srv.metrics.statement(statementKind(st), time.Since(start))
+// observe counts a statement of a kind that started at start.
+func (s *session) observe(st *planner.Statement, kind StatementKind, start time.Time) {
+	s.srv.metrics.statement(kind, time.Since(start))
 }
 
-// countRefusal counts a statement the planner refused as unsupported.
+// countRefusal counts a statement the planner or the engine refused as
+// unsupported.
 func (s *session) countRefusal(err error) {
 	var plErr *planner.Error
 	if errors.As(err, &plErr) && plErr.Code == codeFeatureNotSupp {
@@ -900,24 +914,26 @@ func (s *session) countRefusal(err error) {
 	}
 }
 
-// statementKind says where st runs.
-func statementKind(st *planner.Statement) StatementKind {
+// statementKind says where st runs with these parameters.
+func statementKind(st *planner.Statement, ks *topology.Keyspace, args engine.Params) StatementKind {
 	switch {
 	case st.Control != nil, st.Setting != nil:
 		return KindGateway
 	case st.Copy != nil:
-		if len(st.Copy.Shards) > 1 {
+		if len(st.Copy.Target.Resolve(ks, nil)) > 1 {
 			return KindScatter
 		}
 		return KindSingleShard
 	}
-	switch st.Root.(type) {
-	case *planner.Route:
-		return KindSingleShard // the common case, without walking the plan
-	case *planner.Broadcast:
+	switch r := st.Root.(type) {
+	case *engine.Route:
+		if r.Target.Single() {
+			return KindSingleShard // the common case, without resolving
+		}
+	case *engine.Broadcast:
 		return KindBroadcast
 	}
-	if len(planner.Shards(st.Root)) > 1 {
+	if len(engine.Shards(st.Root, ks, args)) > 1 {
 		return KindScatter
 	}
 	return KindSingleShard
@@ -931,18 +947,21 @@ func firstWords(sql string) string {
 	return strings.ToUpper(strings.Join(w, " "))
 }
 
-// oneShard reports whether every statement is a single Route to one shard
-// (or to any shard) and none is session or transaction control. The shard
-// is "" when any shard will do.
-func oneShard(stmts []*planner.Statement) (string, bool) {
+// oneShard reports whether every statement runs as it is on one shard,
+// the same for all (or on any shard), and none is session or transaction
+// control. The shard is "" when any shard will do.
+func oneShard(stmts []*planner.Statement, ks *topology.Keyspace) (string, bool) {
 	shard := ""
 	for _, st := range stmts {
-		r, ok := st.Root.(*planner.Route)
-		switch {
-		case !ok || (!r.AnyShard && shard != "" && r.Shard != shard):
+		if st.Root == nil {
 			return "", false
-		case !r.AnyShard:
-			shard = r.Shard
+		}
+		on, q, ok := engine.OneQuery(st.Root, ks, nil)
+		switch {
+		case !ok || q.SQL != st.SQL || (!q.AnyShard && shard != "" && on != shard):
+			return "", false
+		case !q.AnyShard:
+			shard = on
 		}
 	}
 	return shard, true
@@ -1030,7 +1049,7 @@ func readOnly(stmts []*planner.Statement) bool {
 
 // relay runs a query string on b and sends the client every result.
 func (s *session) relay(ctx context.Context, b *backend, sql string) error {
-	return b.exec(ctx, sql, s.emit, func(tag planner.Tag) error {
+	return b.exec(ctx, sql, s.emit, func(tag engine.Tag) error {
 		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 		return nil
 	})
@@ -1038,7 +1057,7 @@ func (s *session) relay(ctx context.Context, b *backend, sql string) error {
 
 // emit writes a result batch to the client, flushing when enough is
 // buffered.
-func (s *session) emit(b *planner.Batch) error {
+func (s *session) emit(b *engine.Batch) error {
 	if b.Fields != nil && !s.described {
 		fields := make([]pgproto3.FieldDescription, len(b.Fields))
 		for i, f := range b.Fields {
@@ -1103,6 +1122,15 @@ func (s *session) sendError(err error, sql string, offset int) {
 	s.be.Send(e)
 }
 
+// routingKeyspace returns the session's keyspace as its statements see it:
+// the snapshot its transaction runs by, else the current one.
+func (s *session) routingKeyspace() *topology.Keyspace {
+	if t := s.txn; t != nil && t.ks != nil {
+		return t.ks
+	}
+	return s.srv.topo().Keyspace(s.keyspace)
+}
+
 // ownsBackends reports whether the session holds its backend connections
 // for its life (session pooling).
 func (s *session) ownsBackends() bool {
@@ -1125,32 +1153,44 @@ func (s *session) notice(code, msg string) {
 // sessionExecutor runs a statement's primitives on the session's backends:
 // inside its transaction when there is one (joining shards as needed), else
 // on a backend borrowed for the one query. With a binding it uses the
-// extended protocol, passing parameters and result formats through.
+// extended protocol, passing parameters and result formats through. A
+// statement that runs on several shards calls Query from a goroutine per
+// shard: mu keeps the session's backends and transaction consistent, while
+// each shard's own exchange runs unlocked.
 type sessionExecutor struct {
 	s      *session
 	ks     *topology.Keyspace
 	st     *planner.Statement
 	policy vschema.MultiShardWrites
 
-	bind      *binding    // nil for the simple protocol
-	shape     resultShape // the result columns the client was told of, with bind
-	portal    string
-	maxRows   uint32
+	bind    *binding    // nil for the simple protocol
+	shape   resultShape // the result columns the client was told of, with bind
+	portal  string
+	maxRows uint32
+
+	mu        sync.Mutex
 	suspended bool // set when maxRows cut the result short
 	last      *backend
 }
 
-var _ planner.Executor = (*sessionExecutor)(nil)
+var _ engine.Executor = (*sessionExecutor)(nil)
 
-// Query implements planner.Executor.
-func (x *sessionExecutor) Query(ctx context.Context, shard string, q planner.Query, emit func(*planner.Batch) error) (planner.Tag, error) {
+// Topology implements engine.Executor: the keyspace as the statement found
+// it.
+func (x *sessionExecutor) Topology() engine.Topology { return x.ks }
+
+// Query implements engine.Executor.
+func (x *sessionExecutor) Query(ctx context.Context, shard string, q engine.Query, emit func(*engine.Batch) error) (engine.Tag, error) {
 	if !q.AnyShard || !x.st.ReadOnly {
 		// A statement that may write (a function with side effects in a
 		// SELECT without tables) is never tried a second time elsewhere.
 		return x.queryOn(ctx, shard, q, emit)
 	}
-	var tag planner.Tag
-	err := x.s.onAnyShard(x.ks, func(shard string) error {
+	var tag engine.Tag
+	x.mu.Lock()
+	shards := x.s.anyShards(x.ks)
+	x.mu.Unlock()
+	err := tryShards(shards, func(shard string) error {
 		var err error
 		tag, err = x.queryOn(ctx, shard, q, emit)
 		return err
@@ -1158,42 +1198,14 @@ func (x *sessionExecutor) Query(ctx context.Context, shard string, q planner.Que
 	return tag, err
 }
 
-func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Query, emit func(*planner.Batch) error) (planner.Tag, error) {
-	s := x.s
-	var b *backend
-	if t := s.txn; t != nil {
-		if !x.st.ReadOnly {
-			if err := s.noteWrite(t, shard, x.policy); err != nil {
-				return "", err
-			}
-		}
-		var err error
-		if b, err = s.join(ctx, t, shard); err != nil {
-			return "", err
-		}
-	} else {
-		var err error
-		if b, err = s.backendFor(ctx, shard, nil); err != nil {
-			return "", err
-		}
-		defer s.giveBack(b)
+func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Query, emit func(*engine.Batch) error) (engine.Tag, error) {
+	b, err := x.acquire(ctx, shard)
+	if err != nil {
+		return "", err
 	}
-	x.last = b
-	if x.st.Opaque {
-		// DO and CALL may SET anything: resync the connection next time.
-		defer b.state.forget()
-	}
-	if x.st.SessionState != "" || x.st.Opaque {
-		if err := s.reservePin(); err != nil {
-			return "", err
-		}
-	}
-	var (
-		tag planner.Tag
-		err error
-	)
+	var tag engine.Tag
 	if x.bind == nil {
-		err = b.exec(ctx, q.SQL, emit, func(t planner.Tag) error {
+		err = b.exec(ctx, q.SQL, emit, func(t engine.Tag) error {
 			tag = t
 			return nil
 		})
@@ -1206,8 +1218,64 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Q
 			// it holds no table the transaction alters next.
 			portal = ""
 		}
-		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params), portal, x.maxRows, s.txn == nil, x.shape, emit)
+		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params), portal, x.maxRows, x.s.txn == nil, x.shape, emit)
+		x.mu.Lock()
 		x.suspended = x.suspended || suspended
+		x.mu.Unlock()
+	}
+	return tag, x.done(b, err)
+}
+
+// acquire gets the statement a backend of shard: the transaction's, or
+// one of its own.
+func (x *sessionExecutor) acquire(ctx context.Context, shard string) (*backend, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s := x.s
+	var b *backend
+	if t := s.txn; t != nil {
+		if t.ks == nil {
+			t.ks = x.ks
+		}
+		if !x.st.ReadOnly {
+			if err := s.noteWrite(t, shard, x.policy); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		if b, err = s.join(ctx, t, shard); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if b, err = s.backendFor(ctx, shard, nil); err != nil {
+			return nil, err
+		}
+	}
+	x.last = b
+	if x.st.SessionState != "" || x.st.Opaque {
+		if err := s.reservePin(); err != nil {
+			if s.txn == nil {
+				s.giveBack(b)
+			}
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// done ends the statement's use of b: it notes what the statement left
+// there and gives b back if it was borrowed for the statement alone.
+func (x *sessionExecutor) done(b *backend, err error) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s := x.s
+	if s.txn == nil {
+		defer s.giveBack(b)
+	}
+	if x.st.Opaque {
+		// DO and CALL may SET anything: resync the connection next time.
+		b.state.forget()
 	}
 	if err != nil && s.txn == nil && !x.st.ReadOnly {
 		// The shard committed the statement on its own, or not.
@@ -1228,7 +1296,7 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q planner.Q
 		// check after the statement finds nothing left.
 		s.pin(b, "DO/CALL")
 	}
-	return tag, err
+	return err
 }
 
 // deallocated runs DEALLOCATE of a statement the client prepared with the
@@ -1259,5 +1327,5 @@ func (s *session) discarded(b *backend, d planner.Discard) {
 }
 
 // topologyKeyspace is a compile-time check that topology keyspaces are what
-// the planner plans against.
-var _ planner.Topology = (*topology.Keyspace)(nil)
+// plans run against.
+var _ engine.Topology = (*topology.Keyspace)(nil)

@@ -39,6 +39,10 @@ type txn struct {
 	backends map[string]*backend
 	order    []string // shards in the order they joined
 	wrote    map[string]bool
+	// ks is the keyspace as the transaction's first statement on a shard
+	// found it: the rest of the transaction routes by the same topology
+	// snapshot, whatever changes meanwhile.
+	ks *topology.Keyspace
 
 	// replay is what the transaction did to its backends beyond running
 	// statements — SAVEPOINT, RELEASE, SET, SET LOCAL — in order. A shard

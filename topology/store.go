@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -34,6 +35,18 @@ import (
 type Store struct {
 	cli    *clientv3.Client
 	prefix string
+
+	// parsed keeps the vschema each keyspace had in the last snapshot
+	// built, so that a snapshot whose vschema did not change shares the
+	// same *vschema.Keyspace: plans made for it stay valid.
+	mu     sync.Mutex
+	parsed map[string]parsedVSchema
+}
+
+// parsedVSchema is a keyspace's vschema and the text it was parsed from.
+type parsedVSchema struct {
+	raw string
+	v   *vschema.Keyspace
 }
 
 // NewStore returns a Store for cluster on cli.
@@ -366,11 +379,30 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 		if ks == nil {
 			return nil, fmt.Errorf("vschema for keyspace %s, which has no shard map", name)
 		}
-		v, err := vschema.ParseKeyspace(name, raw)
+		v, err := s.parseVSchema(name, raw)
 		if err != nil {
 			return nil, err
 		}
 		ks.vschema = v
 	}
 	return snap, nil
+}
+
+// parseVSchema parses a keyspace's vschema, or returns the one parsed
+// before from the same text.
+func (s *Store) parseVSchema(name string, raw []byte) (*vschema.Keyspace, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.parsed[name]; ok && p.raw == string(raw) {
+		return p.v, nil
+	}
+	v, err := vschema.ParseKeyspace(name, raw)
+	if err != nil {
+		return nil, err
+	}
+	if s.parsed == nil {
+		s.parsed = map[string]parsedVSchema{}
+	}
+	s.parsed[name] = parsedVSchema{raw: string(raw), v: v}
+	return v, nil
 }

@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+)
+
+// Route runs a statement on the one shard its Target resolves to and
+// forwards the result untouched: the common, cheap case. When the target
+// resolves to several shards, Multi runs instead — the plan of the same
+// statement across shards — or, when the statement cannot be answered
+// exactly across shards, the Route fails with Refusal. So one plan serves
+// every execution: whether a key's shard is one or several is decided by
+// the topology and the parameters of the moment.
+type Route struct {
+	Target Target
+	Query  Query
+	// Multi runs when Target resolves to more than one shard.
+	Multi Primitive
+	// Refusal is the error of a multi-shard execution when Multi is nil.
+	Refusal *Error
+}
+
+var _ Primitive = (*Route)(nil)
+
+// Stream implements Primitive.
+func (r *Route) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
+	shards := r.Target.Resolve(x.Topology(), args)
+	if len(shards) == 1 {
+		q := r.Query
+		q.AnyShard = r.Target.Kind == TargetAny
+		return x.Query(ctx, shards[0], q, emit)
+	}
+	if r.Multi != nil {
+		return r.Multi.Stream(ctx, x, args, emit)
+	}
+	if r.Refusal != nil {
+		return "", r.Refusal
+	}
+	return "", internal("statement %q reaches %d shards and has no plan for that", r.Query.SQL, len(shards))
+}
+
+// Inputs implements Primitive.
+func (r *Route) Inputs() []Primitive {
+	if r.Multi == nil {
+		return nil
+	}
+	return []Primitive{r.Multi}
+}
+
+// Describe implements Primitive.
+func (r *Route) Describe() string {
+	s := fmt.Sprintf("Route %s sql=%q", r.Target, r.Query.SQL)
+	if r.Refusal != nil {
+		s += fmt.Sprintf(" multi-shard: refused (%s)", r.Refusal.Message)
+	}
+	return s
+}
+
+// Broadcast runs the same write on every shard Target resolves to (the
+// copies of reference tables, DDL), one after another, and answers with
+// the first shard's result; the other copies must give the same one.
+type Broadcast struct {
+	Target Target
+	SQL    string
+}
+
+var _ Primitive = (*Broadcast)(nil)
+
+// Stream implements Primitive.
+func (b *Broadcast) Stream(ctx context.Context, x Executor, _ Params, emit func(*Batch) error) (Tag, error) {
+	shards := b.Target.Resolve(x.Topology(), nil)
+	var first Tag
+	for i, s := range shards {
+		out := emit
+		if i > 0 {
+			out = func(*Batch) error { return nil }
+		}
+		t, err := x.Query(ctx, s, Query{SQL: b.SQL}, out)
+		if err != nil {
+			return "", fmt.Errorf("on shard %s: %w", s, err)
+		}
+		if i == 0 {
+			first = t
+		} else if t != first {
+			return "", internal("copies diverged: shard %s answered %q, shard %s answered %q", shards[0], first, s, t)
+		}
+	}
+	return first, nil
+}
+
+// Inputs implements Primitive.
+func (b *Broadcast) Inputs() []Primitive { return nil }
+
+// Describe implements Primitive.
+func (b *Broadcast) Describe() string {
+	return fmt.Sprintf("Broadcast %s sql=%q", b.Target, b.SQL)
+}
