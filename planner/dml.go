@@ -46,10 +46,8 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) 
 	case onlyCounts(s):
 		r.Multi = &engine.CountSum{Input: p.scatter(*target)}
 	default:
-		if err := scatterShape(s, root); err != nil {
-			r.Refusal = err
-		} else {
-			r.Multi = p.scatter(*target)
+		if r.Refusal = scatterShape(s, root); r.Refusal == nil {
+			r.Multi, r.Refusal = p.multiShardSelect(s, *target)
 		}
 	}
 	return r, nil
@@ -83,10 +81,6 @@ func scatterShape(s *pg_query.SelectStmt, b *block) *Error {
 	switch {
 	case len(s.DistinctClause) > 0:
 		return spanError(b, "DISTINCT")
-	case len(s.SortClause) > 0:
-		return spanError(b, "ORDER BY")
-	case s.LimitCount != nil || s.LimitOffset != nil:
-		return spanError(b, "LIMIT/OFFSET")
 	case len(s.WindowClause) > 0:
 		return spanError(b, "a window function")
 	}

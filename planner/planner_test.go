@@ -39,6 +39,8 @@ type recorder struct {
 
 func (r *recorder) Topology() engine.Topology { return r.topo }
 
+func (r *recorder) Setting(string) string { return "" }
+
 func (r *recorder) Query(_ context.Context, shard string, q engine.Query, _ func(*engine.Batch) error) (engine.Tag, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -181,8 +183,11 @@ func TestPlanRefusals(t *testing.T) {
 	f := newFake(t)
 	cases := []struct{ sql, code, contains string }{
 		{"selec 1", CodeSyntaxError, "syntax error"},
-		{"select * from users order by id", CodeFeatureNotSupported, "ORDER BY across shards"},
-		{"select * from users limit 5", CodeFeatureNotSupported, "LIMIT"},
+		{"select * from users order by id fetch first 3 rows with ties", CodeFeatureNotSupported, "WITH TIES"},
+		{"select * from users order by id using <", CodeFeatureNotSupported, "USING"},
+		{"select * from users order by id limit 3 for update", CodeFeatureNotSupported, "FOR UPDATE"},
+		{"select * from users order by id limit 2 * 3", CodeFeatureNotSupported, "LIMIT with anything but"},
+		{"select *, name as n from users order by n", CodeFeatureNotSupported, "after *"},
 		{"select sum(id) from users", CodeFeatureNotSupported, "aggregate function sum()"},
 		{"select count(distinct name) from users", CodeFeatureNotSupported, "aggregate function count()"},
 		{"select count(*), max(id) from users", CodeFeatureNotSupported, "aggregate function"},

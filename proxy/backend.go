@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -229,6 +230,9 @@ type binding struct {
 	resultFormats []int16
 	// enc is the client_encoding text values are in (nil: UTF-8).
 	enc encoding.Encoding
+	// hidden is how many columns the statement run adds to the client's
+	// (see engine.Query.Hidden).
+	hidden int
 }
 
 // format returns the format of parameter i.
@@ -305,6 +309,21 @@ func (b *binding) subset(params []int) *binding {
 		}
 	}
 	return out
+}
+
+// withHidden returns the binding for a statement that appends hidden
+// columns to the client's result: they come in text, unless the client
+// asked for one format for every column.
+func (b *binding) withHidden(hidden int) *binding {
+	if hidden == 0 {
+		return b
+	}
+	out := *b
+	out.hidden = hidden
+	if len(b.resultFormats) > 1 {
+		out.resultFormats = append(slices.Clone(b.resultFormats), make([]int16, hidden)...)
+	}
+	return &out
 }
 
 // statementName names sql (with its parameter types) on backend
@@ -565,7 +584,7 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 		if err != nil {
 			return "", false, err
 		}
-		if !want.matches(fields) {
+		if !want.matches(fields, bind.hidden) {
 			return "", false, &planner.Error{Code: codeFeatureNotSupp, Message: "cached plan must not change result type"}
 		}
 	}
@@ -573,6 +592,11 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 		return "", false, err
 	}
 	fe.Send(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: name, ParameterFormatCodes: bind.formats, Parameters: bind.values, ResultFormatCodes: bind.resultFormats})
+	if bind.hidden > 0 {
+		// The engine reads the hidden columns: it needs their types
+		// and formats, which the client's Describe did not cover.
+		fe.Send(&pgproto3.Describe{ObjectType: 'P', Name: portal})
+	}
 	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})
 	fe.Send(&pgproto3.Sync{})
 	if err := b.flush(); err != nil {
@@ -605,12 +629,13 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 type resultShape []pgproto3.FieldDescription
 
 // matches reports whether fields have the types of the columns of r, as
-// Postgres judges a cached plan's result: column names may change.
-func (r resultShape) matches(fields []pgproto3.FieldDescription) bool {
-	if len(fields) != len(r) {
+// Postgres judges a cached plan's result: column names may change. The
+// statement run may append hidden columns to the client's.
+func (r resultShape) matches(fields []pgproto3.FieldDescription, hidden int) bool {
+	if len(fields) != len(r)+hidden {
 		return false
 	}
-	for i, f := range fields {
+	for i, f := range fields[:len(r)] {
 		if f.DataTypeOID != r[i].DataTypeOID || f.TypeModifier != r[i].TypeModifier {
 			return false
 		}
@@ -648,6 +673,13 @@ func (b *backend) readExecute(ctx context.Context, parsed string, emit func(*eng
 				row[0] = m.Values
 				batch.Rows = row[:]
 				if eerr := emit(&batch); eerr != nil {
+					b.pg.Close(context.Background())
+					return "", false, eerr
+				}
+			}
+		case *pgproto3.RowDescription:
+			if err == nil {
+				if eerr := emit(&engine.Batch{Fields: fieldsOf(m)}); eerr != nil {
 					b.pg.Close(context.Background())
 					return "", false, eerr
 				}

@@ -1218,7 +1218,7 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 			// it holds no table the transaction alters next.
 			portal = ""
 		}
-		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params), portal, x.maxRows, x.s.txn == nil, x.shape, emit)
+		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params).withHidden(q.Hidden), portal, x.maxRows, x.s.txn == nil, x.shape, emit)
 		x.mu.Lock()
 		x.suspended = x.suspended || suspended
 		x.mu.Unlock()
@@ -1329,3 +1329,60 @@ func (s *session) discarded(b *backend, d planner.Discard) {
 // topologyKeyspace is a compile-time check that topology keyspaces are what
 // plans run against.
 var _ engine.Topology = (*topology.Keyspace)(nil)
+
+// Setting implements engine.Settings: the session's value of a setting that
+// changes how values print. The ones Postgres reports come from what the
+// client was told; the others from the statement that set them, "?" when
+// that statement does not read as a plain value.
+func (x *sessionExecutor) Setting(name string) string {
+	s := x.s
+	for k, v := range s.reported {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	var inTxn map[string]string
+	if s.txn != nil {
+		inTxn = s.txn.settings
+	}
+	sql, ok := s.effective(inTxn)[strings.ToLower(name)]
+	if !ok {
+		return ""
+	}
+	if v, ok := settingValue(sql); ok {
+		return v
+	}
+	return "?"
+}
+
+// settingValue reads the value a settings statement gives: SET name = v,
+// SET name TO v, or SELECT set_config('name', 'v', ...).
+func settingValue(sql string) (string, bool) {
+	if _, rest, ok := strings.Cut(sql, "set_config("); ok {
+		parts := strings.Split(rest, ",")
+		if len(parts) < 2 {
+			return "", false
+		}
+		return unquote(strings.TrimSpace(parts[1]))
+	}
+	lower := strings.ToLower(sql)
+	i := strings.Index(lower, "=")
+	if j := strings.Index(lower, " to "); i < 0 || j >= 0 && j < i {
+		if j < 0 {
+			return "", false
+		}
+		i = j + 3
+	}
+	return unquote(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(sql[i+1:]), ";")))
+}
+
+// unquote reads a literal value: 'text' or a bare word or number.
+func unquote(v string) (string, bool) {
+	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+		return strings.ReplaceAll(v[1:len(v)-1], "''", "'"), true
+	}
+	if v == "" || strings.ContainsAny(v, "', ()") {
+		return "", false
+	}
+	return v, true
+}

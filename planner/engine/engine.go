@@ -25,6 +25,12 @@ type Query struct {
 	// answer: the executor may run it on another shard than the one named,
 	// one that is up, or one its transaction already holds.
 	AnyShard bool
+	// Hidden is how many columns SQL appends to the client's statement
+	// for the engine's own use (sort keys, collations): the executor asks
+	// for them in text unless the client asked for every column in one
+	// format, and checks only the client's columns against what it told
+	// the client.
+	Hidden int
 }
 
 // Executor runs SQL on physical shards. It is everything a primitive may ask
@@ -33,6 +39,9 @@ type Executor interface {
 	// Topology is the snapshot the statement runs against: every target
 	// of one statement resolves against the same one.
 	Topology() Topology
+	// Settings tells how the session's values print, which comparing
+	// them depends on.
+	Settings
 	// Query runs one statement on shard, with the client's bound
 	// parameters if it has any, and emits its result: a Batch with Fields
 	// first when the statement returns rows and the executor describes

@@ -184,6 +184,9 @@ func (f *fakeExec) notifyLocked() {
 	f.changed = make(chan struct{})
 }
 
+// Setting implements Settings: the server's defaults.
+func (f *fakeExec) Setting(string) string { return "" }
+
 // await waits until cond (called with f.mu held) is true, or ctx ends.
 func (f *fakeExec) await(ctx context.Context, cond func() bool) error {
 	f.mu.Lock()

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+)
+
+// LimitValue is a LIMIT or OFFSET as a statement gives it: a literal, a
+// parameter, or nothing (LIMIT ALL, no OFFSET).
+type LimitValue struct {
+	// Set is false for LIMIT ALL or no value at all.
+	Set bool
+	// Value is the literal, when Param is 0.
+	Value int64
+	// Param is the client's parameter ($Param, 1-based) that gives it.
+	Param int
+}
+
+// value returns the limit for the bound parameters; ok is false for none
+// (LIMIT ALL, or a NULL parameter, which Postgres reads the same way).
+func (v LimitValue) value(args Params) (n int64, ok bool, err error) {
+	if !v.Set {
+		return 0, false, nil
+	}
+	if v.Param == 0 {
+		return v.Value, true, nil
+	}
+	if args == nil {
+		return 0, false, internal("LIMIT parameter $%d has no value", v.Param)
+	}
+	text, ok := args.Text(v.Param - 1)
+	if !ok {
+		return 0, false, nil
+	}
+	n, err = strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return 0, false, &Error{Code: "22P02", Message: fmt.Sprintf("invalid input syntax for type bigint: %q", text)}
+	}
+	return n, true, nil
+}
+
+// SQL writes the value as an SQL expression: the literal, $n, or NULL.
+func (v LimitValue) SQL() string {
+	if !v.Set {
+		return "NULL"
+	}
+	return v.String()
+}
+
+func (v LimitValue) String() string {
+	switch {
+	case !v.Set:
+		return "all"
+	case v.Param > 0:
+		return fmt.Sprintf("$%d", v.Param)
+	}
+	return strconv.FormatInt(v.Value, 10)
+}
+
+// Limit applies LIMIT and OFFSET to the merged result of several shards.
+// Each shard was asked for LIMIT count+offset rows (the planner rewrote its
+// statement so), so every row the answer can hold is among them; Limit skips
+// the first offset rows of Input and passes count rows on. It reads Input to
+// its end rather than cancel it: a cancelled statement would abort a
+// transaction the shards are in.
+type Limit struct {
+	Input         Primitive
+	Count, Offset LimitValue
+}
+
+var _ Primitive = (*Limit)(nil)
+
+// Stream implements Primitive.
+func (l *Limit) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
+	count, limited, err := l.Count.value(args)
+	if err != nil {
+		return "", err
+	}
+	offset, _, err := l.Offset.value(args)
+	if err != nil {
+		return "", err
+	}
+	// Postgres checks both before it returns a row.
+	if limited && count < 0 {
+		return "", &Error{Code: "2201W", Message: "LIMIT must not be negative"}
+	}
+	if offset < 0 {
+		return "", &Error{Code: "2201X", Message: "OFFSET must not be negative"}
+	}
+	var (
+		seen, sent int64
+		out        Batch
+	)
+	tag, err := l.Input.Stream(ctx, x, args, func(b *Batch) error {
+		if b.Fields != nil {
+			return emit(b)
+		}
+		out.Rows = out.Rows[:0]
+		for _, row := range b.Rows {
+			seen++
+			if seen <= offset || limited && sent >= count {
+				continue
+			}
+			out.Rows = append(out.Rows, row)
+			sent++
+		}
+		if len(out.Rows) == 0 {
+			return nil
+		}
+		return emit(&out)
+	})
+	if err != nil {
+		return "", err
+	}
+	if verb, _, ok := tag.count(); ok {
+		return Tag(verb + " " + strconv.FormatInt(sent, 10)), nil
+	}
+	return tag, nil
+}
+
+// Inputs implements Primitive.
+func (l *Limit) Inputs() []Primitive { return []Primitive{l.Input} }
+
+// Describe implements Primitive.
+func (l *Limit) Describe() string {
+	offset := l.Offset.String()
+	if !l.Offset.Set {
+		offset = "0"
+	}
+	return fmt.Sprintf("Limit count=%s offset=%s", l.Count, offset)
+}

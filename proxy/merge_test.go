@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TestOrderByAndLimitAcrossShards runs ORDER BY, LIMIT and OFFSET over
+// both shards through the gateway and compares each answer, row for row in
+// order, with the same statement over one table holding every row on one
+// Postgres — in the simple protocol, and in the extended one with text,
+// binary and per-column result formats.
+func TestOrderByAndLimitAcrossShards(t *testing.T) {
+	g := startMovableGateway(t)
+	c := g.connect(t, "app", "")
+	names := []string{"'alice'", "'Alice'", "'älice'", "'bob'", "NULL", "''", "'bob'", "'zoë'", "'Zed'", "'a b'"}
+	var values []string
+	for id := 1; id <= 300; id++ {
+		values = append(values, fmt.Sprintf("(%d, %s)", id*7919%1000-500, names[id%len(names)]))
+	}
+	rows := strings.Join(values, ", ")
+	exec(t, c, "insert into users (id, name) values "+rows)
+	// The same rows, all on one server: what one Postgres answers.
+	direct := g.direct(t, 0)
+	exec(t, direct, "create table users_all (id bigint primary key, name text)")
+	exec(t, direct, "insert into users_all (id, name) values "+rows)
+
+	queries := []string{
+		"select id, name from users order by name, id",
+		"select name, id from users order by id desc limit 7 offset 3",
+		"select * from users order by name nulls first, id desc",
+		"select id from users order by lower(name) desc, id limit 11",
+		"select id, name as n from users order by n, 1 desc",
+		"select name from users order by id fetch first 5 rows only",
+		"select id from users order by id offset 295",
+		"select id from users order by id limit 0",
+		"select id from users order by id limit all offset 2",
+		"select id, name from users where id in (1, 2, 3, -1, -2, -3, 100, 200) order by name collate \"C\" desc, id",
+		"select id from users order by id limit null",
+	}
+	for _, q := range queries {
+		want := allRows(t, direct, strings.ReplaceAll(q, "from users", "from users_all"), nil, nil)
+		if got := allRows(t, c, q, nil, nil); !slices.Equal(got, want) {
+			t.Errorf("%s, simple protocol:\n got %q\nwant %q", q, got, want)
+		}
+		// Per column: binary, text, binary, ...
+		var each []int16
+		for i := range columns(want) {
+			each = append(each, int16(1-i%2))
+		}
+		for _, formats := range [][]int16{{0}, {1}, each} {
+			want := allRows(t, direct, strings.ReplaceAll(q, "from users", "from users_all"), nil, formats)
+			if got := allRows(t, c, q, nil, formats); !slices.Equal(got, want) {
+				t.Errorf("%s, result formats %v:\n got %q\nwant %q", q, formats, got, want)
+			}
+		}
+	}
+	// LIMIT and OFFSET as parameters, bound per execution.
+	q := "select id, name from users order by id limit $1 offset $2"
+	for _, args := range [][][]byte{{[]byte("4"), []byte("2")}, {nil, []byte("297")}, {[]byte("3"), nil}} {
+		want := allRows(t, direct, strings.ReplaceAll(q, "from users", "from users_all"), args, nil)
+		if got := allRows(t, c, q, args, nil); !slices.Equal(got, want) {
+			t.Errorf("%s with %q:\n got %q\nwant %q", q, args, got, want)
+		}
+	}
+	// Postgres's own errors, before any row.
+	for sql, want := range map[string]string{
+		"select id from users order by id limit -1":  "2201W",
+		"select id from users order by id offset -1": "2201X",
+		"select id from users order by nothere":      "42703",
+	} {
+		if _, err := c.Exec(t.Context(), sql).ReadAll(); code(err) != want {
+			t.Errorf("%s: %v, want %s", sql, err, want)
+		}
+	}
+	// A collation that does not order by bytes is refused, never merged
+	// in another order.
+	_, err := c.Exec(t.Context(), `select name from users order by name collate "und-x-icu"`).ReadAll()
+	if code(err) != "0A000" || !strings.Contains(err.Error(), "und-x-icu") {
+		t.Errorf("ORDER BY under an ICU collation: %v, want 0A000 naming the collation", err)
+	}
+	// The session goes on.
+	if got := one(t, c, "select count(*) from users"); got != "300" {
+		t.Fatalf("count: %s", got)
+	}
+}
+
+// columns returns the column lines of allRows's answer.
+func columns(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "[") || !strings.Contains(l, ":") {
+			break
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// allRows runs sql (in the extended protocol when formats or args are
+// given) and returns its column types and rows as lines.
+func allRows(t *testing.T, c *pgconn.PgConn, sql string, args [][]byte, formats []int16) []string {
+	t.Helper()
+	var r *pgconn.Result
+	if args == nil && formats == nil {
+		rs, err := c.Exec(t.Context(), sql).ReadAll()
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		r = rs[0]
+	} else {
+		r = c.ExecParams(t.Context(), sql, args, nil, nil, formats).Read()
+		if r.Err != nil {
+			t.Fatalf("%s: %v", sql, r.Err)
+		}
+	}
+	var out []string
+	for _, f := range r.FieldDescriptions {
+		out = append(out, fmt.Sprintf("%s:%d:%d", f.Name, f.DataTypeOID, f.Format))
+	}
+	for _, row := range r.Rows {
+		out = append(out, fmt.Sprintf("%q", row))
+	}
+	return append(out, r.CommandTag.String())
+}
