@@ -46,7 +46,11 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) 
 	case onlyCounts(s):
 		r.Multi = &engine.CountSum{Input: p.scatter(*target)}
 	default:
-		if r.Refusal = scatterShape(s, root); r.Refusal == nil {
+		switch r.Refusal = scatterShape(s, root); {
+		case r.Refusal != nil:
+		case needsAggregate(s, root):
+			r.Multi, r.Refusal = p.aggregateSelect(s, *target, root)
+		default:
 			r.Multi, r.Refusal = p.multiShardSelect(s, *target)
 		}
 	}
@@ -75,8 +79,8 @@ func onlyCounts(s *pg_query.SelectStmt) bool {
 	return true
 }
 
-// scatterShape refuses a SELECT whose rows, concatenated from several
-// shards, would differ from one Postgres's answer.
+// scatterShape refuses a SELECT whose rows, gathered from several shards,
+// the engine cannot yet combine into one Postgres's answer.
 func scatterShape(s *pg_query.SelectStmt, b *block) *Error {
 	switch {
 	case len(s.DistinctClause) > 0:
@@ -84,41 +88,24 @@ func scatterShape(s *pg_query.SelectStmt, b *block) *Error {
 	case len(s.WindowClause) > 0:
 		return spanError(b, "a window function")
 	}
-	// Groups that include the sharding column each live on one shard, so
-	// aggregating inside each shard is exact.
-	groupedByKey := false
 	for _, g := range s.GroupClause {
 		if g.GetGroupingSet() != nil {
 			return spanError(b, "GROUPING SETS, ROLLUP or CUBE")
 		}
-		if b.shardingColumn(g) != nil {
-			groupedByKey = true
-		}
-	}
-	if len(s.GroupClause) > 0 && !groupedByKey {
-		return spanError(b, "GROUP BY without the sharding column")
 	}
 	var err *Error
 	for _, e := range append(append([]*pg_query.Node{}, s.TargetList...), s.HavingClause) {
 		walk(e, func(m proto.Message) bool {
-			if err != nil {
-				return false
-			}
 			switch n := m.(type) {
 			case *pg_query.SelectStmt:
 				return false // a nested level, checked on its own
 			case *pg_query.FuncCall:
 				if n.Over != nil {
 					err = spanError(b, "a window function")
-				} else if isAggregate(n) && !groupedByKey {
-					err = spanError(b, fmt.Sprintf("aggregate function %s()", funcName(n)))
 				}
 			}
 			return err == nil
 		})
-	}
-	if s.HavingClause != nil && !groupedByKey && err == nil {
-		err = spanError(b, "HAVING")
 	}
 	return err
 }

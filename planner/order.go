@@ -16,7 +16,8 @@ import (
 // unchanged: concatenated, or merged by ORDER BY, then cut by LIMIT and
 // OFFSET. Shapes it cannot answer exactly give the refusal instead.
 func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target) (engine.Primitive, *Error) {
-	if len(s.SortClause) == 0 && s.LimitCount == nil && s.LimitOffset == nil {
+	if len(s.SortClause) == 0 && s.LimitCount == nil && s.LimitOffset == nil || invalidSortKey(s) {
+		// An ORDER BY Postgres rejects: each shard answers its error.
 		return p.scatter(target), nil
 	}
 	if s.LimitOption == pg_query.LimitOption_LIMIT_OPTION_WITH_TIES {
@@ -49,6 +50,7 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 	q := engine.Query{SQL: sql, Hidden: len(hidden)}
 	var prim engine.Primitive = &engine.Scatter{Target: target, Query: q}
 	if len(keys) > 0 {
+		q.Describe = true
 		prim = &engine.MergeSort{Target: target, Query: q, Keys: keys}
 	}
 	if count.Set || offset.Set {
@@ -202,6 +204,28 @@ func collationOf(expr string) string {
 	return `COALESCE(NULLIF(pg_catalog.pg_collation_for((` + expr + `)::text), '"default"'), ` +
 		`(SELECT COALESCE(pg_catalog.to_jsonb(d) ->> 'datlocale', pg_catalog.to_jsonb(d) ->> 'daticulocale', d.datcollate::text) ` +
 		`FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))`
+}
+
+// invalidSortKey reports whether an ORDER BY key is a constant that is not
+// a position in the select list, which Postgres rejects (42601, 42P10).
+func invalidSortKey(s *pg_query.SelectStmt) bool {
+	for _, item := range s.SortClause {
+		n := item.GetSortBy().GetNode()
+		if n.GetAConst() != nil && (ordinal(n) == 0 || !hasStar(s) && ordinal(n) > len(s.TargetList)) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasStar reports whether a select list has a * entry.
+func hasStar(s *pg_query.SelectStmt) bool {
+	for _, t := range s.TargetList {
+		if isStar(t.GetResTarget().GetVal()) {
+			return true
+		}
+	}
+	return false
 }
 
 // ordinal returns n for ORDER BY n, else 0.

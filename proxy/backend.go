@@ -233,6 +233,8 @@ type binding struct {
 	// hidden is how many columns the statement run adds to the client's
 	// (see engine.Query.Hidden).
 	hidden int
+	// describe asks for the result's columns (see engine.Query.Describe).
+	describe bool
 }
 
 // format returns the format of parameter i.
@@ -311,17 +313,18 @@ func (b *binding) subset(params []int) *binding {
 	return out
 }
 
-// withHidden returns the binding for a statement that appends hidden
-// columns to the client's result: they come in text, unless the client
-// asked for one format for every column.
-func (b *binding) withHidden(hidden int) *binding {
-	if hidden == 0 {
+// forEngine returns the binding for a statement the engine reads: one that
+// appends hidden columns to the client's result gets them in text, unless
+// the client asked for one format for every column; one whose columns the
+// engine reads is described.
+func (b *binding) forEngine(q engine.Query) *binding {
+	if q.Hidden == 0 && !q.Describe {
 		return b
 	}
 	out := *b
-	out.hidden = hidden
+	out.hidden, out.describe = q.Hidden, q.Describe
 	if len(b.resultFormats) > 1 {
-		out.resultFormats = append(slices.Clone(b.resultFormats), make([]int16, hidden)...)
+		out.resultFormats = append(slices.Clone(b.resultFormats), make([]int16, q.Hidden)...)
 	}
 	return &out
 }
@@ -592,9 +595,9 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 		return "", false, err
 	}
 	fe.Send(&pgproto3.Bind{DestinationPortal: portal, PreparedStatement: name, ParameterFormatCodes: bind.formats, Parameters: bind.values, ResultFormatCodes: bind.resultFormats})
-	if bind.hidden > 0 {
-		// The engine reads the hidden columns: it needs their types
-		// and formats, which the client's Describe did not cover.
+	if bind.describe {
+		// The engine reads the values: it needs their types and
+		// formats, which the client's Describe did not cover.
 		fe.Send(&pgproto3.Describe{ObjectType: 'P', Name: portal})
 	}
 	fe.Send(&pgproto3.Execute{Portal: portal, MaxRows: maxRows})

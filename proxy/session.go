@@ -1218,7 +1218,7 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 			// it holds no table the transaction alters next.
 			portal = ""
 		}
-		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params).withHidden(q.Hidden), portal, x.maxRows, x.s.txn == nil, x.shape, emit)
+		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params).forEngine(q), portal, x.maxRows, x.s.txn == nil, x.shape, emit)
 		x.mu.Lock()
 		x.suspended = x.suspended || suspended
 		x.mu.Unlock()

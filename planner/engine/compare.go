@@ -79,12 +79,13 @@ func collatable(oid uint32) bool {
 	return oid == oidText || oid == oidVarchar || oid == oidBpchar
 }
 
-// comparator returns the compareFunc for a column named column of type oid
-// sent in format (0 text, 1 binary), under settings env (never nil). When the
-// gateway cannot reproduce Postgres's order for the type or these settings it
-// returns an *Error with code 0A000 whose message names the column and the type
-// (e.g. `ORDER BY column "tags" of type jsonb across shards is not supported`)
-// — never a comparator that might order differently. A format code other than
+// comparator returns the compareFunc for values of type oid sent in format
+// (0 text, 1 binary), under settings env (never nil), for the use column
+// describes ("ORDER BY name", "min(x)"). When the gateway cannot reproduce
+// Postgres's order for the type or these settings it returns an *Error
+// with code 0A000 whose message names the use and the type (e.g. `ORDER BY
+// tags of type jsonb across shards is not supported`) — never a comparator
+// that might order differently. A format code other than
 // 0 or 1 is a broken shard: XX000.
 func comparator(column string, oid uint32, format int16, env Settings) (compareFunc, error) {
 	if format != 0 && format != 1 {
@@ -93,7 +94,7 @@ func comparator(column string, oid uint32, format int16, env Settings) (compareF
 	text := format == 0
 	typ := typeName(oid)
 	refuseUnder := func(setting, value, hint string) (compareFunc, error) {
-		e := Unsupported("ORDER BY column \"%s\" of type %s across shards is not supported with %s %q", column, typ, setting, value)
+		e := Unsupported("%s of type %s across shards is not supported with %s %q", column, typ, setting, value)
 		e.Hint = hint
 		return nil, e
 	}
@@ -169,7 +170,7 @@ func comparator(column string, oid uint32, format int16, env Settings) (compareF
 		}
 		return orderBy(column, typ, pick(text, intervalText, intervalBinary), int128.compare), nil
 	}
-	return nil, Unsupported("ORDER BY column \"%s\" of type %s across shards is not supported", column, typ)
+	return nil, Unsupported("%s of type %s across shards is not supported", column, typ)
 }
 
 // orderBy compares values by what read makes of them.

@@ -31,6 +31,9 @@ type Query struct {
 	// format, and checks only the client's columns against what it told
 	// the client.
 	Hidden int
+	// Describe asks the executor to emit the result's columns (Fields)
+	// first in every protocol: the primitive reads the values.
+	Describe bool
 }
 
 // Executor runs SQL on physical shards. It is everything a primitive may ask
@@ -45,7 +48,7 @@ type Executor interface {
 	// Query runs one statement on shard, with the client's bound
 	// parameters if it has any, and emits its result: a Batch with Fields
 	// first when the statement returns rows and the executor describes
-	// them, then rows. It returns the statement's command tag. Cancelling
+	// them (always when q.Describe is set), then rows. It returns the statement's command tag. Cancelling
 	// ctx cancels the statement on the shard. An error from emit stops the
 	// query and is returned. Query may be called from several goroutines
 	// at once, each for another shard; emit is called on the goroutine

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // LimitValue is a LIMIT or OFFSET as a statement gives it: a literal, a
@@ -33,7 +34,8 @@ func (v LimitValue) value(args Params) (n int64, ok bool, err error) {
 	if !ok {
 		return 0, false, nil
 	}
-	n, err = strconv.ParseInt(text, 10, 64)
+	// bigint's input function allows spaces around the number.
+	n, err = strconv.ParseInt(strings.TrimSpace(text), 10, 64)
 	if err != nil {
 		return 0, false, &Error{Code: "22P02", Message: fmt.Sprintf("invalid input syntax for type bigint: %q", text)}
 	}
@@ -73,6 +75,8 @@ var _ Primitive = (*Limit)(nil)
 
 // Stream implements Primitive.
 func (l *Limit) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
+	// Parameters are read at Bind on Postgres, before the statement runs;
+	// then it checks both values, OFFSET first, before it returns a row.
 	count, limited, err := l.Count.value(args)
 	if err != nil {
 		return "", err
@@ -81,12 +85,11 @@ func (l *Limit) Stream(ctx context.Context, x Executor, args Params, emit func(*
 	if err != nil {
 		return "", err
 	}
-	// Postgres checks both before it returns a row.
-	if limited && count < 0 {
-		return "", &Error{Code: "2201W", Message: "LIMIT must not be negative"}
-	}
 	if offset < 0 {
 		return "", &Error{Code: "2201X", Message: "OFFSET must not be negative"}
+	}
+	if limited && count < 0 {
+		return "", &Error{Code: "2201W", Message: "LIMIT must not be negative"}
 	}
 	var (
 		seen, sent int64

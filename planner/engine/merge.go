@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // SortKey is one key of a cross-shard ORDER BY, as the merge reads it from
@@ -18,7 +19,7 @@ type SortKey struct {
 	// Collation is the hidden column holding the name of the collation
 	// the key sorts by, -1 when the planner could not name the key's
 	// expression (a position inside *).
-	Collation int
+	Collation  int
 	Desc       bool
 	NullsFirst bool
 	// Text is the key as the statement wrote it, for messages.
@@ -35,6 +36,9 @@ type MergeSort struct {
 	Target Target
 	Query  Query
 	Keys   []SortKey
+	// KeepHidden passes the hidden columns on, for a primitive above that
+	// reads them (Aggregate).
+	KeepHidden bool
 }
 
 var _ Primitive = (*MergeSort)(nil)
@@ -57,6 +61,26 @@ func (m *MergeSort) Describe() string {
 	return fmt.Sprintf("MergeSort %s by(%s) sql=%q", m.Target, strings.Join(keys, ", "), m.Query.SQL)
 }
 
+// firstError keeps the first error of several goroutines.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
 // source is one shard's sorted stream, read a batch at a time.
 type source struct {
 	shard   string
@@ -77,6 +101,7 @@ func (m *MergeSort) Stream(ctx context.Context, x Executor, args Params, emit fu
 	shards := m.Target.Resolve(x.Topology(), args)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var failed firstError
 	sources := make([]*source, len(shards))
 	for i, sh := range shards {
 		src := &source{shard: sh, batches: make(chan handoff)}
@@ -87,12 +112,21 @@ func (m *MergeSort) Stream(ctx context.Context, x Executor, args Params, emit fu
 				src.batches <- handoff{batch: b, ack: ack}
 				return <-ack
 			})
+			if src.err != nil {
+				// The merge may be waiting on another shard: end them
+				// all, this shard's error first.
+				failed.set(src.err)
+				cancel()
+			}
 			close(src.batches)
 		}()
 	}
 	mg := &merger{m: m, x: x, emit: emit}
 	tag, err := mg.run(sources)
 	if err != nil {
+		if first := failed.get(); first != nil && first != errStopped {
+			err = first
+		}
 		cancel()
 		// Let every shard's statement end before returning: nothing of
 		// this statement may touch its connections afterwards.
@@ -151,7 +185,7 @@ func (mg *merger) run(sources []*source) (Tag, error) {
 		if min == nil {
 			break
 		}
-		mg.out.Rows = append(mg.out.Rows, min.head()[:mg.visible])
+		mg.out.Rows = append(mg.out.Rows, min.head()[:mg.width()])
 		mg.rows++
 		min.row++
 		if err := mg.advance(min); err != nil {
@@ -229,7 +263,7 @@ func (mg *merger) describe(fields []Field) error {
 			return internal("ORDER BY key %s is not among the %d columns a shard returned", k.Text, len(fields))
 		}
 		f := fields[col]
-		cmp, err := comparator(k.Text, f.DataTypeOID, f.Format, mg.x)
+		cmp, err := comparator("ORDER BY "+k.Text, f.DataTypeOID, f.Format, mg.x)
 		if err != nil {
 			return err
 		}
@@ -239,7 +273,15 @@ func (mg *merger) describe(fields []Field) error {
 		mg.cmps = append(mg.cmps, cmp)
 		mg.keyCols = append(mg.keyCols, col)
 	}
-	return mg.emit(&Batch{Fields: mg.fields[:mg.visible]})
+	return mg.emit(&Batch{Fields: mg.fields[:mg.width()]})
+}
+
+// width is how many columns of the shards' rows the merge passes on.
+func (mg *merger) width() int {
+	if mg.m.KeepHidden {
+		return len(mg.fields)
+	}
+	return mg.visible
 }
 
 // checkCollations refuses text keys whose collation does not order by

@@ -1,0 +1,435 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// AggFunc says how the values of one output column combine across the
+// partial results of a group.
+type AggFunc int
+
+// How output columns combine.
+const (
+	// AggFirst: a grouping expression, or one of them only: the same in
+	// every row of a group; the first is taken.
+	AggFirst AggFunc = iota + 1
+	// AggCount adds bigint counts.
+	AggCount
+	// AggSum adds sums: bigint (of smallint and integer) or numeric (of
+	// bigint and numeric) exactly; other types are refused.
+	AggSum
+	AggMin
+	AggMax
+	// AggBoolAnd and AggBoolOr: bool_and and every, bool_or.
+	AggBoolAnd
+	AggBoolOr
+	// AggAvg divides the sum of hidden column Sum by the count of hidden
+	// column Count, as Postgres's numeric avg does.
+	AggAvg
+)
+
+var aggNames = map[AggFunc]string{AggFirst: "first", AggCount: "count", AggSum: "sum", AggMin: "min", AggMax: "max",
+	AggBoolAnd: "bool_and", AggBoolOr: "bool_or", AggAvg: "avg"}
+
+// AggregateColumn is one output column of an Aggregate.
+type AggregateColumn struct {
+	Func AggFunc
+	// Sum and Count are avg's hidden columns.
+	Sum, Count int
+	// Collation is the hidden column naming the collation min and max
+	// compare text in, -1 for none.
+	Collation int
+	// Text is the column as the statement wrote it, for messages.
+	Text string
+}
+
+// Aggregate finishes a statement with aggregates whose groups span shards:
+// each shard returns partial aggregates per group, sorted so that a group's
+// partials arrive one after another (or, without GROUP BY, one row each),
+// and Aggregate combines each group's partials into Postgres's final value.
+// Input rows carry Hidden columns after the output ones: the group keys
+// (Groups) and what avg needs.
+type Aggregate struct {
+	Input   Primitive
+	Columns []AggregateColumn
+	Groups  []int
+	// GroupText are the group keys as the statement wrote them.
+	GroupText []string
+	Hidden    int
+}
+
+var _ Primitive = (*Aggregate)(nil)
+
+// Inputs implements Primitive.
+func (a *Aggregate) Inputs() []Primitive { return []Primitive{a.Input} }
+
+// Describe implements Primitive.
+func (a *Aggregate) Describe() string {
+	cols := make([]string, len(a.Columns))
+	for i, c := range a.Columns {
+		cols[i] = c.Text + "=" + aggNames[c.Func]
+	}
+	groups := make([]string, len(a.Groups))
+	for i, g := range a.Groups {
+		groups[i] = strconv.Itoa(g + 1)
+	}
+	s := fmt.Sprintf("Aggregate cols(%s)", strings.Join(cols, ", "))
+	if len(groups) > 0 {
+		s += fmt.Sprintf(" groups(hidden %s)", strings.Join(groups, ", "))
+	}
+	return s
+}
+
+// Stream implements Primitive.
+func (a *Aggregate) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
+	ag := &aggregation{a: a, x: x, emit: emit}
+	if _, err := a.Input.Stream(ctx, x, args, ag.take); err != nil {
+		return "", err
+	}
+	if ag.fields == nil {
+		return "", internal("an aggregate's shards returned no columns")
+	}
+	if ag.open || len(a.Groups) == 0 && ag.groups == 0 {
+		// Without GROUP BY there is one group even when no shard ran.
+		if err := ag.finish(); err != nil {
+			return "", err
+		}
+	}
+	return Tag("SELECT " + strconv.FormatInt(ag.groups, 10)), nil
+}
+
+// aggregation is the state of one Aggregate execution.
+type aggregation struct {
+	a       *Aggregate
+	x       Executor
+	emit    func(*Batch) error
+	fields  []Field
+	visible int
+	groupEq []compareFunc
+	cmps    []compareFunc // min and max columns
+	key     [][]byte      // the open group's key values (copies)
+	open    bool
+	acc     []accumulator
+	groups  int64
+	checked bool // the collations of min and max were checked
+}
+
+// checkCollations refuses min and max of text whose collation does not
+// order by bytes, which is the order they compare in.
+func (ag *aggregation) checkCollations(row [][]byte) error {
+	for i, c := range ag.a.Columns {
+		if (c.Func != AggMin && c.Func != AggMax) || !collatable(ag.fields[i].DataTypeOID) {
+			continue
+		}
+		if name := string(row[ag.visible+c.Collation]); !bytewiseCollation(name) {
+			return &Error{Code: CodeFeatureNotSupported,
+				Message: fmt.Sprintf("%s across shards is not supported under collation %s: shardgate compares text in byte order, which only the C, POSIX and C.UTF-8 collations share", c.Text, name)}
+		}
+	}
+	return nil
+}
+
+// accumulator is one column's running value in the open group.
+type accumulator struct {
+	set   bool
+	value []byte // first, min, max: a copy of the value
+	n     int64  // count, bigint sum
+	dec   decimal
+	b     bool
+	count int64 // avg
+}
+
+// take reads the input's batches.
+func (ag *aggregation) take(b *Batch) error {
+	if b.Fields != nil {
+		return ag.describe(b.Fields)
+	}
+	if ag.fields == nil {
+		return internal("a shard sent an aggregate's rows without describing them")
+	}
+	for _, row := range b.Rows {
+		if ag.open {
+			same, err := ag.sameGroup(row)
+			if err != nil {
+				return err
+			}
+			if !same {
+				if err := ag.finish(); err != nil {
+					return err
+				}
+			}
+		}
+		if !ag.checked {
+			if err := ag.checkCollations(row); err != nil {
+				return err
+			}
+			ag.checked = true
+		}
+		if !ag.open {
+			ag.start(row)
+		}
+		if err := ag.add(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// describe checks the partials' types and sends the output columns.
+func (ag *aggregation) describe(fields []Field) error {
+	a := ag.a
+	ag.fields = append([]Field(nil), fields...)
+	ag.visible = len(fields) - a.Hidden
+	if ag.visible != len(a.Columns) {
+		return internal("an aggregate's shards returned %d columns, want %d and %d hidden", len(fields), len(a.Columns), a.Hidden)
+	}
+	for _, g := range a.Groups {
+		f := fields[ag.visible+g]
+		cmp, err := comparator("GROUP BY "+ag.a.GroupText[len(ag.groupEq)], f.DataTypeOID, f.Format, ag.x)
+		if err != nil {
+			return err
+		}
+		ag.groupEq = append(ag.groupEq, cmp)
+	}
+	ag.cmps = make([]compareFunc, len(a.Columns))
+	for i, c := range a.Columns {
+		f := fields[i]
+		switch c.Func {
+		case AggMin, AggMax:
+			cmp, err := comparator(c.Text, f.DataTypeOID, f.Format, ag.x)
+			if err != nil {
+				return err
+			}
+			if collatable(f.DataTypeOID) && c.Collation < 0 {
+				return Unsupported("%s across shards is not supported: shardgate cannot tell the collation it compares in", c.Text)
+			}
+			ag.cmps[i] = cmp
+		case AggSum:
+			if f.DataTypeOID != oidInt8 && f.DataTypeOID != oidNumeric {
+				return Unsupported("%s across shards is not supported for type %s: only sums of integers and numerics add up exactly (cast to numeric)", c.Text, typeName(f.DataTypeOID))
+			}
+		case AggAvg:
+			if f.DataTypeOID != oidNumeric {
+				return Unsupported("%s across shards is not supported for type %s: only averages of integers and numerics come out exactly (cast to numeric)", c.Text, typeName(f.DataTypeOID))
+			}
+			if s := fields[ag.visible+c.Sum].DataTypeOID; s != oidInt8 && s != oidNumeric {
+				return Unsupported("%s across shards is not supported for this argument type", c.Text)
+			}
+		}
+	}
+	return ag.emit(&Batch{Fields: fields[:ag.visible]})
+}
+
+// sameGroup reports whether row belongs to the open group.
+func (ag *aggregation) sameGroup(row [][]byte) (bool, error) {
+	for i, g := range ag.a.Groups {
+		v, k := row[ag.visible+g], ag.key[i]
+		if v == nil || k == nil {
+			if (v == nil) != (k == nil) {
+				return false, nil
+			}
+			continue
+		}
+		c, err := ag.groupEq[i](v, k)
+		if err != nil || c != 0 {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// start opens a group at row.
+func (ag *aggregation) start(row [][]byte) {
+	ag.open = true
+	ag.key = ag.key[:0]
+	for _, g := range ag.a.Groups {
+		ag.key = append(ag.key, bytes.Clone(row[ag.visible+g]))
+	}
+	ag.acc = make([]accumulator, len(ag.a.Columns))
+}
+
+// add folds one row of partials into the open group.
+func (ag *aggregation) add(row [][]byte) error {
+	for i, c := range ag.a.Columns {
+		acc := &ag.acc[i]
+		v, format := row[i], ag.fields[i].Format
+		switch c.Func {
+		case AggFirst:
+			if !acc.set {
+				acc.set, acc.value = true, bytes.Clone(v)
+			}
+			continue
+		case AggAvg:
+			sum, count := row[ag.visible+c.Sum], row[ag.visible+c.Count]
+			if sum == nil {
+				continue
+			}
+			d, err := ag.readSum(sum, ag.visible+c.Sum)
+			if err != nil {
+				return err
+			}
+			n, err := readInt8(count, ag.fields[ag.visible+c.Count].Format)
+			if err != nil {
+				return err
+			}
+			if !acc.set {
+				acc.set, acc.dec, acc.count = true, d, n
+			} else {
+				acc.dec, acc.count = acc.dec.add(d), acc.count+n
+			}
+			continue
+		}
+		if v == nil {
+			continue
+		}
+		switch c.Func {
+		case AggCount:
+			n, err := readInt8(v, format)
+			if err != nil {
+				return err
+			}
+			acc.set, acc.n = true, acc.n+n
+		case AggSum:
+			if ag.fields[i].DataTypeOID == oidInt8 {
+				n, err := readInt8(v, format)
+				if err != nil {
+					return err
+				}
+				if acc.set && (n > 0 && acc.n > math.MaxInt64-n || n < 0 && acc.n < math.MinInt64-n) {
+					return &Error{Code: "22003", Message: "bigint out of range"}
+				}
+				acc.set, acc.n = true, acc.n+n
+				continue
+			}
+			d, err := readDecimal(v, format)
+			if err != nil {
+				return err
+			}
+			if acc.set {
+				d = acc.dec.add(d)
+			}
+			acc.set, acc.dec = true, d
+		case AggMin, AggMax:
+			if acc.set {
+				c, err := ag.cmps[i](v, acc.value)
+				if err != nil {
+					return err
+				}
+				if ag.a.Columns[i].Func == AggMin && c >= 0 || ag.a.Columns[i].Func == AggMax && c <= 0 {
+					continue
+				}
+			}
+			acc.set, acc.value = true, bytes.Clone(v)
+		case AggBoolAnd, AggBoolOr:
+			b, err := readBool(v, format)
+			if err != nil {
+				return err
+			}
+			if !acc.set {
+				acc.set, acc.b = true, b
+			} else if ag.a.Columns[i].Func == AggBoolAnd {
+				acc.b = acc.b && b
+			} else {
+				acc.b = acc.b || b
+			}
+		}
+	}
+	return nil
+}
+
+// readSum reads a partial sum, bigint or numeric, as a decimal.
+func (ag *aggregation) readSum(v []byte, col int) (decimal, error) {
+	f := ag.fields[col]
+	if f.DataTypeOID == oidInt8 {
+		n, err := readInt8(v, f.Format)
+		return decimalFromInt(n), err
+	}
+	return readDecimal(v, f.Format)
+}
+
+// finish emits the open group's row.
+func (ag *aggregation) finish() error {
+	if ag.acc == nil {
+		ag.acc = make([]accumulator, len(ag.a.Columns))
+	}
+	row := make([][]byte, len(ag.a.Columns))
+	for i, c := range ag.a.Columns {
+		acc := ag.acc[i]
+		format := ag.fields[i].Format
+		switch {
+		case c.Func == AggCount:
+			row[i] = writeInt8(acc.n, format)
+		case !acc.set:
+			// NULL: no row, or only NULLs.
+		case c.Func == AggFirst, c.Func == AggMin, c.Func == AggMax:
+			row[i] = acc.value
+		case c.Func == AggSum && ag.fields[i].DataTypeOID == oidInt8:
+			row[i] = writeInt8(acc.n, format)
+		case c.Func == AggSum:
+			row[i] = acc.dec.encode(format)
+		case c.Func == AggBoolAnd, c.Func == AggBoolOr:
+			row[i] = writeBool(acc.b, format)
+		case c.Func == AggAvg:
+			if acc.count == 0 {
+				continue
+			}
+			q, err := acc.dec.div(decimalFromInt(acc.count))
+			if err != nil {
+				return err
+			}
+			row[i] = q.encode(format)
+		}
+	}
+	ag.open, ag.acc = false, nil
+	ag.groups++
+	return ag.emit(&Batch{Rows: [][][]byte{row}})
+}
+
+func readInt8(v []byte, format int16) (int64, error) {
+	if format == 1 {
+		if len(v) != 8 {
+			return 0, internal("a shard sent a bigint of %d bytes", len(v))
+		}
+		return int64(binary.BigEndian.Uint64(v)), nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, internal("a shard sent the bigint %q", v)
+	}
+	return n, nil
+}
+
+func writeInt8(n int64, format int16) []byte {
+	if format == 1 {
+		return binary.BigEndian.AppendUint64(nil, uint64(n))
+	}
+	return strconv.AppendInt(nil, n, 10)
+}
+
+func readBool(v []byte, format int16) (bool, error) {
+	switch {
+	case format == 1 && len(v) == 1:
+		return v[0] != 0, nil
+	case format == 0 && len(v) == 1 && (v[0] == 't' || v[0] == 'f'):
+		return v[0] == 't', nil
+	}
+	return false, internal("a shard sent the bool %q", v)
+}
+
+func writeBool(b bool, format int16) []byte {
+	switch {
+	case format == 1 && b:
+		return []byte{1}
+	case format == 1:
+		return []byte{0}
+	case b:
+		return []byte("t")
+	}
+	return []byte("f")
+}

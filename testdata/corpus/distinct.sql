@@ -1,0 +1,49 @@
+-- DISTINCT and DISTINCT ON across shards: duplicates live on different
+-- shards. Columns whose equal values print differently (floats, numerics,
+-- intervals) appear as text only. DISTINCT ON orders by a unique column
+-- after the distinct key, so the row kept is fixed.
+select distinct region from customers;
+select distinct region from customers order by region; -- ordered
+select distinct active from customers;
+select distinct age from customers order by age desc nulls last; -- ordered
+select distinct status from orders;
+select distinct status from orders order by status nulls first; -- ordered
+select distinct customer_id from orders;
+select distinct customer_id from orders order by customer_id; -- ordered
+select distinct key from events;
+select distinct key from events order by key; -- ordered
+select distinct kind from events;
+select distinct name from customers;
+select distinct nick from customers;
+select distinct code from customers;
+select distinct lower(name) from customers;
+select distinct upper(note) from orders;
+select distinct region, active from customers;
+select distinct model from devices;
+select distinct fw from devices order by fw; -- ordered
+select distinct born from customers where born < '1951-01-01';
+select distinct avatar from customers;
+select distinct prefs from customers;
+select distinct token from customers where id < 10;
+select distinct ratio::text from customers;
+select distinct trial::text from customers;
+select distinct weight::text from customers;
+select distinct rating::text from customers order by 1; -- ordered
+select distinct on (customer_id) customer_id, id, amount from orders order by customer_id, id; -- ordered
+select distinct on (customer_id) customer_id, id from orders order by customer_id, amount desc nulls last, id; -- ordered
+select distinct on (region) region, id from customers order by region, id; -- ordered
+select distinct on (key) key, seq from events order by key, seq desc; -- ordered
+select distinct on (id) id, name from customers order by id; -- ordered
+select count(distinct status) from orders;
+select count(distinct key) from events;
+select count(distinct customer_id) from orders;
+select count(distinct lower(key)) from events;
+select distinct customer_id, status from orders where customer_id in (1, 2, 3, 4, 7);
+select distinct status from orders where customer_id = 7;
+select distinct kind from events where key = 'a';
+select distinct c.region from customers c join orders o on o.customer_id = c.id;
+select distinct rank from regions;
+select distinct 1 from customers;
+select distinct region from customers limit 100;
+select distinct key, kind from events where key in ('a', 'A', 'ä');
+select distinct date_trunc('day', at) from events where at < '2021-02-01';
