@@ -70,8 +70,6 @@ func walkAggregates(n *pg_query.Node, found func(*pg_query.FuncCall)) {
 // apply after.
 func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target, b *block) (engine.Primitive, *Error) {
 	switch {
-	case s.HavingClause != nil:
-		return nil, unsupported("HAVING across shards is not supported yet: the statement's groups span shards")
 	case len(s.LockingClause) > 0:
 		return nil, unsupported("FOR UPDATE/SHARE with aggregates is not supported")
 	case s.LimitOption == pg_query.LimitOption_LIMIT_OPTION_WITH_TIES:
@@ -151,13 +149,39 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		}
 		col := addHidden(fmt.Sprintf("(%s) AS sg_group%d", text, i+1))
 		coll := addHidden(collationOf(text) + fmt.Sprintf(" AS sg_group_collation%d", i+1))
-		groups, groupText = append(groups, col), append(groupText, text)
+		groups, groupText = append(groups, len(s.TargetList)+col), append(groupText, text)
 		keys = append(keys, engine.SortKey{Hidden: col, Collation: coll, Text: text})
 		shard.SortClause = append(shard.SortClause, &pg_query.Node{Node: &pg_query.Node_SortBy{SortBy: &pg_query.SortBy{
 			Node:        pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(fmt.Sprintf("sg_group%d", i+1))}, 0),
 			SortbyDir:   pg_query.SortByDir_SORTBY_DEFAULT,
 			SortbyNulls: pg_query.SortByNulls_SORTBY_NULLS_DEFAULT,
 		}}})
+	}
+
+	// HAVING: conditions without aggregates filter whole groups on each
+	// shard; the others are checked on the combined values.
+	var (
+		having []engine.Having
+		pushed []*pg_query.Node
+	)
+	for j, c := range conjuncts(s.HavingClause) {
+		if !hasAggregate(c) {
+			pushed = append(pushed, c)
+			continue
+		}
+		h, err := p.havingCondition(c, j, b, addHidden)
+		if err != nil {
+			return nil, err
+		}
+		having = append(having, h)
+	}
+	switch len(pushed) {
+	case 0:
+		shard.HavingClause = nil
+	case 1:
+		shard.HavingClause = pushed[0]
+	default:
+		shard.HavingClause = pg_query.MakeBoolExprNode(pg_query.BoolExprType_AND_EXPR, pushed, 0)
 	}
 
 	// The output columns: grouping expressions pass through, each
@@ -181,17 +205,9 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 				col.Collation = addHidden(collationOf(text) + " AS sg_agg_collation")
 			}
 			if col.Func == engine.AggAvg {
-				sum, count := proto.Clone(f).(*pg_query.FuncCall), proto.Clone(f).(*pg_query.FuncCall)
-				sum.Funcname, count.Funcname = []*pg_query.Node{pg_query.MakeStrNode("sum")}, []*pg_query.Node{pg_query.MakeStrNode("count")}
-				sumText, err := p.exprText(&pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: sum}})
-				if err != nil {
+				if col.Sum, col.Count, err = p.avgPartials(f, addHidden); err != nil {
 					return nil, err
 				}
-				countText, err := p.exprText(&pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: count}})
-				if err != nil {
-					return nil, err
-				}
-				col.Sum, col.Count = addHidden(sumText+" AS sg_sum"), addHidden(countText+" AS sg_count")
 			}
 		case hasAggregate(rt.GetVal()):
 			return nil, unsupported("%s across shards is not supported yet: an expression over aggregates; select the aggregates themselves", text)
@@ -219,11 +235,83 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	if len(groups) > 0 {
 		input = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true}
 	}
-	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
+	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Having: having, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
 	if count.Set || offset.Set {
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
 	}
 	return prim, nil
+}
+
+// comparisonOps are the HAVING comparisons the gateway checks, and each
+// one's mirror (a < b is b > a).
+var comparisonOps = map[string]string{"=": "=", "<>": "<>", "!=": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+// havingCondition plans HAVING aggregate op expression (j-th condition):
+// the aggregate's partials and the expression, computed by the shards in
+// the aggregate's type, become hidden columns.
+func (p *planning) havingCondition(c *pg_query.Node, j int, b *block, addHidden func(string) int) (engine.Having, *Error) {
+	text, err := p.exprText(c)
+	if err != nil {
+		return engine.Having{}, err
+	}
+	refuse := unsupported("HAVING %s across shards is not supported yet: only comparisons of an aggregate with a value", text)
+	ae := c.GetAExpr()
+	if ae == nil || ae.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(ae.Name) != 1 {
+		return engine.Having{}, refuse
+	}
+	op := ae.Name[0].GetString_().GetSval()
+	mirror, ok := comparisonOps[op]
+	if !ok {
+		return engine.Having{}, refuse
+	}
+	agg, other := ae.Lexpr, ae.Rexpr
+	if f := agg.GetFuncCall(); f == nil || !isAggregate(f) {
+		agg, other, op = other, agg, mirror
+	}
+	f := agg.GetFuncCall()
+	if f == nil || f.Over != nil || !isAggregate(f) || hasAggregate(other) {
+		return engine.Having{}, refuse
+	}
+	fn, perr := p.combine(f, b)
+	if perr != nil {
+		return engine.Having{}, perr
+	}
+	aggText, err := p.exprText(agg)
+	if err != nil {
+		return engine.Having{}, err
+	}
+	otherText, err := p.exprText(other)
+	if err != nil {
+		return engine.Having{}, err
+	}
+	if op == "!=" {
+		op = "<>"
+	}
+	h := engine.Having{Value: engine.AggregateColumn{Func: fn, Text: aggText, Collation: -1}, Op: op, Text: text}
+	h.Partial = addHidden(fmt.Sprintf("%s AS sg_having%d", aggText, j+1))
+	if fn == engine.AggAvg {
+		if h.Value.Sum, h.Value.Count, err = p.avgPartials(f, addHidden); err != nil {
+			return engine.Having{}, err
+		}
+	}
+	h.Const = addHidden(fmt.Sprintf("CASE WHEN false THEN %s ELSE (%s) END AS sg_having_value%d", aggText, otherText, j+1))
+	return h, nil
+}
+
+// avgPartials adds avg's partials, sum and count of the same argument, as
+// hidden columns.
+func (p *planning) avgPartials(f *pg_query.FuncCall, addHidden func(string) int) (sum, count int, err *Error) {
+	sumCall, countCall := proto.Clone(f).(*pg_query.FuncCall), proto.Clone(f).(*pg_query.FuncCall)
+	sumCall.Funcname, countCall.Funcname = []*pg_query.Node{pg_query.MakeStrNode("sum")}, []*pg_query.Node{pg_query.MakeStrNode("count")}
+	sumText, err := p.exprText(&pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: sumCall}})
+	if err != nil {
+		return 0, 0, err
+	}
+	countText, err := p.exprText(&pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: countCall}})
+	if err != nil {
+		return 0, 0, err
+	}
+	return addHidden(sumText + " AS sg_sum"), addHidden(countText + " AS sg_count"), nil
 }
 
 // combine says how an aggregate's per-shard partials combine, or why they
@@ -251,4 +339,108 @@ func hasAggregate(n *pg_query.Node) bool {
 	found := false
 	walkAggregates(n, func(*pg_query.FuncCall) { found = true })
 	return found
+}
+
+// distinctSelect plans SELECT DISTINCT and DISTINCT ON across shards: each
+// shard removes its own duplicates and sorts by the query's ORDER BY, then
+// the distinct columns; the gateway merges the streams and keeps the first
+// row of each run of equal rows (for DISTINCT ON, of equal ON values),
+// which is Postgres's first in the ORDER BY.
+func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, b *block) (engine.Primitive, *Error) {
+	switch {
+	case needsAggregate(s, b) || len(s.GroupClause) > 0:
+		return nil, unsupported("DISTINCT with aggregates or GROUP BY across shards is not supported yet")
+	case hasStar(s):
+		return nil, unsupported("SELECT DISTINCT * across shards is not supported; name the columns")
+	case len(s.LockingClause) > 0:
+		return nil, unsupported("DISTINCT with FOR UPDATE/SHARE is not supported")
+	case s.LimitOption == pg_query.LimitOption_LIMIT_OPTION_WITH_TIES:
+		return nil, unsupported("FETCH FIRST ... WITH TIES across shards is not supported yet")
+	case invalidSortKey(s):
+		// An ORDER BY Postgres rejects: each shard answers its error.
+		return p.scatter(target), nil
+	}
+	count, err := limitValue(s.LimitCount, "LIMIT")
+	if err != nil {
+		return nil, err
+	}
+	offset, err := limitValue(s.LimitOffset, "OFFSET")
+	if err != nil {
+		return nil, err
+	}
+	shard := proto.Clone(s).(*pg_query.SelectStmt)
+	keys, hidden, err := p.sortKeys(s, shard)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.pushLimit(shard, count, offset); err != nil {
+		return nil, err
+	}
+	var extra []string
+	addHidden := func(text string) int {
+		extra = append(extra, text)
+		return len(hidden) + len(extra) - 1
+	}
+	sortBy := func(n *pg_query.Node) {
+		shard.SortClause = append(shard.SortClause, &pg_query.Node{Node: &pg_query.Node_SortBy{SortBy: &pg_query.SortBy{
+			Node: n, SortbyDir: pg_query.SortByDir_SORTBY_DEFAULT, SortbyNulls: pg_query.SortByNulls_SORTBY_NULLS_DEFAULT}}})
+	}
+	var groups []int
+	var groupText []string
+	on := s.DistinctClause
+	if len(on) == 1 && on[0].GetNode() == nil {
+		on = nil // plain DISTINCT: every column
+	}
+	if on == nil {
+		for i, t := range s.TargetList {
+			text, err := p.exprText(t.GetResTarget().GetVal())
+			if err != nil {
+				return nil, err
+			}
+			coll := addHidden(collationOf(text) + fmt.Sprintf(" AS sg_distinct_collation%d", i+1))
+			keys = append(keys, engine.SortKey{Ordinal: i + 1, Collation: coll, Text: text})
+			groups, groupText = append(groups, i), append(groupText, text)
+			sortBy(pg_query.MakeAConstIntNode(int64(i+1), 0))
+		}
+	} else {
+		for i, e := range on {
+			if ord := ordinal(e); ord > 0 && ord <= len(s.TargetList) {
+				e = s.TargetList[ord-1].GetResTarget().GetVal()
+			}
+			text, err := p.exprText(e)
+			if err != nil {
+				return nil, err
+			}
+			col := addHidden(fmt.Sprintf("(%s) AS sg_distinct%d", text, i+1))
+			coll := addHidden(collationOf(text) + fmt.Sprintf(" AS sg_distinct_collation%d", i+1))
+			keys = append(keys, engine.SortKey{Hidden: col, Collation: coll, Text: text})
+			groups, groupText = append(groups, len(s.TargetList)+col), append(groupText, text)
+			sortBy(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(fmt.Sprintf("sg_distinct%d", i+1))}, 0))
+		}
+	}
+	if len(extra) > 0 {
+		sel, err := p.parseSelect("SELECT " + strings.Join(extra, ", "))
+		if err != nil {
+			return nil, err
+		}
+		hidden = append(hidden, sel.TargetList...)
+	}
+	shard.TargetList = append(shard.TargetList, hidden...)
+	sql, derr := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: shard}}}}})
+	if derr != nil {
+		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print the shards' statement: %v", derr)}
+	}
+	columns := make([]engine.AggregateColumn, len(s.TargetList))
+	for i := range columns {
+		columns[i] = engine.AggregateColumn{Func: engine.AggFirst, Collation: -1}
+		columns[i].Text, _ = p.exprText(s.TargetList[i].GetResTarget().GetVal())
+	}
+	q := engine.Query{SQL: sql, Hidden: len(hidden), Describe: true}
+	var prim engine.Primitive = &engine.Aggregate{
+		Input:   &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true},
+		Columns: columns, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
+	if count.Set || offset.Set {
+		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
+	}
+	return prim, nil
 }

@@ -48,6 +48,8 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) 
 	default:
 		switch r.Refusal = scatterShape(s, root); {
 		case r.Refusal != nil:
+		case len(s.DistinctClause) > 0:
+			r.Multi, r.Refusal = p.distinctSelect(s, *target, root)
 		case needsAggregate(s, root):
 			r.Multi, r.Refusal = p.aggregateSelect(s, *target, root)
 		default:
@@ -83,8 +85,6 @@ func onlyCounts(s *pg_query.SelectStmt) bool {
 // the engine cannot yet combine into one Postgres's answer.
 func scatterShape(s *pg_query.SelectStmt, b *block) *Error {
 	switch {
-	case len(s.DistinctClause) > 0:
-		return spanError(b, "DISTINCT")
 	case len(s.WindowClause) > 0:
 		return spanError(b, "a window function")
 	}

@@ -300,21 +300,45 @@ func readOnly(stmt *pg_query.Node) bool {
 	return false
 }
 
-// planExplain routes EXPLAIN to the one shard its statement would run on.
+// planExplain plans EXPLAIN of a statement as the gateway's plan with each
+// shard's own plan beneath it (see engine.Explain). Other formats than text
+// (JSON, YAML, XML) are the shard's own and pass through when the
+// statement runs on one shard.
 func (p *planning) planExplain(e *pg_query.ExplainStmt) (engine.Primitive, error) {
-	inner, err := p.plan(e.Query)
+	innerSQL, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: e.Query}}})
+	if err != nil {
+		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print the explained statement: %v", err)}
+	}
+	inner, err := (&planning{vs: p.vs, sql: innerSQL, version: p.version}).plan(e.Query)
 	if err != nil {
 		return nil, err
 	}
-	switch r := inner.(type) {
-	case *engine.Route:
-		return &engine.Route{Target: r.Target, Query: engine.Query{SQL: p.sql},
-			Refusal: unsupported("EXPLAIN of a statement that runs on more than one shard is not supported yet")}, nil
-	case *engine.InsertSplit:
-		return &engine.Route{Target: engine.Target{Kind: engine.TargetKeys, Keys: r.Keys()}, Query: engine.Query{SQL: p.sql},
-			Refusal: unsupported("EXPLAIN of a statement that runs on more than one shard is not supported yet")}, nil
+	for _, o := range e.Options {
+		if d := o.GetDefElem(); d.GetDefname() == "format" && !strings.EqualFold(defString(d), "text") {
+			refusal := unsupported("EXPLAIN (FORMAT %s) of a statement that runs on more than one shard is not supported; use the text format, which shows the gateway's plan", defString(d))
+			switch r := inner.(type) {
+			case *engine.Route:
+				return &engine.Route{Target: r.Target, Query: engine.Query{SQL: p.sql}, Refusal: refusal}, nil
+			case *engine.InsertSplit:
+				return &engine.Route{Target: engine.Target{Kind: engine.TargetKeys, Keys: r.Keys()}, Query: engine.Query{SQL: p.sql}, Refusal: refusal}, nil
+			}
+			return nil, refusal
+		}
 	}
-	return nil, unsupported("EXPLAIN of a statement that runs on more than one shard is not supported yet")
+	frame := proto.Clone(e).(*pg_query.ExplainStmt)
+	frame.Query = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: &pg_query.SelectStmt{
+		TargetList:  []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Val: pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(valuesMarker)}, 0)}}}},
+		Op:          pg_query.SetOperation_SETOP_NONE,
+		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT}}}
+	text, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_ExplainStmt{ExplainStmt: frame}}}}})
+	if err != nil {
+		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print EXPLAIN's options: %v", err)}
+	}
+	prefix, _, ok := strings.Cut(text, "SELECT "+valuesMarker)
+	if !ok {
+		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print EXPLAIN's options: got %q", text)}
+	}
+	return &engine.Explain{Plan: inner, Prefix: prefix}, nil
 }
 
 // StateListen is the SessionState of LISTEN: the session's connection must

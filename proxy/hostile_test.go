@@ -325,10 +325,10 @@ func TestHostileCancelWrongKey(t *testing.T) {
 	withLoad(t, g, "", func() {
 		result := make(chan error, 1)
 		go func() {
-			_, err := victim.Exec(context.Background(), "select pg_sleep(0.5)").ReadAll()
+			_, err := victim.Exec(context.Background(), "select pg_sleep(3)").ReadAll()
 			result <- err
 		}()
-		waitActive(t, g, "select pg_sleep(0.5)")
+		waitActive(t, g, "select pg_sleep(3)")
 		for _, w := range wrong {
 			conn := dialGateway(t, g)
 			if _, err := conn.Write(w.packet); err != nil {

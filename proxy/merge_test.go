@@ -155,6 +155,14 @@ func TestAggregatesAcrossShards(t *testing.T) {
 		"select name, sum(id) from users where id > 50 group by name order by name",
 		"select name, count(*) filter (where flag), avg(n) filter (where n > 0) from users group by name order by name",
 		"select lower(name), count(distinct id) from users group by lower(name) order by lower(name)",
+		"select name, count(*) from users group by name having count(*) > 25 order by name",
+		"select name, avg(n) from users group by name having avg(n) >= 0.5 and name <> 'g3' and 2 < sum(n) order by name",
+		"select name from users group by name having max(amount) > 48.5 and count(*) > 27.5 order by 1",
+		"select distinct name from users order by name",
+		"select distinct name, flag from users order by name desc, flag",
+		"select distinct on (name) name, id, amount from users order by name, id desc",
+		"select distinct name from users order by name limit 3 offset 1",
+		"select distinct on (flag) flag, n from users order by flag nulls first, n desc nulls last",
 	}
 	single := []string{
 		"select count(*), sum(n), sum(amount), min(name), max(amount), avg(amount), avg(n), bool_or(flag) from users",
@@ -174,16 +182,59 @@ func TestAggregatesAcrossShards(t *testing.T) {
 		}
 	}
 	// Without ORDER BY the groups come in some order: compare as sets.
-	q := "select name, count(*), sum(amount) from users group by name"
-	want := allRows(t, direct, strings.ReplaceAll(q, "from users", "from users_all"), nil, nil)
-	got := allRows(t, c, q, nil, nil)
-	slices.Sort(want)
-	slices.Sort(got)
-	if !slices.Equal(got, want) {
-		t.Errorf("%s:\n got %q\nwant %q", q, got, want)
+	for _, q := range []string{"select name, count(*), sum(amount) from users group by name", "select distinct flag, n from users"} {
+		want := allRows(t, direct, strings.ReplaceAll(q, "from users", "from users_all"), nil, nil)
+		got := allRows(t, c, q, nil, nil)
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", q, got, want)
+		}
 	}
 	// Sums of floats depend on the order rows are added in: refused.
 	if _, err := c.Exec(t.Context(), "select sum(n::float8) from users").ReadAll(); code(err) != "0A000" {
 		t.Errorf("sum of a float across shards: %v, want 0A000", err)
+	}
+}
+
+// TestExplainAcrossShards: EXPLAIN through the gateway shows its plan, the
+// shards it resolves to, and each shard's own plan; ANALYZE adds the
+// shards' rows and times; a refused statement's EXPLAIN is refused alike.
+func TestExplainAcrossShards(t *testing.T) {
+	g := startMovableGateway(t)
+	c := g.connect(t, "app", "")
+	exec(t, c, "insert into users (id, name) values (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')")
+	plan := func(sql string) string {
+		t.Helper()
+		rs := exec(t, c, sql)
+		var lines []string
+		for _, r := range rs[0].Rows {
+			lines = append(lines, string(r[0]))
+		}
+		return strings.Join(lines, "\n")
+	}
+	key, _ := keyOn(t, g.cur.Load(), "s1")
+	routed := plan(fmt.Sprintf("explain select name from users where id = %d", key))
+	for _, want := range []string{"Gateway plan:", fmt.Sprintf("Route keys(%d)", key), "-> s1", "Shard s1: SELECT name FROM users WHERE id = ", "Scan"} {
+		if !strings.Contains(routed, want) {
+			t.Errorf("EXPLAIN of a routed statement lacks %q:\n%s", want, routed)
+		}
+	}
+	if strings.Contains(routed, "Shard s0") {
+		t.Errorf("EXPLAIN of a routed statement shows s0:\n%s", routed)
+	}
+	merged := plan("explain (analyze, costs off, timing off) select name, count(*), avg(id) from users group by name order by name")
+	for _, want := range []string{"Aggregate cols(name=first, count(*)=count, avg(id)=avg)", "MergeSort all", "-> s0, s1", "Shard s0: SELECT name, count(*), avg(id)", "Shard s1: ", "actual rows=", "Execution Time"} {
+		if !strings.Contains(merged, want) {
+			t.Errorf("EXPLAIN ANALYZE of a merged aggregate lacks %q:\n%s", want, merged)
+		}
+	}
+	if _, err := c.Exec(t.Context(), "explain select string_agg(name, ',') from users").ReadAll(); code(err) != "0A000" {
+		t.Errorf("EXPLAIN of a refused statement: %v, want 0A000", err)
+	}
+	// Extended protocol, with a parameter.
+	r := c.ExecParams(t.Context(), "explain select name from users where id = $1", [][]byte{[]byte(fmt.Sprint(key))}, nil, nil, nil).Read()
+	if r.Err != nil || len(r.Rows) < 3 || r.FieldDescriptions[0].Name != "QUERY PLAN" {
+		t.Fatalf("extended EXPLAIN: %v, %d rows", r.Err, len(r.Rows))
 	}
 }

@@ -49,16 +49,32 @@ type AggregateColumn struct {
 	Text string
 }
 
+// Having is one condition of a HAVING that the gateway checks on a group's
+// combined values: Value Op Const, where Value combines the partials in
+// hidden column Partial and Const, a hidden column, holds the other side,
+// computed by the shards in Value's type.
+type Having struct {
+	Value   AggregateColumn
+	Partial int
+	Op      string // =, <>, <, <=, >, >=
+	Const   int
+	Text    string
+}
+
 // Aggregate finishes a statement with aggregates whose groups span shards:
 // each shard returns partial aggregates per group, sorted so that a group's
 // partials arrive one after another (or, without GROUP BY, one row each),
 // and Aggregate combines each group's partials into Postgres's final value.
-// Input rows carry Hidden columns after the output ones: the group keys
-// (Groups) and what avg needs.
+// Input rows carry Hidden columns after the output ones: group keys and
+// what avg needs. Groups are the columns of the input rows (output or
+// hidden, counted from the first) that hold the group keys.
 type Aggregate struct {
 	Input   Primitive
 	Columns []AggregateColumn
-	Groups  []int
+	// Having are the conditions on combined values a group must meet
+	// to be returned.
+	Having []Having
+	Groups []int
 	// GroupText are the group keys as the statement wrote them.
 	GroupText []string
 	Hidden    int
@@ -77,11 +93,14 @@ func (a *Aggregate) Describe() string {
 	}
 	groups := make([]string, len(a.Groups))
 	for i, g := range a.Groups {
-		groups[i] = strconv.Itoa(g + 1)
+		groups[i] = "$" + strconv.Itoa(g+1)
 	}
 	s := fmt.Sprintf("Aggregate cols(%s)", strings.Join(cols, ", "))
 	if len(groups) > 0 {
-		s += fmt.Sprintf(" groups(hidden %s)", strings.Join(groups, ", "))
+		s += fmt.Sprintf(" groups(%s)", strings.Join(groups, ", "))
+	}
+	for _, h := range a.Having {
+		s += fmt.Sprintf(" having(%s)", h.Text)
 	}
 	return s
 }
@@ -118,13 +137,19 @@ type aggregation struct {
 	acc     []accumulator
 	groups  int64
 	checked bool // the collations of min and max were checked
+	// specs are the output columns and then the HAVING values; at[i] is
+	// where spec i's partials are in a row.
+	specs   []AggregateColumn
+	at      []int
+	consts  [][]byte      // the open group's HAVING constants (copies)
+	matches []compareFunc // HAVING comparisons
 }
 
 // checkCollations refuses min and max of text whose collation does not
 // order by bytes, which is the order they compare in.
 func (ag *aggregation) checkCollations(row [][]byte) error {
-	for i, c := range ag.a.Columns {
-		if (c.Func != AggMin && c.Func != AggMax) || !collatable(ag.fields[i].DataTypeOID) {
+	for i, c := range ag.specs {
+		if (c.Func != AggMin && c.Func != AggMax) || !collatable(ag.fields[ag.at[i]].DataTypeOID) {
 			continue
 		}
 		if name := string(row[ag.visible+c.Collation]); !bytewiseCollation(name) {
@@ -190,16 +215,29 @@ func (ag *aggregation) describe(fields []Field) error {
 		return internal("an aggregate's shards returned %d columns, want %d and %d hidden", len(fields), len(a.Columns), a.Hidden)
 	}
 	for _, g := range a.Groups {
-		f := fields[ag.visible+g]
+		f := fields[g]
 		cmp, err := comparator("GROUP BY "+ag.a.GroupText[len(ag.groupEq)], f.DataTypeOID, f.Format, ag.x)
 		if err != nil {
 			return err
 		}
 		ag.groupEq = append(ag.groupEq, cmp)
 	}
-	ag.cmps = make([]compareFunc, len(a.Columns))
-	for i, c := range a.Columns {
-		f := fields[i]
+	ag.specs, ag.at = append([]AggregateColumn(nil), a.Columns...), nil
+	for i := range a.Columns {
+		ag.at = append(ag.at, i)
+	}
+	for _, h := range a.Having {
+		ag.specs, ag.at = append(ag.specs, h.Value), append(ag.at, ag.visible+h.Partial)
+		value, c := fields[ag.visible+h.Partial], fields[ag.visible+h.Const]
+		match, err := havingComparator(h.Text, value, c, ag.x)
+		if err != nil {
+			return err
+		}
+		ag.matches = append(ag.matches, match)
+	}
+	ag.cmps = make([]compareFunc, len(ag.specs))
+	for i, c := range ag.specs {
+		f := fields[ag.at[i]]
 		switch c.Func {
 		case AggMin, AggMax:
 			cmp, err := comparator(c.Text, f.DataTypeOID, f.Format, ag.x)
@@ -229,7 +267,7 @@ func (ag *aggregation) describe(fields []Field) error {
 // sameGroup reports whether row belongs to the open group.
 func (ag *aggregation) sameGroup(row [][]byte) (bool, error) {
 	for i, g := range ag.a.Groups {
-		v, k := row[ag.visible+g], ag.key[i]
+		v, k := row[g], ag.key[i]
 		if v == nil || k == nil {
 			if (v == nil) != (k == nil) {
 				return false, nil
@@ -249,16 +287,20 @@ func (ag *aggregation) start(row [][]byte) {
 	ag.open = true
 	ag.key = ag.key[:0]
 	for _, g := range ag.a.Groups {
-		ag.key = append(ag.key, bytes.Clone(row[ag.visible+g]))
+		ag.key = append(ag.key, bytes.Clone(row[g]))
 	}
-	ag.acc = make([]accumulator, len(ag.a.Columns))
+	ag.acc = make([]accumulator, len(ag.specs))
+	ag.consts = ag.consts[:0]
+	for _, h := range ag.a.Having {
+		ag.consts = append(ag.consts, bytes.Clone(row[ag.visible+h.Const]))
+	}
 }
 
 // add folds one row of partials into the open group.
 func (ag *aggregation) add(row [][]byte) error {
-	for i, c := range ag.a.Columns {
+	for i, c := range ag.specs {
 		acc := &ag.acc[i]
-		v, format := row[i], ag.fields[i].Format
+		v, format := row[ag.at[i]], ag.fields[ag.at[i]].Format
 		switch c.Func {
 		case AggFirst:
 			if !acc.set {
@@ -296,7 +338,7 @@ func (ag *aggregation) add(row [][]byte) error {
 			}
 			acc.set, acc.n = true, acc.n+n
 		case AggSum:
-			if ag.fields[i].DataTypeOID == oidInt8 {
+			if ag.fields[ag.at[i]].DataTypeOID == oidInt8 {
 				n, err := readInt8(v, format)
 				if err != nil {
 					return err
@@ -321,7 +363,7 @@ func (ag *aggregation) add(row [][]byte) error {
 				if err != nil {
 					return err
 				}
-				if ag.a.Columns[i].Func == AggMin && c >= 0 || ag.a.Columns[i].Func == AggMax && c <= 0 {
+				if ag.specs[i].Func == AggMin && c >= 0 || ag.specs[i].Func == AggMax && c <= 0 {
 					continue
 				}
 			}
@@ -333,7 +375,7 @@ func (ag *aggregation) add(row [][]byte) error {
 			}
 			if !acc.set {
 				acc.set, acc.b = true, b
-			} else if ag.a.Columns[i].Func == AggBoolAnd {
+			} else if ag.specs[i].Func == AggBoolAnd {
 				acc.b = acc.b && b
 			} else {
 				acc.b = acc.b || b
@@ -353,28 +395,28 @@ func (ag *aggregation) readSum(v []byte, col int) (decimal, error) {
 	return readDecimal(v, f.Format)
 }
 
-// finish emits the open group's row.
+// finish emits the open group's row, if it meets the HAVING.
 func (ag *aggregation) finish() error {
 	if ag.acc == nil {
-		ag.acc = make([]accumulator, len(ag.a.Columns))
+		ag.acc = make([]accumulator, len(ag.specs))
 	}
-	row := make([][]byte, len(ag.a.Columns))
-	for i, c := range ag.a.Columns {
+	values := make([][]byte, len(ag.specs))
+	for i, c := range ag.specs {
 		acc := ag.acc[i]
-		format := ag.fields[i].Format
+		f := ag.fields[ag.at[i]]
 		switch {
 		case c.Func == AggCount:
-			row[i] = writeInt8(acc.n, format)
+			values[i] = writeInt8(acc.n, f.Format)
 		case !acc.set:
 			// NULL: no row, or only NULLs.
 		case c.Func == AggFirst, c.Func == AggMin, c.Func == AggMax:
-			row[i] = acc.value
-		case c.Func == AggSum && ag.fields[i].DataTypeOID == oidInt8:
-			row[i] = writeInt8(acc.n, format)
+			values[i] = acc.value
+		case c.Func == AggSum && f.DataTypeOID == oidInt8:
+			values[i] = writeInt8(acc.n, f.Format)
 		case c.Func == AggSum:
-			row[i] = acc.dec.encode(format)
+			values[i] = acc.dec.encode(f.Format)
 		case c.Func == AggBoolAnd, c.Func == AggBoolOr:
-			row[i] = writeBool(acc.b, format)
+			values[i] = writeBool(acc.b, f.Format)
 		case c.Func == AggAvg:
 			if acc.count == 0 {
 				continue
@@ -383,12 +425,90 @@ func (ag *aggregation) finish() error {
 			if err != nil {
 				return err
 			}
-			row[i] = q.encode(format)
+			values[i] = q.encode(f.Format)
 		}
 	}
 	ag.open, ag.acc = false, nil
+	for j, h := range ag.a.Having {
+		v, c := values[len(ag.a.Columns)+j], ag.consts[j]
+		if v == nil || c == nil {
+			return nil // NULL: not true
+		}
+		cmp, err := ag.matches[j](v, c)
+		if err != nil {
+			return err
+		}
+		if !holds(h.Op, cmp) {
+			return nil
+		}
+	}
 	ag.groups++
-	return ag.emit(&Batch{Rows: [][][]byte{row}})
+	return ag.emit(&Batch{Rows: [][][]byte{values[:len(ag.a.Columns)]}})
+}
+
+// holds reports whether a comparison's result satisfies op.
+func holds(op string, cmp int) bool {
+	switch op {
+	case "=":
+		return cmp == 0
+	case "<>", "!=":
+		return cmp != 0
+	case "<":
+		return cmp < 0
+	case "<=":
+		return cmp <= 0
+	case ">":
+		return cmp > 0
+	case ">=":
+		return cmp >= 0
+	}
+	return false
+}
+
+// havingComparator compares a HAVING's combined value with its constant:
+// in their type when they share it, as decimals when both are numbers of
+// different types (count(*) > 2.5), else refused.
+func havingComparator(text string, value, c Field, env Settings) (compareFunc, error) {
+	if value.DataTypeOID == c.DataTypeOID && value.Format == c.Format {
+		if collatable(value.DataTypeOID) {
+			return nil, Unsupported("HAVING %s across shards is not supported for text yet", text)
+		}
+		return comparator("HAVING "+text, value.DataTypeOID, value.Format, env)
+	}
+	vr, ok1 := decimalReader(value)
+	cr, ok2 := decimalReader(c)
+	if !ok1 || !ok2 {
+		return nil, Unsupported("HAVING %s across shards is not supported for these types", text)
+	}
+	return func(a, b []byte) (int, error) {
+		x, err := vr(a)
+		if err != nil {
+			return 0, err
+		}
+		y, err := cr(b)
+		if err != nil {
+			return 0, err
+		}
+		return numericOrder(numeric{kind: x.kind, d: &x.d}, numeric{kind: y.kind, d: &y.d}), nil
+	}, nil
+}
+
+// decimalReader reads numbers of an integer or numeric column as decimals.
+func decimalReader(f Field) (func([]byte) (decimal, error), bool) {
+	switch f.DataTypeOID {
+	case oidNumeric:
+		return func(v []byte) (decimal, error) { return readDecimal(v, f.Format) }, true
+	case oidInt8, oidInt4, oidInt2:
+		read := pick(f.Format == 0, intText(64), intBinary(map[uint32]int{oidInt8: 8, oidInt4: 4, oidInt2: 2}[f.DataTypeOID]))
+		return func(v []byte) (decimal, error) {
+			n, ok := read(v)
+			if !ok {
+				return decimal{}, internal("a shard sent the integer %q", v)
+			}
+			return decimalFromInt(n), nil
+		}, true
+	}
+	return nil, false
 }
 
 func readInt8(v []byte, format int16) (int64, error) {
