@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,7 +47,16 @@ type portal struct {
 	// it (inside the session's transaction).
 	backend *backend
 	done    bool
+	// held are the rows of a multi-shard result that a row-limited
+	// Execute left for the next ones, and their verb ("SELECT").
+	held     [][][]byte
+	heldVerb string
+	heldTxn  *txn // the transaction the rows were read in
 }
+
+// maxHeldBytes bounds the rows a portal over several shards keeps between
+// row-limited Executes.
+const maxHeldBytes = 64 << 20
 
 // extended takes one extended-protocol message as it arrives, as Postgres
 // does. Parse, Bind, Describe and Close are answered at once. An Execute is
@@ -487,15 +499,27 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 		tag, suspended, err := pt.backend.continuePortal(ctx, pt.name, m.MaxRows, emit)
 		return s.portalResult(pt, tag, suspended, err)
 	}
-	shards := engine.Shards(st.Root, ks, pt.bind)
-	if m.MaxRows > 0 && len(shards) > 1 {
-		return &planner.Error{Code: codeFeatureNotSupp, Message: "fetching a result that spans shards a few rows at a time is not supported yet; execute it without a row limit"}
+	if pt.held != nil {
+		return s.fetchHeld(pt, m.Portal, m.MaxRows)
 	}
-	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, shape: pt.stmt.fields, portal: pt.name, maxRows: m.MaxRows}
+	shards := engine.Shards(st.Root, ks, pt.bind)
+	maxRows := m.MaxRows
+	if m.MaxRows > 0 && len(shards) > 1 {
+		// The shards run to the end; the gateway holds what the row
+		// limit leaves for the next Executes.
+		emit, maxRows = s.holdRows(pt, m.MaxRows), 0
+	}
+	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, shape: pt.stmt.fields, portal: pt.name, maxRows: maxRows}
 	run := func() (engine.Tag, error) {
 		tag, err := st.Root.Stream(ctx, x, pt.bind, emit)
 		s.countRefusal(err)
 		return tag, err
+	}
+	result := func(tag engine.Tag, err error) error {
+		if err == nil && pt.held != nil {
+			return s.holdResult(pt, tag, m.MaxRows)
+		}
+		return s.portalResult(pt, tag, x.suspended, err)
 	}
 	if s.txn == nil && !st.ReadOnly && !st.NoTransaction && len(shards) > 1 {
 		// One statement that writes on several shards is all or nothing.
@@ -510,13 +534,13 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 		if err := s.commit(ctx, t); err != nil {
 			return err
 		}
-		return s.portalResult(pt, tag, false, nil)
+		return result(tag, nil)
 	}
 	if m.MaxRows > 0 && s.txn == nil {
 		// The last Execute before a Sync, outside a transaction: the
 		// portal ends with the Sync anyway, here as on Postgres.
 		tag, err := run()
-		err = s.portalResult(pt, tag, x.suspended, err)
+		err = result(tag, err)
 		pt.done = true
 		return err
 	}
@@ -524,7 +548,81 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	if err == nil && x.suspended {
 		pt.backend = x.last
 	}
-	return s.portalResult(pt, tag, x.suspended, err)
+	return result(tag, err)
+}
+
+// holdRows returns the emit of a row-limited Execute of a result that
+// comes from several shards: the first maxRows rows go to the client, the
+// rest are kept in the portal for the next Executes, up to maxHeldBytes.
+func (s *session) holdRows(pt *portal, maxRows uint32) func(*engine.Batch) error {
+	sent, size := uint32(0), 0
+	pt.held, pt.heldTxn = [][][]byte{}, s.txn
+	return func(b *engine.Batch) error {
+		if b.Fields != nil {
+			return s.emit(b)
+		}
+		n := min(uint32(len(b.Rows)), maxRows-sent)
+		if n > 0 {
+			sent += n
+			if err := s.emit(&engine.Batch{Rows: b.Rows[:n]}); err != nil {
+				return err
+			}
+		}
+		for _, row := range b.Rows[n:] {
+			kept := make([][]byte, len(row))
+			for i, v := range row {
+				if v != nil {
+					kept[i] = bytes.Clone(v)
+					size += len(v)
+				}
+			}
+			if size > maxHeldBytes {
+				return &planner.Error{Code: "53200", Message: fmt.Sprintf("out of memory: a result that spans shards, fetched %d rows at a time, holds more than %d MiB in the gateway", maxRows, maxHeldBytes>>20),
+					Hint: "Fetch it with a larger row limit, or without one."}
+			}
+			pt.held = append(pt.held, kept)
+		}
+		return nil
+	}
+}
+
+// holdResult ends the first row-limited Execute of a multi-shard result:
+// suspended when rows are held for the next Executes, else complete.
+func (s *session) holdResult(pt *portal, tag engine.Tag, maxRows uint32) error {
+	verb, count, _ := strings.Cut(string(tag), " ")
+	pt.heldVerb = verb
+	if len(pt.held) == 0 {
+		pt.held = nil
+		if sent, err := strconv.ParseInt(count, 10, 64); err == nil && sent > int64(maxRows) {
+			tag = engine.Tag(verb + " " + strconv.FormatUint(uint64(maxRows), 10))
+		}
+		return s.portalResult(pt, tag, false, nil)
+	}
+	return s.portalResult(pt, "", true, nil)
+}
+
+// fetchHeld answers an Execute of a portal whose rows the gateway holds:
+// the next maxRows (0: all) of them, then PortalSuspended while more are
+// left, else CommandComplete counting the rows of this Execute, as
+// Postgres counts them.
+func (s *session) fetchHeld(pt *portal, name string, maxRows uint32) error {
+	if s.txn != pt.heldTxn {
+		// Its transaction ended, and the portal with it.
+		return &planner.Error{Code: "34000", Message: fmt.Sprintf("portal %q does not exist", name)}
+	}
+	n := len(pt.held)
+	if maxRows > 0 && int(maxRows) < n {
+		n = int(maxRows)
+	}
+	if err := s.emit(&engine.Batch{Rows: pt.held[:n]}); err != nil {
+		return err
+	}
+	pt.held = pt.held[n:]
+	if len(pt.held) > 0 {
+		return s.portalResult(pt, "", true, nil)
+	}
+	pt.held = nil
+	return s.portalResult(pt, engine.Tag(pt.heldVerb+" "+strconv.Itoa(n)), false, nil)
 }
 
 // portalResult ends an Execute: PortalSuspended or CommandComplete.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // TestOrderByAndLimitAcrossShards runs ORDER BY, LIMIT and OFFSET over
@@ -236,5 +237,93 @@ func TestExplainAcrossShards(t *testing.T) {
 	r := c.ExecParams(t.Context(), "explain select name from users where id = $1", [][]byte{[]byte(fmt.Sprint(key))}, nil, nil, nil).Read()
 	if r.Err != nil || len(r.Rows) < 3 || r.FieldDescriptions[0].Name != "QUERY PLAN" {
 		t.Fatalf("extended EXPLAIN: %v, %d rows", r.Err, len(r.Rows))
+	}
+}
+
+// TestRowLimitedExecuteAcrossShards: a result merged from several shards,
+// fetched a few rows at a time (JDBC's fetch size, a driver's cursor), comes
+// back whole, each row once, in order, with Postgres's PortalSuspended and
+// CommandComplete — in a transaction, and alone before a Sync.
+func TestRowLimitedExecuteAcrossShards(t *testing.T) {
+	g := startMovableGateway(t)
+	c := g.connect(t, "app", "")
+	var values []string
+	for id := 1; id <= 100; id++ {
+		values = append(values, fmt.Sprintf("(%d, 'n%03d')", id, 100-id))
+	}
+	exec(t, c, "insert into users (id, name) values "+strings.Join(values, ", "))
+	conn := c.Conn()
+	exec(t, c, "begin")
+	var fetched []string
+	send := func(msgs ...pgproto3.FrontendMessage) {
+		t.Helper()
+		if _, err := conn.Write(encodeMsgs(msgs...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fe := pgproto3.NewFrontend(conn, conn)
+	receive := func() (rows []string, end string) {
+		t.Helper()
+		for {
+			msg, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := msg.(type) {
+			case *pgproto3.DataRow:
+				rows = append(rows, string(m.Values[0]))
+			case *pgproto3.PortalSuspended:
+				end = "suspended"
+			case *pgproto3.CommandComplete:
+				end = string(m.CommandTag)
+			case *pgproto3.ErrorResponse:
+				t.Fatalf("error: %s", m.Message)
+			case *pgproto3.ReadyForQuery:
+				return rows, end
+			}
+		}
+	}
+	send(&pgproto3.Parse{Name: "s", Query: "select name from users order by name"}, &pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s"},
+		&pgproto3.Execute{Portal: "p", MaxRows: 30}, &pgproto3.Sync{})
+	rows, end := receive()
+	if len(rows) != 30 || end != "suspended" {
+		t.Fatalf("first fetch: %d rows, %s", len(rows), end)
+	}
+	fetched = append(fetched, rows...)
+	for _, want := range []string{"suspended", "suspended", "SELECT 10"} {
+		send(&pgproto3.Execute{Portal: "p", MaxRows: 30}, &pgproto3.Sync{})
+		rows, end := receive()
+		if end != want {
+			t.Fatalf("fetch: %d rows, %s, want %s", len(rows), end, want)
+		}
+		fetched = append(fetched, rows...)
+	}
+	if len(fetched) != 100 || !slices.IsSorted(fetched) || fetched[0] != "n000" || fetched[99] != "n099" {
+		t.Fatalf("fetched %d rows: %q", len(fetched), fetched)
+	}
+	// The transaction's end closes the portal, as on Postgres.
+	send(&pgproto3.Query{String: "commit"})
+	receive()
+	send(&pgproto3.Execute{Portal: "p", MaxRows: 30}, &pgproto3.Sync{})
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+			if e.Code != "34000" {
+				t.Fatalf("after commit: %s %s", e.Code, e.Message)
+			}
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	// Outside a transaction, the row limit before a Sync: the first rows,
+	// then the portal ends with the Sync.
+	send(&pgproto3.Bind{DestinationPortal: "q", PreparedStatement: "s"}, &pgproto3.Execute{Portal: "q", MaxRows: 7}, &pgproto3.Sync{})
+	rows, end = receive()
+	if len(rows) != 7 || end != "suspended" || rows[0] != "n000" || rows[6] != "n006" {
+		t.Fatalf("alone: %q, %s", rows, end)
 	}
 }

@@ -112,6 +112,8 @@ func Shards(p Primitive, topo Topology, args Params) []string {
 			return
 		case *Scatter:
 			add(n.Target.Resolve(topo, args))
+		case *MergeSort:
+			add(n.Target.Resolve(topo, args))
 		case *Broadcast:
 			add(n.Target.Resolve(topo, args))
 		case *InsertSplit:

@@ -1055,3 +1055,15 @@ func TestMergeSortOnlyHiddenColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestShardsOfMergedPlans: the shards of a plan whose leaves merge (under
+// Limit and Aggregate) are every shard the merge reaches — what the proxy
+// decides transactions and row-limited Executes by.
+func TestShardsOfMergedPlans(t *testing.T) {
+	topo := newTopo()
+	ms := &MergeSort{Target: Target{Kind: TargetAll}, Query: Query{SQL: "q"}}
+	plan := &Route{Target: Target{Kind: TargetAll}, Multi: &Limit{Input: &Aggregate{Input: ms}}}
+	if got := Shards(plan, topo, nil); !slices.Equal(got, topo.Shards()) {
+		t.Fatalf("Shards = %v, want %v", got, topo.Shards())
+	}
+}

@@ -343,6 +343,24 @@ public class Scenario {
                 check(QUOTED_EVENT_PAYLOAD.equals(payload), "event " + QUOTED_EVENT_ID + " payload " + payload);
             }
         }
+
+        // A result merged from every shard, read a few rows at a time: in a
+        // transaction pgJDBC fetches with Execute row limits (the fetch size).
+        boolean auto = c.getAutoCommit();
+        c.setAutoCommit(false);
+        try (Statement st = c.createStatement()) {
+            st.setFetchSize(64);
+            try (ResultSet rs = st.executeQuery("select id from events order by id desc")) {
+                long want = EVENT_COUNT;
+                while (rs.next()) {
+                    check(rs.getLong(1) == want, "fetch size 64: got id " + rs.getLong(1) + ", want " + want);
+                    want--;
+                }
+                check(want == 0, "fetch size 64: " + (EVENT_COUNT - want) + " rows, want " + EVENT_COUNT);
+            }
+        }
+        c.commit();
+        c.setAutoCommit(auto);
     }
 
     static String env(String name, String dflt) {
