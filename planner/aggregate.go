@@ -104,6 +104,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	// must not depend on an aggregate, only on the group keys.
 	var keys []engine.SortKey
 	var hidden []*pg_query.Node
+	sortAfter := false // ORDER BY an aggregate: the gateway sorts the groups
 	if len(s.GroupClause) > 0 {
 		for _, item := range s.SortClause {
 			n := item.GetSortBy().GetNode()
@@ -112,11 +113,11 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 			} else if j := matchOutput(s.TargetList, outputRef(n)); outputRef(n) != "" && j >= 0 {
 				n = s.TargetList[j].GetResTarget().GetVal()
 			}
-			if hasAggregate(n) {
-				return nil, unsupported("ORDER BY an aggregate across shards is not supported yet: the statement's groups span shards")
-			}
+			sortAfter = sortAfter || hasAggregate(n)
 		}
-		if keys, hidden, err = p.sortKeys(s, shard); err != nil {
+		if sortAfter {
+			shard.SortClause = nil
+		} else if keys, hidden, err = p.sortKeys(s, shard); err != nil {
 			return nil, err
 		}
 	}
@@ -150,7 +151,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		col := addHidden(fmt.Sprintf("(%s) AS sg_group%d", text, i+1))
 		coll := addHidden(collationOf(text) + fmt.Sprintf(" AS sg_group_collation%d", i+1))
 		groups, groupText = append(groups, len(s.TargetList)+col), append(groupText, text)
-		keys = append(keys, engine.SortKey{Hidden: col, Collation: coll, Text: text})
+		keys = append(keys, engine.SortKey{Hidden: col, Collation: coll, Text: text, Clause: "GROUP BY"})
 		shard.SortClause = append(shard.SortClause, &pg_query.Node{Node: &pg_query.Node_SortBy{SortBy: &pg_query.SortBy{
 			Node:        pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(fmt.Sprintf("sg_group%d", i+1))}, 0),
 			SortbyDir:   pg_query.SortByDir_SORTBY_DEFAULT,
@@ -214,6 +215,33 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		}
 		columns = append(columns, col)
 	}
+	// ORDER BY an aggregate: each key is an output column, sorted at the
+	// gateway after the groups are combined, its collation passed on.
+	var sortKeys []engine.SortKey
+	var passOn []engine.AggregateColumn
+	if sortAfter {
+		for _, item := range s.SortClause {
+			sb := item.GetSortBy()
+			j, err := p.outputColumn(s, sb.Node)
+			if err != nil {
+				return nil, err
+			}
+			if sb.SortbyDir == pg_query.SortByDir_SORTBY_USING {
+				return nil, unsupported("ORDER BY ... USING across shards is not supported")
+			}
+			desc := sb.SortbyDir == pg_query.SortByDir_SORTBY_DESC
+			k := engine.SortKey{Ordinal: j + 1, Desc: desc, NullsFirst: desc, Text: columns[j].Text, Collation: len(passOn)}
+			switch sb.SortbyNulls {
+			case pg_query.SortByNulls_SORTBY_NULLS_FIRST:
+				k.NullsFirst = true
+			case pg_query.SortByNulls_SORTBY_NULLS_LAST:
+				k.NullsFirst = false
+			}
+			from := addHidden(collationOf(columns[j].Text) + " AS sg_sort_collation")
+			passOn = append(passOn, engine.AggregateColumn{Func: engine.AggFirst, From: from, Collation: -1, Text: "collation of " + columns[j].Text})
+			sortKeys = append(sortKeys, k)
+		}
+	}
 	if len(extra) > 0 {
 		sel, err := p.parseSelect("SELECT " + strings.Join(extra, ", "))
 		if err != nil {
@@ -235,7 +263,10 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	if len(groups) > 0 {
 		input = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true}
 	}
-	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Having: having, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
+	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Extra: passOn, Having: having, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
+	if sortAfter {
+		prim = &engine.Sort{Input: prim, Keys: sortKeys, Hidden: len(passOn)}
+	}
 	if count.Set || offset.Set {
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
 	}
@@ -333,6 +364,30 @@ func (p *planning) combine(f *pg_query.FuncCall, b *block) (engine.AggFunc, *Err
 	return fn, nil
 }
 
+// outputColumn finds the select-list entry an ORDER BY key of a grouped
+// statement names: by position, by output name, or as the same
+// expression.
+func (p *planning) outputColumn(s *pg_query.SelectStmt, n *pg_query.Node) (int, *Error) {
+	if ord := ordinal(n); ord > 0 && ord <= len(s.TargetList) {
+		return ord - 1, nil
+	}
+	if name := outputRef(n); name != "" {
+		if j := matchOutput(s.TargetList, name); j >= 0 {
+			return j, nil
+		}
+	}
+	text, err := p.exprText(n)
+	if err != nil {
+		return 0, err
+	}
+	for j, t := range s.TargetList {
+		if tt, err := p.exprText(t.GetResTarget().GetVal()); err == nil && tt == text {
+			return j, nil
+		}
+	}
+	return 0, unsupported("ORDER BY %s across shards is not supported yet: sort by aggregates and columns of the select list", text)
+}
+
 // hasAggregate reports whether n calls an aggregate (outside nested
 // queries).
 func hasAggregate(n *pg_query.Node) bool {
@@ -398,7 +453,7 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 				return nil, err
 			}
 			coll := addHidden(collationOf(text) + fmt.Sprintf(" AS sg_distinct_collation%d", i+1))
-			keys = append(keys, engine.SortKey{Ordinal: i + 1, Collation: coll, Text: text})
+			keys = append(keys, engine.SortKey{Ordinal: i + 1, Collation: coll, Text: text, Clause: "DISTINCT"})
 			groups, groupText = append(groups, i), append(groupText, text)
 			sortBy(pg_query.MakeAConstIntNode(int64(i+1), 0))
 		}
@@ -413,7 +468,7 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 			}
 			col := addHidden(fmt.Sprintf("(%s) AS sg_distinct%d", text, i+1))
 			coll := addHidden(collationOf(text) + fmt.Sprintf(" AS sg_distinct_collation%d", i+1))
-			keys = append(keys, engine.SortKey{Hidden: col, Collation: coll, Text: text})
+			keys = append(keys, engine.SortKey{Hidden: col, Collation: coll, Text: text, Clause: "GROUP BY"})
 			groups, groupText = append(groups, len(s.TargetList)+col), append(groupText, text)
 			sortBy(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode(fmt.Sprintf("sg_distinct%d", i+1))}, 0))
 		}

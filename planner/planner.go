@@ -520,3 +520,16 @@ func setting(stmt *pg_query.Node) *Setting {
 	}
 	return set
 }
+
+// SingleStatement reports whether sql holds one statement (ignoring empty
+// ones), without parsing it: for asking a shard about it as a whole.
+func SingleStatement(sql string) bool {
+	parts, err := pg_query.SplitWithScanner(sql, true)
+	n := 0
+	for _, p := range parts {
+		if strings.Trim(p, "; \t\r\n") != "" {
+			n++
+		}
+	}
+	return err == nil && n == 1
+}

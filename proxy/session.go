@@ -732,6 +732,9 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 			stmts, err = planner.Plan(ks.VSchema(), sql)
 			leave()
 			s.countRefusal(err)
+			if err != nil && planner.SingleStatement(sql) {
+				err = s.postgresVerdict(ctx, ks, sql, nil, err)
+			}
 		}
 	}
 	if err != nil {
@@ -873,6 +876,11 @@ func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner
 	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites}
 	tag, err := st.Root.Stream(ctx, x, nil, s.emit)
 	s.countRefusal(err)
+	if pe := (*planner.Error)(nil); errors.As(err, &pe) && pe.Code == codeFeatureNotSupp {
+		// Refused across shards: Postgres's own error comes first, as
+		// it does at Parse in the extended protocol.
+		err = s.postgresVerdict(ctx, ks, st.SQL, nil, err)
+	}
 	return tag, err
 }
 

@@ -45,6 +45,8 @@ type AggregateColumn struct {
 	// Collation is the hidden column naming the collation min and max
 	// compare text in, -1 for none.
 	Collation int
+	// From is the hidden column an Extra column passes on.
+	From int
 	// Text is the column as the statement wrote it, for messages.
 	Text string
 }
@@ -71,6 +73,9 @@ type Having struct {
 type Aggregate struct {
 	Input   Primitive
 	Columns []AggregateColumn
+	// Extra are hidden columns passed on after the output columns, for a
+	// Sort above: the first value of each group of hidden column From.
+	Extra []AggregateColumn
 	// Having are the conditions on combined values a group must meet
 	// to be returned.
 	Having []Having
@@ -226,6 +231,11 @@ func (ag *aggregation) describe(fields []Field) error {
 	for i := range a.Columns {
 		ag.at = append(ag.at, i)
 	}
+	out := fields[:ag.visible:ag.visible]
+	for _, e := range a.Extra {
+		ag.specs, ag.at = append(ag.specs, e), append(ag.at, ag.visible+e.From)
+		out = append(out, fields[ag.visible+e.From])
+	}
 	for _, h := range a.Having {
 		ag.specs, ag.at = append(ag.specs, h.Value), append(ag.at, ag.visible+h.Partial)
 		value, c := fields[ag.visible+h.Partial], fields[ag.visible+h.Const]
@@ -261,7 +271,7 @@ func (ag *aggregation) describe(fields []Field) error {
 			}
 		}
 	}
-	return ag.emit(&Batch{Fields: fields[:ag.visible]})
+	return ag.emit(&Batch{Fields: out})
 }
 
 // sameGroup reports whether row belongs to the open group.
@@ -429,8 +439,13 @@ func (ag *aggregation) finish() error {
 		}
 	}
 	ag.open, ag.acc = false, nil
+	width := len(ag.a.Columns) + len(ag.a.Extra)
 	for j, h := range ag.a.Having {
-		v, c := values[len(ag.a.Columns)+j], ag.consts[j]
+		v, c := values[width+j], []byte(nil)
+		if j < len(ag.consts) {
+			// No row came at all (no shard), so no constant either.
+			c = ag.consts[j]
+		}
 		if v == nil || c == nil {
 			return nil // NULL: not true
 		}
@@ -443,7 +458,7 @@ func (ag *aggregation) finish() error {
 		}
 	}
 	ag.groups++
-	return ag.emit(&Batch{Rows: [][][]byte{values[:len(ag.a.Columns)]}})
+	return ag.emit(&Batch{Rows: [][][]byte{values[:width]}})
 }
 
 // holds reports whether a comparison's result satisfies op.

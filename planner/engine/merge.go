@@ -24,6 +24,18 @@ type SortKey struct {
 	NullsFirst bool
 	// Text is the key as the statement wrote it, for messages.
 	Text string
+	// Clause is where the statement asks for the order, for messages:
+	// "ORDER BY" when empty, "GROUP BY" or "DISTINCT" for keys the
+	// merge sorts by to bring groups together.
+	Clause string
+}
+
+// clause is the key with the clause it comes from, for messages.
+func (k SortKey) clause() string {
+	if k.Clause == "" {
+		return "ORDER BY " + k.Text
+	}
+	return k.Clause + " " + k.Text
 }
 
 // MergeSort runs a statement that ORDER BY sorts on every shard Target
@@ -263,12 +275,12 @@ func (mg *merger) describe(fields []Field) error {
 			return internal("ORDER BY key %s is not among the %d columns a shard returned", k.Text, len(fields))
 		}
 		f := fields[col]
-		cmp, err := comparator("ORDER BY "+k.Text, f.DataTypeOID, f.Format, mg.x)
+		cmp, err := comparator(k.clause(), f.DataTypeOID, f.Format, mg.x)
 		if err != nil {
 			return err
 		}
 		if collatable(f.DataTypeOID) && k.Collation < 0 {
-			return Unsupported("ORDER BY %s across shards is not supported: shardgate cannot tell the collation of a column inside *; name the column", k.Text)
+			return Unsupported("%s across shards is not supported: shardgate cannot tell the collation of a column inside *; name the column", k.clause())
 		}
 		mg.cmps = append(mg.cmps, cmp)
 		mg.keyCols = append(mg.keyCols, col)
@@ -294,7 +306,7 @@ func (mg *merger) checkCollations(row [][]byte) error {
 		name := string(row[mg.visible+k.Collation])
 		if !bytewiseCollation(name) {
 			return &Error{Code: CodeFeatureNotSupported,
-				Message: fmt.Sprintf("ORDER BY %s across shards is not supported under collation %s: shardgate merges text in byte order, which only the C, POSIX and C.UTF-8 collations share", k.Text, name),
+				Message: fmt.Sprintf("%s across shards is not supported under collation %s: shardgate merges text in byte order, which only the C, POSIX and C.UTF-8 collations share", k.clause(), name),
 				Hint:    fmt.Sprintf(`Sort by %s COLLATE "C" if byte order will do, or target one shard.`, k.Text)}
 		}
 	}

@@ -1,0 +1,144 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// maxSortBytes bounds the rows a Sort holds.
+const maxSortBytes = 256 << 20
+
+// Sort orders a result the shards could not order for the gateway — the
+// groups of an aggregate by an aggregate's value — by holding every row,
+// up to maxSortBytes, past which the statement fails with 53200. Keys are
+// output columns (Ordinal); their collations come in hidden columns that
+// Input appends and Sort takes away.
+type Sort struct {
+	Input  Primitive
+	Keys   []SortKey
+	Hidden int
+}
+
+var _ Primitive = (*Sort)(nil)
+
+// Inputs implements Primitive.
+func (s *Sort) Inputs() []Primitive { return []Primitive{s.Input} }
+
+// Describe implements Primitive.
+func (s *Sort) Describe() string {
+	keys := make([]string, len(s.Keys))
+	for i, k := range s.Keys {
+		keys[i] = k.Text
+		if k.Desc {
+			keys[i] += " DESC"
+		}
+	}
+	return fmt.Sprintf("Sort by(%s)", strings.Join(keys, ", "))
+}
+
+// Stream implements Primitive.
+func (s *Sort) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
+	var (
+		fields  []Field
+		visible int
+		rows    [][][]byte
+		size    int
+		cmps    []compareFunc
+	)
+	tag, err := s.Input.Stream(ctx, x, args, func(b *Batch) error {
+		if b.Fields != nil {
+			fields = append([]Field(nil), b.Fields...)
+			visible = len(fields) - s.Hidden
+			for _, k := range s.Keys {
+				f := fields[k.Ordinal-1]
+				cmp, err := comparator(k.clause(), f.DataTypeOID, f.Format, x)
+				if err != nil {
+					return err
+				}
+				if collatable(f.DataTypeOID) && k.Collation < 0 {
+					return Unsupported("%s across shards is not supported: shardgate cannot tell its collation", k.clause())
+				}
+				cmps = append(cmps, cmp)
+			}
+			return emit(&Batch{Fields: fields[:visible]})
+		}
+		for _, row := range b.Rows {
+			if len(rows) == 0 {
+				if err := s.checkCollations(fields, visible, row); err != nil {
+					return err
+				}
+			}
+			kept := make([][]byte, len(row))
+			for i, v := range row {
+				if v != nil {
+					kept[i] = bytes.Clone(v)
+					size += len(v) + 24
+				}
+			}
+			if size > maxSortBytes {
+				return &Error{Code: "53200", Message: fmt.Sprintf("out of memory: sorting the combined groups of a statement across shards takes more than %d MiB in the gateway", maxSortBytes>>20),
+					Hint: "Sort by the group keys, or narrow the statement."}
+			}
+			rows = append(rows, kept)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	var cmpErr error
+	slices.SortStableFunc(rows, func(a, b [][]byte) int {
+		for i, k := range s.Keys {
+			va, vb := a[k.Ordinal-1], b[k.Ordinal-1]
+			switch {
+			case va == nil && vb == nil:
+				continue
+			case va == nil:
+				return nullOrder(k)
+			case vb == nil:
+				return -nullOrder(k)
+			}
+			c, err := cmps[i](va, vb)
+			if err != nil && cmpErr == nil {
+				cmpErr = err
+			}
+			if k.Desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+	if cmpErr != nil {
+		return "", cmpErr
+	}
+	for i := range rows {
+		rows[i] = rows[i][:visible]
+	}
+	if len(rows) > 0 {
+		if err := emit(&Batch{Rows: rows}); err != nil {
+			return "", err
+		}
+	}
+	return tag, nil
+}
+
+// checkCollations refuses text keys whose collation does not order by
+// bytes.
+func (s *Sort) checkCollations(fields []Field, visible int, row [][]byte) error {
+	for _, k := range s.Keys {
+		if !collatable(fields[k.Ordinal-1].DataTypeOID) {
+			continue
+		}
+		if name := string(row[visible+k.Collation]); !bytewiseCollation(name) {
+			return &Error{Code: CodeFeatureNotSupported,
+				Message: fmt.Sprintf("%s across shards is not supported under collation %s: shardgate sorts text in byte order, which only the C, POSIX and C.UTF-8 collations share", k.clause(), name)}
+		}
+	}
+	return nil
+}
