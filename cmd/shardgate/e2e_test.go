@@ -210,7 +210,7 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		{"select row_number() over () from users", "0A000", "a window function across shards"},
 		{"select string_agg(name, ',') from users", "0A000", "aggregate function string_agg()"},
 		{"select * from users order by email collate \"und-x-icu\"", "0A000", "under collation"},
-		{"select * from nosuch", "42P01", "not in the vschema"},
+		{"select * from nosuch", "42P01", `relation "nosuch" does not exist`},
 		{"update users set id = 9 where id = 1", "0A000", "sharding column"},
 		{"insert into users (id, name) values (1, 'dup')", "23505", "duplicate key"},
 		{"select 1/0", "22012", "division by zero"},

@@ -149,8 +149,25 @@ func startGateway(t *testing.T, etcd []string, extraArgs ...string) *gateway {
 	return startGatewayEnv(t, etcd, nil, extraArgs...)
 }
 
-// startGatewayEnv is startGateway with extra environment variables.
+// startGatewayEnv is startGateway with extra environment variables. The
+// free ports it picks may be taken by another test's process before the
+// gateway binds them: then it starts again on others.
 func startGatewayEnv(t *testing.T, etcd []string, env []string, extraArgs ...string) *gateway {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		g, err := launchGateway(t, etcd, env, extraArgs...)
+		if err == nil {
+			return g
+		}
+		if attempt == 3 || !strings.Contains(g.log.String(), "address already in use") {
+			t.Fatalf("%v\n%s", err, g.log.String())
+		}
+	}
+}
+
+// launchGateway starts a gateway on free ports and waits until it is
+// ready, or it exits.
+func launchGateway(t *testing.T, etcd []string, env []string, extraArgs ...string) (*gateway, error) {
 	t.Helper()
 	g := &gateway{t: t, addr: freeAddr(t), admin: freeAddr(t), log: &syncBuffer{}, exited: make(chan error, 1)}
 	// Tests connect without passwords unless they ask for SCRAM.
@@ -171,21 +188,25 @@ func startGatewayEnv(t *testing.T, etcd []string, env []string, extraArgs ...str
 			t.Logf("shardgate log:\n%s", g.log.String())
 		}
 	})
-	eventually(t, 60*time.Second, "shardgate ready", func() bool {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		select {
 		case err := <-g.exited:
 			g.exited <- err
-			t.Fatalf("shardgate exited at start: %v\n%s", err, g.log.String())
+			return g, fmt.Errorf("shardgate exited at start: %v", err)
 		default:
 		}
-		resp, err := http.Get("http://" + g.admin + "/readyz")
-		if err != nil {
-			return false
+		if resp, err := http.Get("http://" + g.admin + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return g, nil
+			}
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return g
+		if time.Now().After(deadline) {
+			return g, errors.New("shardgate not ready after 60s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // dsn returns a libpq connection string for keyspace ks through the gateway.
