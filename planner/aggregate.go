@@ -79,11 +79,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		// An ORDER BY Postgres rejects: each shard answers its error.
 		return p.scatter(target), nil
 	}
-	count, err := limitValue(s.LimitCount, "LIMIT")
-	if err != nil {
-		return nil, err
-	}
-	offset, err := limitValue(s.LimitOffset, "OFFSET")
+	count, offset, err := limits(s)
 	if err != nil {
 		return nil, err
 	}
@@ -254,9 +250,9 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		// One row per shard; the ORDER BY of one row orders nothing.
 		shard.SortClause = nil
 	}
-	sql, derr := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: shard}}}}})
-	if derr != nil {
-		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print the shards' statement: %v", derr)}
+	sql, err := p.selectText(shard)
+	if err != nil {
+		return nil, err
 	}
 	q := engine.Query{SQL: sql, Hidden: len(hidden), Describe: true}
 	var input engine.Primitive = &engine.Scatter{Target: target, Query: q}
@@ -415,11 +411,7 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 		// An ORDER BY Postgres rejects: each shard answers its error.
 		return p.scatter(target), nil
 	}
-	count, err := limitValue(s.LimitCount, "LIMIT")
-	if err != nil {
-		return nil, err
-	}
-	offset, err := limitValue(s.LimitOffset, "OFFSET")
+	count, offset, err := limits(s)
 	if err != nil {
 		return nil, err
 	}
@@ -481,9 +473,9 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 		hidden = append(hidden, sel.TargetList...)
 	}
 	shard.TargetList = append(shard.TargetList, hidden...)
-	sql, derr := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: shard}}}}})
-	if derr != nil {
-		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print the shards' statement: %v", derr)}
+	sql, err := p.selectText(shard)
+	if err != nil {
+		return nil, err
 	}
 	columns := make([]engine.AggregateColumn, len(s.TargetList))
 	for i := range columns {

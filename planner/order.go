@@ -26,11 +26,7 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 	if len(s.LockingClause) > 0 && (s.LimitCount != nil || s.LimitOffset != nil) {
 		return nil, unsupported("LIMIT or OFFSET with FOR UPDATE/SHARE across shards is not supported: each shard would lock rows the answer leaves out")
 	}
-	count, err := limitValue(s.LimitCount, "LIMIT")
-	if err != nil {
-		return nil, err
-	}
-	offset, err := limitValue(s.LimitOffset, "OFFSET")
+	count, offset, err := limits(s)
 	if err != nil {
 		return nil, err
 	}
@@ -43,9 +39,9 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 		return nil, err
 	}
 	shardStmt.TargetList = append(shardStmt.TargetList, hidden...)
-	sql, derr := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: shardStmt}}}}})
-	if derr != nil {
-		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print the shards' statement: %v", derr)}
+	sql, err := p.selectText(shardStmt)
+	if err != nil {
+		return nil, err
 	}
 	q := engine.Query{SQL: sql, Hidden: len(hidden)}
 	var prim engine.Primitive = &engine.Scatter{Target: target, Query: q}
@@ -57,6 +53,24 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
 	}
 	return prim, nil
+}
+
+// limits reads a SELECT's LIMIT and OFFSET (see limitValue).
+func limits(s *pg_query.SelectStmt) (count, offset engine.LimitValue, err *Error) {
+	if count, err = limitValue(s.LimitCount, "LIMIT"); err != nil {
+		return count, offset, err
+	}
+	offset, err = limitValue(s.LimitOffset, "OFFSET")
+	return count, offset, err
+}
+
+// selectText prints a SELECT the planner rewrote for the shards.
+func (p *planning) selectText(s *pg_query.SelectStmt) (string, *Error) {
+	sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: s}}}}})
+	if err != nil {
+		return "", &Error{Code: CodeInternal, Message: fmt.Sprintf("print the shards' statement: %v", err)}
+	}
+	return sql, nil
 }
 
 // limitValue reads a LIMIT or OFFSET the gateway can apply: an integer
