@@ -615,3 +615,46 @@ func TestStoreCancelledContext(t *testing.T) {
 		t.Fatalf("Load with a cancelled context = %v, want context.Canceled", err)
 	}
 }
+
+// TestStoreKeepsUnchangedVSchema: a snapshot built after a placement change
+// shares the keyspace's *vschema.Keyspace with the one before, so plans made
+// for it stay valid; a vschema applied anew is a new value.
+func TestStoreKeepsUnchangedVSchema(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	addShards(t, s, "a", "b")
+	if err := s.CreateKeyspace(ctx, "app", 8, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ApplyVSchemas(ctx, mustParseKeyspace(t, "app", appVSchema)); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MoveLogicalShards(ctx, "app", 0, 0, "b"); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Keyspace("app").Map.Placement[0] != "b" {
+		t.Fatalf("placement did not change: %v", moved.Keyspace("app").Map.Placement)
+	}
+	if moved.Keyspace("app").VSchema() != before.Keyspace("app").VSchema() {
+		t.Fatal("a placement change gave the keyspace a new vschema value")
+	}
+	if err := s.ApplyVSchemas(ctx, mustParseKeyspace(t, "app", appVSchema+"      extra: {kind: reference}\n")); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed.Keyspace("app").VSchema() == moved.Keyspace("app").VSchema() || changed.Keyspace("app").VSchema().Table("extra") == nil {
+		t.Fatal("a new vschema kept the old value")
+	}
+}
