@@ -15,6 +15,8 @@ import (
 var combinable = map[string]engine.AggFunc{
 	"count": engine.AggCount, "sum": engine.AggSum, "min": engine.AggMin, "max": engine.AggMax,
 	"avg": engine.AggAvg, "bool_and": engine.AggBoolAnd, "every": engine.AggBoolAnd, "bool_or": engine.AggBoolOr,
+	"variance": engine.AggVarSamp, "var_samp": engine.AggVarSamp, "var_pop": engine.AggVarPop,
+	"stddev": engine.AggStddevSamp, "stddev_samp": engine.AggStddevSamp, "stddev_pop": engine.AggStddevPop,
 }
 
 // needsAggregate reports whether a multi-shard SELECT aggregates across
@@ -182,9 +184,11 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	}
 
 	// The output columns: grouping expressions pass through, each
-	// aggregate is combined from the shards' partials.
+	// aggregate is combined from the shards' partials, expressions over
+	// aggregates are evaluated after (ev).
 	var columns []engine.AggregateColumn
-	for _, t := range s.TargetList {
+	ev := &evaluating{p: p, b: b, s: s, shard: shard, addHidden: addHidden, groups: groups, groupText: groupText}
+	for i, t := range s.TargetList {
 		rt := t.GetResTarget()
 		text, err := p.exprText(rt.GetVal())
 		if err != nil {
@@ -197,17 +201,13 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 			if col.Func, err = p.combine(f, b); err != nil {
 				return nil, err
 			}
-			if col.Func == engine.AggMin || col.Func == engine.AggMax {
-				// The aggregate's result has its argument's collation.
-				col.Collation = addHidden(collationOf(text) + " AS sg_agg_collation")
-			}
-			if col.Func == engine.AggAvg {
-				if col.Sum, col.Count, err = p.avgPartials(f, addHidden); err != nil {
-					return nil, err
-				}
+			if err := p.partials(f, &col, addHidden); err != nil {
+				return nil, err
 			}
 		case hasAggregate(rt.GetVal()):
-			return nil, unsupported("%s across shards is not supported yet: an expression over aggregates; select the aggregates themselves", text)
+			if err := ev.column(i, rt); err != nil {
+				return nil, err
+			}
 		}
 		columns = append(columns, col)
 	}
@@ -221,6 +221,9 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 			j, err := p.outputColumn(s, sb.Node)
 			if err != nil {
 				return nil, err
+			}
+			if ev.exprs != nil && ev.exprs[j] != "" {
+				return nil, unsupported("ORDER BY %s across shards is not supported yet: it sorts by an expression over aggregates; sort by the aggregates themselves", columns[j].Text)
 			}
 			if sb.SortbyDir == pg_query.SortByDir_SORTBY_USING {
 				return nil, unsupported("ORDER BY ... USING across shards is not supported")
@@ -254,17 +257,20 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	if err != nil {
 		return nil, err
 	}
-	q := engine.Query{SQL: sql, Hidden: len(hidden), Describe: true}
+	q := engine.Query{SQL: sql, Hidden: len(hidden), Describe: true, Internal: ev.exprs != nil}
 	var input engine.Primitive = &engine.Scatter{Target: target, Query: q}
 	if len(groups) > 0 {
 		input = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true}
 	}
-	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Extra: passOn, Having: having, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
+	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Extra: append(ev.extra, passOn...), Having: having, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
 	if sortAfter {
 		prim = &engine.Sort{Input: prim, Keys: sortKeys, Hidden: len(passOn)}
 	}
 	if count.Set || offset.Set {
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
+	}
+	if ev.exprs != nil {
+		prim = ev.finish(prim, columns)
 	}
 	return prim, nil
 }
@@ -316,29 +322,55 @@ func (p *planning) havingCondition(c *pg_query.Node, j int, b *block, addHidden 
 	}
 	h := engine.Having{Value: engine.AggregateColumn{Func: fn, Text: aggText, Collation: -1}, Op: op, Text: text}
 	h.Partial = addHidden(fmt.Sprintf("%s AS sg_having%d", aggText, j+1))
-	if fn == engine.AggAvg {
-		if h.Value.Sum, h.Value.Count, err = p.avgPartials(f, addHidden); err != nil {
-			return engine.Having{}, err
-		}
+	if err := p.partials(f, &h.Value, addHidden); err != nil {
+		return engine.Having{}, err
 	}
 	h.Const = addHidden(fmt.Sprintf("CASE WHEN false THEN %s ELSE (%s) END AS sg_having_value%d", aggText, otherText, j+1))
 	return h, nil
 }
 
-// avgPartials adds avg's partials, sum and count of the same argument, as
-// hidden columns.
-func (p *planning) avgPartials(f *pg_query.FuncCall, addHidden func(string) int) (sum, count int, err *Error) {
-	sumCall, countCall := proto.Clone(f).(*pg_query.FuncCall), proto.Clone(f).(*pg_query.FuncCall)
-	sumCall.Funcname, countCall.Funcname = []*pg_query.Node{pg_query.MakeStrNode("sum")}, []*pg_query.Node{pg_query.MakeStrNode("count")}
-	sumText, err := p.exprText(&pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: sumCall}})
-	if err != nil {
-		return 0, 0, err
+// partials adds, as hidden columns, what combining an aggregate reads
+// beyond its per-shard value: min and max's collation, avg's sum and
+// count, the variances' count, numeric sum and sum of squares.
+func (p *planning) partials(f *pg_query.FuncCall, col *engine.AggregateColumn, addHidden func(string) int) *Error {
+	var err *Error
+	switch col.Func {
+	case engine.AggMin, engine.AggMax:
+		// The aggregate's result has its argument's collation.
+		col.Collation = addHidden(collationOf(col.Text) + " AS sg_agg_collation")
+	case engine.AggAvg:
+		if col.Sum, err = p.partial(f, "sum", "", "sg_sum", addHidden); err == nil {
+			col.Count, err = p.partial(f, "count", "", "sg_count", addHidden)
+		}
+	case engine.AggVarSamp, engine.AggVarPop, engine.AggStddevSamp, engine.AggStddevPop:
+		if col.Count, err = p.partial(f, "count", "", "sg_count", addHidden); err == nil {
+			if col.Sum, err = p.partial(f, "sum", "(%[1]s)::numeric", "sg_sum", addHidden); err == nil {
+				col.Squares, err = p.partial(f, "sum", "(%[1]s)::numeric * (%[1]s)::numeric", "sg_squares", addHidden)
+			}
+		}
 	}
-	countText, err := p.exprText(&pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: countCall}})
-	if err != nil {
-		return 0, 0, err
+	return err
+}
+
+// partial adds aggregate f turned into name() as hidden column alias,
+// with its FILTER; arg, when set, is its argument as a format of f's.
+func (p *planning) partial(f *pg_query.FuncCall, name, arg, alias string, addHidden func(string) int) (int, *Error) {
+	call := proto.Clone(f).(*pg_query.FuncCall)
+	call.Funcname = []*pg_query.Node{pg_query.MakeStrNode(name)}
+	if arg != "" {
+		text, err := p.exprText(f.Args[0])
+		if err != nil {
+			return 0, err
+		}
+		if call.Args[0], err = p.parseExpr(fmt.Sprintf(arg, text)); err != nil {
+			return 0, err
+		}
 	}
-	return addHidden(sumText + " AS sg_sum"), addHidden(countText + " AS sg_count"), nil
+	text, err := p.exprText(&pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: call}})
+	if err != nil {
+		return 0, err
+	}
+	return addHidden(text + " AS " + alias), nil
 }
 
 // combine says how an aggregate's per-shard partials combine, or why they
@@ -351,6 +383,8 @@ func (p *planning) combine(f *pg_query.FuncCall, b *block) (engine.AggFunc, *Err
 		return 0, unsupported("aggregate function %s() across shards is not supported yet", name)
 	case len(f.Args) > 1:
 		return 0, unsupported("%s() with several arguments across shards is not supported", name)
+	case f.AggDistinct && fn >= engine.AggVarSamp:
+		return 0, unsupported("%s(DISTINCT ...) across shards is not supported", name)
 	case f.AggDistinct && fn != engine.AggMin && fn != engine.AggMax && fn != engine.AggBoolAnd && fn != engine.AggBoolOr &&
 		(len(f.Args) != 1 || b.shardingColumn(f.Args[0]) == nil):
 		// Distinct values of the sharding column live on one shard each,
@@ -415,6 +449,13 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 	if err != nil {
 		return nil, err
 	}
+	on := s.DistinctClause
+	if len(on) == 1 && on[0].GetNode() == nil {
+		on = nil // plain DISTINCT: every column
+		if len(s.SortClause) == 0 {
+			return p.hashDistinct(s, target, count, offset)
+		}
+	}
 	shard := proto.Clone(s).(*pg_query.SelectStmt)
 	keys, hidden, err := p.sortKeys(s, shard)
 	if err != nil {
@@ -434,10 +475,6 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 	}
 	var groups []int
 	var groupText []string
-	on := s.DistinctClause
-	if len(on) == 1 && on[0].GetNode() == nil {
-		on = nil // plain DISTINCT: every column
-	}
 	if on == nil {
 		for i, t := range s.TargetList {
 			text, err := p.exprText(t.GetResTarget().GetVal())
@@ -486,6 +523,44 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 	var prim engine.Primitive = &engine.Aggregate{
 		Input:   &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true},
 		Columns: columns, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
+	if count.Set || offset.Set {
+		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
+	}
+	return prim, nil
+}
+
+// hashDistinct plans SELECT DISTINCT without ORDER BY across shards: each
+// shard removes its own duplicates, the gateway passes on the first of
+// equal rows as they come, remembering what it passed (within a memory
+// limit). A hidden column tells whether the columns' collations are
+// deterministic, as telling text apart by its bytes needs.
+func (p *planning) hashDistinct(s *pg_query.SelectStmt, target engine.Target, count, offset engine.LimitValue) (engine.Primitive, *Error) {
+	shard := proto.Clone(s).(*pg_query.SelectStmt)
+	if err := p.pushLimit(shard, count, offset); err != nil {
+		return nil, err
+	}
+	texts, collations := make([]string, len(s.TargetList)), make([]string, len(s.TargetList))
+	for i, t := range s.TargetList {
+		text, err := p.exprText(t.GetResTarget().GetVal())
+		if err != nil {
+			return nil, err
+		}
+		texts[i] = text
+		collations[i] = fmt.Sprintf("pg_catalog.pg_collation_for((%s)::text)::pg_catalog.regcollation", text)
+	}
+	hidden, err := p.parseSelect(fmt.Sprintf("SELECT (SELECT pg_catalog.bool_and(sg_c.collisdeterministic) FROM pg_catalog.pg_collation sg_c WHERE sg_c.oid IN (%s)) AS sg_deterministic",
+		strings.Join(collations, ", ")))
+	if err != nil {
+		return nil, err
+	}
+	shard.TargetList = append(shard.TargetList, hidden.TargetList...)
+	sql, err := p.selectText(shard)
+	if err != nil {
+		return nil, err
+	}
+	var prim engine.Primitive = &engine.HashDistinct{
+		Input:   &engine.Scatter{Target: target, Query: engine.Query{SQL: sql, Hidden: 1, Describe: true}},
+		Columns: texts, Hidden: 1, Deterministic: true}
 	if count.Set || offset.Set {
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
 	}

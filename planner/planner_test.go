@@ -56,7 +56,7 @@ func (r *recorder) Query(_ context.Context, shard string, q engine.Query, emit f
 		}
 		fields := make([]engine.Field, len(tree.Stmts[0].Stmt.GetSelectStmt().GetTargetList()))
 		for i := range fields {
-			fields[i] = engine.Field{Name: "c", DataTypeOID: 1700}
+			fields[i] = engine.Field{Name: "c", DataTypeOID: 1700, TypeModifier: -1}
 		}
 		if err := emit(&engine.Batch{Fields: fields}); err != nil {
 			return "", err
@@ -207,7 +207,9 @@ func TestPlanRefusals(t *testing.T) {
 		{"select *, name as n from users order by n", CodeFeatureNotSupported, "after *"},
 		{"select string_agg(name, ',') from users", CodeFeatureNotSupported, "aggregate function string_agg()"},
 		{"select count(distinct name) from users", CodeFeatureNotSupported, "count(DISTINCT ...) across shards is supported only over the sharding column"},
-		{"select count(*) + 1 from users", CodeFeatureNotSupported, "expression over aggregates"},
+		{"select count(*) + $1 from users", CodeFeatureNotSupported, "parameters in expressions over aggregates"},
+		{"select region, count(*) from users group by region order by count(*) + 1", CodeFeatureNotSupported, "sort by aggregates and columns"},
+		{"select variance(distinct id) from users", CodeFeatureNotSupported, "variance(DISTINCT"},
 		{"select name, count(*) from users group by name having count(*) + 1 > 1", CodeFeatureNotSupported, "HAVING"},
 		{"select name, count(*) from users group by name order by count(*) + 1 desc", CodeFeatureNotSupported, "sort by aggregates and columns of the select list"},
 		{"select distinct name, count(*) from users group by name", CodeFeatureNotSupported, "DISTINCT with aggregates"},

@@ -41,3 +41,53 @@ func walkReflect(m protoreflect.Message, visit func(proto.Message) bool) {
 func isPlainSelect(s *pg_query.SelectStmt) bool {
 	return s.Op == pg_query.SetOperation_SET_OPERATION_UNDEFINED || s.Op == pg_query.SetOperation_SETOP_NONE
 }
+
+// rewrite returns n with each node for which replace returns another
+// replaced by it, not looking below a replaced node. n itself changes.
+func rewrite(n *pg_query.Node, replace func(*pg_query.Node) *pg_query.Node) *pg_query.Node {
+	if r := replace(n); r != nil {
+		return r
+	}
+	rewriteBelow(n.ProtoReflect(), replace)
+	return n
+}
+
+func rewriteBelow(m protoreflect.Message, replace func(*pg_query.Node) *pg_query.Node) {
+	type change struct {
+		fd    protoreflect.FieldDescriptor
+		index int // in a list, else -1
+		to    *pg_query.Node
+	}
+	var changes []change
+	visit := func(fd protoreflect.FieldDescriptor, index int, child protoreflect.Message) {
+		if node, ok := child.Interface().(*pg_query.Node); ok {
+			if r := replace(node); r != nil {
+				changes = append(changes, change{fd, index, r})
+				return
+			}
+		}
+		rewriteBelow(child, replace)
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Message() == nil || fd.IsMap() {
+			return true
+		}
+		if fd.IsList() {
+			for i := 0; i < v.List().Len(); i++ {
+				visit(fd, i, v.List().Get(i).Message())
+			}
+			return true
+		}
+		visit(fd, -1, v.Message())
+		return true
+	})
+	// Set after Range: a message must not change while it is ranged over.
+	for _, c := range changes {
+		v := protoreflect.ValueOfMessage(c.to.ProtoReflect())
+		if c.index >= 0 {
+			m.Mutable(c.fd).List().Set(c.index, v)
+		} else {
+			m.Set(c.fd, v)
+		}
+	}
+}

@@ -235,6 +235,10 @@ type binding struct {
 	hidden int
 	// describe asks for the result's columns (see engine.Query.Describe).
 	describe bool
+	// unchecked marks a statement whose columns are not checked against
+	// what the client was told: it never sees them (see
+	// engine.Query.Internal), or was told of none (the simple protocol).
+	unchecked bool
 }
 
 // format returns the format of parameter i.
@@ -297,7 +301,7 @@ func (b *binding) decode(v []byte) (string, bool) {
 // subset returns the binding for a statement whose parameters are the
 // client's params[...] (see engine.Query.Params).
 func (b *binding) subset(params []int) *binding {
-	if params == nil {
+	if params == nil || b == nil {
 		return b
 	}
 	out := &binding{resultFormats: b.resultFormats, enc: b.enc}
@@ -313,17 +317,34 @@ func (b *binding) subset(params []int) *binding {
 	return out
 }
 
+// withValues returns the binding for a statement with parameters of the
+// engine's own, in text (see engine.Query.Values), its result in the
+// client's formats; b is nil in the simple protocol.
+func (b *binding) withValues(values [][]byte) *binding {
+	out := &binding{values: values, oids: make([]uint32, len(values))}
+	if b == nil {
+		out.unchecked = true
+	} else {
+		out.resultFormats, out.enc = b.resultFormats, b.enc
+	}
+	return out
+}
+
 // forEngine returns the binding for a statement the engine reads: one that
 // appends hidden columns to the client's result gets them in text, unless
 // the client asked for one format for every column; one whose columns the
 // engine reads is described.
 func (b *binding) forEngine(q engine.Query) *binding {
-	if q.Hidden == 0 && !q.Describe {
+	if q.Hidden == 0 && !q.Describe && !q.Internal {
 		return b
 	}
 	out := *b
-	out.hidden, out.describe = q.Hidden, q.Describe
-	if len(b.resultFormats) > 1 {
+	out.hidden, out.describe = q.Hidden, q.Describe || q.Internal
+	switch {
+	case q.Internal:
+		// The client never sees it: all in text, whatever its columns.
+		out.resultFormats, out.unchecked = nil, true
+	case len(b.resultFormats) > 1:
 		out.resultFormats = append(slices.Clone(b.resultFormats), make([]int16, q.Hidden)...)
 	}
 	return &out
@@ -587,7 +608,7 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 		if err != nil {
 			return "", false, err
 		}
-		if !want.matches(fields, bind.hidden) {
+		if !bind.unchecked && !want.matches(fields, bind.hidden) {
 			return "", false, &planner.Error{Code: codeFeatureNotSupp, Message: "cached plan must not change result type"}
 		}
 	}

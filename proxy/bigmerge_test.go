@@ -3,19 +3,24 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// TestMergeOfMillionsKeepsMemoryBounded: a scatter ORDER BY of 5,000,000
+// TestMillionsOfRowsKeepMemoryBounded: a scatter ORDER BY of 5,000,000
 // rows streams through the gateway in memory bounded by the shards' batches,
 // not by the result: the heap (of this process, which holds the gateway and
 // a client that reads and drops each row) stays under a fixed bound while
-// every row arrives, in order.
-func TestMergeOfMillionsKeepsMemoryBounded(t *testing.T) {
+// every row arrives, in order. A DISTINCT without ORDER BY of the same rows,
+// which the gateway must remember, fails with 53200 at its memory limit,
+// and the session goes on.
+func TestMillionsOfRowsKeepMemoryBounded(t *testing.T) {
 	const rows = 5_000_000
 	g := startMovableGateway(t)
 	// Each shard gets half of the rows directly; a full-table ORDER BY
@@ -75,5 +80,26 @@ func TestMergeOfMillionsKeepsMemoryBounded(t *testing.T) {
 	t.Logf("heap in use before %d MiB, peak %d MiB over %d rows", before.HeapInuse>>20, peak.Load()>>20, rows)
 	if growth > bound {
 		t.Fatalf("the heap grew by %d MiB while %d rows streamed, over the bound of %d MiB", growth>>20, rows, bound>>20)
+	}
+
+	distinct := c.Exec(context.Background(), "select distinct name from users")
+	n = 0
+	for distinct.NextResult() {
+		rr := distinct.ResultReader()
+		for rr.NextRow() {
+			n++
+		}
+	}
+	err = distinct.Close()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "53200" {
+		t.Fatalf("DISTINCT of %d names: %v after %d rows, want 53200", rows, err, n)
+	}
+	if n == 0 || n >= rows {
+		t.Errorf("DISTINCT passed on %d rows before its limit, want some but not all %d", n, rows)
+	}
+	t.Logf("DISTINCT: %v after %d rows", err, n)
+	if got := one(t, c, "select count(*) from users where id <= 10"); got != "10" {
+		t.Errorf("after the 53200 the session answers %q, want 10", got)
 	}
 }

@@ -1212,21 +1212,28 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 		return "", err
 	}
 	var tag engine.Tag
-	if x.bind == nil {
+	bind := x.bind.subset(q.Params)
+	if q.Values != nil {
+		bind = x.bind.withValues(q.Values)
+	}
+	if bind == nil {
 		err = b.exec(ctx, q.SQL, emit, func(t engine.Tag) error {
 			tag = t
 			return nil
 		})
 	} else {
 		var suspended bool
-		portal := x.portal
-		if x.maxRows == 0 {
+		portal, maxRows := x.portal, x.maxRows
+		if q.Internal {
+			maxRows = 0
+		}
+		if maxRows == 0 {
 			// It runs to its end: the unnamed portal, which the shard drops
 			// at the next statement, as Postgres drops the client's, so
 			// it holds no table the transaction alters next.
 			portal = ""
 		}
-		tag, suspended, err = b.execBound(ctx, q.SQL, x.bind.subset(q.Params).forEngine(q), portal, x.maxRows, x.s.txn == nil, x.shape, emit)
+		tag, suspended, err = b.execBound(ctx, q.SQL, bind.forEngine(q), portal, maxRows, x.s.txn == nil, x.shape, emit)
 		x.mu.Lock()
 		x.suspended = x.suspended || suspended
 		x.mu.Unlock()

@@ -32,16 +32,29 @@ const (
 	// AggAvg divides the sum of hidden column Sum by the count of hidden
 	// column Count, as Postgres's numeric avg does.
 	AggAvg
+	// The variances and standard deviations finish from the count of
+	// hidden column Count, the numeric sum of hidden column Sum and the
+	// sum of squares of hidden column Squares, as Postgres's numeric ones
+	// do.
+	AggVarSamp
+	AggVarPop
+	AggStddevSamp
+	AggStddevPop
 )
 
+// varianceKinds map the variance aggregates to how they finish.
+var varianceKinds = map[AggFunc]varianceKind{AggVarSamp: varSamp, AggVarPop: varPop, AggStddevSamp: stddevSamp, AggStddevPop: stddevPop}
+
 var aggNames = map[AggFunc]string{AggFirst: "first", AggCount: "count", AggSum: "sum", AggMin: "min", AggMax: "max",
-	AggBoolAnd: "bool_and", AggBoolOr: "bool_or", AggAvg: "avg"}
+	AggBoolAnd: "bool_and", AggBoolOr: "bool_or", AggAvg: "avg",
+	AggVarSamp: "var_samp", AggVarPop: "var_pop", AggStddevSamp: "stddev_samp", AggStddevPop: "stddev_pop"}
 
 // AggregateColumn is one output column of an Aggregate.
 type AggregateColumn struct {
 	Func AggFunc
-	// Sum and Count are avg's hidden columns.
-	Sum, Count int
+	// Sum and Count are avg's hidden columns, and with Squares the
+	// variances'.
+	Sum, Count, Squares int
 	// Collation is the hidden column naming the collation min and max
 	// compare text in, -1 for none.
 	Collation int
@@ -167,12 +180,13 @@ func (ag *aggregation) checkCollations(row [][]byte) error {
 
 // accumulator is one column's running value in the open group.
 type accumulator struct {
-	set   bool
-	value []byte // first, min, max: a copy of the value
-	n     int64  // count, bigint sum
-	dec   decimal
-	b     bool
-	count int64 // avg
+	set     bool
+	value   []byte // first, min, max: a copy of the value
+	n       int64  // count, bigint sum
+	dec     decimal
+	b       bool
+	count   int64   // avg, variances
+	squares decimal // variances
 }
 
 // take reads the input's batches.
@@ -269,6 +283,10 @@ func (ag *aggregation) describe(fields []Field) error {
 			if s := fields[ag.visible+c.Sum].DataTypeOID; s != oidInt8 && s != oidNumeric {
 				return Unsupported("%s across shards is not supported for this argument type", c.Text)
 			}
+		case AggVarSamp, AggVarPop, AggStddevSamp, AggStddevPop:
+			if f.DataTypeOID != oidNumeric {
+				return Unsupported("%s across shards is not supported for type %s: only variances of integers and numerics come out exactly (cast to numeric)", c.Text, typeName(f.DataTypeOID))
+			}
 		}
 	}
 	return ag.emit(&Batch{Fields: out})
@@ -336,6 +354,11 @@ func (ag *aggregation) add(row [][]byte) error {
 				acc.dec, acc.count = acc.dec.add(d), acc.count+n
 			}
 			continue
+		case AggVarSamp, AggVarPop, AggStddevSamp, AggStddevPop:
+			if err := ag.addSquares(acc, c, row); err != nil {
+				return err
+			}
+			continue
 		}
 		if v == nil {
 			continue
@@ -395,6 +418,33 @@ func (ag *aggregation) add(row [][]byte) error {
 	return nil
 }
 
+// addSquares folds a variance's partials (count, sum, sum of squares)
+// into acc.
+func (ag *aggregation) addSquares(acc *accumulator, c AggregateColumn, row [][]byte) error {
+	sum, squares := row[ag.visible+c.Sum], row[ag.visible+c.Squares]
+	if sum == nil || squares == nil {
+		return nil // no rows on that shard
+	}
+	n, err := readInt8(row[ag.visible+c.Count], ag.fields[ag.visible+c.Count].Format)
+	if err != nil {
+		return err
+	}
+	d, err := ag.readSum(sum, ag.visible+c.Sum)
+	if err != nil {
+		return err
+	}
+	sq, err := ag.readSum(squares, ag.visible+c.Squares)
+	if err != nil {
+		return err
+	}
+	if !acc.set {
+		acc.set, acc.count, acc.dec, acc.squares = true, n, d, sq
+		return nil
+	}
+	acc.count, acc.dec, acc.squares = acc.count+n, acc.dec.add(d), acc.squares.add(sq)
+	return nil
+}
+
 // readSum reads a partial sum, bigint or numeric, as a decimal.
 func (ag *aggregation) readSum(v []byte, col int) (decimal, error) {
 	f := ag.fields[col]
@@ -436,6 +486,14 @@ func (ag *aggregation) finish() error {
 				return err
 			}
 			values[i] = q.encode(f.Format)
+		case varianceKinds[c.Func] != 0:
+			v, ok, err := combineVariance(varianceKinds[c.Func], acc.count, acc.dec, acc.squares)
+			if err != nil {
+				return err
+			}
+			if ok {
+				values[i] = v.encode(f.Format)
+			}
 		}
 	}
 	ag.open, ag.acc = false, nil

@@ -47,6 +47,7 @@ const (
 	oidInterval    = 1186
 	oidNumeric     = 1700
 	oidUUID        = 2950
+	oidJsonb       = 3802
 )
 
 // typeNames names the types a refusal is likely to be about.
@@ -73,10 +74,11 @@ func typeName(oid uint32) string {
 }
 
 // collatable reports whether values of type oid sort by a collation
-// (text, varchar, bpchar), so the merge must check that collation is one that
-// orders by bytes (C, POSIX, C.UTF-8, ...).
+// (text, varchar, bpchar; jsonb's strings by the database's), so the merge
+// must check that collation is one that orders by bytes (C, POSIX,
+// C.UTF-8, ...).
 func collatable(oid uint32) bool {
-	return oid == oidText || oid == oidVarchar || oid == oidBpchar
+	return oid == oidText || oid == oidVarchar || oid == oidBpchar || oid == oidJsonb
 }
 
 // comparator returns the compareFunc for values of type oid sent in format
@@ -114,11 +116,8 @@ func comparator(column string, oid uint32, format int16, env Settings) (compareF
 
 	case oidFloat4, oidFloat8:
 		if text {
-			// Below 1, Postgres rounds the output, so distinct values can print alike.
-			if v := env.Setting("extra_float_digits"); v != "" {
-				if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 1 {
-					return refuseUnder("extra_float_digits", v, "Set extra_float_digits to 1 or more. "+binaryHint)
-				}
+			if !exactFloatText(env) {
+				return refuseUnder("extra_float_digits", env.Setting("extra_float_digits"), "Set extra_float_digits to 1 or more. "+binaryHint)
 			}
 		}
 		if oid == oidFloat4 {
@@ -142,6 +141,13 @@ func comparator(column string, oid uint32, format int16, env Settings) (compareF
 			}, nil
 		}
 		return func(a, b []byte) (int, error) { return bytes.Compare(a, b), nil }, nil
+
+	case oidJsonb:
+		// Its strings are text, converted to the client's encoding.
+		if v := env.Setting("client_encoding"); !byteOrderedEncoding(v) {
+			return refuseUnder("client_encoding", v, "Set client_encoding to UTF8.")
+		}
+		return jsonbOrder(format), nil
 
 	case oidBytea:
 		return orderBy(column, typ, pick(text, byteaText, byteaBinary), bytes.Compare), nil
@@ -171,6 +177,18 @@ func comparator(column string, oid uint32, format int16, env Settings) (compareF
 		return orderBy(column, typ, pick(text, intervalText, intervalBinary), int128.compare), nil
 	}
 	return nil, Unsupported("%s of type %s across shards is not supported", column, typ)
+}
+
+// exactFloatText reports whether floats print exactly in the session: below
+// extra_float_digits 1, Postgres rounds them, so distinct values can print
+// alike.
+func exactFloatText(env Settings) bool {
+	v := env.Setting("extra_float_digits")
+	if v == "" {
+		return true
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	return err == nil && n >= 1
 }
 
 // orderBy compares values by what read makes of them.

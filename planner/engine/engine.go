@@ -34,6 +34,14 @@ type Query struct {
 	// Describe asks the executor to emit the result's columns (Fields)
 	// first in every protocol: the primitive reads the values.
 	Describe bool
+	// Values, when not nil, are the statement's parameters, in text,
+	// instead of the client's (Params is then not used).
+	Values [][]byte
+	// Internal marks a statement whose result the client never sees
+	// (the partials an Evaluate finishes): every column comes in text
+	// and is described, none is checked against the client's columns,
+	// and no row limit applies.
+	Internal bool
 }
 
 // Executor runs SQL on physical shards. It is everything a primitive may ask
