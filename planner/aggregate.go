@@ -157,6 +157,26 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		}}})
 	}
 
+	// The DISTINCT aggregates' argument: grouped and sorted by after the
+	// group keys.
+	distinctArg, distinctText, err := p.distinctArgument(s, b)
+	if err != nil {
+		return nil, err
+	}
+	var distinct []int
+	if distinctArg != nil {
+		col := addHidden(fmt.Sprintf("(%s) AS sg_distinct", distinctText))
+		coll := addHidden(collationOf(distinctText) + " AS sg_distinct_collation")
+		distinct = []int{len(s.TargetList) + col}
+		keys = append(keys, engine.SortKey{Hidden: col, Collation: coll, Text: distinctText, Clause: "DISTINCT"})
+		shard.GroupClause = append(shard.GroupClause, proto.Clone(distinctArg).(*pg_query.Node))
+		shard.SortClause = append(shard.SortClause, &pg_query.Node{Node: &pg_query.Node_SortBy{SortBy: &pg_query.SortBy{
+			Node:        pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode("sg_distinct")}, 0),
+			SortbyDir:   pg_query.SortByDir_SORTBY_DEFAULT,
+			SortbyNulls: pg_query.SortByNulls_SORTBY_NULLS_DEFAULT,
+		}}})
+	}
+
 	// HAVING: conditions without aggregates filter whole groups on each
 	// shard; the others are checked on the combined values.
 	var (
@@ -168,7 +188,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 			pushed = append(pushed, c)
 			continue
 		}
-		h, err := p.havingCondition(c, j, b, addHidden)
+		h, err := p.havingCondition(c, j, b, distinctText, addHidden)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +207,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	// aggregate is combined from the shards' partials, expressions over
 	// aggregates are evaluated after (ev).
 	var columns []engine.AggregateColumn
-	ev := &evaluating{p: p, b: b, s: s, shard: shard, addHidden: addHidden, groups: groups, groupText: groupText}
+	ev := &evaluating{p: p, b: b, s: s, shard: shard, addHidden: addHidden, groups: groups, groupText: groupText, distinct: distinctText}
 	for i, t := range s.TargetList {
 		rt := t.GetResTarget()
 		text, err := p.exprText(rt.GetVal())
@@ -198,7 +218,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		f := rt.GetVal().GetFuncCall()
 		switch {
 		case f != nil && f.Over == nil && isAggregate(f):
-			if col.Func, err = p.combine(f, b); err != nil {
+			if err := p.combine(f, b, distinctText, &col); err != nil {
 				return nil, err
 			}
 			if err := p.partials(f, &col, addHidden); err != nil {
@@ -249,7 +269,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		hidden = append(hidden, sel.TargetList...)
 	}
 	shard.TargetList = append(shard.TargetList, hidden...)
-	if len(s.GroupClause) == 0 {
+	if len(s.GroupClause) == 0 && distinct == nil {
 		// One row per shard; the ORDER BY of one row orders nothing.
 		shard.SortClause = nil
 	}
@@ -259,10 +279,11 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	}
 	q := engine.Query{SQL: sql, Hidden: len(hidden), Describe: true, Internal: ev.exprs != nil}
 	var input engine.Primitive = &engine.Scatter{Target: target, Query: q}
-	if len(groups) > 0 {
+	if len(groups) > 0 || distinct != nil {
 		input = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true}
 	}
-	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Extra: append(ev.extra, passOn...), Having: having, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
+	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Extra: append(ev.extra, passOn...), Having: having,
+		Groups: groups, GroupText: groupText, Distinct: distinct, DistinctText: distinctText, Hidden: len(hidden)}
 	if sortAfter {
 		prim = &engine.Sort{Input: prim, Keys: sortKeys, Hidden: len(passOn)}
 	}
@@ -282,7 +303,7 @@ var comparisonOps = map[string]string{"=": "=", "<>": "<>", "!=": "<>", "<": ">"
 // havingCondition plans HAVING aggregate op expression (j-th condition):
 // the aggregate's partials and the expression, computed by the shards in
 // the aggregate's type, become hidden columns.
-func (p *planning) havingCondition(c *pg_query.Node, j int, b *block, addHidden func(string) int) (engine.Having, *Error) {
+func (p *planning) havingCondition(c *pg_query.Node, j int, b *block, distinct string, addHidden func(string) int) (engine.Having, *Error) {
 	text, err := p.exprText(c)
 	if err != nil {
 		return engine.Having{}, err
@@ -305,10 +326,6 @@ func (p *planning) havingCondition(c *pg_query.Node, j int, b *block, addHidden 
 	if f == nil || f.Over != nil || !isAggregate(f) || hasAggregate(other) {
 		return engine.Having{}, refuse
 	}
-	fn, perr := p.combine(f, b)
-	if perr != nil {
-		return engine.Having{}, perr
-	}
 	aggText, err := p.exprText(agg)
 	if err != nil {
 		return engine.Having{}, err
@@ -320,7 +337,10 @@ func (p *planning) havingCondition(c *pg_query.Node, j int, b *block, addHidden 
 	if op == "!=" {
 		op = "<>"
 	}
-	h := engine.Having{Value: engine.AggregateColumn{Func: fn, Text: aggText, Collation: -1}, Op: op, Text: text}
+	h := engine.Having{Value: engine.AggregateColumn{Text: aggText, Collation: -1}, Op: op, Text: text}
+	if err := p.combine(f, b, distinct, &h.Value); err != nil {
+		return engine.Having{}, err
+	}
 	h.Partial = addHidden(fmt.Sprintf("%s AS sg_having%d", aggText, j+1))
 	if err := p.partials(f, &h.Value, addHidden); err != nil {
 		return engine.Having{}, err
@@ -373,25 +393,77 @@ func (p *planning) partial(f *pg_query.FuncCall, name, arg, alias string, addHid
 	return addHidden(text + " AS " + alias), nil
 }
 
-// combine says how an aggregate's per-shard partials combine, or why they
-// cannot.
-func (p *planning) combine(f *pg_query.FuncCall, b *block) (engine.AggFunc, *Error) {
+// combine says how an aggregate's per-shard partials combine into col, or
+// why they cannot. distinct is the argument of the statement's DISTINCT
+// aggregates that the shards group by (see distinctArgument), "" for none.
+func (p *planning) combine(f *pg_query.FuncCall, b *block, distinct string, col *engine.AggregateColumn) *Error {
 	name := strings.ToLower(funcName(f))
 	fn, ok := combinable[name]
 	switch {
 	case !ok || f.AggWithinGroup || len(f.Funcname) > 2:
-		return 0, unsupported("aggregate function %s() across shards is not supported yet", name)
+		return unsupported("aggregate function %s() across shards is not supported yet", name)
 	case len(f.Args) > 1:
-		return 0, unsupported("%s() with several arguments across shards is not supported", name)
+		return unsupported("%s() with several arguments across shards is not supported", name)
 	case f.AggDistinct && fn >= engine.AggVarSamp:
-		return 0, unsupported("%s(DISTINCT ...) across shards is not supported", name)
-	case f.AggDistinct && fn != engine.AggMin && fn != engine.AggMax && fn != engine.AggBoolAnd && fn != engine.AggBoolOr &&
-		(len(f.Args) != 1 || b.shardingColumn(f.Args[0]) == nil):
-		// Distinct values of the sharding column live on one shard each,
-		// so per-shard distinct counts and sums add up; others do not.
-		return 0, unsupported("%s(DISTINCT ...) across shards is supported only over the sharding column (%s)", name, b.keyColumn)
+		return unsupported("%s(DISTINCT ...) across shards is not supported", name)
 	}
-	return fn, nil
+	col.Func = fn
+	if f.AggDistinct && dedups(fn) && (len(f.Args) != 1 || b.shardingColumn(f.Args[0]) == nil) {
+		// The shards group by the argument too: each computes the
+		// aggregate per value, and the gateway combines each value once.
+		text, err := p.exprText(f.Args[0])
+		if err != nil {
+			return err
+		}
+		if text != distinct {
+			return &Error{Code: CodeInternal, Message: fmt.Sprintf("%s(DISTINCT %s) planned without grouping by its argument", name, text)}
+		}
+		col.Distinct = true
+	}
+	return nil
+}
+
+// dedups reports whether DISTINCT changes what aggregate fn returns.
+func dedups(fn engine.AggFunc) bool {
+	return fn != engine.AggMin && fn != engine.AggMax && fn != engine.AggBoolAnd && fn != engine.AggBoolOr
+}
+
+// distinctArgument finds the argument of the statement's DISTINCT
+// aggregates (count(DISTINCT x), sum(DISTINCT x)) when it is not the
+// sharding column, whose distinct values live on one shard each. The
+// shards group by it too, so that the gateway can combine each value's
+// partials once; every DISTINCT aggregate must then share it.
+func (p *planning) distinctArgument(s *pg_query.SelectStmt, b *block) (*pg_query.Node, string, *Error) {
+	var (
+		arg       *pg_query.Node
+		text, key string
+		err       *Error
+	)
+	visit := func(f *pg_query.FuncCall) {
+		fn, ok := combinable[strings.ToLower(funcName(f))]
+		if err != nil || !ok || !f.AggDistinct || !dedups(fn) || len(f.Args) != 1 {
+			return
+		}
+		t, e := p.exprText(f.Args[0])
+		switch {
+		case e != nil:
+			err = e
+		case b.shardingColumn(f.Args[0]) != nil:
+			key = t
+		case arg == nil:
+			arg, text = f.Args[0], t
+		case t != text:
+			err = unsupported("DISTINCT aggregates over %s and %s across shards are not supported: only over one argument", text, t)
+		}
+	}
+	for _, t := range s.TargetList {
+		walkAggregates(t, visit)
+	}
+	walkAggregates(s.HavingClause, visit)
+	if err == nil && arg != nil && key != "" {
+		err = unsupported("DISTINCT aggregates over %s and %s across shards are not supported: only over one argument", text, key)
+	}
+	return arg, text, err
 }
 
 // outputColumn finds the select-list entry an ORDER BY key of a grouped

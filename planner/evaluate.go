@@ -23,6 +23,7 @@ type evaluating struct {
 	addHidden func(string) int
 	groups    []int
 	groupText []string
+	distinct  string // the DISTINCT aggregates' argument (see distinctArgument)
 
 	exprs []string                 // per output column: the expression over sg_v, or ""
 	extra []engine.AggregateColumn // the values they read after the output columns
@@ -109,15 +110,14 @@ func (ev *evaluating) notGrouped(n *pg_query.Node) *Error {
 // aggregate adds an aggregate's partials as hidden columns and returns
 // a reference to its combined value.
 func (ev *evaluating) aggregate(n *pg_query.Node, f *pg_query.FuncCall) (*pg_query.Node, *Error) {
-	fn, err := ev.p.combine(f, ev.b)
-	if err != nil {
-		return nil, err
-	}
 	text, err := ev.p.exprText(n)
 	if err != nil {
 		return nil, err
 	}
-	col := engine.AggregateColumn{Func: fn, Text: text, Collation: -1}
+	col := engine.AggregateColumn{Text: text, Collation: -1}
+	if err := ev.p.combine(f, ev.b, ev.distinct, &col); err != nil {
+		return nil, err
+	}
 	col.From = ev.addHidden(text + " AS sg_value")
 	if err := ev.p.partials(f, &col, ev.addHidden); err != nil {
 		return nil, err

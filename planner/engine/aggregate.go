@@ -62,6 +62,10 @@ type AggregateColumn struct {
 	From int
 	// Text is the column as the statement wrote it, for messages.
 	Text string
+	// Distinct combines only the first partial of each value of the
+	// Aggregate's Distinct columns within a group: a DISTINCT aggregate
+	// whose shards each computed it per value.
+	Distinct bool
 }
 
 // Having is one condition of a HAVING that the gateway checks on a group's
@@ -95,7 +99,13 @@ type Aggregate struct {
 	Groups []int
 	// GroupText are the group keys as the statement wrote them.
 	GroupText []string
-	Hidden    int
+	// Distinct are the columns of the DISTINCT aggregates' argument: the
+	// shards group by it too and sort by it after the group keys, so
+	// equal values of a group arrive one after another.
+	Distinct []int
+	// DistinctText is the argument as the statement wrote it.
+	DistinctText string
+	Hidden       int
 }
 
 var _ Primitive = (*Aggregate)(nil)
@@ -152,9 +162,13 @@ type aggregation struct {
 	cmps    []compareFunc // min and max columns
 	key     [][]byte      // the open group's key values (copies)
 	open    bool
-	acc     []accumulator
-	groups  int64
-	checked bool // the collations of min and max were checked
+	// distinctEq compare the Distinct columns; value holds the last
+	// row's (copies).
+	distinctEq []compareFunc
+	value      [][]byte
+	acc        []accumulator
+	groups     int64
+	checked    bool // the collations of min and max were checked
 	// specs are the output columns and then the HAVING values; at[i] is
 	// where spec i's partials are in a row.
 	specs   []AggregateColumn
@@ -198,6 +212,7 @@ func (ag *aggregation) take(b *Batch) error {
 		return internal("a shard sent an aggregate's rows without describing them")
 	}
 	for _, row := range b.Rows {
+		repeat := false // the row's Distinct values are the last row's
 		if ag.open {
 			same, err := ag.sameGroup(row)
 			if err != nil {
@@ -207,6 +222,8 @@ func (ag *aggregation) take(b *Batch) error {
 				if err := ag.finish(); err != nil {
 					return err
 				}
+			} else if repeat, err = ag.sameValue(row); err != nil {
+				return err
 			}
 		}
 		if !ag.checked {
@@ -218,11 +235,25 @@ func (ag *aggregation) take(b *Batch) error {
 		if !ag.open {
 			ag.start(row)
 		}
-		if err := ag.add(row); err != nil {
+		if !repeat {
+			ag.value = ag.value[:0]
+			for _, c := range ag.a.Distinct {
+				ag.value = append(ag.value, bytes.Clone(row[c]))
+			}
+		}
+		if err := ag.add(row, repeat); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sameValue reports whether row's Distinct values are the last row's.
+func (ag *aggregation) sameValue(row [][]byte) (bool, error) {
+	if len(ag.a.Distinct) == 0 {
+		return false, nil
+	}
+	return equalValues(row, ag.a.Distinct, ag.value, ag.distinctEq)
 }
 
 // describe checks the partials' types and sends the output columns.
@@ -240,6 +271,14 @@ func (ag *aggregation) describe(fields []Field) error {
 			return err
 		}
 		ag.groupEq = append(ag.groupEq, cmp)
+	}
+	for _, d := range a.Distinct {
+		f := fields[d]
+		cmp, err := comparator("DISTINCT "+a.DistinctText, f.DataTypeOID, f.Format, ag.x)
+		if err != nil {
+			return err
+		}
+		ag.distinctEq = append(ag.distinctEq, cmp)
 	}
 	ag.specs, ag.at = append([]AggregateColumn(nil), a.Columns...), nil
 	for i := range a.Columns {
@@ -294,15 +333,21 @@ func (ag *aggregation) describe(fields []Field) error {
 
 // sameGroup reports whether row belongs to the open group.
 func (ag *aggregation) sameGroup(row [][]byte) (bool, error) {
-	for i, g := range ag.a.Groups {
-		v, k := row[g], ag.key[i]
+	return equalValues(row, ag.a.Groups, ag.key, ag.groupEq)
+}
+
+// equalValues reports whether row's columns cols equal values, NULL
+// equal to NULL, as GROUP BY and DISTINCT judge them.
+func equalValues(row [][]byte, cols []int, values [][]byte, eq []compareFunc) (bool, error) {
+	for i, col := range cols {
+		v, k := row[col], values[i]
 		if v == nil || k == nil {
 			if (v == nil) != (k == nil) {
 				return false, nil
 			}
 			continue
 		}
-		c, err := ag.groupEq[i](v, k)
+		c, err := eq[i](v, k)
 		if err != nil || c != 0 {
 			return false, err
 		}
@@ -324,9 +369,13 @@ func (ag *aggregation) start(row [][]byte) {
 	}
 }
 
-// add folds one row of partials into the open group.
-func (ag *aggregation) add(row [][]byte) error {
+// add folds one row of partials into the open group; repeat says its
+// DISTINCT aggregates' value came before, so they skip it.
+func (ag *aggregation) add(row [][]byte, repeat bool) error {
 	for i, c := range ag.specs {
+		if repeat && c.Distinct {
+			continue
+		}
 		acc := &ag.acc[i]
 		v, format := row[ag.at[i]], ag.fields[ag.at[i]].Format
 		switch c.Func {
