@@ -75,7 +75,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	case len(s.LockingClause) > 0:
 		return nil, unsupported("FOR UPDATE/SHARE with aggregates is not supported")
 	case s.LimitOption == pg_query.LimitOption_LIMIT_OPTION_WITH_TIES:
-		return nil, unsupported("FETCH FIRST ... WITH TIES across shards is not supported yet")
+		return nil, unsupported("FETCH FIRST ... WITH TIES with aggregates across shards is not supported yet")
 	}
 	if invalidSortKey(s) {
 		// An ORDER BY Postgres rejects: each shard answers its error.
@@ -512,7 +512,7 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 	case len(s.LockingClause) > 0:
 		return nil, unsupported("DISTINCT with FOR UPDATE/SHARE is not supported")
 	case s.LimitOption == pg_query.LimitOption_LIMIT_OPTION_WITH_TIES:
-		return nil, unsupported("FETCH FIRST ... WITH TIES across shards is not supported yet")
+		return nil, unsupported("FETCH FIRST ... WITH TIES with DISTINCT across shards is not supported yet")
 	case invalidSortKey(s):
 		// An ORDER BY Postgres rejects: each shard answers its error.
 		return p.scatter(target), nil

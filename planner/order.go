@@ -20,8 +20,10 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 		// An ORDER BY Postgres rejects: each shard answers its error.
 		return p.scatter(target), nil
 	}
-	if s.LimitOption == pg_query.LimitOption_LIMIT_OPTION_WITH_TIES {
-		return nil, unsupported("FETCH FIRST ... WITH TIES across shards is not supported yet")
+	ties := s.LimitOption == pg_query.LimitOption_LIMIT_OPTION_WITH_TIES
+	if ties && len(s.SortClause) == 0 {
+		// Postgres rejects it: each shard answers its error.
+		return p.scatter(target), nil
 	}
 	if len(s.LockingClause) > 0 && (s.LimitCount != nil || s.LimitOffset != nil) {
 		return nil, unsupported("LIMIT or OFFSET with FOR UPDATE/SHARE across shards is not supported: each shard would lock rows the answer leaves out")
@@ -47,9 +49,14 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 	var prim engine.Primitive = &engine.Scatter{Target: target, Query: q}
 	if len(keys) > 0 {
 		q.Describe = true
-		prim = &engine.MergeSort{Target: target, Query: q, Keys: keys}
+		prim = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: ties}
 	}
-	if count.Set || offset.Set {
+	switch {
+	case ties:
+		// Rows equal to the last in the ORDER BY keys pass too; each
+		// shard returns its own ties, so all of them arrive.
+		prim = &engine.Limit{Input: prim, Count: count, Offset: offset, Ties: keys, Hidden: len(hidden)}
+	case count.Set || offset.Set:
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
 	}
 	return prim, nil
@@ -107,7 +114,9 @@ func limitValue(n *pg_query.Node, what string) (engine.LimitValue, *Error) {
 // the answer can take from it, and leaves the OFFSET to the gateway.
 func (p *planning) pushLimit(s *pg_query.SelectStmt, count, offset engine.LimitValue) *Error {
 	s.LimitOffset = nil
-	s.LimitOption = pg_query.LimitOption_LIMIT_OPTION_COUNT
+	if s.LimitOption != pg_query.LimitOption_LIMIT_OPTION_WITH_TIES {
+		s.LimitOption = pg_query.LimitOption_LIMIT_OPTION_COUNT
+	}
 	if !count.Set {
 		s.LimitCount = nil
 		return nil

@@ -200,7 +200,7 @@ func TestPlanRefusals(t *testing.T) {
 	f := newFake(t)
 	cases := []struct{ sql, code, contains string }{
 		{"selec 1", CodeSyntaxError, "syntax error"},
-		{"select * from users order by id fetch first 3 rows with ties", CodeFeatureNotSupported, "WITH TIES"},
+		{"select distinct name from users order by name fetch first 3 rows with ties", CodeFeatureNotSupported, "WITH TIES with DISTINCT"},
 		{"select * from users order by id using <", CodeFeatureNotSupported, "USING"},
 		{"select * from users order by id limit 3 for update", CodeFeatureNotSupported, "FOR UPDATE"},
 		{"select * from users order by id limit 2 * 3", CodeFeatureNotSupported, "LIMIT with anything but"},

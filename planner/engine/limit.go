@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -66,9 +67,15 @@ func (v LimitValue) String() string {
 // the first offset rows of Input and passes count rows on. It reads Input to
 // its end rather than cancel it: a cancelled statement would abort a
 // transaction the shards are in.
+//
+// With Ties (FETCH FIRST ... WITH TIES), the rows after the count-th that
+// equal it in Ties (the ORDER BY keys) pass on too; Input then keeps its
+// Hidden columns (keys not in the select list), which Limit takes away.
 type Limit struct {
 	Input         Primitive
 	Count, Offset LimitValue
+	Ties          []SortKey
+	Hidden        int
 }
 
 var _ Primitive = (*Limit)(nil)
@@ -94,16 +101,41 @@ func (l *Limit) Stream(ctx context.Context, x Executor, args Params, emit func(*
 	var (
 		seen, sent int64
 		out        Batch
+		ties       *tieKeys
 	)
 	tag, err := l.Input.Stream(ctx, x, args, func(b *Batch) error {
 		if b.Fields != nil {
-			return emit(b)
+			if len(l.Ties) == 0 {
+				return emit(b)
+			}
+			var err error
+			if ties, err = newTieKeys(l.Ties, b.Fields, l.Hidden, x); err != nil {
+				return err
+			}
+			return emit(&Batch{Fields: b.Fields[:len(b.Fields)-l.Hidden]})
 		}
 		out.Rows = out.Rows[:0]
 		for _, row := range b.Rows {
 			seen++
-			if seen <= offset || limited && sent >= count {
+			if seen <= offset {
 				continue
+			}
+			if limited && sent >= count {
+				if ties == nil || sent == 0 {
+					continue
+				}
+				same, err := ties.sameAsLast(row)
+				if err != nil {
+					return err
+				}
+				if !same {
+					count = -1 // no more ties: the rest all sort after
+					continue
+				}
+			}
+			if ties != nil {
+				ties.keep(row)
+				row = row[:len(row)-l.Hidden]
 			}
 			out.Rows = append(out.Rows, row)
 			sent++
@@ -122,6 +154,45 @@ func (l *Limit) Stream(ctx context.Context, x Executor, args Params, emit func(*
 	return tag, nil
 }
 
+// tieKeys tell whether a row ties with the last row passed on.
+type tieKeys struct {
+	cols []int
+	cmps []compareFunc
+	last [][]byte // copies
+}
+
+func newTieKeys(keys []SortKey, fields []Field, hidden int, env Settings) (*tieKeys, error) {
+	t := &tieKeys{}
+	visible := len(fields) - hidden
+	for _, k := range keys {
+		col := k.Ordinal - 1
+		if k.Ordinal == 0 {
+			col = visible + k.Hidden
+		}
+		if col < 0 || col >= len(fields) {
+			return nil, internal("WITH TIES key %s is not among the %d columns", k.Text, len(fields))
+		}
+		f := fields[col]
+		cmp, err := comparator(k.clause(), f.DataTypeOID, f.Format, env)
+		if err != nil {
+			return nil, err
+		}
+		t.cols, t.cmps = append(t.cols, col), append(t.cmps, cmp)
+	}
+	return t, nil
+}
+
+func (t *tieKeys) keep(row [][]byte) {
+	t.last = t.last[:0]
+	for _, c := range t.cols {
+		t.last = append(t.last, bytes.Clone(row[c]))
+	}
+}
+
+func (t *tieKeys) sameAsLast(row [][]byte) (bool, error) {
+	return equalValues(row, t.cols, t.last, t.cmps)
+}
+
 // Inputs implements Primitive.
 func (l *Limit) Inputs() []Primitive { return []Primitive{l.Input} }
 
@@ -131,5 +202,9 @@ func (l *Limit) Describe() string {
 	if !l.Offset.Set {
 		offset = "0"
 	}
-	return fmt.Sprintf("Limit count=%s offset=%s", l.Count, offset)
+	s := fmt.Sprintf("Limit count=%s offset=%s", l.Count, offset)
+	if len(l.Ties) > 0 {
+		s += " with ties"
+	}
+	return s
 }

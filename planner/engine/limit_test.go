@@ -287,3 +287,59 @@ func TestLimitErrors(t *testing.T) {
 		t.Errorf("client got %d rows", c.rowsN)
 	}
 }
+
+// TestLimitWithTies proves FETCH FIRST ... WITH TIES passes on the rows
+// after the count-th that equal it in every key — hidden keys included,
+// NULL equal to NULL, numerics by value — and no row after the first that
+// differs, across batch boundaries; the hidden columns stay behind.
+func TestLimitWithTies(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	// Columns: v (output), then hidden k1 (int8) and k2 (numeric); the
+	// rows come sorted by k1, k2.
+	fs := []Field{typedField("v", oidText, 0), typedField("sg_key1", oidInt8, 0), typedField("sg_key2", oidNumeric, 0)}
+	rows := [][][]byte{
+		row("a", "1", "1.5"), row("b", "1", "1.50"), row("c", "2", "NULL"), row("d", "2", "NULL"),
+		row("e", "2", "NULL"), row("f", "3", "0"), row("g", "3", "0"), row("h", "4", "0"),
+	}
+	keys := []SortKey{{Hidden: 0, Collation: -1, Text: "k1"}, {Hidden: 1, Collation: -1, Text: "k2"}}
+	tests := []struct {
+		name          string
+		count, offset LimitValue
+		keys          []SortKey
+		want          []string
+	}{
+		{"tie by numeric value", lit(1), LimitValue{}, keys, []string{"a", "b"}},
+		{"ties of NULLs", lit(3), LimitValue{}, keys, []string{"a", "b", "c", "d", "e"}},
+		{"no tie after the count-th", lit(5), LimitValue{}, keys, []string{"a", "b", "c", "d", "e"}},
+		{"offset first", lit(1), lit(2), keys, []string{"c", "d", "e"}},
+		{"first key only", lit(3), LimitValue{}, keys[:1], []string{"a", "b", "c", "d", "e"}},
+		{"count 0: no rows", lit(0), LimitValue{}, keys, nil},
+		{"count past the end", lit(10), LimitValue{}, keys, []string{"a", "b", "c", "d", "e", "f", "g", "h"}},
+		{"last group", lit(6), LimitValue{}, keys, []string{"a", "b", "c", "d", "e", "f", "g"}},
+	}
+	for _, bs := range []int{1, 3} {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s batch %d", tc.name, bs), func(t *testing.T) {
+				in := &sortInput{fields: fs, tag: "SELECT 8"}
+				for i := 0; i < len(rows); i += bs {
+					in.batches = append(in.batches, rows[i:min(i+bs, len(rows))])
+				}
+				l := &Limit{Input: in, Count: tc.count, Offset: tc.offset, Ties: tc.keys, Hidden: 2}
+				var c collector
+				tag, err := l.Stream(testCtx(t), newFake(newTopo(), nil), nil, c.emit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := c.values(); !slices.Equal(got, tc.want) {
+					t.Errorf("rows = %q, want %q", got, tc.want)
+				}
+				if want := Tag(fmt.Sprintf("SELECT %d", len(tc.want))); tag != want {
+					t.Errorf("tag = %q, want %q", tag, want)
+				}
+				if !slices.Equal(c.batches[0].Fields, fs[:1]) {
+					t.Errorf("Fields %+v, want the output column only", c.batches[0].Fields)
+				}
+			})
+		}
+	}
+}
