@@ -81,7 +81,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		// An ORDER BY Postgres rejects: each shard answers its error.
 		return p.scatter(target), nil
 	}
-	count, offset, err := limits(s)
+	count, offset, err := p.limits(s)
 	if err != nil {
 		return nil, err
 	}
@@ -517,7 +517,7 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 		// An ORDER BY Postgres rejects: each shard answers its error.
 		return p.scatter(target), nil
 	}
-	count, offset, err := limits(s)
+	count, offset, err := p.limits(s)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 	if len(s.LockingClause) > 0 && (s.LimitCount != nil || s.LimitOffset != nil) {
 		return nil, unsupported("LIMIT or OFFSET with FOR UPDATE/SHARE across shards is not supported: each shard would lock rows the answer leaves out")
 	}
-	count, offset, err := limits(s)
+	count, offset, err := p.limits(s)
 	if err != nil {
 		return nil, err
 	}
@@ -63,11 +63,11 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 }
 
 // limits reads a SELECT's LIMIT and OFFSET (see limitValue).
-func limits(s *pg_query.SelectStmt) (count, offset engine.LimitValue, err *Error) {
-	if count, err = limitValue(s.LimitCount, "LIMIT"); err != nil {
+func (p *planning) limits(s *pg_query.SelectStmt) (count, offset engine.LimitValue, err *Error) {
+	if count, err = p.limitValue(s.LimitCount, "LIMIT"); err != nil {
 		return count, offset, err
 	}
-	offset, err = limitValue(s.LimitOffset, "OFFSET")
+	offset, err = p.limitValue(s.LimitOffset, "OFFSET")
 	return count, offset, err
 }
 
@@ -80,19 +80,21 @@ func (p *planning) selectText(s *pg_query.SelectStmt) (string, *Error) {
 	return sql, nil
 }
 
-// limitValue reads a LIMIT or OFFSET the gateway can apply: an integer
-// literal, a parameter, or NULL/ALL.
-func limitValue(n *pg_query.Node, what string) (engine.LimitValue, *Error) {
+// limitValue reads a LIMIT or OFFSET: an integer literal, a parameter,
+// NULL/ALL, or an expression without tables, which a shard computes once
+// when the statement runs.
+func (p *planning) limitValue(n *pg_query.Node, what string) (engine.LimitValue, *Error) {
 	if n == nil {
 		return engine.LimitValue{}, nil
 	}
+	expr := n
 	if tc := n.GetTypeCast(); tc != nil {
 		n = tc.Arg
 	}
-	if pr := n.GetParamRef(); pr != nil && pr.Number > 0 {
+	if pr := n.GetParamRef(); pr != nil && pr.Number > 0 && expr == n {
 		return engine.LimitValue{Set: true, Param: int(pr.Number)}, nil
 	}
-	if c := n.GetAConst(); c != nil {
+	if c := n.GetAConst(); c != nil && c.Val != nil && expr == n {
 		if c.Isnull {
 			return engine.LimitValue{}, nil
 		}
@@ -107,7 +109,23 @@ func limitValue(n *pg_query.Node, what string) (engine.LimitValue, *Error) {
 			return engine.LimitValue{Set: true, Value: v}, nil
 		}
 	}
-	return engine.LimitValue{}, unsupported("%s with anything but an integer or a parameter across shards is not supported yet", what)
+	if c := expr.GetAConst(); c != nil && c.Isnull {
+		return engine.LimitValue{}, nil
+	}
+	tables := false
+	walk(expr, func(m proto.Message) bool {
+		_, isTable := m.(*pg_query.RangeVar)
+		tables = tables || isTable
+		return !tables
+	})
+	if tables {
+		return engine.LimitValue{}, unsupported("%s with a subquery over tables across shards is not supported", what)
+	}
+	text, err := p.exprText(expr)
+	if err != nil {
+		return engine.LimitValue{}, err
+	}
+	return engine.LimitValue{Set: true, Expr: text}, nil
 }
 
 // pushLimit asks each shard for the first count+offset rows, all the rows
@@ -117,8 +135,13 @@ func (p *planning) pushLimit(s *pg_query.SelectStmt, count, offset engine.LimitV
 	if s.LimitOption != pg_query.LimitOption_LIMIT_OPTION_WITH_TIES {
 		s.LimitOption = pg_query.LimitOption_LIMIT_OPTION_COUNT
 	}
-	if !count.Set {
+	if !count.Set || count.Expr != "" || offset.Expr != "" {
+		// An expression is computed once, by the gateway's Limit: the
+		// shards return every row.
 		s.LimitCount = nil
+		if s.LimitOption == pg_query.LimitOption_LIMIT_OPTION_WITH_TIES {
+			s.LimitOption = pg_query.LimitOption_LIMIT_OPTION_DEFAULT
+		}
 		return nil
 	}
 	var text string

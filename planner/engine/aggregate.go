@@ -166,6 +166,7 @@ type aggregation struct {
 	// row's (copies).
 	distinctEq []compareFunc
 	value      [][]byte
+	taken      []bool // per spec: a DISTINCT aggregate took the value's partial
 	acc        []accumulator
 	groups     int64
 	checked    bool // the collations of min and max were checked
@@ -363,6 +364,7 @@ func (ag *aggregation) start(row [][]byte) {
 		ag.key = append(ag.key, bytes.Clone(row[g]))
 	}
 	ag.acc = make([]accumulator, len(ag.specs))
+	ag.taken = make([]bool, len(ag.specs))
 	ag.consts = ag.consts[:0]
 	for _, h := range ag.a.Having {
 		ag.consts = append(ag.consts, bytes.Clone(row[ag.visible+h.Const]))
@@ -370,11 +372,19 @@ func (ag *aggregation) start(row [][]byte) {
 }
 
 // add folds one row of partials into the open group; repeat says its
-// DISTINCT aggregates' value came before, so they skip it.
+// DISTINCT aggregates' value came before: each takes a value's partial
+// once, from the first shard whose rows it counted (with a FILTER, a
+// shard may have none of the value's rows that pass).
 func (ag *aggregation) add(row [][]byte, repeat bool) error {
+	if !repeat {
+		clear(ag.taken)
+	}
 	for i, c := range ag.specs {
-		if repeat && c.Distinct {
-			continue
+		if c.Distinct {
+			if repeat && ag.taken[i] {
+				continue
+			}
+			ag.taken[i] = ag.counted(c, row[ag.at[i]], row)
 		}
 		acc := &ag.acc[i]
 		v, format := row[ag.at[i]], ag.fields[ag.at[i]].Format
@@ -492,6 +502,18 @@ func (ag *aggregation) addSquares(acc *accumulator, c AggregateColumn, row [][]b
 	}
 	acc.count, acc.dec, acc.squares = acc.count+n, acc.dec.add(d), acc.squares.add(sq)
 	return nil
+}
+
+// counted reports whether a DISTINCT aggregate's partial v (of row)
+// counted the value: a count above 0, a sum or an average of something.
+func (ag *aggregation) counted(c AggregateColumn, v []byte, row [][]byte) bool {
+	switch c.Func {
+	case AggCount:
+		return v != nil && !bytes.Equal(v, []byte("0")) && !bytes.Equal(v, make([]byte, 8))
+	case AggAvg:
+		return row[ag.visible+c.Sum] != nil
+	}
+	return v != nil
 }
 
 // readSum reads a partial sum, bigint or numeric, as a decimal.

@@ -60,8 +60,10 @@ func (e *Evaluate) Stream(ctx context.Context, x Executor, args Params, emit fun
 	}
 	// Once more at the end, also when no rows came: the statement still
 	// tells the client its columns.
-	if err := ev.flush(); err != nil {
-		return "", err
+	if ev.pending > 0 || !ev.described {
+		if err := ev.flush(); err != nil {
+			return "", err
+		}
 	}
 	return Tag("SELECT " + strconv.FormatInt(ev.rows, 10)), nil
 }
@@ -109,7 +111,7 @@ func (ev *evaluation) take(b *Batch) error {
 func (ev *evaluation) prepare(fields []Field) error {
 	ev.inputs = append([]Field(nil), fields...)
 	ev.arrays = make([]strings.Builder, len(fields))
-	params, names := make([]string, len(fields)), make([]string, len(fields))
+	params, names, types := make([]string, len(fields)), make([]string, len(fields)), make([]string, len(fields))
 	for i, f := range fields {
 		t, ok := literalType(f)
 		if !ok {
@@ -123,7 +125,7 @@ func (ev *evaluation) prepare(fields []Field) error {
 			e.Hint = "Set extra_float_digits to 1 or more."
 			return e
 		}
-		params[i] = fmt.Sprintf("$%d::%s[]", i+1, t)
+		params[i], types[i] = fmt.Sprintf("$%d::%s[]", i+1, t), t
 		names[i] = "sg_" + strconv.Itoa(i+1)
 	}
 	if len(ev.e.Exprs) > len(fields) {
@@ -132,7 +134,13 @@ func (ev *evaluation) prepare(fields []Field) error {
 	cols := make([]string, len(ev.e.Exprs))
 	for i, x := range ev.e.Exprs {
 		cols[i] = x
-		if x == "" {
+		switch {
+		case x != "":
+		case fields[i].TypeModifier >= 0:
+			// unnest drops the type modifier (varchar(20)'s length),
+			// which the client was told of.
+			cols[i] = "sg_v." + names[i] + "::" + types[i] + " AS " + quoteIdent(fields[i].Name)
+		default:
 			cols[i] = "sg_v." + names[i] + " AS " + quoteIdent(fields[i].Name)
 		}
 	}
@@ -225,7 +233,9 @@ func literalType(f Field) (string, bool) {
 	case mod < 0:
 		return name, true
 	case f.DataTypeOID == oidNumeric && mod >= 4:
-		return fmt.Sprintf("%s(%d, %d)", name, (mod-4)>>16&0xffff, int16((mod-4)&0xffff)), true
+		// Precision in the high 16 bits, the scale (negative since
+		// PostgreSQL 15) signed in the low 11.
+		return fmt.Sprintf("%s(%d, %d)", name, (mod-4)>>16&0xffff, ((mod-4)&0x7ff^1024)-1024), true
 	case (f.DataTypeOID == oidVarchar || f.DataTypeOID == oidBpchar) && mod >= 4:
 		return fmt.Sprintf("%s(%d)", name, mod-4), true
 	case f.DataTypeOID == oidTimestamp || f.DataTypeOID == oidTimestamptz || f.DataTypeOID == 1083 || f.DataTypeOID == 1266:

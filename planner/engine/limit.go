@@ -17,6 +17,9 @@ type LimitValue struct {
 	Value int64
 	// Param is the client's parameter ($Param, 1-based) that gives it.
 	Param int
+	// Expr is any other expression (LIMIT 2 + 1, LIMIT '5'), over the
+	// client's parameters: Limit has a shard compute it, once.
+	Expr string
 }
 
 // value returns the limit for the bound parameters; ok is false for none
@@ -43,7 +46,8 @@ func (v LimitValue) value(args Params) (n int64, ok bool, err error) {
 	return n, true, nil
 }
 
-// SQL writes the value as an SQL expression: the literal, $n, or NULL.
+// SQL writes the value as an SQL expression: the literal, $n, the
+// expression, or NULL.
 func (v LimitValue) SQL() string {
 	if !v.Set {
 		return "NULL"
@@ -55,6 +59,8 @@ func (v LimitValue) String() string {
 	switch {
 	case !v.Set:
 		return "all"
+	case v.Expr != "":
+		return "(" + v.Expr + ")"
 	case v.Param > 0:
 		return fmt.Sprintf("$%d", v.Param)
 	}
@@ -84,11 +90,16 @@ var _ Primitive = (*Limit)(nil)
 func (l *Limit) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
 	// Parameters are read at Bind on Postgres, before the statement runs;
 	// then it checks both values, OFFSET first, before it returns a row.
-	count, limited, err := l.Count.value(args)
-	if err != nil {
-		return "", err
+	var (
+		count, offset int64
+		limited       bool
+		err           error
+	)
+	if l.Count.Expr != "" || l.Offset.Expr != "" {
+		count, limited, offset, err = l.compute(ctx, x, args)
+	} else if count, limited, err = l.Count.value(args); err == nil {
+		offset, _, err = l.Offset.value(args)
 	}
-	offset, _, err := l.Offset.value(args)
 	if err != nil {
 		return "", err
 	}
@@ -152,6 +163,42 @@ func (l *Limit) Stream(ctx context.Context, x Executor, args Params, emit func(*
 		return Tag(verb + " " + strconv.FormatInt(sent, 10)), nil
 	}
 	return tag, nil
+}
+
+// compute has a shard compute LIMIT and OFFSET expressions, checked as
+// Postgres checks them (type, sign) by a LIMIT and OFFSET of their own.
+func (l *Limit) compute(ctx context.Context, x Executor, args Params) (count int64, limited bool, offset int64, err error) {
+	c, o := l.Count.SQL(), l.Offset.SQL()
+	q := Query{
+		SQL: fmt.Sprintf("SELECT (%s)::pg_catalog.int8, (%s)::pg_catalog.int8 FROM (SELECT pg_catalog.count(*) FROM (SELECT 1 LIMIT %s OFFSET %s) sg_s) sg_v",
+			c, o, c, o),
+		AnyShard: true, Describe: true, Internal: true,
+	}
+	var values [][]byte
+	_, err = x.Query(ctx, Target{Kind: TargetAny}.Resolve(x.Topology(), args)[0], q, func(b *Batch) error {
+		if len(b.Rows) > 0 {
+			values = [][]byte{bytes.Clone(b.Rows[0][0]), bytes.Clone(b.Rows[0][1])}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, 0, err
+	}
+	if values == nil {
+		return 0, false, 0, internal("LIMIT and OFFSET came back without a value")
+	}
+	if values[0] != nil {
+		if count, err = readInt8(values[0], 0); err != nil {
+			return 0, false, 0, err
+		}
+		limited = true
+	}
+	if values[1] != nil {
+		if offset, err = readInt8(values[1], 0); err != nil {
+			return 0, false, 0, err
+		}
+	}
+	return count, limited, offset, nil
 }
 
 // tieKeys tell whether a row ties with the last row passed on.

@@ -343,3 +343,62 @@ func TestLimitWithTies(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitComputed proves LIMIT and OFFSET expressions are computed once,
+// by one shard, before the input runs, NULL meaning none; the shard's
+// error (a negative LIMIT: 2201W) is the statement's.
+func TestLimitComputed(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	fs := fields("v")
+	var rows [][][]byte
+	for _, v := range rangeRows(0, 10) {
+		rows = append(rows, row(v))
+	}
+	tests := []struct {
+		name          string
+		count, offset LimitValue
+		answer        [][]byte
+		err           error
+		want          []string
+		sql           string
+	}{
+		{"count", LimitValue{Set: true, Expr: "2 + 1"}, LimitValue{}, row("3", "NULL"), nil, rangeRows(0, 3),
+			"SELECT ((2 + 1))::pg_catalog.int8, (NULL)::pg_catalog.int8 FROM (SELECT pg_catalog.count(*) FROM (SELECT 1 LIMIT (2 + 1) OFFSET NULL) sg_s) sg_v"},
+		{"count and offset", LimitValue{Set: true, Expr: "'2'"}, lit(4), row("2", "4"), nil, rangeRows(4, 6),
+			"SELECT (('2'))::pg_catalog.int8, (4)::pg_catalog.int8 FROM (SELECT pg_catalog.count(*) FROM (SELECT 1 LIMIT ('2') OFFSET 4) sg_s) sg_v"},
+		{"NULL count: no limit", LimitValue{Set: true, Expr: "NULLIF(1, 1)"}, par(1), row("NULL", "8"), nil, rangeRows(8, 10),
+			"SELECT ((NULLIF(1, 1)))::pg_catalog.int8, ($1)::pg_catalog.int8 FROM (SELECT pg_catalog.count(*) FROM (SELECT 1 LIMIT (NULLIF(1, 1)) OFFSET $1) sg_s) sg_v"},
+		{"the shard's error", LimitValue{Set: true, Expr: "-1 * 2"}, LimitValue{}, nil, &Error{Code: "2201W", Message: "LIMIT must not be negative"}, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := &script{Fields: []Field{typedField("int8", oidInt8, 0), typedField("int8", oidInt8, 0)}, Tag: "SELECT 1"}
+			if tc.err != nil {
+				sc.Stop, sc.Err = stopFail, tc.err
+			} else {
+				sc.Rows = [][][]byte{tc.answer}
+			}
+			f := newFake(newTopo(), map[string]*script{"s0": sc})
+			in := &sortInput{fields: fs, batches: [][][][]byte{rows}, tag: "SELECT 10"}
+			l := &Limit{Input: in, Count: tc.count, Offset: tc.offset}
+			var c collector
+			_, err := l.Stream(testCtx(t), f, params("8"), c.emit)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) || in.emitted != 0 {
+					t.Fatalf("err %v after %d input rows, want %v before any", err, in.emitted, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.values(); !slices.Equal(got, tc.want) {
+				t.Errorf("rows = %q, want %q", got, tc.want)
+			}
+			calls := f.Calls()
+			if len(calls) != 1 || calls[0].SQL != tc.sql || !calls[0].AnyShard {
+				t.Errorf("calls %+v, want one on any shard: %s", calls, tc.sql)
+			}
+		})
+	}
+}
