@@ -17,6 +17,7 @@ var combinable = map[string]engine.AggFunc{
 	"avg": engine.AggAvg, "bool_and": engine.AggBoolAnd, "every": engine.AggBoolAnd, "bool_or": engine.AggBoolOr,
 	"variance": engine.AggVarSamp, "var_samp": engine.AggVarSamp, "var_pop": engine.AggVarPop,
 	"stddev": engine.AggStddevSamp, "stddev_samp": engine.AggStddevSamp, "stddev_pop": engine.AggStddevPop,
+	"array_agg": engine.AggArrayAgg, "string_agg": engine.AggStringAgg,
 }
 
 // needsAggregate reports whether a multi-shard SELECT aggregates across
@@ -362,6 +363,8 @@ func (p *planning) partials(f *pg_query.FuncCall, col *engine.AggregateColumn, a
 		if col.Sum, err = p.partial(f, "sum", "", "sg_sum", addHidden); err == nil {
 			col.Count, err = p.partial(f, "count", "", "sg_count", addHidden)
 		}
+	case engine.AggArrayAgg, engine.AggStringAgg:
+		err = p.orderedPartials(f, col, addHidden)
 	case engine.AggVarSamp, engine.AggVarPop, engine.AggStddevSamp, engine.AggStddevPop:
 		if col.Count, err = p.partial(f, "count", "", "sg_count", addHidden); err == nil {
 			if col.Sum, err = p.partial(f, "sum", "(%[1]s)::numeric", "sg_sum", addHidden); err == nil {
@@ -370,6 +373,54 @@ func (p *planning) partials(f *pg_query.FuncCall, col *engine.AggregateColumn, a
 		}
 	}
 	return err
+}
+
+// orderedPartials adds an ordered aggregate's hidden partials: each ORDER
+// BY key's values, as an array in the aggregate's order, with its
+// collation; string_agg's elements as an array.
+func (p *planning) orderedPartials(f *pg_query.FuncCall, col *engine.AggregateColumn, addHidden func(string) int) *Error {
+	arrayOf := func(arg *pg_query.Node, alias string) (string, int, *Error) {
+		call := proto.Clone(f).(*pg_query.FuncCall)
+		call.Funcname = []*pg_query.Node{pg_query.MakeStrNode("array_agg")}
+		call.Args = []*pg_query.Node{arg}
+		text, err := p.exprText(&pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: call}})
+		if err != nil {
+			return "", 0, err
+		}
+		return text, addHidden(text + " AS " + alias), nil
+	}
+	for _, item := range f.AggOrder {
+		sb := item.GetSortBy()
+		if sb == nil || sb.SortbyDir == pg_query.SortByDir_SORTBY_USING {
+			return unsupported("%s with ORDER BY ... USING across shards is not supported", col.Text)
+		}
+		text, err := p.exprText(sb.Node)
+		if err != nil {
+			return err
+		}
+		k := engine.SortKey{Text: text, Desc: sb.SortbyDir == pg_query.SortByDir_SORTBY_DESC}
+		k.NullsFirst = k.Desc
+		switch sb.SortbyNulls {
+		case pg_query.SortByNulls_SORTBY_NULLS_FIRST:
+			k.NullsFirst = true
+		case pg_query.SortByNulls_SORTBY_NULLS_LAST:
+			k.NullsFirst = false
+		}
+		var keys string
+		if keys, k.Hidden, err = arrayOf(sb.Node, "sg_order_key"); err != nil {
+			return err
+		}
+		// An element has the key's collation; the key itself is no
+		// grouped value.
+		k.Collation = addHidden(collationOf("("+keys+")[1]") + " AS sg_order_collation")
+		col.Order = append(col.Order, k)
+	}
+	if col.Func == engine.AggStringAgg {
+		var err *Error
+		_, col.Elements, err = arrayOf(f.Args[0], "sg_elements")
+		return err
+	}
+	return nil
 }
 
 // partial adds aggregate f turned into name() as hidden column alias,
@@ -402,10 +453,24 @@ func (p *planning) combine(f *pg_query.FuncCall, b *block, distinct string, col 
 	switch {
 	case !ok || f.AggWithinGroup || len(f.Funcname) > 2:
 		return unsupported("aggregate function %s() across shards is not supported yet", name)
-	case len(f.Args) > 1:
+	case len(f.Args) > 1 && fn != engine.AggStringAgg:
 		return unsupported("%s() with several arguments across shards is not supported", name)
 	case f.AggDistinct && fn >= engine.AggVarSamp:
 		return unsupported("%s(DISTINCT ...) across shards is not supported", name)
+	case fn == engine.AggStringAgg:
+		// The delimiter goes between elements from different shards too.
+		if len(f.Args) != 2 {
+			return unsupported("string_agg() across shards takes a value and a delimiter")
+		}
+		c := f.Args[1].GetAConst()
+		switch {
+		case c != nil && c.Isnull:
+		case c != nil && c.GetSval() != nil:
+			d := c.GetSval().Sval
+			col.Delimiter = &d
+		default:
+			return unsupported("string_agg() across shards is supported only with a constant delimiter")
+		}
 	}
 	col.Func = fn
 	if f.AggDistinct && dedups(fn) && (len(f.Args) != 1 || b.shardingColumn(f.Args[0]) == nil) {

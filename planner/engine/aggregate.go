@@ -40,6 +40,11 @@ const (
 	AggVarPop
 	AggStddevSamp
 	AggStddevPop
+	// AggArrayAgg and AggStringAgg merge each shard's elements (its
+	// partial, or string_agg's hidden array Elements) by the arrays of
+	// ORDER BY keys in hidden columns Order.
+	AggArrayAgg
+	AggStringAgg
 )
 
 // varianceKinds map the variance aggregates to how they finish.
@@ -47,7 +52,8 @@ var varianceKinds = map[AggFunc]varianceKind{AggVarSamp: varSamp, AggVarPop: var
 
 var aggNames = map[AggFunc]string{AggFirst: "first", AggCount: "count", AggSum: "sum", AggMin: "min", AggMax: "max",
 	AggBoolAnd: "bool_and", AggBoolOr: "bool_or", AggAvg: "avg",
-	AggVarSamp: "var_samp", AggVarPop: "var_pop", AggStddevSamp: "stddev_samp", AggStddevPop: "stddev_pop"}
+	AggVarSamp: "var_samp", AggVarPop: "var_pop", AggStddevSamp: "stddev_samp", AggStddevPop: "stddev_pop",
+	AggArrayAgg: "array_agg", AggStringAgg: "string_agg"}
 
 // AggregateColumn is one output column of an Aggregate.
 type AggregateColumn struct {
@@ -62,6 +68,14 @@ type AggregateColumn struct {
 	From int
 	// Text is the column as the statement wrote it, for messages.
 	Text string
+	// Order are an ordered aggregate's ORDER BY keys: Hidden is the
+	// hidden column with each shard's array of the key's values, in the
+	// aggregate's order; Collation names the key's collation.
+	Order []SortKey
+	// Elements is the hidden column with string_agg's elements as an
+	// array; Delimiter its delimiter, nil for NULL.
+	Elements  int
+	Delimiter *string
 	// Distinct combines only the first partial of each value of the
 	// Aggregate's Distinct columns within a group: a DISTINCT aggregate
 	// whose shards each computed it per value.
@@ -167,9 +181,11 @@ type aggregation struct {
 	distinctEq []compareFunc
 	value      [][]byte
 	taken      []bool // per spec: a DISTINCT aggregate took the value's partial
-	acc        []accumulator
-	groups     int64
-	checked    bool // the collations of min and max were checked
+	// orderCmps are each ordered aggregate's key comparators, by spec.
+	orderCmps [][]compareFunc
+	acc       []accumulator
+	groups    int64
+	checked   bool // the collations of min and max were checked
 	// specs are the output columns and then the HAVING values; at[i] is
 	// where spec i's partials are in a row.
 	specs   []AggregateColumn
@@ -200,8 +216,9 @@ type accumulator struct {
 	n       int64  // count, bigint sum
 	dec     decimal
 	b       bool
-	count   int64   // avg, variances
-	squares decimal // variances
+	count   int64         // avg, variances
+	squares decimal       // variances
+	parts   []orderedPart // array_agg, string_agg
 }
 
 // take reads the input's batches.
@@ -300,9 +317,14 @@ func (ag *aggregation) describe(fields []Field) error {
 		ag.matches = append(ag.matches, match)
 	}
 	ag.cmps = make([]compareFunc, len(ag.specs))
+	ag.orderCmps = make([][]compareFunc, len(ag.specs))
 	for i, c := range ag.specs {
 		f := fields[ag.at[i]]
 		switch c.Func {
+		case AggArrayAgg, AggStringAgg:
+			if err := ag.describeOrdered(i, c, f); err != nil {
+				return err
+			}
 		case AggMin, AggMax:
 			cmp, err := comparator(c.Text, f.DataTypeOID, f.Format, ag.x)
 			if err != nil {
@@ -330,6 +352,77 @@ func (ag *aggregation) describe(fields []Field) error {
 		}
 	}
 	return ag.emit(&Batch{Fields: out})
+}
+
+// describeOrdered checks an ordered aggregate's partials and makes its
+// key comparators.
+func (ag *aggregation) describeOrdered(i int, c AggregateColumn, f Field) error {
+	if c.Func == AggStringAgg && f.DataTypeOID != oidText {
+		return Unsupported("%s across shards is not supported for type %s", c.Text, typeName(f.DataTypeOID))
+	}
+	if _, ok := arrayElements[f.DataTypeOID]; c.Func == AggArrayAgg && !ok {
+		return Unsupported("%s across shards is not supported for type %s", c.Text, typeName(f.DataTypeOID))
+	}
+	for _, k := range c.Order {
+		kf := ag.fields[ag.visible+k.Hidden]
+		elem, ok := arrayElements[kf.DataTypeOID]
+		if !ok {
+			return Unsupported("%s across shards is not supported: its ORDER BY %s is of type %s", c.Text, k.Text, typeName(kf.DataTypeOID))
+		}
+		cmp, err := comparator(c.Text+" ORDER BY "+k.Text, elem, kf.Format, ag.x)
+		if err != nil {
+			return err
+		}
+		ag.orderCmps[i] = append(ag.orderCmps[i], cmp)
+	}
+	return nil
+}
+
+// addOrdered adds one shard's partial of an ordered aggregate: v, its
+// elements (array_agg's partial, string_agg's hidden array), and the
+// arrays of its keys.
+func (ag *aggregation) addOrdered(acc *accumulator, c AggregateColumn, v []byte, format int16, row [][]byte) error {
+	if c.Func == AggStringAgg {
+		v, format = row[ag.visible+c.Elements], ag.fields[ag.visible+c.Elements].Format
+	}
+	if v == nil {
+		return nil // no rows on that shard
+	}
+	part := orderedPart{}
+	var ok bool
+	if part.value, ok = splitArray(v, format); !ok {
+		return internal("a shard sent %s's elements as %q", c.Text, v)
+	}
+	for _, k := range c.Order {
+		if collatable(arrayElements[ag.fields[ag.visible+k.Hidden].DataTypeOID]) {
+			if name := string(row[ag.visible+k.Collation]); !bytewiseCollation(name) {
+				return Unsupported("%s across shards is not supported under collation %s: shardgate orders text by its bytes, which only the C, POSIX and C.UTF-8 collations do", c.Text, name)
+			}
+		}
+		keys, ok := splitArray(row[ag.visible+k.Hidden], ag.fields[ag.visible+k.Hidden].Format)
+		if !ok || len(keys.elems) != len(part.value.elems) {
+			return internal("a shard sent %s's ORDER BY %s as %q", c.Text, k.Text, row[ag.visible+k.Hidden])
+		}
+		part.keys = append(part.keys, keys.elems)
+	}
+	acc.set, acc.parts = true, append(acc.parts, part)
+	return nil
+}
+
+// finishOrdered builds an ordered aggregate's value from its parts.
+func (ag *aggregation) finishOrdered(i int, c AggregateColumn, acc accumulator, f Field) ([]byte, error) {
+	elems, err := mergeOrdered(acc.parts, c.Order, ag.orderCmps[i])
+	if err != nil {
+		return nil, err
+	}
+	if c.Func == AggStringAgg {
+		out, ok := joinStrings(elems, c.Delimiter)
+		if !ok {
+			return nil, nil
+		}
+		return out, nil
+	}
+	return buildArray(elems, f.Format, acc.parts[0].value.oid), nil
 }
 
 // sameGroup reports whether row belongs to the open group.
@@ -415,6 +508,11 @@ func (ag *aggregation) add(row [][]byte, repeat bool) error {
 			continue
 		case AggVarSamp, AggVarPop, AggStddevSamp, AggStddevPop:
 			if err := ag.addSquares(acc, c, row); err != nil {
+				return err
+			}
+			continue
+		case AggArrayAgg, AggStringAgg:
+			if err := ag.addOrdered(acc, c, v, format, row); err != nil {
 				return err
 			}
 			continue
@@ -557,6 +655,12 @@ func (ag *aggregation) finish() error {
 				return err
 			}
 			values[i] = q.encode(f.Format)
+		case c.Func == AggArrayAgg, c.Func == AggStringAgg:
+			v, err := ag.finishOrdered(i, c, acc, f)
+			if err != nil {
+				return err
+			}
+			values[i] = v
 		case varianceKinds[c.Func] != 0:
 			v, ok, err := combineVariance(varianceKinds[c.Func], acc.count, acc.dec, acc.squares)
 			if err != nil {
