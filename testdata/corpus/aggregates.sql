@@ -107,3 +107,56 @@ select max(amount) - min(amount) from orders;
 select sum(val), avg(val) from events where val > -1e9 and val < 1e9;
 select min(name collate "und-x-icu"), max(name collate "und-x-icu") from customers where name in ('a', 'A', 'ä', 'Ä', 'ß', 'SS', 'zoe', 'Zoë', 'bob', 'Bob');
 select min(name collate "C"), max(name collate "C") from customers where name in ('a', 'A', 'ä', 'Ä', 'ß', 'SS', 'zoe', 'Zoë', 'bob', 'Bob');
+-- Expressions over aggregates, computed by a shard from the combined
+-- values: result types, display scales, output names and NULLs must be
+-- Postgres's own, also over empty and NULL-only inputs, NaN and the
+-- infinities, text that needs quoting (quotes, backslashes, newlines),
+-- literals and type names the gateway must print back as written.
+select count(*) + 1, count(*) - count(name), count(*) * 2 from customers;
+select sum(score) / count(*), sum(score) % count(*), sum(score) / count(score) from customers;
+select count(*)::int4, count(*)::text, count(*)::numeric(10,2), cast(count(*) as int2) from orders;
+select sum(amount)::text, sum(qty)::text, avg(amount)::text, avg(qty)::text from orders;
+select round(avg(amount), 2), round(avg(qty), 3), round(avg(id)), round(avg(customer_id), 1) from orders;
+select case when count(*) > 5 then 'many' else 'few' end, case when max(age) > 90 then count(*) end, case when count(*) > 0 then sum(age) else 0 end from customers where region = 'fr';
+select max(name) || '|' || min(name), length(max(name)), upper(min(nick)), max(name) < min(nick) from customers;
+select max(born) - min(born), max(seen) - min(seen) from customers where born > '-infinity' and born < 'infinity' and seen > '-infinity' and seen < 'infinity';
+select greatest(max(age), max(score)), least(min(age), min(score)), nullif(count(*), 305), nullif(count(name), 0) from customers;
+select sum(val) / count(val), round(avg(val), 4), avg(val)::numeric(12,3) from events where val > -1e9 and val < 1e9;
+select sum(ratio) + 1, max(ratio) * 0, min(ratio) * 0, max(ratio) > 1 from customers;
+select max(rating) * 2, min(weight) - 1 from customers;
+select count(*) + 1, sum(score) / count(*), max(age) - min(age), round(avg(balance), 2) from customers where false;
+select coalesce(max(age), -1), coalesce(sum(score), 0), coalesce(max(name), 'none') from customers where false;
+select sum(age) + 1, avg(age) * 2, count(age) + 1, max(name) || 'x' from customers where age is null;
+select 'it''s ' || count(*), E'back\\slash ' || count(*), $$dollar$$ || count(*), U&'\0041' || count(*) from customers;
+select count(*)::double precision, count(*)::character varying(5), count(*)::"numeric", (count(*) - 300)::int4::"char" from customers;
+select max(name) like 'z%', count(*) between symmetric 400 and 300, count(*) in (1, 305), max(name) is distinct from min(name) from customers;
+select (array[min(age), max(age)])[2], (row(count(*), 1)).f1 from customers;
+select count(*) + 1 as "Ä ""quoted"" name", max(age) - 1 as "count", max(name) collate "C" from customers;
+-- Variance and standard deviation, exact over integers and numerics: int2
+-- and int4 at their limits, int8 extremes, numerics of scale 2 and of
+-- scale 30, NaN and infinities, one row, no rows, equal rows, FILTER.
+select variance(age), var_samp(age), var_pop(age) from customers;
+select stddev(score), stddev_samp(score), stddev_pop(score) from customers;
+select variance(id), var_pop(id), stddev(id), stddev_pop(id) from customers;
+select var_samp(balance), var_pop(balance), stddev(balance), stddev_pop(balance) from customers;
+select variance(ratio), stddev_pop(ratio) from customers where ratio > -1e40 and ratio < 1e40;
+select region, var_samp(ratio), var_pop(ratio) from customers where ratio in ('NaN', 'Infinity', '-Infinity') group by region;
+select variance(seq), stddev_pop(seq), var_samp(val), stddev(val) from events where val > -1e9 and val < 1e9;
+select variance(age) filter (where active), stddev(score) filter (where region = 'us'), var_pop(balance) filter (where age > 50) from customers;
+select variance(age), stddev_pop(balance), var_samp(ratio) from customers where false;
+select variance(age), stddev(age), var_pop(age) from customers where age = 50;
+select round(variance(age), 2), stddev(score)::int8, variance(age) * 0, stddev_pop(age) > 1 from customers;
+select variance(age::numeric / 3), stddev(balance * 1.5) from customers;
+-- DISTINCT aggregates over a column that is not the sharding column: equal
+-- values that print differently (1.5 and 1.50, '1 day' and '24 hours',
+-- char(n) padding) count once.
+select count(distinct age), sum(distinct age), avg(distinct age) from customers;
+select count(distinct trial) from customers;
+select count(distinct val) from events;
+select count(distinct code) from customers;
+select sum(distinct amount), avg(distinct amount) from orders;
+select count(distinct age) + 1, sum(distinct age) / count(distinct age) from customers;
+select count(distinct amount) filter (where qty > 5) from orders;
+select sum(distinct val) from events where val > -1 and val < 1e9;
+select avg(distinct ratio) from customers;
+select count(distinct payload -> 'a') from events;

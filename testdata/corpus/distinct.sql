@@ -47,3 +47,22 @@ select distinct 1 from customers;
 select distinct region from customers limit 100;
 select distinct key, kind from events where key in ('a', 'A', 'ä');
 select distinct date_trunc('day', at) from events where at < '2021-02-01';
+-- DISTINCT without ORDER BY, deduplicated at the gateway by value: many
+-- columns, NULLs, char(n) padding, numerics and intervals (equal classes
+-- that print differently are left out or normalized, so the row printed is
+-- fixed), jsonb, bytea, text twins, and LIMITs that keep every row.
+select distinct region, active, code, nick, age from customers;
+select distinct amount, status from orders;
+select distinct val from events where val not in (0.1, 1.5);
+select distinct ratio from customers where ratio not in (0, 1.5);
+select distinct (case when id % 2 = 0 then 'x' else 'x  ' end)::char(3) as c from customers;
+select distinct serial from devices;
+select distinct justify_interval(trial) from customers;
+select distinct trial, region from customers where trial not in ('1 day', '1 mon');
+select distinct payload from events;
+select distinct payload -> 'a' from events;
+select distinct code::char(2) from customers;
+select distinct status from orders limit 7;
+select distinct name from customers where name in ('a', 'A', 'ä', 'Ä', 'a ', ' a', 'ß', 'SS');
+select distinct weight from customers where weight <> 0;
+select distinct array[age, score] from customers where age < 10;

@@ -48,3 +48,11 @@ select * from customers where trial < '-100 years';
 select * from customers where seen > 'infinity';
 select * from (select * from customers where id = 1) s where false;
 select id, name from customers where name > 'zzzz' and name < 'a' order by id; -- ordered
+-- No rows around expressions over aggregates, variances, DISTINCT and
+-- WITH TIES: the RowDescription still comes from the evaluating shard.
+select region, count(*) + 1 from customers where false group by region;
+select region, 1 / (count(*) - count(*)) from customers where false group by region;
+select status, variance(qty), stddev(amount) from orders where qty > 32766 and qty < 0 group by status;
+select distinct payload from events where seq < 0;
+select count(*) + 1 from customers having count(*) > 1000;
+select age from customers where age > 32767 order by age fetch first 3 rows with ties; -- ordered

@@ -86,3 +86,19 @@ select id, name from customers order by 0 limit 5;
 select max(id) + 1 from customers;
 select sum(score) / 0 from customers;
 select min(id) - 1 from customers;
+-- Errors of expressions over aggregates, raised where a shard computes
+-- them from the combined values (in one group only, or over no rows at
+-- all), and aggregates Postgres does not have: the SQLSTATE must match.
+select sum(score) / (count(*) - count(*)) from customers;
+select 1 / (count(*) - count(*)) from customers where false;
+select max(age) - min(age) from customers;
+select count(*)::int2 * 1000::int2 from orders;
+select sum(qty) * 9223372036854775807 from orders;
+select max(name)::int from customers;
+select min(status)::date from orders where status <> '';
+select sum(amount)::numeric(3,1) from orders;
+select region, 100 / (count(*) - 29) from customers group by region;
+select status, sum(qty)::int2 from orders group by status;
+select region, case when count(*) < 0 then 1 / 0 else 0 end from customers where false group by region;
+select max(prefs) from customers;
+select max(avatar) || '\x00'::bytea from customers;

@@ -70,3 +70,35 @@ select count(*), min(fw) from devices group by temp;
 select region, min((case when id % 2 = 0 then 'x' else E'x\t' end)::char(3)) from customers group by region;
 select region, max(case when id % 2 = 0 then interval '1 mon' else interval '31 days' end) from customers group by region;
 select region, max(name collate "und-x-icu") from customers where name in ('a', 'A', 'ä', 'Ä', 'zoe', 'Zoë') group by region;
+-- Expressions over aggregates and group keys per group, computed after the
+-- groups are combined: keys passed on (with their typmods) or read inside
+-- expressions (char(n) padding, text that needs quoting, NULL keys),
+-- HAVING, ORDER BY and LIMIT around them, variances per group and
+-- DISTINCT aggregates per group.
+select region, count(*) + 1 from customers group by region;
+select region || ':' || count(*) from customers group by region;
+select upper(region), count(*), lower(region) || count(*) from customers group by region;
+select count(*) + length(region) from customers group by region;
+select region, region || count(*) from customers group by 1;
+select upper(region) as r, max(age) - min(age) as spread from customers where age between 0 and 120 group by region;
+select region, sum(score) / count(*), sum(score) % 7 from customers group by region having count(*) > 20;
+select region, count(*), count(*) * 2 as dbl from customers group by region order by count(*) desc, region; -- ordered
+select region, count(*) * 2 as dbl from customers group by region order by count(*) desc, region limit 3; -- ordered
+select region, round(avg(balance), 2) as b from customers group by region order by b, region; -- ordered
+select region, count(*) + 1 as n from customers group by region order by region limit 3 offset 2; -- ordered
+select kind, max(seq) - min(seq) + 1 from events group by kind;
+select name || ':' || count(*), name from customers where name not like 'cust %' group by name;
+select code, code || '|', count(*), length(code) + count(*) from customers group by code;
+select amount, count(*) + 1 from orders group by amount having count(*) > 3;
+select region, count(*) from customers group by region having count(*) + 1 > 30;
+select region, active, count(*) * 10 + case when active then 1 else 0 end from customers group by region, active;
+select region, count(*) + 1 from customers group by region order by region limit 2 + 1; -- ordered
+select avatar, count(*) + 1 from customers group by avatar;
+select prefs, count(*) + 1 from customers group by prefs;
+select lower(kind) as k, max(seq) - min(seq) from events group by lower(kind);
+select age, var_samp(score), var_pop(score), stddev(score) from customers group by age;
+select region, variance(balance) filter (where active), stddev_pop(age) filter (where age < 100) from customers group by region;
+select region, count(distinct age), sum(distinct age) from customers group by region;
+select status, count(distinct customer_id) from orders group by status;
+select status, count(distinct qty) filter (where amount > 100) from orders group by status;
+select region, count(distinct age) filter (where active), count(*) from customers group by region;

@@ -67,3 +67,26 @@ select id, name from customers order by name collate "C.utf8", id limit 7; -- or
 select name collate "und-x-icu" as n, id from customers order by n, id limit 7; -- ordered
 select id, name from customers order by 2 desc, 1 limit 5 offset 5; -- ordered
 select key, seq from events where key in ('a', 'A', 'ä', 'Ä') order by key desc, seq desc limit 10 offset 100; -- ordered
+-- FETCH FIRST ... WITH TIES over sort keys with ties: all rows tied with
+-- the last one come, so the set of rows is fixed even where their order is
+-- not (those entries are compared as multisets); OFFSETs end where a tie
+-- group ends, or skip into a group of identical rows. Ties are by value:
+-- -0 and 0, 1.5 and 1.50, '1 day' and '24:00:00', '1 mon' and '30 days',
+-- and under lower() or another collation.
+select id, age from customers order by age fetch first 5 rows with ties;
+select age from customers order by age fetch first 5 rows with ties; -- ordered
+select region from customers order by region fetch first 1 row with ties; -- ordered
+select region, id from customers order by region desc nulls last fetch first 2 rows with ties;
+select id from customers order by region fetch first 0 rows with ties;
+select status, id from orders order by status offset 110 rows fetch first 3 rows with ties;
+select name, id from customers order by name nulls first fetch first 1 rows with ties;
+select age from customers order by age desc nulls first offset 2 rows fetch next 3 rows with ties; -- ordered
+select id, weight from customers order by weight fetch first 131 rows with ties;
+select id, ratio from customers order by ratio fetch first 18 rows with ties;
+select id, ratio from customers order by ratio offset 71 rows fetch first 2 rows with ties;
+select id, trial from customers order by trial fetch first 109 rows with ties;
+select id, trial from customers order by trial offset 170 rows fetch first 26 rows with ties;
+select id, name from customers order by lower(name) fetch first 7 rows with ties;
+select id, prefs from customers order by prefs fetch first 1 row with ties;
+select id, name from customers order by name collate "C" desc fetch first 2 rows with ties;
+select key, count(*) from events group by key order by count(*) desc fetch first 2 rows with ties;

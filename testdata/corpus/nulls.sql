@@ -50,3 +50,10 @@ select c.id, r.code from customers c left join regions r on r.code = c.region wh
 select c.id, o.id from customers c full join orders o on o.customer_id = c.id where c.id is null or o.id is null;
 select id, array_remove(array[name, nick], null) from customers;
 select id, prefs -> 'b' -> 2 -> 'c', prefs -> 'b' -> 2 ->> 'c' from customers where prefs ? 'b';
+-- NULLs into and out of expressions over aggregates, variances, DISTINCT
+-- and jsonb ordering: NULL-only groups, SQL NULL next to JSON null.
+select region, coalesce(max(nick), '-'), count(nick) + 0 from customers where nick is null group by region;
+select distinct name, nick from customers where name is null or nick is null;
+select variance(age), stddev(age), var_pop(score) from customers where age is null;
+select count(distinct nick), count(*) from customers where nick is null;
+select key, seq, payload from events where payload is null or payload = '[]' or payload = 'null' order by payload desc, seq; -- ordered

@@ -101,3 +101,15 @@ select id, name from customers order by name collate "ucs_basic", id; -- ordered
 select id, name from customers order by 2 + 0, id; -- ordered
 select id, name from customers order by (2), id; -- ordered
 select id, name from customers order by 1::int, id; -- ordered
+-- jsonb sort keys merged across shards: objects above arrays above
+-- booleans above numbers above strings above null, empty top-level arrays
+-- below null, objects by size first and keys by length first, numbers by
+-- value (1.5 = 1.50, ties broken by the unique column).
+select id, prefs from customers order by prefs desc, id; -- ordered
+select key, seq, payload from events order by payload desc nulls last, seq; -- ordered
+select id, prefs -> 'tier' as t from customers order by t, id; -- ordered
+select id, to_jsonb(ratio) as j from customers order by j, id; -- ordered
+select seq, to_jsonb(val) as j from events order by j, seq; -- ordered
+select id, jsonb_build_object(coalesce(nick, 'n'), age, coalesce(name, 'm'), score) as j from customers order by j desc, id; -- ordered
+select id, jsonb_build_array(prefs, age) as j from customers order by j, id; -- ordered
+select seq, payload -> 0 as j from events order by j nulls first, seq; -- ordered

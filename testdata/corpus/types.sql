@@ -58,3 +58,15 @@ select id, born - '2000-01-01'::date from customers where born > '-infinity' and
 select id, isfinite(born), isfinite(seen), isfinite(joined) from customers;
 select id, json_build_object('id', id, 'name', name, 'ratio', ratio) from customers;
 select code, name, tz, rank, rank::float4 / 3 from regions;
+-- Types in and out of expressions over aggregates: each combined value goes
+-- back to a shard as text of its type (bpchar, infinities, NaN) and the
+-- result comes in the client's format and output settings.
+select count(*)::int2, count(*)::float8, count(*)::numeric, count(*)::text, count(*)::int4::bool from customers;
+select avg(age)::float8, avg(score)::float4, avg(balance)::int8 from customers;
+select max(born)::text, min(born)::timestamptz, max(born) + 1 from customers;
+select min(code)::varchar, max(code)::text, octet_length(max(code)), min(code) = 'ab' from customers;
+select max(val)::text, min(val)::float8, max(val) = 'NaN' from events;
+select max(placed) at time zone 'UTC', min(due) + 1 from orders;
+select pg_typeof(count(*) + 1), pg_typeof(sum(age)), pg_typeof(sum(id)), pg_typeof(avg(age)), pg_typeof(sum(age) + 1) from customers;
+select date_trunc('day', max(joined)), to_char(min(joined), 'YYYY-MM-DD HH24:MI TZ') from customers where joined > '-infinity';
+select max(nick)::varchar(3), min(code)::char(1), count(*)::text::char(2) from customers;
