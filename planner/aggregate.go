@@ -178,22 +178,31 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		}}})
 	}
 
+	// Expressions over aggregates are evaluated after combining (ev).
+	ev := &evaluating{p: p, b: b, s: s, shard: shard, addHidden: addHidden, groups: groups, groupText: groupText, distinct: distinctText}
+
 	// HAVING: conditions without aggregates filter whole groups on each
-	// shard; the others are checked on the combined values.
+	// shard; comparisons of an aggregate with a value are checked on the
+	// combined values, other conditions evaluated with the expressions.
 	var (
 		having []engine.Having
 		pushed []*pg_query.Node
 	)
 	for j, c := range conjuncts(s.HavingClause) {
-		if !hasAggregate(c) {
+		switch {
+		case !hasAggregate(c):
 			pushed = append(pushed, c)
-			continue
+		case simpleHaving(c):
+			h, err := p.havingCondition(c, j, b, distinctText, addHidden)
+			if err != nil {
+				return nil, err
+			}
+			having = append(having, h)
+		default:
+			if err := ev.condition(c); err != nil {
+				return nil, err
+			}
 		}
-		h, err := p.havingCondition(c, j, b, distinctText, addHidden)
-		if err != nil {
-			return nil, err
-		}
-		having = append(having, h)
 	}
 	switch len(pushed) {
 	case 0:
@@ -206,9 +215,8 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 
 	// The output columns: grouping expressions pass through, each
 	// aggregate is combined from the shards' partials, expressions over
-	// aggregates are evaluated after (ev).
+	// aggregates are evaluated after.
 	var columns []engine.AggregateColumn
-	ev := &evaluating{p: p, b: b, s: s, shard: shard, addHidden: addHidden, groups: groups, groupText: groupText, distinct: distinctText}
 	for i, t := range s.TargetList {
 		rt := t.GetResTarget()
 		text, err := p.exprText(rt.GetVal())
@@ -232,33 +240,46 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		}
 		columns = append(columns, col)
 	}
-	// ORDER BY an aggregate: each key is an output column, sorted at the
-	// gateway after the groups are combined, its collation passed on.
+	// ORDER BY an aggregate: the gateway sorts the combined groups by
+	// output columns, or by values the Evaluate computes after them (sort,
+	// counted from the first), each key's collation passed on.
 	var sortKeys []engine.SortKey
 	var passOn []engine.AggregateColumn
+	sort := map[int]int{} // key i sorts by ev.sorts[sort[i]]
 	if sortAfter {
-		for _, item := range s.SortClause {
+		for i, item := range s.SortClause {
 			sb := item.GetSortBy()
-			j, err := p.outputColumn(s, sb.Node)
-			if err != nil {
-				return nil, err
-			}
-			if ev.exprs != nil && ev.exprs[j] != "" {
-				return nil, unsupported("ORDER BY %s across shards is not supported yet: it sorts by an expression over aggregates; sort by the aggregates themselves", columns[j].Text)
-			}
 			if sb.SortbyDir == pg_query.SortByDir_SORTBY_USING {
 				return nil, unsupported("ORDER BY ... USING across shards is not supported")
 			}
 			desc := sb.SortbyDir == pg_query.SortByDir_SORTBY_DESC
-			k := engine.SortKey{Ordinal: j + 1, Desc: desc, NullsFirst: desc, Text: columns[j].Text, Collation: len(passOn)}
+			k := engine.SortKey{Desc: desc, NullsFirst: desc, Collation: len(passOn)}
 			switch sb.SortbyNulls {
 			case pg_query.SortByNulls_SORTBY_NULLS_FIRST:
 				k.NullsFirst = true
 			case pg_query.SortByNulls_SORTBY_NULLS_LAST:
 				k.NullsFirst = false
 			}
-			from := addHidden(collationOf(columns[j].Text) + " AS sg_sort_collation")
-			passOn = append(passOn, engine.AggregateColumn{Func: engine.AggFirst, From: from, Collation: -1, Text: "collation of " + columns[j].Text})
+			collation := ""
+			if j, ok := p.outputIndex(s, sb.Node); ok {
+				k.Ordinal, k.Text = j+1, columns[j].Text
+				// An expression over aggregates is not computed by the
+				// shards, only its collation named.
+				collation = columns[j].Text
+				if ev.evaluated(j) {
+					collation = "CASE WHEN false THEN (" + columns[j].Text + ") END"
+				}
+			} else {
+				if k.Text, err = p.exprText(sb.Node); err != nil {
+					return nil, err
+				}
+				if sort[i], err = ev.sortValue(sb.Node); err != nil {
+					return nil, err
+				}
+				collation = "CASE WHEN false THEN (" + k.Text + ") END"
+			}
+			from := addHidden(collationOf(collation) + " AS sg_sort_collation")
+			passOn = append(passOn, engine.AggregateColumn{Func: engine.AggFirst, From: from, Collation: -1, Text: "collation of " + k.Text})
 			sortKeys = append(sortKeys, k)
 		}
 	}
@@ -278,23 +299,51 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	if err != nil {
 		return nil, err
 	}
-	q := engine.Query{SQL: sql, Hidden: len(hidden), Describe: true, Internal: ev.exprs != nil}
+	q := engine.Query{SQL: sql, Hidden: len(hidden), Describe: true, Internal: ev.active()}
 	var input engine.Primitive = &engine.Scatter{Target: target, Query: q}
 	if len(groups) > 0 || distinct != nil {
 		input = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true}
 	}
 	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Extra: append(ev.extra, passOn...), Having: having,
 		Groups: groups, GroupText: groupText, Distinct: distinct, DistinctText: distinctText, Hidden: len(hidden)}
+	sortHidden := len(passOn)
+	if ev.active() {
+		// The Evaluate returns the output columns, the ORDER BY values
+		// that are none of them, then the keys' collations.
+		prim = ev.finish(prim, columns, passOn)
+		for i := range sortKeys {
+			if v, ok := sort[i]; ok {
+				sortKeys[i].Ordinal = len(columns) + v + 1
+			}
+			sortKeys[i].Collation += len(ev.sorts)
+		}
+		sortHidden += len(ev.sorts)
+	}
 	if sortAfter {
-		prim = &engine.Sort{Input: prim, Keys: sortKeys, Hidden: len(passOn)}
+		prim = &engine.Sort{Input: prim, Keys: sortKeys, Hidden: sortHidden}
 	}
 	if count.Set || offset.Set {
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
 	}
-	if ev.exprs != nil {
-		prim = ev.finish(prim, columns)
-	}
 	return prim, nil
+}
+
+// simpleHaving reports whether a HAVING condition compares an aggregate
+// with a value without aggregates, which the gateway checks itself (see
+// havingCondition).
+func simpleHaving(c *pg_query.Node) bool {
+	ae := c.GetAExpr()
+	if ae == nil || ae.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(ae.Name) != 1 {
+		return false
+	}
+	if _, ok := comparisonOps[ae.Name[0].GetString_().GetSval()]; !ok {
+		return false
+	}
+	plain := func(n *pg_query.Node) bool {
+		f := n.GetFuncCall()
+		return f != nil && f.Over == nil && isAggregate(f)
+	}
+	return plain(ae.Lexpr) && !hasAggregate(ae.Rexpr) || plain(ae.Rexpr) && !hasAggregate(ae.Lexpr)
 }
 
 // comparisonOps are the HAVING comparisons the gateway checks, and each
@@ -309,24 +358,14 @@ func (p *planning) havingCondition(c *pg_query.Node, j int, b *block, distinct s
 	if err != nil {
 		return engine.Having{}, err
 	}
-	refuse := unsupported("HAVING %s across shards is not supported yet: only comparisons of an aggregate with a value", text)
+	// simpleHaving has checked its shape.
 	ae := c.GetAExpr()
-	if ae == nil || ae.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(ae.Name) != 1 {
-		return engine.Having{}, refuse
-	}
 	op := ae.Name[0].GetString_().GetSval()
-	mirror, ok := comparisonOps[op]
-	if !ok {
-		return engine.Having{}, refuse
-	}
 	agg, other := ae.Lexpr, ae.Rexpr
-	if f := agg.GetFuncCall(); f == nil || !isAggregate(f) {
-		agg, other, op = other, agg, mirror
+	if f := agg.GetFuncCall(); f == nil || f.Over != nil || !isAggregate(f) {
+		agg, other, op = other, agg, comparisonOps[op]
 	}
 	f := agg.GetFuncCall()
-	if f == nil || f.Over != nil || !isAggregate(f) || hasAggregate(other) {
-		return engine.Having{}, refuse
-	}
 	aggText, err := p.exprText(agg)
 	if err != nil {
 		return engine.Having{}, err
@@ -531,28 +570,28 @@ func (p *planning) distinctArgument(s *pg_query.SelectStmt, b *block) (*pg_query
 	return arg, text, err
 }
 
-// outputColumn finds the select-list entry an ORDER BY key of a grouped
+// outputIndex finds the select-list entry an ORDER BY key of a grouped
 // statement names: by position, by output name, or as the same
 // expression.
-func (p *planning) outputColumn(s *pg_query.SelectStmt, n *pg_query.Node) (int, *Error) {
+func (p *planning) outputIndex(s *pg_query.SelectStmt, n *pg_query.Node) (int, bool) {
 	if ord := ordinal(n); ord > 0 && ord <= len(s.TargetList) {
-		return ord - 1, nil
+		return ord - 1, true
 	}
 	if name := outputRef(n); name != "" {
 		if j := matchOutput(s.TargetList, name); j >= 0 {
-			return j, nil
+			return j, true
 		}
 	}
 	text, err := p.exprText(n)
 	if err != nil {
-		return 0, err
+		return 0, false
 	}
 	for j, t := range s.TargetList {
 		if tt, err := p.exprText(t.GetResTarget().GetVal()); err == nil && tt == text {
-			return j, nil
+			return j, true
 		}
 	}
-	return 0, unsupported("ORDER BY %s across shards is not supported yet: sort by aggregates and columns of the select list", text)
+	return 0, false
 }
 
 // hasAggregate reports whether n calls an aggregate (outside nested

@@ -25,21 +25,27 @@ type evaluating struct {
 	groupText []string
 	distinct  string // the DISTINCT aggregates' argument (see distinctArgument)
 
-	exprs []string                 // per output column: the expression over sg_v, or ""
-	extra []engine.AggregateColumn // the values they read after the output columns
+	exprs   []string                 // per output column: the expression over sg_v, or ""
+	extra   []engine.AggregateColumn // the values they read after the output columns
+	filters []string                 // HAVING conditions over sg_v
+	sorts   []string                 // ORDER BY keys over sg_v that are no output column
 }
 
-// column plans output column i, an expression over aggregates.
-func (ev *evaluating) column(i int, rt *pg_query.ResTarget) *Error {
-	if ev.exprs == nil {
-		ev.exprs = make([]string, len(ev.s.TargetList))
-	}
-	name := rt.Name
-	if name == "" {
-		name = columnName(rt.Val)
-	}
+// active reports whether the statement needs an Evaluate.
+func (ev *evaluating) active() bool {
+	return ev.exprs != nil || ev.filters != nil || ev.sorts != nil
+}
+
+// evaluated reports whether output column i is computed by the Evaluate.
+func (ev *evaluating) evaluated(i int) bool {
+	return ev.exprs != nil && ev.exprs[i] != ""
+}
+
+// expr rewrites an expression over aggregates and group keys into one
+// over the combined values, sg_v.
+func (ev *evaluating) expr(n *pg_query.Node) (string, *Error) {
 	var failed *Error
-	expr := rewrite(proto.Clone(rt.Val).(*pg_query.Node), func(n *pg_query.Node) *pg_query.Node {
+	expr := rewrite(proto.Clone(n).(*pg_query.Node), func(n *pg_query.Node) *pg_query.Node {
 		if failed != nil {
 			return n
 		}
@@ -51,9 +57,42 @@ func (ev *evaluating) column(i int, rt *pg_query.ResTarget) *Error {
 		return ref
 	})
 	if failed != nil {
-		return failed
+		return "", failed
 	}
-	text, err := ev.p.exprText(expr)
+	return ev.p.exprText(expr)
+}
+
+// condition plans a HAVING condition the gateway cannot check itself.
+func (ev *evaluating) condition(c *pg_query.Node) *Error {
+	text, err := ev.expr(c)
+	if err != nil {
+		return err
+	}
+	ev.filters = append(ev.filters, "("+text+")")
+	return nil
+}
+
+// sortValue plans an ORDER BY key that is no output column and returns
+// its place among the values after the output columns.
+func (ev *evaluating) sortValue(n *pg_query.Node) (int, *Error) {
+	text, err := ev.expr(n)
+	if err != nil {
+		return 0, err
+	}
+	ev.sorts = append(ev.sorts, text)
+	return len(ev.sorts) - 1, nil
+}
+
+// column plans output column i, an expression over aggregates.
+func (ev *evaluating) column(i int, rt *pg_query.ResTarget) *Error {
+	if ev.exprs == nil {
+		ev.exprs = make([]string, len(ev.s.TargetList))
+	}
+	name := rt.Name
+	if name == "" {
+		name = columnName(rt.Val)
+	}
+	text, err := ev.expr(rt.Val)
 	if err != nil {
 		return err
 	}
@@ -129,7 +168,7 @@ func (ev *evaluating) aggregate(n *pg_query.Node, f *pg_query.FuncCall) (*pg_que
 // passes it on, or a hidden copy.
 func (ev *evaluating) groupKey(g int) *pg_query.Node {
 	for j, t := range ev.s.TargetList {
-		if ev.exprs[j] != "" || hasAggregate(t.GetResTarget().GetVal()) {
+		if ev.evaluated(j) || hasAggregate(t.GetResTarget().GetVal()) {
 			continue
 		}
 		if text, err := ev.p.exprText(t.GetResTarget().GetVal()); err == nil && text == ev.groupText[g] {
@@ -151,16 +190,25 @@ func column(j int) *pg_query.Node {
 	return pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeStrNode("sg_v"), pg_query.MakeStrNode(fmt.Sprintf("sg_%d", j+1))}, 0)
 }
 
-// finish puts the Evaluate over the combined values in.
-func (ev *evaluating) finish(input engine.Primitive, columns []engine.AggregateColumn) engine.Primitive {
-	texts := make([]string, 0, len(columns)+len(ev.extra))
-	for _, c := range columns {
-		texts = append(texts, c.Text)
+// finish puts the Evaluate over the combined values in: its input is the
+// Aggregate's output columns, then ev.extra, then passOn (the collations of
+// the ORDER BY keys), which it returns after ev.sorts.
+func (ev *evaluating) finish(input engine.Primitive, columns, passOn []engine.AggregateColumn) *engine.Evaluate {
+	var texts []string
+	for _, cols := range [][]engine.AggregateColumn{columns, ev.extra, passOn} {
+		for _, c := range cols {
+			texts = append(texts, c.Text)
+		}
 	}
-	for _, c := range ev.extra {
-		texts = append(texts, c.Text)
+	exprs := ev.exprs
+	if exprs == nil {
+		exprs = make([]string, len(columns))
 	}
-	return &engine.Evaluate{Input: input, Exprs: ev.exprs, Texts: texts}
+	extra := append([]string(nil), ev.sorts...)
+	for p := range passOn {
+		extra = append(extra, fmt.Sprintf("sg_v.sg_%d", len(columns)+len(ev.extra)+p+1))
+	}
+	return &engine.Evaluate{Input: input, Exprs: exprs, Extra: extra, Filter: strings.Join(ev.filters, " AND "), Texts: texts}
 }
 
 // quoteIdent quotes a name as an SQL identifier.

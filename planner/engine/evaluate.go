@@ -21,6 +21,12 @@ type Evaluate struct {
 	// alias (sg_v.sg_3 + 1 AS "?column?"), or "" for input column i
 	// as it is, under its name and keeping its source table.
 	Exprs []string
+	// Extra are expressions over sg_v returned after the output columns,
+	// for a Sort above (its keys and their collations).
+	Extra []string
+	// Filter, when set, is a condition over sg_v (a HAVING the gateway
+	// cannot check itself): rows for which it is not true are dropped.
+	Filter string
 	// Texts name the input columns for messages.
 	Texts []string
 }
@@ -46,7 +52,15 @@ func (e *Evaluate) Describe() string {
 			cols[i] = "sg_v.sg_" + strconv.Itoa(i+1)
 		}
 	}
-	return fmt.Sprintf("Evaluate on any shard sql=%q", "SELECT "+strings.Join(cols, ", ")+" FROM unnest(...) AS sg_v")
+	return fmt.Sprintf("Evaluate on any shard sql=%q", "SELECT "+strings.Join(append(cols, e.Extra...), ", ")+" FROM unnest(...) AS sg_v"+e.where())
+}
+
+// where is the statement's WHERE clause for Filter.
+func (e *Evaluate) where() string {
+	if e.Filter == "" {
+		return ""
+	}
+	return " WHERE " + e.Filter
 }
 
 // Stream implements Primitive.
@@ -144,8 +158,11 @@ func (ev *evaluation) prepare(fields []Field) error {
 			cols[i] = "sg_v." + names[i] + " AS " + quoteIdent(fields[i].Name)
 		}
 	}
-	ev.sql = fmt.Sprintf("SELECT %s FROM unnest(%s) WITH ORDINALITY AS sg_v(%s, sg_n) ORDER BY sg_v.sg_n",
-		strings.Join(cols, ", "), strings.Join(params, ", "), strings.Join(names, ", "))
+	for i, x := range ev.e.Extra {
+		cols = append(cols, x+" AS sg_extra"+strconv.Itoa(i+1))
+	}
+	ev.sql = fmt.Sprintf("SELECT %s FROM unnest(%s) WITH ORDINALITY AS sg_v(%s, sg_n)%s ORDER BY sg_v.sg_n",
+		strings.Join(cols, ", "), strings.Join(params, ", "), strings.Join(names, ", "), ev.e.where())
 	return nil
 }
 
