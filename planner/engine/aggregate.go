@@ -388,9 +388,13 @@ func (ag *aggregation) addOrdered(acc *accumulator, c AggregateColumn, v []byte,
 	if v == nil {
 		return nil // no rows on that shard
 	}
+	if multiDimensional(v, format) {
+		return Unsupported("%s across shards is not supported over arrays", c.Text)
+	}
+	// The parts outlive the batch: they keep copies.
 	part := orderedPart{}
 	var ok bool
-	if part.value, ok = splitArray(v, format); !ok {
+	if part.value, ok = splitArray(bytes.Clone(v), format); !ok {
 		return internal("a shard sent %s's elements as %q", c.Text, v)
 	}
 	for _, k := range c.Order {
@@ -399,7 +403,7 @@ func (ag *aggregation) addOrdered(acc *accumulator, c AggregateColumn, v []byte,
 				return Unsupported("%s across shards is not supported under collation %s: shardgate orders text by its bytes, which only the C, POSIX and C.UTF-8 collations do", c.Text, name)
 			}
 		}
-		keys, ok := splitArray(row[ag.visible+k.Hidden], ag.fields[ag.visible+k.Hidden].Format)
+		keys, ok := splitArray(bytes.Clone(row[ag.visible+k.Hidden]), ag.fields[ag.visible+k.Hidden].Format)
 		if !ok || len(keys.elems) != len(part.value.elems) {
 			return internal("a shard sent %s's ORDER BY %s as %q", c.Text, k.Text, row[ag.visible+k.Hidden])
 		}

@@ -48,6 +48,8 @@ const (
 	oidNumeric     = 1700
 	oidUUID        = 2950
 	oidJsonb       = 3802
+	oidTime        = 1083
+	oidTimetz      = 1266
 )
 
 // typeNames names the types a refusal is likely to be about.
@@ -59,8 +61,8 @@ var typeNames = map[uint32]string{
 	oidTimestamp: "timestamp without time zone", oidTimestamptz: "timestamp with time zone",
 	oidInterval: "interval", oidNumeric: "numeric", oidUUID: "uuid",
 	18: `"char"`, 114: "json", 142: "xml", 650: "cidr", 705: "unknown",
-	790: "money", 829: "macaddr", 869: "inet", 1083: "time without time zone",
-	1266: "time with time zone", 1560: "bit", 1562: "bit varying",
+	790: "money", 829: "macaddr", 869: "inet", oidTime: "time without time zone",
+	oidTimetz: "time with time zone", 1560: "bit", 1562: "bit varying",
 	3614: "tsvector", 3802: "jsonb", 1000: "boolean[]", 1005: "smallint[]",
 	1007: "integer[]", 1009: "text[]", 1015: "character varying[]",
 	1016: "bigint[]", 1231: "numeric[]", 2951: "uuid[]", 3807: "jsonb[]",
@@ -167,6 +169,12 @@ func comparator(column string, oid uint32, format int16, env Settings) (compareF
 			return orderBy(column, typ, pick(text, timestampText(false), intBinary(8)), cmp.Compare[int64]), nil
 		}
 		return orderBy(column, typ, pick(text, timestampText(true), intBinary(8)), cmp.Compare[int64]), nil
+
+	case oidTime:
+		// Times print alike in every DateStyle.
+		return orderBy(column, typ, pick(text, timeText, intBinary(8)), cmp.Compare[int64]), nil
+	case oidTimetz:
+		return orderBy(column, typ, pick(text, timetzText, timetzBinary), timetzOrder), nil
 
 	case oidInterval:
 		if text {
@@ -525,6 +533,55 @@ func timestampText(zoned bool) func([]byte) (int64, bool) {
 		}
 		return days*usPerDay + int64(hours)*3600*usPerSecond + int64(rest) - offset, true
 	}
+}
+
+// timeText reads a time of day, "HH:MM:SS[.ffffff]" up to 24:00:00, as
+// microseconds since midnight.
+func timeText(b []byte) (int64, bool) {
+	s := string(b)
+	hours, rest, ok := readClock(s)
+	if !ok || strings.IndexByte(s, ':') != 2 || hours > 24 || hours == 24 && rest > 0 {
+		return 0, false
+	}
+	return int64(hours)*3600*usPerSecond + int64(rest), true
+}
+
+// timetz is a time with time zone as Postgres orders it: by the UTC time
+// of day, then by the zone (seconds west of UTC).
+type timetz struct {
+	utc  int64
+	zone int64
+}
+
+func timetzOrder(x, y timetz) int {
+	if c := cmp.Compare(x.utc, y.utc); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.zone, y.zone)
+}
+
+// timetzText reads "HH:MM:SS[.ffffff]+HH[:MM[:SS]]".
+func timetzText(b []byte) (timetz, bool) {
+	s := string(b)
+	i := strings.LastIndexAny(s, "+-")
+	if i < 0 {
+		return timetz{}, false
+	}
+	offset, ok := zoneOffset(s[i:])
+	if !ok {
+		return timetz{}, false
+	}
+	t, ok := timeText([]byte(s[:i]))
+	return timetz{utc: t - offset, zone: -offset / usPerSecond}, ok
+}
+
+// timetzBinary reads timetz_send's microseconds and zone (seconds west).
+func timetzBinary(b []byte) (timetz, bool) {
+	if len(b) != 12 {
+		return timetz{}, false
+	}
+	t, zone := int64(binary.BigEndian.Uint64(b)), int64(int32(binary.BigEndian.Uint32(b[8:])))
+	return timetz{utc: t + zone*usPerSecond, zone: zone}, true
 }
 
 // civilDays reads "Y-MM-DD" (year 1 or later, BC if bc) as days since

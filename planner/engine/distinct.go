@@ -234,6 +234,12 @@ func distinctKey(column string, oid uint32, format int16, env Settings) (keyFunc
 		return keyBy(pick(text, timestampText(true), intBinary(8)), binary.AppendVarint), nil
 	case oidInterval:
 		return keyBy(pick(text, intervalText, intervalBinary), appendSpanKey), nil
+	case oidTime:
+		return keyBy(pick(text, timeText, intBinary(8)), binary.AppendVarint), nil
+	case oidTimetz:
+		return keyBy(pick(text, timetzText, timetzBinary), func(dst []byte, t timetz) []byte {
+			return binary.AppendVarint(binary.AppendVarint(dst, t.utc), t.zone)
+		}), nil
 	case oidJsonb:
 		return func(dst, v []byte) ([]byte, bool) {
 			k, ok := jsonbKey(v, format)

@@ -82,6 +82,15 @@ func splitArray(v []byte, format int16) (arrayValue, bool) {
 	return a, true
 }
 
+// multiDimensional reports whether v is an array of more than one
+// dimension (array_agg of arrays).
+func multiDimensional(v []byte, format int16) bool {
+	if format == 1 {
+		return len(v) >= 4 && binary.BigEndian.Uint32(v) > 1
+	}
+	return bytes.HasPrefix(v, []byte("{{"))
+}
+
 // splitBinaryArray reads array_send's format: dimensions, a has-nulls
 // flag, the element type, each dimension's size and lower bound, then
 // each element's length (-1 for NULL) and bytes.
