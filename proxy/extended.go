@@ -51,7 +51,11 @@ type portal struct {
 	// Execute left for the next ones, and their verb ("SELECT").
 	held     [][][]byte
 	heldVerb string
-	heldTxn  *txn // the transaction the rows were read in
+	heldTxn  *txn  // the transaction the rows were read in
+	heldErr  error // the result's end after the held rows, if it failed
+	// paused is the result a row-limited Execute in a transaction
+	// paused in.
+	paused *pausedRun
 }
 
 // maxHeldBytes bounds the rows a portal over several shards keeps between
@@ -499,11 +503,21 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 		tag, suspended, err := pt.backend.continuePortal(ctx, pt.name, m.MaxRows, emit)
 		return s.portalResult(pt, tag, suspended, err)
 	}
+	if pt.paused != nil {
+		return s.readPaused(ctx, pt, m.MaxRows)
+	}
 	if pt.held != nil {
 		return s.fetchHeld(pt, m.Portal, m.MaxRows)
 	}
 	shards := engine.Shards(st.Root, ks, pt.bind)
 	maxRows := m.MaxRows
+	if m.MaxRows > 0 && len(shards) > 1 && s.txn != nil && s.txn.explicit {
+		// The merge pauses between the Executes that read it.
+		return s.pause(ctx, pt, m.Portal, m.MaxRows, func(runCtx context.Context, emit func(*engine.Batch) error) (engine.Tag, error) {
+			x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, shape: pt.stmt.fields, portal: pt.name}
+			return st.Root.Stream(runCtx, x, pt.bind, emit)
+		})
+	}
 	if m.MaxRows > 0 && len(shards) > 1 {
 		// The shards run to the end; the gateway holds what the row
 		// limit leaves for the next Executes.
@@ -622,6 +636,9 @@ func (s *session) fetchHeld(pt *portal, name string, maxRows uint32) error {
 		return s.portalResult(pt, "", true, nil)
 	}
 	pt.held = nil
+	if pt.heldErr != nil {
+		return pt.heldErr
+	}
 	return s.portalResult(pt, engine.Tag(pt.heldVerb+" "+strconv.Itoa(n)), false, nil)
 }
 

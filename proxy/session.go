@@ -66,6 +66,9 @@ type session struct {
 	statements map[string]*prepared
 	portals    map[string]*portal
 	held       *pgproto3.Execute
+	// paused is the result a row-limited Execute left paused, in the
+	// transaction (see pausedRun).
+	paused *pausedRun
 	// described is set while an Execute runs: the client learnt the result
 	// columns from Describe, so no RowDescription goes out.
 	described bool
@@ -535,10 +538,11 @@ func (s *session) fatalErr(err error) bool {
 // serve reads and answers client messages until the client leaves or the
 // server shuts down.
 func (s *session) serve(ctx context.Context) {
+	defer s.stopPaused()
 	for {
 		s.srv.markIdle(s, true, s.txn != nil && s.txn.explicit)
 		stopWatch := func() {}
-		if !s.be.inputWaiting() {
+		if !s.be.inputWaiting() && s.paused == nil {
 			// Only a client that waits for nothing more of its own is
 			// idle: it may hear from its backend meanwhile.
 			stopWatch = s.watchNotifications()
@@ -577,6 +581,9 @@ func (s *session) serve(ctx context.Context) {
 				// More follows the Execute before its Sync.
 				s.runHeld(ctx, false)
 			}
+		}
+		if s.paused != nil && !s.continuesPaused(msg) {
+			s.settle()
 		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
@@ -651,6 +658,9 @@ func (s *session) readFailed(err error) {
 // ERROR 08P01, and in the extended protocol the messages up to the next
 // Sync are dropped, as Postgres does.
 func (s *session) invalidMessage(ctx context.Context, msg pgproto3.FrontendMessage) {
+	if s.paused != nil {
+		s.settle()
+	}
 	switch msg.(type) {
 	case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close, *pgproto3.Flush:
 		if s.held != nil {
