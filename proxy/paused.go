@@ -19,8 +19,8 @@ import (
 // other message first settles it (see settle).
 type pausedRun struct {
 	portal  *portal
-	name    string // the client's name of the portal
-	txn     *txn   // the transaction the result runs in
+	name    string             // the client's name of the portal
+	txn     *txn               // the transaction the result runs in
 	batches chan *engine.Batch // the plan's next batch
 	next    chan struct{}      // the batch is read: go on
 	done    chan runResult     // the plan's end
