@@ -327,8 +327,14 @@ func bytewiseCollation(name string) bool {
 
 // compare orders two rows by the keys.
 func (mg *merger) compare(a, b [][]byte) (int, error) {
-	for i, k := range mg.m.Keys {
-		va, vb := a[mg.keyCols[i]], b[mg.keyCols[i]]
+	return compareKeys(mg.m.Keys, mg.cmps, func(i int) []byte { return a[mg.keyCols[i]] }, func(i int) []byte { return b[mg.keyCols[i]] })
+}
+
+// compareKeys orders two rows by keys, whose values a(i) and b(i) give,
+// each compared by cmps[i]: NULLs where the key puts them, DESC reversed.
+func compareKeys(keys []SortKey, cmps []compareFunc, a, b func(i int) []byte) (int, error) {
+	for i, k := range keys {
+		va, vb := a(i), b(i)
 		switch {
 		case va == nil && vb == nil:
 			continue
@@ -337,7 +343,7 @@ func (mg *merger) compare(a, b [][]byte) (int, error) {
 		case vb == nil:
 			return -nullOrder(k), nil
 		}
-		c, err := mg.cmps[i](va, vb)
+		c, err := cmps[i](va, vb)
 		if err != nil {
 			return 0, err
 		}

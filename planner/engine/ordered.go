@@ -159,28 +159,11 @@ func mergeOrdered(parts []orderedPart, keys []SortKey, cmps []compareFunc) ([]or
 	}
 	var err error
 	slices.SortStableFunc(all, func(a, b orderedElement) int {
-		for k, key := range keys {
-			va, vb := a.keys[k], b.keys[k]
-			switch {
-			case va == nil && vb == nil:
-				continue
-			case va == nil:
-				return nullOrder(key)
-			case vb == nil:
-				return -nullOrder(key)
-			}
-			c, e := cmps[k](va, vb)
-			if e != nil && err == nil {
-				err = e
-			}
-			if key.Desc {
-				c = -c
-			}
-			if c != 0 {
-				return c
-			}
+		c, e := compareKeys(keys, cmps, func(i int) []byte { return a.keys[i] }, func(i int) []byte { return b.keys[i] })
+		if e != nil && err == nil {
+			err = e
 		}
-		return 0
+		return c
 	})
 	return all, err
 }

@@ -91,28 +91,11 @@ func (s *Sort) Stream(ctx context.Context, x Executor, args Params, emit func(*B
 	}
 	var cmpErr error
 	slices.SortStableFunc(rows, func(a, b [][]byte) int {
-		for i, k := range s.Keys {
-			va, vb := a[k.Ordinal-1], b[k.Ordinal-1]
-			switch {
-			case va == nil && vb == nil:
-				continue
-			case va == nil:
-				return nullOrder(k)
-			case vb == nil:
-				return -nullOrder(k)
-			}
-			c, err := cmps[i](va, vb)
-			if err != nil && cmpErr == nil {
-				cmpErr = err
-			}
-			if k.Desc {
-				c = -c
-			}
-			if c != 0 {
-				return c
-			}
+		c, err := compareKeys(s.Keys, cmps, func(i int) []byte { return a[s.Keys[i].Ordinal-1] }, func(i int) []byte { return b[s.Keys[i].Ordinal-1] })
+		if err != nil && cmpErr == nil {
+			cmpErr = err
 		}
-		return 0
+		return c
 	})
 	if cmpErr != nil {
 		return "", cmpErr
