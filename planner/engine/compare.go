@@ -184,7 +184,56 @@ func comparator(column string, oid uint32, format int16, env Settings) (compareF
 		}
 		return orderBy(column, typ, pick(text, intervalText, intervalBinary), int128.compare), nil
 	}
+	if elem, ok := arrayElements[oid]; ok && !collatable(elem) && elem != oidBytea {
+		cmpElem, err := comparator(column, elem, format, env)
+		if err != nil {
+			return nil, err
+		}
+		return arrayOrder(column, typ, format, cmpElem), nil
+	}
 	return nil, Unsupported("%s of type %s across shards is not supported", column, typ)
+}
+
+// arrayOrder compares one-dimensional arrays as array_cmp does: element
+// by element (NULL after any value), then the shorter first. Arrays of
+// more dimensions or another lower bound than 1 are refused.
+func arrayOrder(column, typ string, format int16, elem compareFunc) compareFunc {
+	read := func(v []byte) (arrayValue, error) {
+		if multiDimensional(v, format) || format == 0 && bytes.HasPrefix(v, []byte("[")) ||
+			format == 1 && len(v) >= 20 && binary.BigEndian.Uint32(v[16:]) != 1 {
+			return arrayValue{}, Unsupported("%s of type %s across shards is supported only for one-dimensional arrays from 1", column, typ)
+		}
+		a, ok := splitArray(v, format)
+		if !ok {
+			return a, unreadable(column, typ, v)
+		}
+		return a, nil
+	}
+	return func(x, y []byte) (int, error) {
+		a, err := read(x)
+		if err != nil {
+			return 0, err
+		}
+		b, err := read(y)
+		if err != nil {
+			return 0, err
+		}
+		for i := range min(len(a.elems), len(b.elems)) {
+			ea, eb := a.elems[i], b.elems[i]
+			switch {
+			case ea == nil && eb == nil:
+				continue
+			case ea == nil:
+				return 1, nil
+			case eb == nil:
+				return -1, nil
+			}
+			if c, err := elem(ea, eb); err != nil || c != 0 {
+				return c, err
+			}
+		}
+		return cmp.Compare(len(a.elems), len(b.elems)), nil
+	}
 }
 
 // exactFloatText reports whether floats print exactly in the session: below

@@ -177,6 +177,17 @@ func TestCompare(t *testing.T) {
 		{oidTimetz, binaryFormat, send64(12*3600e6) + send32(-7200), send64(10*3600e6) + send32(0), -1},
 		{oidTimetz, binaryFormat, send64(12*3600e6) + send32(-7200), send64(9*3600e6) + send32(0), 1},
 
+		// One-dimensional arrays: element by element, NULL after values,
+		// then the shorter first.
+		{1007, textFormat, "{1,2,3}", "{1,2,4}", -1},
+		{1007, textFormat, "{1,2}", "{1,2,0}", -1},
+		{1007, textFormat, "{}", "{-5}", -1},
+		{1007, textFormat, "{1,NULL}", "{1,99}", 1},
+		{1007, textFormat, "{1,NULL}", "{1,NULL}", 0},
+		{1231, textFormat, "{1.5,2}", "{1.50,2.0}", 0},
+		{1007, binaryFormat, sendArray(oidInt4, send32(1), send32(2)), sendArray(oidInt4, send32(1), send32(3)), -1},
+		{1007, binaryFormat, sendArray(oidInt4, send32(7)), sendArray(oidInt4, send32(7), ""), -1},
+
 		{oidNumeric, textFormat, "12.5", "12.50", 0},
 		{oidNumeric, textFormat, "NaN", "Infinity", 1},
 		{oidNumeric, textFormat, "NaN", "NaN", 0},
@@ -452,7 +463,7 @@ func TestCompareRefusals(t *testing.T) {
 		{"ORDER BY net", 650, textFormat, nil, []string{`ORDER BY net of type cidr across shards is not supported`}},
 		{"net", 650, binaryFormat, nil, []string{"net of type", "cidr"}},
 		{"doc", 114, textFormat, nil, []string{"doc of type", "json"}},
-		{"ids", 1007, binaryFormat, nil, []string{"ids of type", "integer[]"}},
+		{"ids", 1009, binaryFormat, nil, []string{"ids of type", "text[]"}},
 		{"at", 1560, textFormat, nil, []string{"at of type", "bit"}},
 		{"cash", 790, textFormat, nil, []string{"cash of type", "money"}},
 		{"addr", 869, binaryFormat, nil, []string{"addr of type", "inet"}},
@@ -608,5 +619,47 @@ func TestCollatable(t *testing.T) {
 		if got := collatable(oid); got != want {
 			t.Errorf("collatable(%d) = %v, want %v", oid, got, want)
 		}
+	}
+}
+
+// sendArray is array_send of a one-dimensional array from 1 of elements of
+// type elem, each given in binary; "" is NULL.
+func sendArray(elem uint32, elems ...string) string {
+	hasNull := int32(0)
+	body := ""
+	for _, e := range elems {
+		if e == "" {
+			hasNull = 1
+			body += send32(-1)
+			continue
+		}
+		body += send32(int32(len(e))) + e
+	}
+	return send32(1) + send32(hasNull) + send32(int32(elem)) + send32(int32(len(elems))) + send32(1) + body
+}
+
+// TestCompareArraysRefused proves arrays the gateway cannot order as
+// Postgres does (more dimensions, another lower bound, text elements) are
+// refused with 0A000, not compared.
+func TestCompareArraysRefused(t *testing.T) {
+	cmpInts, err := comparator("ORDER BY a", 1007, textFormat, sessionSettings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"{{1,2},{3,4}}", "[0:1]={1,2}"} {
+		_, err := cmpInts([]byte(v), []byte("{1}"))
+		if e := wantCode(t, err, CodeFeatureNotSupported); !strings.Contains(e.Message, "one-dimensional") {
+			t.Errorf("%s: %q", v, e.Message)
+		}
+	}
+	bin, err := comparator("ORDER BY a", 1007, binaryFormat, sessionSettings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from0 := send32(1) + send32(0) + send32(oidInt4) + send32(1) + send32(0) + send32(4) + send32(1)
+	_, err = bin([]byte(from0), []byte(sendArray(oidInt4, send32(1))))
+	wantCode(t, err, CodeFeatureNotSupported)
+	if _, err := comparator("ORDER BY names", 1009, textFormat, sessionSettings{}); err == nil {
+		t.Error("text[] compared: its elements' collation is unknown")
 	}
 }

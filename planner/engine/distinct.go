@@ -246,6 +246,34 @@ func distinctKey(column string, oid uint32, format int16, env Settings) (keyFunc
 			return appendBytesKey(dst, k), ok
 		}, nil
 	}
+	if elem, ok := arrayElements[oid]; ok && !collatable(elem) && elem != oidBytea {
+		// One-dimensional arrays from 1, as comparator takes them: the
+		// elements' keys, each marked NULL or not, then their count.
+		elemKey, err := distinctKey(column, elem, format, env)
+		if err != nil {
+			return nil, err
+		}
+		return func(dst, v []byte) ([]byte, bool) {
+			if multiDimensional(v, format) || format == 0 && bytes.HasPrefix(v, []byte("[")) ||
+				format == 1 && len(v) >= 20 && binary.BigEndian.Uint32(v[16:]) != 1 {
+				return dst, false
+			}
+			a, ok := splitArray(v, format)
+			if !ok {
+				return dst, false
+			}
+			for _, e := range a.elems {
+				if e == nil {
+					dst = append(dst, 0)
+					continue
+				}
+				if dst, ok = elemKey(append(dst, 1), e); !ok {
+					return dst, false
+				}
+			}
+			return binary.AppendUvarint(append(dst, 2), uint64(len(a.elems))), true
+		}, nil
+	}
 	return nil, Unsupported("DISTINCT %s of type %s across shards is not supported", column, typeName(oid))
 }
 

@@ -573,3 +573,32 @@ func TestHashDistinctCollations(t *testing.T) {
 		})
 	}
 }
+
+// TestHashDistinctArrays proves one-dimensional arrays are equal when
+// their elements are, in both formats: {1.5} = {1.50}, a NULL element is
+// no value, and a longer array is another.
+func TestHashDistinctArrays(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, tc := range []struct {
+		name   string
+		oid    uint32
+		format int16
+		values []string
+		want   int
+	}{
+		{"int4[]", 1007, 0, []string{"{1,2}", "{1,2}", "{1,2,NULL}", "{1,NULL}", "{}", "{1,NULL}", "{}"}, 4},
+		{"numeric[]", 1231, 0, []string{"{1.5,2}", "{1.50,2.0}", "{1.5}"}, 2},
+		{"int4[] binary", 1007, 1, []string{sendArray(oidInt4, send32(1), send32(2)), sendArray(oidInt4, send32(1), send32(2)), sendArray(oidInt4, send32(1), "")}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &sortInput{fields: []Field{typedField("a", tc.oid, tc.format)}, batches: [][][][]byte{oneColumn(tc.values...)}, tag: "SELECT"}
+			c, _, err := runDistinct(t, &HashDistinct{Input: in, Columns: []string{"a"}}, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.rowsN != tc.want {
+				t.Errorf("%d distinct rows of %q, want %d", c.rowsN, tc.values, tc.want)
+			}
+		})
+	}
+}
