@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -50,6 +51,8 @@ const (
 	oidJsonb       = 3802
 	oidTime        = 1083
 	oidTimetz      = 1266
+	oidInet        = 869
+	oidCidr        = 650
 )
 
 // typeNames names the types a refusal is likely to be about.
@@ -169,6 +172,9 @@ func comparator(column string, oid uint32, format int16, env Settings) (compareF
 			return orderBy(column, typ, pick(text, timestampText(false), intBinary(8)), cmp.Compare[int64]), nil
 		}
 		return orderBy(column, typ, pick(text, timestampText(true), intBinary(8)), cmp.Compare[int64]), nil
+
+	case oidInet, oidCidr:
+		return orderBy(column, typ, pick(text, inetText, inetBinary), inetOrder), nil
 
 	case oidTime:
 		// Times print alike in every DateStyle.
@@ -582,6 +588,77 @@ func timestampText(zoned bool) func([]byte) (int64, bool) {
 		}
 		return days*usPerDay + int64(hours)*3600*usPerSecond + int64(rest) - offset, true
 	}
+}
+
+// inet is an inet or cidr value as network_cmp orders it: family (IPv4
+// first), then the address's first min(bits) bits, then the netmask
+// length, then the whole address.
+type inet struct {
+	family int // 4 or 6
+	bits   int
+	addr   []byte
+}
+
+func inetOrder(x, y inet) int {
+	if x.family != y.family {
+		return cmp.Compare(x.family, y.family)
+	}
+	if c := compareBits(x.addr, y.addr, min(x.bits, y.bits)); c != 0 {
+		return c
+	}
+	if x.bits != y.bits {
+		return cmp.Compare(x.bits, y.bits)
+	}
+	return bytes.Compare(x.addr, y.addr)
+}
+
+// compareBits compares the first n bits of two addresses.
+func compareBits(a, b []byte, n int) int {
+	whole := n / 8
+	if c := bytes.Compare(a[:whole], b[:whole]); c != 0 || n%8 == 0 {
+		return c
+	}
+	mask := byte(0xff << (8 - n%8))
+	return cmp.Compare(a[whole]&mask, b[whole]&mask)
+}
+
+// inetText reads inet_out's "address[/bits]" (bits omitted for a host).
+func inetText(b []byte) (inet, bool) {
+	s, bits, hasBits := strings.Cut(string(b), "/")
+	addr, err := netip.ParseAddr(s)
+	if err != nil || addr.Zone() != "" {
+		return inet{}, false
+	}
+	v := inet{family: 4, bits: 32, addr: addr.AsSlice()}
+	if addr.Is6() {
+		v.family, v.bits = 6, 128
+	}
+	if hasBits {
+		n, err := strconv.Atoi(bits)
+		if err != nil || n < 0 || n > v.bits {
+			return inet{}, false
+		}
+		v.bits = n
+	}
+	return v, true
+}
+
+// inetBinary reads inet_send's family (2 for IPv4, 3 for IPv6), bits,
+// is-cidr flag, address length and address.
+func inetBinary(b []byte) (inet, bool) {
+	if len(b) < 4 || int(b[3]) != len(b)-4 {
+		return inet{}, false
+	}
+	v := inet{bits: int(b[1]), addr: b[4:]}
+	switch {
+	case b[0] == 2 && len(v.addr) == 4:
+		v.family = 4
+	case b[0] == 3 && len(v.addr) == 16:
+		v.family = 6
+	default:
+		return inet{}, false
+	}
+	return v, v.bits <= len(v.addr)*8
 }
 
 // timeText reads a time of day, "HH:MM:SS[.ffffff]" up to 24:00:00, as

@@ -188,6 +188,18 @@ func TestCompare(t *testing.T) {
 		{1007, binaryFormat, sendArray(oidInt4, send32(1), send32(2)), sendArray(oidInt4, send32(1), send32(3)), -1},
 		{1007, binaryFormat, sendArray(oidInt4, send32(7)), sendArray(oidInt4, send32(7), ""), -1},
 
+		// inet and cidr: IPv4 before IPv6, then the common prefix, then
+		// the netmask, then the whole address.
+		{oidInet, textFormat, "10.0.0.1", "::1", -1},
+		{oidInet, textFormat, "10.0.0.0/8", "10.0.0.1", -1},
+		{oidInet, textFormat, "10.0.0.5/8", "10.0.0.1", -1},
+		{oidInet, textFormat, "10.0.0.1", "10.0.0.1/32", 0},
+		{oidInet, textFormat, "10.1.0.0/16", "10.0.0.0/8", 1},
+		{oidInet, textFormat, "192.168.0.1/24", "192.168.0.2/24", -1},
+		{oidInet, textFormat, "::ffff:1.2.3.4", "1.2.3.4", 1},
+		{oidCidr, textFormat, "2001:db8::/32", "2001:db8::/48", -1},
+		{oidInet, binaryFormat, "\x02\x20\x00\x04\x0a\x00\x00\x01", "\x02\x08\x00\x04\x0a\x00\x00\x00", 1},
+
 		{oidNumeric, textFormat, "12.5", "12.50", 0},
 		{oidNumeric, textFormat, "NaN", "Infinity", 1},
 		{oidNumeric, textFormat, "NaN", "NaN", 0},
@@ -460,13 +472,13 @@ func TestCompareRefusals(t *testing.T) {
 		settings sessionSettings
 		want     []string // in the message; "" for no refusal
 	}{
-		{"ORDER BY net", 650, textFormat, nil, []string{`ORDER BY net of type cidr across shards is not supported`}},
-		{"net", 650, binaryFormat, nil, []string{"net of type", "cidr"}},
+		{"ORDER BY price", 790, textFormat, nil, []string{`ORDER BY price of type money across shards is not supported`}},
+		{"price", 790, binaryFormat, nil, []string{"price of type", "money"}},
 		{"doc", 114, textFormat, nil, []string{"doc of type", "json"}},
 		{"ids", 1009, binaryFormat, nil, []string{"ids of type", "text[]"}},
 		{"at", 1560, textFormat, nil, []string{"at of type", "bit"}},
 		{"cash", 790, textFormat, nil, []string{"cash of type", "money"}},
-		{"addr", 869, binaryFormat, nil, []string{"addr of type", "inet"}},
+		{"addr", 829, binaryFormat, nil, []string{"addr of type", "macaddr"}},
 		{"u", 705, textFormat, nil, []string{"u of type", "unknown"}},
 		{"mood", 16390, textFormat, nil, []string{"mood of type", "16390"}},
 

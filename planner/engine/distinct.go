@@ -234,6 +234,10 @@ func distinctKey(column string, oid uint32, format int16, env Settings) (keyFunc
 		return keyBy(pick(text, timestampText(true), intBinary(8)), binary.AppendVarint), nil
 	case oidInterval:
 		return keyBy(pick(text, intervalText, intervalBinary), appendSpanKey), nil
+	case oidInet, oidCidr:
+		return keyBy(pick(text, inetText, inetBinary), func(dst []byte, v inet) []byte {
+			return append(append(dst, byte(v.family), byte(v.bits)), v.addr...)
+		}), nil
 	case oidTime:
 		return keyBy(pick(text, timeText, intBinary(8)), binary.AppendVarint), nil
 	case oidTimetz:
