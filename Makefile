@@ -38,6 +38,12 @@ fuzz:
 		done; \
 	done
 
+# pgbench directly, through pgbouncer and through shardgate (BENCHFLAGS=-quick
+# for a short try); results also in bench-results/<timestamp>.json.
+BENCHFLAGS ?=
+bench:
+	$(GO) run ./internal/bench $(BENCHFLAGS)
+
 # devcluster knows where `make run` keeps the shards' data.
 clean:
 	$(GO) run ./internal/devcluster -clean
