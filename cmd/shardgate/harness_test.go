@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/internal/pgtest"
+	"github.com/shardgate/shardgate/internal/syncbuf"
 	"github.com/shardgate/shardgate/topology"
 )
 
@@ -120,26 +120,8 @@ type gateway struct {
 	cmd    *exec.Cmd
 	addr   string
 	admin  string
-	log    *syncBuffer
+	log    *syncbuf.Buffer
 	exited chan error
-}
-
-// syncBuffer collects a process's output for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startGateway runs shardgate against etcd and waits until /readyz says
@@ -169,7 +151,7 @@ func startGatewayEnv(t *testing.T, etcd []string, env []string, extraArgs ...str
 // ready, or it exits.
 func launchGateway(t *testing.T, etcd []string, env []string, extraArgs ...string) (*gateway, error) {
 	t.Helper()
-	g := &gateway{t: t, addr: freeAddr(t), admin: freeAddr(t), log: &syncBuffer{}, exited: make(chan error, 1)}
+	g := &gateway{t: t, addr: freeAddr(t), admin: freeAddr(t), log: &syncbuf.Buffer{}, exited: make(chan error, 1)}
 	// Tests connect without passwords unless they ask for SCRAM.
 	args := append([]string{"--etcd", strings.Join(etcd, ","), "--listen", g.addr, "--listen-admin", g.admin, "--shutdown-timeout", "10s", "--auth", "trust"}, extraArgs...)
 	g.cmd = exec.Command(filepath.Join(binDir, "shardgate"), args...)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shardgate/shardgate/internal/pgtest"
+	"github.com/shardgate/shardgate/internal/syncbuf"
 )
 
 // Server settings for every PostgreSQL server of the benchmark, alike, so
@@ -52,12 +52,12 @@ type env struct {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *syncbuf.Buffer
 	exited chan error
 }
 
 func startProc(name string, cmd *exec.Cmd) (*proc, error) {
-	p := &proc{name: name, cmd: cmd, log: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &proc{name: name, cmd: cmd, log: &syncbuf.Buffer{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	// Its own process group: Ctrl-C reaches only us, and we stop it.
 	if cmd.SysProcAttr == nil {
@@ -97,23 +97,6 @@ func (p *proc) running() error {
 	default:
 		return nil
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func lastLine(s string) string {

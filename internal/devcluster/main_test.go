@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,24 +20,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shardgate/shardgate/internal/pgtest"
+	"github.com/shardgate/shardgate/internal/syncbuf"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -75,7 +58,7 @@ func TestMakeRun(t *testing.T) {
 	runDir := filepath.Join(home, "checkout", ".run")
 	c := cluster{repo: filepath.Join("..", ".."), runDir: runDir, bin: bin,
 		listen: "127.0.0.1:" + strconv.Itoa(freePort(t)), admin: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		etcd: "127.0.0.1:" + strconv.Itoa(freePort(t)), firstPort: freePort(t), out: &syncBuffer{}}
+		etcd: "127.0.0.1:" + strconv.Itoa(freePort(t)), firstPort: freePort(t), out: &syncbuf.Buffer{}}
 	t.Cleanup(func() {
 		if err := c.clean(); err != nil {
 			t.Errorf("clean: %v", err)
@@ -135,10 +118,10 @@ func TestMakeRun(t *testing.T) {
 
 // devRun is one run of a dev cluster in a test.
 type devRun struct {
-	dsn     string       // from the printed psql line
-	console string       // from the printed psql line of the admin console
-	out     *syncBuffer  // what the run printed
-	stop    func() error // Ctrl-C; later calls return the first's result
+	dsn     string          // from the printed psql line
+	console string          // from the printed psql line of the admin console
+	out     *syncbuf.Buffer // what the run printed
+	stop    func() error    // Ctrl-C; later calls return the first's result
 }
 
 // startDevCluster runs c until it prints its psql line. The run is stopped
@@ -146,7 +129,7 @@ type devRun struct {
 // its data) run.
 func startDevCluster(t *testing.T, c *cluster) *devRun {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	c.out = out
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -190,7 +173,7 @@ func stopDevCluster(t *testing.T, r *devRun) {
 
 // checkDataDir checks that the output says where the shards' data lives and
 // that the servers' OS user owns it alone, and returns it.
-func checkDataDir(t *testing.T, runDir string, out *syncBuffer) string {
+func checkDataDir(t *testing.T, runDir string, out *syncbuf.Buffer) string {
 	t.Helper()
 	dataDir, err := shardsDir(runDir)
 	if err != nil {

@@ -1,7 +1,6 @@
 package driversuite
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -26,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/internal/pgtest"
+	"github.com/shardgate/shardgate/internal/syncbuf"
 	"github.com/shardgate/shardgate/topology"
 )
 
@@ -464,7 +464,7 @@ func setupServer(t *testing.T, ctx context.Context, pg *pgtest.Cluster) {
 // gateway is a running shardgate process.
 type gateway struct {
 	addr, admin string
-	log         *syncBuffer
+	log         *syncbuf.Buffer
 	pid         int
 	idleRSS     int64 // bytes, once it took its first sessions
 }
@@ -496,7 +496,7 @@ func startGateway(t *testing.T, ctx context.Context, etcd []string, pg *pgtest.C
 		shardctl(t, etcd, cluster, "user", "add", s.user, "--keyspace", s.db, "--password-file", pwFile)
 	}
 
-	g := &gateway{addr: freeAddr(t), admin: freeAddr(t), log: &syncBuffer{}}
+	g := &gateway{addr: freeAddr(t), admin: freeAddr(t), log: &syncbuf.Buffer{}}
 	cmd := exec.Command(filepath.Join(binDir, "shardgate"),
 		"--etcd", strings.Join(etcd, ","), "--cluster", cluster,
 		"--listen", g.addr, "--listen-admin", g.admin,
@@ -705,22 +705,4 @@ func firstLines(lines []string, n int) []string { return lines[:min(n, len(lines
 func tailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
