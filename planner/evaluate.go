@@ -96,7 +96,7 @@ func (ev *evaluating) column(i int, rt *pg_query.ResTarget) *Error {
 	if err != nil {
 		return err
 	}
-	ev.exprs[i] = text + " AS " + quoteIdent(name)
+	ev.exprs[i] = text + " AS " + engine.QuoteIdent(name)
 	// The shards compute nothing in its place.
 	placeholder := proto.Clone(ev.shard.TargetList[i]).(*pg_query.Node)
 	placeholder.GetResTarget().Val = &pg_query.Node{Node: &pg_query.Node_AConst{AConst: &pg_query.A_Const{Isnull: true}}}
@@ -209,9 +209,4 @@ func (ev *evaluating) finish(input engine.Primitive, columns, passOn []engine.Ag
 		extra = append(extra, fmt.Sprintf("sg_v.sg_%d", len(columns)+len(ev.extra)+p+1))
 	}
 	return &engine.Evaluate{Input: input, Exprs: exprs, Extra: extra, Filter: strings.Join(ev.filters, " AND "), Texts: texts}
-}
-
-// quoteIdent quotes a name as an SQL identifier.
-func quoteIdent(name string) string {
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }

@@ -100,7 +100,7 @@ func (b *backend) syncSettings(ctx context.Context, want map[string]string) erro
 	}
 	for _, name := range sortedNames(b.state.settings) {
 		if _, ok := want[name]; !ok {
-			stmts = append(stmts, "RESET "+quoteIdent(name))
+			stmts = append(stmts, "RESET "+engine.QuoteIdent(name))
 		}
 	}
 	if len(stmts) == 0 {
@@ -123,11 +123,6 @@ func sortedNames(m map[string]string) []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// quoteIdent quotes a parameter name for RESET.
-func quoteIdent(name string) string {
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
 // quoteLiteral quotes a value as an SQL string literal.

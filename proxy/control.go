@@ -101,7 +101,7 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		if err := s.onEveryBackend(ctx, t, st.SQL); err != nil {
 			return err
 		}
-		t.replay = append(t.replay, "SAVEPOINT "+quoteIdent(c.Savepoint))
+		t.replay = append(t.replay, "SAVEPOINT "+engine.QuoteIdent(c.Savepoint))
 		t.savepoints = append(t.savepoints, savepoint{name: c.Savepoint, replay: len(t.replay), settings: maps.Clone(t.settings)})
 		return complete("SAVEPOINT")
 	case planner.Release:
@@ -113,7 +113,7 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 			return err
 		}
 		t.savepoints = t.savepoints[:i]
-		t.replay = append(t.replay, "RELEASE "+quoteIdent(c.Savepoint))
+		t.replay = append(t.replay, "RELEASE "+engine.QuoteIdent(c.Savepoint))
 		return complete("RELEASE")
 	case planner.RollbackTo:
 		i, err := t.findSavepoint(c.Savepoint)

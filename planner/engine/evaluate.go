@@ -153,9 +153,9 @@ func (ev *evaluation) prepare(fields []Field) error {
 		case fields[i].TypeModifier >= 0:
 			// unnest drops the type modifier (varchar(20)'s length),
 			// which the client was told of.
-			cols[i] = "sg_v." + names[i] + "::" + types[i] + " AS " + quoteIdent(fields[i].Name)
+			cols[i] = "sg_v." + names[i] + "::" + types[i] + " AS " + QuoteIdent(fields[i].Name)
 		default:
-			cols[i] = "sg_v." + names[i] + " AS " + quoteIdent(fields[i].Name)
+			cols[i] = "sg_v." + names[i] + " AS " + QuoteIdent(fields[i].Name)
 		}
 	}
 	for i, x := range ev.e.Extra {
@@ -261,7 +261,7 @@ func literalType(f Field) (string, bool) {
 	return "", false
 }
 
-// quoteIdent quotes a name as an SQL identifier.
-func quoteIdent(name string) string {
+// QuoteIdent quotes a name as an SQL identifier.
+func QuoteIdent(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
