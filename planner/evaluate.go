@@ -25,10 +25,14 @@ type evaluating struct {
 	groupText []string
 	distinct  string // the DISTINCT aggregates' argument (see distinctArgument)
 
-	exprs   []string                 // per output column: the expression over sg_v, or ""
-	extra   []engine.AggregateColumn // the values they read after the output columns
-	filters []string                 // HAVING conditions over sg_v
-	sorts   []string                 // ORDER BY keys over sg_v that are no output column
+	exprs []string                 // per output column: the expression over sg_v, or ""
+	extra []engine.AggregateColumn // the values they read after the output columns
+	// collations maps a value they read (an output column or one of
+	// extra, counted from the first output column) to the one of extra
+	// that names its collation.
+	collations map[int]int
+	filters    []string // HAVING conditions over sg_v
+	sorts      []string // ORDER BY keys over sg_v that are no output column
 }
 
 // active reports whether the statement needs an Evaluate.
@@ -172,6 +176,7 @@ func (ev *evaluating) groupKey(g int) *pg_query.Node {
 			continue
 		}
 		if text, err := ev.p.exprText(t.GetResTarget().GetVal()); err == nil && text == ev.groupText[g] {
+			ev.collation(j, text)
 			return column(j)
 		}
 	}
@@ -182,7 +187,25 @@ func (ev *evaluating) groupKey(g int) *pg_query.Node {
 // ref adds a value after the output columns and returns a reference to it.
 func (ev *evaluating) ref(col engine.AggregateColumn) *pg_query.Node {
 	ev.extra = append(ev.extra, col)
-	return column(len(ev.s.TargetList) + len(ev.extra) - 1)
+	j := len(ev.s.TargetList) + len(ev.extra) - 1
+	ev.collation(j, col.Text)
+	return column(j)
+}
+
+// collation has the shards name the collation of value j, the expression
+// text, once: "default" also for a type without one (pg_collation_for
+// refuses those, so it reads the value as text, which keeps a text
+// value's collation).
+func (ev *evaluating) collation(j int, text string) {
+	if _, ok := ev.collations[j]; ok {
+		return
+	}
+	if ev.collations == nil {
+		ev.collations = map[int]int{}
+	}
+	from := ev.addHidden(fmt.Sprintf("pg_catalog.pg_collation_for((%s)::text) AS sg_value_collation", text))
+	ev.extra = append(ev.extra, engine.AggregateColumn{Func: engine.AggFirst, From: from, Collation: -1, Text: "collation of " + text})
+	ev.collations[j] = len(ev.s.TargetList) + len(ev.extra) - 1
 }
 
 // column refers to the evaluated values' column j (0-based).
@@ -208,5 +231,5 @@ func (ev *evaluating) finish(input engine.Primitive, columns, passOn []engine.Ag
 	for p := range passOn {
 		extra = append(extra, fmt.Sprintf("sg_v.sg_%d", len(columns)+len(ev.extra)+p+1))
 	}
-	return &engine.Evaluate{Input: input, Exprs: exprs, Extra: extra, Filter: strings.Join(ev.filters, " AND "), Texts: texts}
+	return &engine.Evaluate{Input: input, Exprs: exprs, Extra: extra, Filter: strings.Join(ev.filters, " AND "), Collations: ev.collations, Texts: texts}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -27,6 +28,11 @@ type Evaluate struct {
 	// Filter, when set, is a condition over sg_v (a HAVING the gateway
 	// cannot check itself): rows for which it is not true are dropped.
 	Filter string
+	// Collations maps an input column of a collatable type that Exprs
+	// read to the input column holding its collation as pg_collation_for
+	// names it: its values get that collation back, which passing them
+	// as text loses.
+	Collations map[int]int
 	// Texts name the input columns for messages.
 	Texts []string
 }
@@ -69,7 +75,7 @@ func (e *Evaluate) Stream(ctx context.Context, x Executor, args Params, emit fun
 	if _, err := e.Input.Stream(ctx, x, args, ev.take); err != nil {
 		return "", err
 	}
-	if ev.sql == "" {
+	if ev.inputs == nil {
 		return "", internal("the values to evaluate came without columns")
 	}
 	// Once more at the end, also when no rows came: the statement still
@@ -90,6 +96,9 @@ type evaluation struct {
 	emit      func(*Batch) error
 	shard     string
 	inputs    []Field
+	params    []string // each input column's array parameter, cast
+	cols      []string // the output list
+	names     []string // sg_v's columns
 	sql       string
 	arrays    []strings.Builder // each column's pending values, an array's text
 	pending   int               // rows in arrays
@@ -110,6 +119,11 @@ func (ev *evaluation) take(b *Batch) error {
 		for i, v := range row {
 			ev.element(i, v)
 			ev.size += len(v)
+		}
+		if ev.sql == "" {
+			if err := ev.build(row); err != nil {
+				return err
+			}
 		}
 		ev.pending++
 		if ev.pending >= evaluateBatchRows || ev.size >= evaluateBatchBytes {
@@ -161,8 +175,30 @@ func (ev *evaluation) prepare(fields []Field) error {
 	for i, x := range ev.e.Extra {
 		cols = append(cols, x+" AS sg_extra"+strconv.Itoa(i+1))
 	}
+	ev.params, ev.cols, ev.names = params, cols, names
+	return nil
+}
+
+// collationName is pg_collation_for's output: an identifier, quoted or
+// not, perhaps schema-qualified.
+var collationName = regexp.MustCompile(`^("([^"]|"")+"|[a-z_][a-z0-9_$]*)(\.("([^"]|"")+"|[a-z_][a-z0-9_$]*))?$`)
+
+// build writes the evaluating statement, giving the values their
+// collations as the first row names them (nil row: none came).
+func (ev *evaluation) build(row [][]byte) error {
+	params := append([]string(nil), ev.params...)
+	for col, from := range ev.e.Collations {
+		if row == nil || row[from] == nil || string(row[from]) == `"default"` {
+			continue
+		}
+		name := string(row[from])
+		if !collationName.MatchString(name) {
+			return internal("a shard named the collation of %s %q", ev.text(col), name)
+		}
+		params[col] += " COLLATE " + name
+	}
 	ev.sql = fmt.Sprintf("SELECT %s FROM unnest(%s) WITH ORDINALITY AS sg_v(%s, sg_n)%s ORDER BY sg_v.sg_n",
-		strings.Join(cols, ", "), strings.Join(params, ", "), strings.Join(names, ", "), ev.e.where())
+		strings.Join(ev.cols, ", "), strings.Join(params, ", "), strings.Join(ev.names, ", "), ev.e.where())
 	return nil
 }
 
@@ -197,6 +233,11 @@ func (ev *evaluation) element(i int, v []byte) {
 
 // flush evaluates the pending rows.
 func (ev *evaluation) flush() error {
+	if ev.sql == "" {
+		if err := ev.build(nil); err != nil {
+			return err
+		}
+	}
 	values := make([][]byte, len(ev.arrays))
 	for i := range ev.arrays {
 		values[i] = []byte("{" + ev.arrays[i].String() + "}")

@@ -674,3 +674,41 @@ func TestEvaluateCancel(t *testing.T) {
 		})
 	}
 }
+
+// TestEvaluateCollations proves values read by the expressions get back
+// the collation the shards named (passing them as text loses it), none
+// when it is the default or the type has none, and a name that is no
+// identifier is a broken shard.
+func TestEvaluateCollations(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	fields := []Field{evalField("?column?", oidBool, -1), evalField("max", oidText, -1), evalField("c", oidText, -1),
+		evalField("n", oidInt8, -1), evalField("c", oidText, -1)}
+	for _, tc := range []struct {
+		name, collation, want string
+		fails                 bool
+	}{
+		{"explicit", `"C"`, ` COLLATE "C"`, false},
+		{"schema-qualified", `public.mine`, ` COLLATE public.mine`, false},
+		{"default", `"default"`, "", false},
+		{"broken", `"C"; drop table t`, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &sortInput{fields: fields, batches: [][][][]byte{{row("NULL", "b", tc.collation, "1", "NULL")}}}
+			x := newEvalExec(map[string]*script{"s0": {Fields: fields[:1], Rows: [][][]byte{row("t")}}})
+			e := &Evaluate{Input: in, Exprs: []string{`sg_v.sg_2 < 'c' AS "?column?"`}, Collations: map[int]int{1: 2, 3: 4}}
+			_, _, err := runEval(t, e, x)
+			if tc.fails {
+				wantCode(t, err, CodeInternal)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			qs := x.Queries()
+			want := `unnest($1::pg_catalog.bool[], $2::pg_catalog.text[]` + tc.want + `, $3::pg_catalog.text[], $4::pg_catalog.int8[], $5::pg_catalog.text[])`
+			if len(qs) != 1 || !strings.Contains(qs[0].SQL, want) {
+				t.Errorf("statements %+v, want one with %s", qs, want)
+			}
+		})
+	}
+}
