@@ -496,7 +496,6 @@ func (s *session) close() {
 		_ = s.rollback(context.Background(), s.txn)
 		s.txn = nil
 	}
-	s.unpinAll()
 	for shard, b := range s.pinned {
 		// What the session left on its own connection (temporary tables,
 		// cursors, prepared statements, advisory locks, settings) must not
@@ -514,6 +513,9 @@ func (s *session) close() {
 		b.release()
 		delete(s.pinned, shard)
 	}
+	// Counted as pinned until its backends are clear, so the cap and the
+	// gauge never see a pinned connection as free.
+	s.unpinAll()
 }
 
 // fatal sends a FATAL error and ends the session.

@@ -33,6 +33,27 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// freePortPair returns a port p such that p and p+1 were both free a moment
+// ago: the dev cluster's second shard listens on the port after the first.
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		next, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		l.Close()
+		if err == nil {
+			next.Close()
+			return p
+		}
+	}
+	t.Fatal("no two adjacent free ports")
+	return 0
+}
+
 // TestMakeRun starts the cluster `make run` starts, with no setup, from a
 // checkout in a private folder (mode 0700 like a mktemp -d folder, and owned
 // by root when the test runs as root, so the OS user postgres cannot enter
@@ -58,7 +79,7 @@ func TestMakeRun(t *testing.T) {
 	runDir := filepath.Join(home, "checkout", ".run")
 	c := cluster{repo: filepath.Join("..", ".."), runDir: runDir, bin: bin,
 		listen: "127.0.0.1:" + strconv.Itoa(freePort(t)), admin: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		etcd: "127.0.0.1:" + strconv.Itoa(freePort(t)), firstPort: freePort(t), out: &syncbuf.Buffer{}}
+		etcd: "127.0.0.1:" + strconv.Itoa(freePort(t)), firstPort: freePortPair(t), out: &syncbuf.Buffer{}}
 	t.Cleanup(func() {
 		if err := c.clean(); err != nil {
 			t.Errorf("clean: %v", err)
