@@ -1,9 +1,13 @@
 package planner
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+)
 
-// The planner's cost per statement: parsing with pg_query and planning,
-// which a plan cache hit would skip (go test ./planner -bench . -benchmem).
+// The planner's cost per statement: parsing with pg_query and planning
+// (a plan cache miss), and a plan cache hit, which skips both
+// (go test ./planner -run '^$' -bench . -benchmem).
 
 func benchmarkPlan(b *testing.B, sql string) {
 	f := newFake(b)
@@ -25,4 +29,43 @@ func BenchmarkPlanPointUpdate(b *testing.B) {
 
 func BenchmarkPlanMergedAggregate(b *testing.B) {
 	benchmarkPlan(b, "SELECT name, count(*), avg(id) FROM users GROUP BY name ORDER BY count(*) DESC LIMIT 10")
+}
+
+// BenchmarkCacheHitPointSelect: a point select whose key differs from the
+// one planned, as pgbench -S sends them.
+func BenchmarkCacheHitPointSelect(b *testing.B) {
+	f := newFake(b)
+	c := NewCache(100)
+	if _, err := c.Plan(f.vs, "SELECT abalance FROM users WHERE id = 42;"); err != nil {
+		b.Fatal(err)
+	}
+	texts := make([]string, 1000)
+	for i := range texts {
+		texts[i] = "SELECT abalance FROM users WHERE id = " + strconv.Itoa(i*7919) + ";"
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := c.Lookup(f.vs, texts[i%len(texts)]); !ok {
+			b.Fatal("miss")
+		}
+		i++
+	}
+}
+
+// BenchmarkCacheHitSameText: the same text again, as an unnamed extended
+// protocol statement is sent.
+func BenchmarkCacheHitSameText(b *testing.B) {
+	f := newFake(b)
+	c := NewCache(100)
+	const sql = "SELECT abalance FROM users WHERE id = $1"
+	if _, err := c.Plan(f.vs, sql); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := c.Lookup(f.vs, sql); !ok {
+			b.Fatal("miss")
+		}
+	}
 }

@@ -441,7 +441,7 @@ func shardKey(t *vschema.Table, n *pg_query.Node) (engine.Key, bool) {
 	if n.GetAConst().GetSval() != nil {
 		text = quoteLiteral(text)
 	}
-	return engine.Key{ID: id, Literal: text}, true
+	return engine.Key{ID: id, Literal: text, Table: t, At: int(n.GetAConst().GetLocation())}, true
 }
 
 // quoteLiteral writes s as an SQL string literal, for plans as printed.

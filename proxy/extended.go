@@ -257,14 +257,8 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	if err != nil {
 		return err
 	}
-	leave, err := s.parseTurn(ctx, len(query))
+	stmts, err := s.plan(ctx, ks.VSchema(), query)
 	if err != nil {
-		return err
-	}
-	stmts, err := planner.Plan(ks.VSchema(), query)
-	leave()
-	if err != nil {
-		s.countRefusal(err)
 		return s.postgresVerdict(ctx, ks, query, m.ParameterOIDs, err)
 	}
 	if len(stmts) > 1 {
@@ -360,13 +354,7 @@ func (s *session) bind(ctx context.Context, ks *topology.Keyspace, m *pgproto3.B
 		}
 		if p.stmt.Control == nil && p.stmt.Setting == nil && ks.VSchema() != p.vs {
 			// The vschema changed since Parse: plan for the new one.
-			leave, err := s.parseTurn(ctx, len(p.sql))
-			if err != nil {
-				return err
-			}
-			stmts, err := planner.Plan(ks.VSchema(), p.sql)
-			leave()
-			s.countRefusal(err)
+			stmts, err := s.plan(ctx, ks.VSchema(), p.sql)
 			if err != nil {
 				return err
 			}

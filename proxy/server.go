@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/shardgate/shardgate/planner"
 	"github.com/shardgate/shardgate/topology"
 )
 
@@ -125,6 +126,7 @@ type Server struct {
 	settings  func() [][2]string
 	gate      *pauseGate // PAUSE and RESUME of the admin console
 	parse     *parseGate // large statements take turns at parsing
+	plans     *planner.Cache
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -148,7 +150,7 @@ func NewServer(cfg Config) *Server {
 		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
-		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), parse: newParseGate(),
+		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), parse: newParseGate(), plans: planner.NewCache(planCacheSize),
 		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pids: map[uint32]*session{}, pins: map[string]int{},
 	}
 	s.writeTimeout.Store(int64(cfg.ClientWriteTimeout))
@@ -375,9 +377,16 @@ func (s *Server) InFlight(gid string) bool {
 	return ok
 }
 
+// planCacheSize is how many statement shapes the plan cache keeps; an
+// application has far fewer.
+const planCacheSize = 10000
+
 var (
-	clientSessionsDesc = prometheus.NewDesc("shardgate_client_sessions", "Client sessions connected now.", nil, nil)
-	pinnedSessionsDesc = prometheus.NewDesc("shardgate_pinned_sessions",
+	planCacheDesc = prometheus.NewDesc("shardgate_plan_cache_lookups_total",
+		"Statements looked up in the plan cache, by result: hit (planned without parsing) or miss.", []string{"result"}, nil)
+	planCacheEntriesDesc = prometheus.NewDesc("shardgate_plan_cache_entries", "Plans the plan cache holds.", nil, nil)
+	clientSessionsDesc   = prometheus.NewDesc("shardgate_client_sessions", "Client sessions connected now.", nil, nil)
+	pinnedSessionsDesc   = prometheus.NewDesc("shardgate_pinned_sessions",
 		"Sessions of transaction-pooled keyspaces that hold backend connections for state they left there (temporary tables, cursors, ...).", nil, nil)
 	clientStateDesc = prometheus.NewDesc("shardgate_client_connections",
 		"Client connections by state: login (authenticating), idle, idle_in_transaction, active (running a statement).",
@@ -389,6 +398,8 @@ func (s *Server) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clientSessionsDesc
 	ch <- clientStateDesc
 	ch <- pinnedSessionsDesc
+	ch <- planCacheDesc
+	ch <- planCacheEntriesDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -402,6 +413,10 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	s.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(clientSessionsDesc, prometheus.GaugeValue, float64(total))
 	ch <- prometheus.MustNewConstMetric(pinnedSessionsDesc, prometheus.GaugeValue, float64(s.pinnedSessions.Load()))
+	hits, misses, entries := s.plans.Stats()
+	ch <- prometheus.MustNewConstMetric(planCacheDesc, prometheus.CounterValue, float64(hits), "hit")
+	ch <- prometheus.MustNewConstMetric(planCacheDesc, prometheus.CounterValue, float64(misses), "miss")
+	ch <- prometheus.MustNewConstMetric(planCacheEntriesDesc, prometheus.GaugeValue, float64(entries))
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(clientStateDesc, prometheus.GaugeValue, float64(n), string(state))
 	}

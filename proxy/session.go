@@ -739,14 +739,9 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		sql, err = s.decodeClient(sql)
 	}
 	if err == nil {
-		var leave func()
-		if leave, err = s.parseTurn(ctx, len(sql)); err == nil {
-			stmts, err = planner.Plan(ks.VSchema(), sql)
-			leave()
-			s.countRefusal(err)
-			if err != nil && planner.SingleStatement(sql) {
-				err = s.postgresVerdict(ctx, ks, sql, nil, err)
-			}
+		stmts, err = s.plan(ctx, ks.VSchema(), sql)
+		if err != nil && planner.SingleStatement(sql) {
+			err = s.postgresVerdict(ctx, ks, sql, nil, err)
 		}
 	}
 	if err != nil {
@@ -907,6 +902,22 @@ func (s *session) parseTurn(ctx context.Context, n int) (func(), error) {
 		leave()
 		memory.soon()
 	}, nil
+}
+
+// plan returns the plan of sql for vs from the plan cache, or plans it,
+// taking its turn at parsing; a refusal is counted.
+func (s *session) plan(ctx context.Context, vs *vschema.Keyspace, sql string) ([]*planner.Statement, error) {
+	if stmts, ok := s.srv.plans.Lookup(vs, sql); ok {
+		return stmts, nil
+	}
+	leave, err := s.parseTurn(ctx, len(sql))
+	if err != nil {
+		return nil, err
+	}
+	stmts, err := s.srv.plans.Plan(vs, sql)
+	leave()
+	s.countRefusal(err)
+	return stmts, err
 }
 
 // checkStatementSize refuses a statement text longer than the server's

@@ -67,8 +67,13 @@ type Key struct {
 	// Param is the client's parameter ($Param, 1-based) that gives the
 	// value, 0 for a literal.
 	Param int
-	// Table hashes the parameter's value: its sharding function.
+	// Table is the sharded table whose sharding function gives the id:
+	// it hashes a parameter's value when the statement runs.
 	Table *vschema.Table
+	// At is where a literal's token starts in the query string (a byte
+	// offset), so that a plan cache can give a statement that differs only
+	// in literals this plan with the key's new value.
+	At int
 }
 
 // id returns the key's keyspace id for the bound parameters. null is set
