@@ -1,14 +1,13 @@
 package planner
 
 import (
-	"container/list"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/shardgate/shardgate/internal/lru"
 	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/vschema"
 )
@@ -21,12 +20,8 @@ import (
 // them. Entries are per vschema: a changed vschema plans afresh. Safe for
 // concurrent use.
 type Cache struct {
-	max          int
+	entries      *lru.Cache[cacheKey, *cacheEntry]
 	hits, misses atomic.Uint64
-
-	mu      sync.Mutex
-	entries map[cacheKey]*list.Element
-	recent  list.List // of *cacheEntry, most recently used first
 }
 
 // maxCachedText is the longest statement text the cache keeps: longer ones
@@ -36,7 +31,7 @@ const maxCachedText = 8 << 10
 // NewCache returns a cache of at most max entries, least recently used
 // out first.
 func NewCache(max int) *Cache {
-	return &Cache{max: max, entries: make(map[cacheKey]*list.Element)}
+	return &Cache{entries: lru.New[cacheKey, *cacheEntry](max)}
 }
 
 type cacheKey struct {
@@ -45,7 +40,6 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	key   cacheKey
 	sql   string    // the text planned
 	lits  []literal // its literals
 	stmts []*Statement
@@ -64,9 +58,7 @@ type template struct {
 
 // Stats returns how many lookups found a plan and how many did not.
 func (c *Cache) Stats() (hits, misses uint64, entries int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hits.Load(), c.misses.Load(), len(c.entries)
+	return c.hits.Load(), c.misses.Load(), c.entries.Len()
 }
 
 // Lookup returns the plan of sql for vs if the cache can give it without
@@ -89,16 +81,10 @@ func (c *Cache) lookup(vs *vschema.Keyspace, sql string) ([]*Statement, bool) {
 	if !ok {
 		return nil, false
 	}
-	c.mu.Lock()
-	el := c.entries[cacheKey{vs, norm}]
-	if el != nil {
-		c.recent.MoveToFront(el)
-	}
-	c.mu.Unlock()
-	if el == nil {
+	e, ok := c.entries.Get(cacheKey{vs, norm})
+	if !ok {
 		return nil, false
 	}
-	e := el.Value.(*cacheEntry)
 	if e.sql == sql {
 		return e.stmts, true
 	}
@@ -118,20 +104,7 @@ func (c *Cache) Plan(vs *vschema.Keyspace, sql string) ([]*Statement, error) {
 	if !ok {
 		return stmts, nil
 	}
-	e := &cacheEntry{key: cacheKey{vs, norm}, sql: sql, lits: lits, stmts: stmts, tmpl: templateOf(sql, lits, stmts)}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el := c.entries[e.key]; el != nil {
-		el.Value = e
-		c.recent.MoveToFront(el)
-		return stmts, nil
-	}
-	c.entries[e.key] = c.recent.PushFront(e)
-	for len(c.entries) > c.max {
-		oldest := c.recent.Back()
-		c.recent.Remove(oldest)
-		delete(c.entries, oldest.Value.(*cacheEntry).key)
-	}
+	c.entries.Add(cacheKey{vs, norm}, &cacheEntry{sql: sql, lits: lits, stmts: stmts, tmpl: templateOf(sql, lits, stmts)})
 	return stmts, nil
 }
 

@@ -55,6 +55,10 @@ type Statement struct {
 	// Fetch is set for FETCH, whose result columns are the cursor's: known
 	// when the statement is bound, not when it is prepared.
 	Fetch bool
+	// ChangesSchema is set for statements that may change what statements
+	// mean (DDL, GRANT, DO, CALL: all but plain reads, writes and session
+	// commands), which makes remembered descriptions of statements stale.
+	ChangesSchema bool
 	// SessionState names the state the statement may leave on its backend
 	// connection beyond settings ("temporary tables", "cursors", ...), or
 	// is "": the session must keep that connection while the state lasts.
@@ -174,7 +178,7 @@ func Plan(vs *vschema.Keyspace, sql string) ([]*Statement, error) {
 		text := statementText(sql, raw)
 		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
 			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil, Discards: discards(raw.Stmt),
-			SessionState: sessionState(raw.Stmt), Fetch: raw.Stmt.GetFetchStmt() != nil,
+			SessionState: sessionState(raw.Stmt), Fetch: raw.Stmt.GetFetchStmt() != nil, ChangesSchema: changesSchema(raw.Stmt),
 			Deallocate: raw.Stmt.GetDeallocateStmt().GetName(), Signal: signal(raw.Stmt)}
 		if st.Control, err = control(raw.Stmt); err != nil {
 			return nil, err
@@ -285,6 +289,25 @@ func noTransaction(stmt *pg_query.Node) bool {
 		return n.DropStmt.Concurrent
 	}
 	return false
+}
+
+// changesSchema reports whether stmt may change the catalog (see
+// Statement.ChangesSchema).
+func changesSchema(stmt *pg_query.Node) bool {
+	switch n := stmt.Node.(type) {
+	case *pg_query.Node_SelectStmt:
+		return n.SelectStmt.IntoClause != nil
+	case *pg_query.Node_ExplainStmt:
+		return changesSchema(n.ExplainStmt.Query)
+	case *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt, *pg_query.Node_MergeStmt,
+		*pg_query.Node_VariableShowStmt, *pg_query.Node_VariableSetStmt, *pg_query.Node_TransactionStmt,
+		*pg_query.Node_CopyStmt, *pg_query.Node_FetchStmt, *pg_query.Node_ClosePortalStmt, *pg_query.Node_DeclareCursorStmt,
+		*pg_query.Node_PrepareStmt, *pg_query.Node_ExecuteStmt, *pg_query.Node_DeallocateStmt,
+		*pg_query.Node_ListenStmt, *pg_query.Node_UnlistenStmt, *pg_query.Node_NotifyStmt,
+		*pg_query.Node_LockStmt, *pg_query.Node_VacuumStmt, *pg_query.Node_CheckPointStmt:
+		return false
+	}
+	return true
 }
 
 // readOnly reports whether a statement changes no data.

@@ -604,7 +604,7 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 			return "", false, err
 		}
 		if !bind.unchecked && !want.matches(fields, bind.hidden) {
-			return "", false, &planner.Error{Code: codeFeatureNotSupp, Message: "cached plan must not change result type"}
+			return "", false, errResultChanged
 		}
 	}
 	if err := b.prepare(name, sql, bind.oids); err != nil {
@@ -642,6 +642,10 @@ func (b *backend) execBound(ctx context.Context, sql string, bind *binding, port
 	}
 	return tag, suspended, err
 }
+
+// errResultChanged fails a statement whose result columns changed since the
+// client was told of them, as Postgres fails a prepared statement then.
+var errResultChanged = &planner.Error{Code: codeFeatureNotSupp, Message: "cached plan must not change result type"}
 
 // resultShape is the result columns a client was told a statement returns
 // (none: it returns no rows).

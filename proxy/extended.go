@@ -29,6 +29,9 @@ type prepared struct {
 	// completed them; fields the result columns (nil: no rows).
 	oids   []uint32
 	fields []pgproto3.FieldDescription
+	// described is the key of the description in the describe cache,
+	// dropped if a shard finds the result changed; nil when not cached.
+	described *describeKey
 }
 
 // portal is a client's portal (Bind): a statement with parameter values,
@@ -270,7 +273,7 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 		if p.stmt.Control == nil {
 			// A shard describes it: parameter types and result columns
 			// are the same on every shard.
-			if p.oids, p.fields, err = s.describeOn(ctx, ks, query, m.ParameterOIDs); err != nil {
+			if p.oids, p.fields, p.described, err = s.describeCached(ctx, ks, query, m.ParameterOIDs, p.stmt); err != nil {
 				return err
 			}
 		}
@@ -515,6 +518,9 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	run := func() (engine.Tag, error) {
 		tag, err := st.Root.Stream(ctx, x, pt.bind, emit)
 		s.countRefusal(err)
+		if errors.Is(err, errResultChanged) && pt.stmt.described != nil {
+			s.srv.describes.entries.Remove(*pt.stmt.described)
+		}
 		return tag, err
 	}
 	result := func(tag engine.Tag, err error) error {

@@ -127,6 +127,7 @@ type Server struct {
 	gate      *pauseGate // PAUSE and RESUME of the admin console
 	parse     *parseGate // large statements take turns at parsing
 	plans     *planner.Cache
+	describes *describeCache
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -150,7 +151,7 @@ func NewServer(cfg Config) *Server {
 		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
-		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), parse: newParseGate(), plans: planner.NewCache(planCacheSize),
+		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), parse: newParseGate(), plans: planner.NewCache(planCacheSize), describes: newDescribeCache(),
 		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pids: map[uint32]*session{}, pins: map[string]int{},
 	}
 	s.writeTimeout.Store(int64(cfg.ClientWriteTimeout))
@@ -385,8 +386,10 @@ var (
 	planCacheDesc = prometheus.NewDesc("shardgate_plan_cache_lookups_total",
 		"Statements looked up in the plan cache, by result: hit (planned without parsing) or miss.", []string{"result"}, nil)
 	planCacheEntriesDesc = prometheus.NewDesc("shardgate_plan_cache_entries", "Plans the plan cache holds.", nil, nil)
-	clientSessionsDesc   = prometheus.NewDesc("shardgate_client_sessions", "Client sessions connected now.", nil, nil)
-	pinnedSessionsDesc   = prometheus.NewDesc("shardgate_pinned_sessions",
+	describeCacheDesc    = prometheus.NewDesc("shardgate_describe_cache_lookups_total",
+		"Client Parse messages whose statement description was looked up in the describe cache, by result: hit (no round trip to a shard) or miss.", []string{"result"}, nil)
+	clientSessionsDesc = prometheus.NewDesc("shardgate_client_sessions", "Client sessions connected now.", nil, nil)
+	pinnedSessionsDesc = prometheus.NewDesc("shardgate_pinned_sessions",
 		"Sessions of transaction-pooled keyspaces that hold backend connections for state they left there (temporary tables, cursors, ...).", nil, nil)
 	clientStateDesc = prometheus.NewDesc("shardgate_client_connections",
 		"Client connections by state: login (authenticating), idle, idle_in_transaction, active (running a statement).",
@@ -400,6 +403,7 @@ func (s *Server) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pinnedSessionsDesc
 	ch <- planCacheDesc
 	ch <- planCacheEntriesDesc
+	ch <- describeCacheDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -417,6 +421,8 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(planCacheDesc, prometheus.CounterValue, float64(hits), "hit")
 	ch <- prometheus.MustNewConstMetric(planCacheDesc, prometheus.CounterValue, float64(misses), "miss")
 	ch <- prometheus.MustNewConstMetric(planCacheEntriesDesc, prometheus.GaugeValue, float64(entries))
+	ch <- prometheus.MustNewConstMetric(describeCacheDesc, prometheus.CounterValue, float64(s.describes.hits.Load()), "hit")
+	ch <- prometheus.MustNewConstMetric(describeCacheDesc, prometheus.CounterValue, float64(s.describes.misses.Load()), "miss")
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(clientStateDesc, prometheus.GaugeValue, float64(n), string(state))
 	}

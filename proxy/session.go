@@ -83,6 +83,9 @@ type session struct {
 	// statePinned is set while the session holds backends, under
 	// transaction pooling, for the state it left on them (see pin.go).
 	statePinned bool
+	// changedSchema is set from a schema-changing statement until its
+	// transaction ends (see describecache.go).
+	changedSchema bool
 	// listens is set once the session ran LISTEN (see notify.go).
 	listens bool
 	// clientInfo is what SHOW CLIENTS tells of the session (see console.go).
@@ -907,17 +910,21 @@ func (s *session) parseTurn(ctx context.Context, n int) (func(), error) {
 // plan returns the plan of sql for vs from the plan cache, or plans it,
 // taking its turn at parsing; a refusal is counted.
 func (s *session) plan(ctx context.Context, vs *vschema.Keyspace, sql string) ([]*planner.Statement, error) {
-	if stmts, ok := s.srv.plans.Lookup(vs, sql); ok {
-		return stmts, nil
+	stmts, ok := s.srv.plans.Lookup(vs, sql)
+	if !ok {
+		leave, err := s.parseTurn(ctx, len(sql))
+		if err != nil {
+			return nil, err
+		}
+		stmts, err = s.srv.plans.Plan(vs, sql)
+		leave()
+		s.countRefusal(err)
+		if err != nil {
+			return nil, err
+		}
 	}
-	leave, err := s.parseTurn(ctx, len(sql))
-	if err != nil {
-		return nil, err
-	}
-	stmts, err := s.srv.plans.Plan(vs, sql)
-	leave()
-	s.countRefusal(err)
-	return stmts, err
+	s.noteSchemaChanges(stmts)
+	return stmts, nil
 }
 
 // checkStatementSize refuses a statement text longer than the server's
@@ -1172,6 +1179,7 @@ func (s *session) ownsBackends() bool {
 // readyForQuery tells the client the session waits for its next query,
 // unless a FATAL error ends it.
 func (s *session) readyForQuery() {
+	s.settleSchemaChanges()
 	if !s.ending {
 		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: s.txn.status()})
 	}
