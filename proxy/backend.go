@@ -57,6 +57,9 @@ type backend struct {
 	lost func(shard string)
 	// answered is set once the shard began to answer the last request.
 	answered bool
+	// queued is set while a BEGIN waits to go out with the next request
+	// (see queueBegin).
+	queued bool
 }
 
 // run runs sql and discards its results.
@@ -71,7 +74,54 @@ func discardTag(engine.Tag) error     { return nil }
 // transaction or broken is closed by the pool instead of being reused.
 func (b *backend) release() {
 	b.notice, b.notify = nil, nil
+	if b.queued {
+		// A BEGIN never sent must not reach the next user.
+		b.pg.Close(context.Background())
+	}
 	b.conn.Release()
+}
+
+// queueBegin queues sql, which begins a transaction, to go out with the
+// next request on b, saving a round trip: flush reads its answer first. It
+// must be a statement whose failure leaves the connection in a failed
+// transaction block, never outside one, so that the request sent with it
+// cannot run outside the transaction.
+func (b *backend) queueBegin(sql string) error {
+	text, err := b.encodeSQL(sql)
+	if err != nil {
+		return err
+	}
+	b.pg.Frontend().Send(&pgproto3.Query{String: text})
+	b.queued = true
+	return nil
+}
+
+// readQueued reads the answer of a queued BEGIN, up to its ReadyForQuery.
+// If it failed, the request sent after it meets an aborted transaction; the
+// connection is closed, as its answers are not read.
+func (b *backend) readQueued() error {
+	b.queued = false
+	var failed error
+	for {
+		msg, err := b.receive(context.Background())
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			if failed == nil {
+				failed = pgconn.ErrorResponseToPgError(m)
+			}
+		case *pgproto3.NoticeResponse:
+			b.forwardNotice(m)
+		case *pgproto3.ReadyForQuery:
+			b.answered = false // the request's own answer is still to come
+			if failed != nil {
+				b.pg.Close(context.Background())
+			}
+			return failed
+		}
+	}
 }
 
 // syncSettings makes the connection's settings equal want (parameter name to
@@ -515,6 +565,9 @@ func (b *backend) flush() error {
 	b.answered = false
 	if err := b.pg.Frontend().Flush(); err != nil {
 		return b.connectionLost(err)
+	}
+	if b.queued {
+		return b.readQueued()
 	}
 	return nil
 }

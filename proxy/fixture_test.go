@@ -19,7 +19,7 @@ import (
 // registers the shards as s0 and s1 in cluster, and creates keyspace app
 // (16 logical shards, 0-7 on s0 and 8-15 on s1) with testVSchema. Everything
 // stops when the test ends.
-func startShards(t *testing.T, cluster string) ([]*pgtest.Cluster, *topology.Store) {
+func startShards(t testing.TB, cluster string) ([]*pgtest.Cluster, *topology.Store) {
 	t.Helper()
 	ctx := t.Context()
 	shards := pgtest.Start(t, 2)
@@ -55,7 +55,7 @@ func startShards(t *testing.T, cluster string) ([]*pgtest.Cluster, *topology.Sto
 // serveLoopback serves srv on a free loopback port until the test ends,
 // then closes it and checks that Serve ended as it should. It returns the
 // address.
-func serveLoopback(t *testing.T, srv *Server) string {
+func serveLoopback(t testing.TB, srv *Server) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -44,11 +44,11 @@ type testGateway struct {
 	metrics *Metrics
 }
 
-func startGateway(t *testing.T, pool PoolConfig) *testGateway {
+func startGateway(t testing.TB, pool PoolConfig) *testGateway {
 	return startGatewayLimit(t, pool, 0)
 }
 
-func startGatewayLimit(t *testing.T, pool PoolConfig, maxClients int) *testGateway {
+func startGatewayLimit(t testing.TB, pool PoolConfig, maxClients int) *testGateway {
 	t.Helper()
 	ctx := context.Background()
 	shards, store := startShards(t, "test")
@@ -117,7 +117,7 @@ func (g *testGateway) dsn(ks, extra string) string {
 	return fmt.Sprintf("host=%s port=%s dbname=%s user=tester sslmode=prefer %s", host, port, ks, extra)
 }
 
-func (g *testGateway) connect(t *testing.T, ks, extra string) *pgconn.PgConn {
+func (g *testGateway) connect(t testing.TB, ks, extra string) *pgconn.PgConn {
 	t.Helper()
 	c, err := pgconn.Connect(context.Background(), g.dsn(ks, extra))
 	if err != nil {
@@ -127,7 +127,7 @@ func (g *testGateway) connect(t *testing.T, ks, extra string) *pgconn.PgConn {
 	return c
 }
 
-func exec(t *testing.T, c *pgconn.PgConn, sql string) []*pgconn.Result {
+func exec(t testing.TB, c *pgconn.PgConn, sql string) []*pgconn.Result {
 	t.Helper()
 	rs, err := c.Exec(context.Background(), sql).ReadAll()
 	if err != nil {

@@ -283,13 +283,31 @@ func (s *session) join(ctx context.Context, t *txn, shard string) (*backend, err
 		// The replay may change search_path (see statementName).
 		b.scope += "\x00" + strings.Join(t.replay, ";")
 	}
-	if err := b.run(ctx, strings.Join(stmts, "; ")); err != nil {
+	if plainBegin(t.begin) {
+		// It goes out with the transaction's first statement on b: a
+		// plain BEGIN cannot fail, and a failing replay leaves the
+		// block aborted.
+		err = b.queueBegin(strings.Join(stmts, "; "))
+	} else {
+		err = b.run(ctx, strings.Join(stmts, "; "))
+	}
+	if err != nil {
 		s.giveBack(b)
 		return nil, err
 	}
 	t.backends[shard] = b
 	t.order = append(t.order, shard)
 	return b, nil
+}
+
+// plainBegin reports whether begin starts a transaction with no options,
+// which Postgres does not refuse.
+func plainBegin(begin string) bool {
+	switch strings.ToUpper(strings.Join(strings.Fields(strings.TrimSuffix(strings.TrimSpace(begin), ";")), " ")) {
+	case "BEGIN", "BEGIN TRANSACTION", "BEGIN WORK", "START TRANSACTION":
+		return true
+	}
+	return false
 }
 
 // noteWrite records that shard is written in t, refusing a second written

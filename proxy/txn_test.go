@@ -25,7 +25,7 @@ func (g *testGateway) twoKeysFrom(a int64) (int64, int64) {
 	return a, b
 }
 
-func rows(t *testing.T, c *pgconn.PgConn, sql string) []string {
+func rows(t testing.TB, c *pgconn.PgConn, sql string) []string {
 	t.Helper()
 	rs := exec(t, c, sql)
 	var out []string

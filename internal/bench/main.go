@@ -28,6 +28,7 @@ type options struct {
 	quick    bool
 	outDir   string
 	verbose  bool
+	profiles string // folder for the gateway's CPU profiles, one per run
 }
 
 func main() {
@@ -38,6 +39,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "for trying it: 2s runs, 1 round, scale 1 (unless -duration, -rounds or -scale are given)")
 	flag.StringVar(&o.outDir, "out", "bench-results", "directory for the JSON results")
 	flag.BoolVar(&o.verbose, "v", false, "print each pgbench command")
+	flag.StringVar(&o.profiles, "cpuprofile", "", "write a CPU profile of the gateway during each of its runs into this folder (read with go tool pprof)")
 	flag.Parse()
 	if o.quick {
 		set := map[string]bool{}

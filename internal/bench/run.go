@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,7 +27,7 @@ var targets = []string{direct, pgbouncer, shardgate}
 // scenario is one pgbench workload at one client count.
 type scenario struct {
 	Name    string `json:"name"`
-	Script  string `json:"script"` // select-only or tpcb
+	Script  string `json:"script"` // select-only, tpcb or a name of scripts
 	Mode    string `json:"mode"`   // -M
 	Clients int    `json:"clients"`
 	// Keyspace is the gateway's keyspace the scenario runs in.
@@ -38,7 +41,26 @@ func scenarios() []scenario {
 			s = append(s, scenario{Name: "select -M " + mode, Script: "select-only", Mode: mode, Clients: c, Keyspace: "bench"})
 		}
 	}
-	return append(s, scenario{Name: "tpcb -M prepared, 1 shard", Script: "tpcb", Mode: "prepared", Clients: 16, Keyspace: "tpcb"})
+	return append(s,
+		scenario{Name: "tpcb -M prepared, 1 shard", Script: "tpcb", Mode: "prepared", Clients: 16, Keyspace: "tpcb"},
+		// Accounts, tellers and branches live on different shards: most
+		// transactions write on both and commit in two phases.
+		scenario{Name: "tpcb -M prepared, 2 shards", Script: "tpcb", Mode: "prepared", Clients: 16, Keyspace: "bench"},
+		scenario{Name: "scatter order by limit", Script: "top", Mode: "simple", Clients: 16, Keyspace: "bench"},
+		scenario{Name: "scatter aggregate", Script: "aggregate", Mode: "simple", Clients: 16, Keyspace: "bench"},
+	)
+}
+
+// scripts are the custom pgbench scripts: reads over every shard, each
+// bounded to 1000 accounts by the primary key so that direct Postgres and
+// the shards do the same work per row.
+var scripts = map[string]string{
+	"top": `\set a random(1, 100000 * :scale - 1000)
+SELECT aid, abalance FROM pgbench_accounts WHERE aid BETWEEN :a AND :a + 999 ORDER BY abalance DESC, aid LIMIT 100;
+`,
+	"aggregate": `\set a random(1, 100000 * :scale - 1000)
+SELECT bid, count(*), sum(abalance), max(abalance) FROM pgbench_accounts WHERE aid BETWEEN :a AND :a + 999 GROUP BY bid ORDER BY bid;
+`,
 }
 
 // supported tells whether target can run the scenario: pgbouncer in
@@ -119,8 +141,17 @@ func (e *env) benchRun(ctx context.Context, o options, s scenario, t string) (re
 	jobs := min(s.Clients, 2)
 	args := []string{"-n", "-M", s.Mode, "-c", strconv.Itoa(s.Clients), "-j", strconv.Itoa(jobs),
 		"-T", strconv.Itoa(int(o.duration.Round(time.Second) / time.Second))}
-	if s.Script == "select-only" {
+	switch s.Script {
+	case "select-only":
 		args = append(args, "-S")
+	case "tpcb":
+	default:
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("shardgate-bench-%d-%s.sql", os.Getpid(), s.Script))
+		if err := os.WriteFile(path, []byte(scripts[s.Script]), 0o644); err != nil {
+			return result{}, err
+		}
+		defer os.Remove(path)
+		args = append(args, "-f", path, "-D", "scale="+strconv.Itoa(o.scale))
 	}
 	var before int64
 	if p != nil {
@@ -132,7 +163,17 @@ func (e *env) benchRun(ctx context.Context, o options, s scenario, t string) (re
 			return result{}, err
 		}
 	}
+	var profiled chan error
+	if o.profiles != "" && t == shardgate {
+		profiled = make(chan error, 1)
+		go func() { profiled <- profile(ctx, p.admin, o, s) }()
+	}
 	out, err := e.runPgbench(ctx, o, target, args...)
+	if profiled != nil {
+		if perr := <-profiled; perr != nil && err == nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		if p != nil {
 			// A proxy that died explains the failure best.
@@ -250,4 +291,36 @@ func cpuTicks(pid int) (int64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	return utime + stime, nil
+}
+
+// profile fetches a CPU profile of the gateway at admin for the length of
+// a run (less a second, so it ends first) into o.profiles.
+func profile(ctx context.Context, admin string, o options, s scenario) error {
+	seconds := max(int(o.duration/time.Second)-1, 1)
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, seconds)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("CPU profile: %s", resp.Status)
+	}
+	if err := os.MkdirAll(o.profiles, 0o755); err != nil {
+		return err
+	}
+	name := strings.NewReplacer(" ", "-", ",", "").Replace(fmt.Sprintf("%s-c%d-%s.pprof", s.Name, s.Clients, time.Now().Format("150405")))
+	f, err := os.Create(filepath.Join(o.profiles, name))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

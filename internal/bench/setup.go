@@ -51,6 +51,7 @@ type env struct {
 // proc is a process we started and must stop.
 type proc struct {
 	name   string
+	admin  string // the gateway's admin address, for profiles
 	cmd    *exec.Cmd
 	log    *syncbuf.Buffer
 	exited chan error
@@ -399,6 +400,7 @@ func startGateway(ctx context.Context, root, tmp, binDir string, s0, s1 *pgtest.
 		return nil, endpoint{}, endpoint{}, err
 	}
 	cl.add(p.stop)
+	p.admin = admin
 	if err := waitHealthy(ctx, p, "http://"+admin+"/healthz"); err != nil {
 		return nil, endpoint{}, endpoint{}, err
 	}
