@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,9 @@ import (
 type TwoPCLog interface {
 	BeginTwoPC(ctx context.Context, t topology.TwoPC) error
 	DecideTwoPC(ctx context.Context, gid string, d topology.TwoPCDecision) error
+	// CommitTwoPC decides commit for a record as it was begun, in one
+	// round trip when nothing changed it since.
+	CommitTwoPC(ctx context.Context, begun topology.TwoPC) error
 	EndTwoPC(ctx context.Context, gid string) error
 }
 
@@ -140,19 +144,15 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 		s.srv.metrics.twoPhaseCommit(twopcAborted)
 		return fmt.Errorf("two-phase commit: recording the transaction: %w", err)
 	}
-	var prepareErr error
-	prepared := 0
-	for _, b := range writers {
-		if prepareErr = b.run(ctx, "PREPARE TRANSACTION "+quoteLiteral(preparedGID(gid, b.shard))); prepareErr != nil {
-			break
-		}
-		prepared++
-	}
+	// Every participant prepares at once.
+	prepareErrs := onEach(writers, func(b *backend) error {
+		return b.run(ctx, "PREPARE TRANSACTION "+quoteLiteral(preparedGID(gid, b.shard)))
+	})
 	s.srv.hooks.afterPrepare()
-	if prepareErr != nil {
+	if prepareErr := errors.Join(prepareErrs...); prepareErr != nil {
 		bg := context.Background()
 		for i, b := range writers {
-			if i < prepared {
+			if prepareErrs[i] == nil {
 				_ = b.run(bg, "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, b.shard)))
 			} else {
 				_ = b.run(bg, "ROLLBACK")
@@ -163,11 +163,15 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 			_ = log.EndTwoPC(bg, gid)
 		}
 		s.srv.metrics.twoPhaseCommit(twopcAborted)
-		return prepareErr
+		for _, err := range prepareErrs {
+			if err != nil {
+				return err // the first shard's, as when they ran in turn
+			}
+		}
 	}
 	// The commit point: from here on, every participant commits, now or
 	// when a resolver finishes the record.
-	if err := s.decideCommit(gid); err != nil {
+	if err := s.decideCommit(rec); err != nil {
 		if errors.Is(err, errAborted) {
 			for _, b := range writers {
 				_ = b.run(context.Background(), "ROLLBACK PREPARED "+quoteLiteral(preparedGID(gid, b.shard)))
@@ -182,9 +186,11 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 	}
 	s.srv.hooks.afterDecide()
 	done := true
-	for _, b := range writers {
-		if err := b.run(context.Background(), "COMMIT PREPARED "+quoteLiteral(preparedGID(gid, b.shard))); err != nil {
-			s.log.Warn("two-phase commit: COMMIT PREPARED failed; a resolver will finish it", zap.String("gid", gid), zap.String("shard", b.shard), zap.Error(err))
+	for i, err := range onEach(writers, func(b *backend) error {
+		return b.run(context.Background(), "COMMIT PREPARED "+quoteLiteral(preparedGID(gid, b.shard)))
+	}) {
+		if err != nil {
+			s.log.Warn("two-phase commit: COMMIT PREPARED failed; a resolver will finish it", zap.String("gid", gid), zap.String("shard", writers[i].shard), zap.Error(err))
 			done = false
 		}
 	}
@@ -194,22 +200,52 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 		_ = b.run(context.Background(), "COMMIT")
 	}
 	if done {
-		if err := log.EndTwoPC(context.Background(), gid); err != nil {
-			s.log.Warn("two-phase commit: could not delete the finished record", zap.String("gid", gid), zap.Error(err))
-		}
+		// The finished record goes while the client hears of its commit:
+		// if this fails, a resolver finds the record decided and deletes
+		// it.
+		s.srv.wg.Add(1) // while the session, counted too, still runs
+		go func() {
+			defer s.srv.wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := log.EndTwoPC(ctx, gid); err != nil {
+				s.log.Warn("two-phase commit: could not delete the finished record", zap.String("gid", gid), zap.Error(err))
+			}
+		}()
 	}
 	return nil
+}
+
+// onEach runs f on every backend at once and returns their errors, in
+// order.
+func onEach(backends []*backend, f func(*backend) error) []error {
+	errs := make([]error, len(backends))
+	var wg sync.WaitGroup
+	for i, b := range backends[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i+1] = f(b)
+		}()
+	}
+	errs[0] = f(backends[0])
+	wg.Wait()
+	return errs
 }
 
 var errAborted = errors.New("aborted by a resolver")
 
 // decideCommit records the commit decision, retrying an unclear answer. It
 // returns errAborted when a resolver decided abort first.
-func (s *session) decideCommit(gid string) error {
+func (s *session) decideCommit(rec topology.TwoPC) error {
 	var err error
 	for attempt := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = s.srv.twopc.DecideTwoPC(ctx, gid, topology.TwoPCCommit)
+		if attempt == 0 {
+			err = s.srv.twopc.CommitTwoPC(ctx, rec)
+		} else {
+			err = s.srv.twopc.DecideTwoPC(ctx, rec.GID, topology.TwoPCCommit)
+		}
 		cancel()
 		switch {
 		case err == nil:

@@ -186,6 +186,27 @@ func (s *Store) DecideTwoPC(ctx context.Context, gid string, d TwoPCDecision) er
 	}
 }
 
+// CommitTwoPC records the commit decision for begun, the record as its
+// coordinator began it: in one round trip while the record is unchanged,
+// else as DecideTwoPC does (a resolver may have decided first).
+func (s *Store) CommitTwoPC(ctx context.Context, begun TwoPC) error {
+	undecided, _ := json.Marshal(begun)
+	decided := begun
+	decided.Decision = TwoPCCommit
+	b, _ := json.Marshal(decided)
+	key := s.twopcKey(begun.GID)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(key), "=", string(undecided))).
+		Then(clientv3.OpPut(key, string(b))).Commit()
+	if err != nil {
+		return fmt.Errorf("decide 2PC %s: %w", begun.GID, err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	return s.DecideTwoPC(ctx, begun.GID, TwoPCCommit)
+}
+
 // EndTwoPC removes the record of gid. A record that is gone already is no
 // error.
 func (s *Store) EndTwoPC(ctx context.Context, gid string) error {

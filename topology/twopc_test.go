@@ -256,3 +256,49 @@ func TestGatewaysAndTwoPCClustersIsolated(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitTwoPC: the coordinator's one-round-trip commit decision takes
+// effect on the record as begun, agrees with a commit decided meanwhile and
+// loses to an abort a resolver decided first.
+func TestCommitTwoPC(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	now := time.Now().UTC()
+	begin := func(gid string) TwoPC {
+		t.Helper()
+		tx := TwoPC{GID: gid, Gateway: "gw1", Participants: []string{"a", "b"}, Created: now}
+		if err := s.BeginTwoPC(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	decision := func(gid string) TwoPCDecision {
+		t.Helper()
+		for _, r := range listTwoPC(t, s) {
+			if r.GID == gid {
+				return r.Decision
+			}
+		}
+		t.Fatalf("no record %s", gid)
+		return ""
+	}
+
+	fresh := begin("sg_gw1_1")
+	if err := s.CommitTwoPC(ctx, fresh); err != nil || decision(fresh.GID) != TwoPCCommit {
+		t.Fatalf("CommitTwoPC: %v, decision %q", err, decision(fresh.GID))
+	}
+	if err := s.CommitTwoPC(ctx, fresh); err != nil {
+		t.Fatalf("CommitTwoPC again: %v, want nil", err)
+	}
+	aborted := begin("sg_gw1_2")
+	if err := s.DecideTwoPC(ctx, aborted.GID, TwoPCAbort); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitTwoPC(ctx, aborted); !errors.Is(err, ErrConflict) || decision(aborted.GID) != TwoPCAbort {
+		t.Fatalf("CommitTwoPC after an abort: %v, decision %q; want ErrConflict, abort", err, decision(aborted.GID))
+	}
+	if err := s.CommitTwoPC(ctx, TwoPC{GID: "sg_gw1_3", Gateway: "gw1", Participants: []string{"a"}}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("CommitTwoPC of no record: %v, want ErrNotFound", err)
+	}
+}

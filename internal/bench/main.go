@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ type options struct {
 	outDir   string
 	verbose  bool
 	profiles string // folder for the gateway's CPU profiles, one per run
+	only     *regexp.Regexp
 }
 
 func main() {
@@ -40,7 +42,12 @@ func main() {
 	flag.StringVar(&o.outDir, "out", "bench-results", "directory for the JSON results")
 	flag.BoolVar(&o.verbose, "v", false, "print each pgbench command")
 	flag.StringVar(&o.profiles, "cpuprofile", "", "write a CPU profile of the gateway during each of its runs into this folder (read with go tool pprof)")
+	only := flag.String("run", "", "run only the scenarios whose name matches this regular expression")
 	flag.Parse()
+	var err error
+	if o.only, err = regexp.Compile(*only); err != nil {
+		fail(fmt.Errorf("-run: %w", err))
+	}
 	if o.quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -59,7 +66,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, o)
+	err = run(ctx, o)
 	if err != nil && ctx.Err() != nil {
 		err = errors.New("interrupted")
 	}

@@ -88,7 +88,12 @@ type result struct {
 // the targets interleaved within each scenario.
 func benchmark(ctx context.Context, o options, e *env) ([]result, error) {
 	var runs []result
-	sc := scenarios()
+	var sc []scenario
+	for _, s := range scenarios() {
+		if o.only.MatchString(s.Name) {
+			sc = append(sc, s)
+		}
+	}
 	total := 0
 	for _, s := range sc {
 		for _, t := range targets {
