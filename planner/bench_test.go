@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 )
@@ -67,5 +68,28 @@ func BenchmarkCacheHitSameText(b *testing.B) {
 		if _, ok := c.Lookup(f.vs, sql); !ok {
 			b.Fatal("miss")
 		}
+	}
+}
+
+// BenchmarkCacheHitMergedSelect: a multi-shard statement whose rewritten
+// SQL gets the new literals.
+func BenchmarkCacheHitMergedSelect(b *testing.B) {
+	f := newFake(b)
+	c := NewCache(100)
+	const shape = "SELECT id, name FROM users WHERE id BETWEEN %d AND %d ORDER BY name DESC, id LIMIT 100"
+	if _, err := c.Plan(f.vs, fmt.Sprintf(shape, 1, 1000)); err != nil {
+		b.Fatal(err)
+	}
+	texts := make([]string, 1000)
+	for i := range texts {
+		texts[i] = fmt.Sprintf(shape, i*7919, i*7919+999)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := c.Lookup(f.vs, texts[i%len(texts)]); !ok {
+			b.Fatal("miss")
+		}
+		i++
 	}
 }

@@ -43,9 +43,10 @@ type cacheEntry struct {
 	sql   string    // the text planned
 	lits  []literal // its literals
 	stmts []*Statement
-	// tmpl carries the plan over to texts with other literals; nil when
-	// only this very text may have it.
-	tmpl *template
+	// tmpl, or else shape, carries the plan over to texts with other
+	// literals; with neither, only this very text may have it.
+	tmpl  *template
+	shape *shaped
 }
 
 // template says how the plan of a one-statement text depends on its
@@ -88,10 +89,13 @@ func (c *Cache) lookup(vs *vschema.Keyspace, sql string) ([]*Statement, bool) {
 	if e.sql == sql {
 		return e.stmts, true
 	}
-	if e.tmpl == nil {
-		return nil, false
+	switch {
+	case e.tmpl != nil:
+		return e.tmpl.apply(e, sql, lits)
+	case e.shape != nil:
+		return e.shape.apply(sql, lits)
 	}
-	return e.tmpl.apply(e, sql, lits)
+	return nil, false
 }
 
 // Plan plans sql as the package's Plan does and remembers the plan.
@@ -104,7 +108,11 @@ func (c *Cache) Plan(vs *vschema.Keyspace, sql string) ([]*Statement, error) {
 	if !ok {
 		return stmts, nil
 	}
-	c.entries.Add(cacheKey{vs, norm}, &cacheEntry{sql: sql, lits: lits, stmts: stmts, tmpl: templateOf(sql, lits, stmts)})
+	e := &cacheEntry{sql: sql, lits: lits, stmts: stmts, tmpl: templateOf(sql, lits, stmts)}
+	if e.tmpl == nil {
+		e.shape = shapedOf(func(text string) ([]*Statement, error) { return Plan(vs, text) }, sql, lits, stmts)
+	}
+	c.entries.Add(cacheKey{vs, norm}, e)
 	return stmts, nil
 }
 

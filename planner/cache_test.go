@@ -195,3 +195,40 @@ func TestCacheServesKeyedStatements(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheServesMultiShardStatements: statements that run on every shard,
+// whose rewritten SQL carries their literals, are planned once per shape
+// too; a literal the plan computes with (an OFFSET added to the LIMIT)
+// keeps its text out of the cache.
+func TestCacheServesMultiShardStatements(t *testing.T) {
+	f := newFake(t)
+	c := NewCache(100)
+	for _, tc := range []struct {
+		shape  string
+		cached bool
+	}{
+		{"select id, name from users where name > 'n%d' order by name desc, id limit 10", true},
+		{"select name, count(*), max(id) from users where id > %d group by name having count(*) > 1 order by name", true},
+		{"select count(*) from users where score < %d", true},
+		{"select distinct name from users where id < %d order by name", true},
+		{"update users set score = %d where name = 'x'", true},
+		{"select id from users order by id limit 5 offset %d", false},
+	} {
+		if _, err := c.Plan(f.vs, fmt.Sprintf(tc.shape, 1)); err != nil {
+			t.Fatalf("%s: %v", tc.shape, err)
+		}
+		for _, v := range []int{2, 3, 1 << 30} {
+			sql := fmt.Sprintf(tc.shape, v)
+			cached, ok := c.Lookup(f.vs, sql)
+			if ok != tc.cached {
+				t.Errorf("%q: from the cache %v, want %v", sql, ok, tc.cached)
+			}
+			if !ok {
+				continue
+			}
+			if fresh, err := Plan(f.vs, sql); err != nil || !reflect.DeepEqual(cached, fresh) {
+				t.Errorf("%q: the cache's plan\n%s\nthe planner's (%v)\n%s", sql, describeAll(cached), err, describeAll(fresh))
+			}
+		}
+	}
+}
