@@ -30,18 +30,20 @@ type options struct {
 	outDir   string
 	verbose  bool
 	profiles string // folder for the gateway's CPU profiles, one per run
+	idle     int    // idle client connections to measure
 	only     *regexp.Regexp
 }
 
 func main() {
 	var o options
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each pgbench run (whole seconds)")
+	flag.DurationVar(&o.duration, "duration", 7*time.Second, "length of each pgbench run (whole seconds)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every scenario against every target once")
 	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor (-i -s)")
-	flag.BoolVar(&o.quick, "quick", false, "for trying it: 2s runs, 1 round, scale 1 (unless -duration, -rounds or -scale are given)")
+	flag.BoolVar(&o.quick, "quick", false, "for trying it: 2s runs, 1 round, scale 1, 1000 idle clients (unless -duration, -rounds, -scale or -idle are given)")
 	flag.StringVar(&o.outDir, "out", "bench-results", "directory for the JSON results")
 	flag.BoolVar(&o.verbose, "v", false, "print each pgbench command")
 	flag.StringVar(&o.profiles, "cpuprofile", "", "write a CPU profile of the gateway during each of its runs into this folder (read with go tool pprof)")
+	flag.IntVar(&o.idle, "idle", 10000, "idle client connections to open at the end (0: none)")
 	only := flag.String("run", "", "run only the scenarios whose name matches this regular expression")
 	flag.Parse()
 	var err error
@@ -59,6 +61,9 @@ func main() {
 		}
 		if !set["scale"] {
 			o.scale = 1
+		}
+		if !set["idle"] {
+			o.idle = 1000
 		}
 	}
 	if o.duration < time.Second || o.rounds < 1 || o.scale < 1 {
@@ -112,8 +117,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	rows := summarize(runs)
+	var idle *idleResult
+	if o.idle > 0 {
+		if idle, err = env.idleClients(ctx, o, o.idle, rows); err != nil {
+			return err
+		}
+	}
 	printTable(os.Stdout, o, rows)
-	path, err := writeJSON(o, env, start, runs, rows)
+	printIdle(os.Stdout, idle)
+	path, err := writeJSON(o, env, start, runs, rows, idle)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,9 @@ func median(v []float64) float64 {
 func summarize(runs []result) []row {
 	var rows []row
 	for _, s := range scenarios() {
+		if !slices.ContainsFunc(runs, func(x result) bool { return x.Scenario == s.Name && x.Clients == s.Clients }) {
+			continue // not run (-run)
+		}
 		r := row{Scenario: s.Name, Clients: s.Clients, Targets: map[string]*stats{}}
 		for _, t := range targets {
 			if !supported(t, s) {
@@ -135,7 +138,7 @@ func printTable(w io.Writer, o options, rows []row) {
 }
 
 // writeJSON writes the runs and the table to <out>/<timestamp>.json.
-func writeJSON(o options, e *env, start time.Time, runs []result, rows []row) (string, error) {
+func writeJSON(o options, e *env, start time.Time, runs []result, rows []row, idle *idleResult) (string, error) {
 	dir := o.outDir
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(e.root, dir)
@@ -162,6 +165,9 @@ func writeJSON(o options, e *env, start time.Time, runs []result, rows []row) (s
 		},
 		"runs":    runs,
 		"summary": rows,
+	}
+	if idle != nil {
+		doc["idle_clients"] = idle
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

@@ -393,7 +393,7 @@ func startGateway(ctx context.Context, root, tmp, binDir string, s0, s1 *pgtest.
 	cmd := exec.Command(filepath.Join(binDir, "shardgate"), "--data-dir", filepath.Join(gwDir, "etcd"),
 		"--listen", listen, "--listen-admin", admin, "--etcd-listen", etcd,
 		"--auth", "trust", "--ssl", "disable", "--log-format", "console", "--log-level", "warn",
-		"--pool-max-conns", strconv.Itoa(poolSize), "--shutdown-timeout", "5s")
+		"--pool-max-conns", strconv.Itoa(poolSize), "--shutdown-timeout", "5s", "--max-client-conns", "0")
 	logf("starting shardgate on %s (embedded etcd on %s)", listen, etcd)
 	p, err := startProc("shardgate", cmd)
 	if err != nil {
