@@ -117,6 +117,12 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	rows := summarize(runs)
+	var stream *streamResult
+	if o.only.MatchString(streamScenario) {
+		if stream, err = env.streaming(ctx, o); err != nil {
+			return err
+		}
+	}
 	var idle *idleResult
 	if o.idle > 0 {
 		if idle, err = env.idleClients(ctx, o, o.idle, rows); err != nil {
@@ -124,8 +130,9 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	printTable(os.Stdout, o, rows)
+	printStream(os.Stdout, stream)
 	printIdle(os.Stdout, idle)
-	path, err := writeJSON(o, env, start, runs, rows, idle)
+	path, err := writeJSON(o, env, start, runs, rows, stream, idle)
 	if err != nil {
 		return err
 	}

@@ -125,6 +125,9 @@ func fmtCPU(s *stats) string {
 }
 
 func printTable(w io.Writer, o options, rows []row) {
+	if len(rows) == 0 {
+		return
+	}
 	fmt.Fprintf(w, "\npgbench, scale %d, %s per run, %d round(s); TPS median (min–max); latency avg ms (median); proxy CPU µs/txn (median)\n\n", o.scale, o.duration, o.rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tclients\tdirect TPS\tpgbouncer TPS\tshardgate TPS\tsg/direct\tsg/pgb\tlat direct\tlat pgb\tlat sg\tCPU pgb\tCPU sg\t")
@@ -138,7 +141,7 @@ func printTable(w io.Writer, o options, rows []row) {
 }
 
 // writeJSON writes the runs and the table to <out>/<timestamp>.json.
-func writeJSON(o options, e *env, start time.Time, runs []result, rows []row, idle *idleResult) (string, error) {
+func writeJSON(o options, e *env, start time.Time, runs []result, rows []row, stream *streamResult, idle *idleResult) (string, error) {
 	dir := o.outDir
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(e.root, dir)
@@ -165,6 +168,9 @@ func writeJSON(o options, e *env, start time.Time, runs []result, rows []row, id
 		},
 		"runs":    runs,
 		"summary": rows,
+	}
+	if stream != nil {
+		doc["streaming"] = stream
 	}
 	if idle != nil {
 		doc["idle_clients"] = idle

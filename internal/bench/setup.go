@@ -42,6 +42,7 @@ type env struct {
 	pgbouncer endpoint
 	sharded   endpoint // keyspace bench over two shards
 	single    endpoint // keyspace tpcb on one shard
+	shardDSNs []string // keyspace bench's databases on its two shards
 	bouncer   *proc
 	gateway   *proc
 	clkTck    int
@@ -228,6 +229,7 @@ func setup(ctx context.Context, o options, cl *cleanups) (*env, error) {
 	if e.gateway, e.sharded, e.single, err = startGateway(ctx, root, tmp, binDir, s0, s1, cl); err != nil {
 		return nil, err
 	}
+	e.shardDSNs = []string{s0.DSN("postgres"), s1.DSN("postgres")}
 	if out, err := exec.Command(e.pgbench, "--version").Output(); err == nil {
 		e.versions["pgbench"] = strings.TrimSpace(string(out))
 	}
