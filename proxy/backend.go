@@ -60,6 +60,76 @@ type backend struct {
 	// queued is set while a BEGIN waits to go out with the next request
 	// (see queueBegin).
 	queued bool
+	// gather is set while the rows go to a goroutine that gathers several
+	// shards (engine.Query.Gathered): rows already read are handed over
+	// together.
+	gather bool
+	rows   rowBuffer
+}
+
+// rowBuffer collects the DataRows a backend has already read, copied out of
+// the connection's read buffer, into one batch.
+type rowBuffer struct {
+	batch engine.Batch
+	arena []byte
+	vals  [][]byte
+}
+
+// Hand-over limits of a rowBuffer: Postgres's own send buffer is 8 KiB.
+const (
+	gatherRows  = 256
+	gatherBytes = 64 << 10
+)
+
+// add copies one row in and reports whether the batch is full.
+func (r *rowBuffer) add(values [][]byte) bool {
+	size := 0
+	for _, v := range values {
+		size += len(v)
+	}
+	if len(r.arena)+size > cap(r.arena) {
+		// Rows batched so far keep pointing into the old arena.
+		r.arena = make([]byte, 0, max(2*cap(r.arena), size, 4096))
+	}
+	start := len(r.vals)
+	for _, v := range values {
+		if v == nil {
+			r.vals = append(r.vals, nil)
+			continue
+		}
+		at := len(r.arena)
+		r.arena = append(r.arena, v...)
+		r.vals = append(r.vals, r.arena[at:len(r.arena):len(r.arena)])
+	}
+	r.batch.Rows = append(r.batch.Rows, r.vals[start:len(r.vals):len(r.vals)])
+	return len(r.batch.Rows) >= gatherRows || len(r.arena) >= gatherBytes
+}
+
+// flush emits the rows collected, if any, and starts over.
+func (r *rowBuffer) flush(emit func(*engine.Batch) error) error {
+	if len(r.batch.Rows) == 0 {
+		return nil
+	}
+	err := emit(&r.batch)
+	r.batch.Rows, r.vals, r.arena = r.batch.Rows[:0], r.vals[:0], r.arena[:0]
+	if cap(r.arena) > 4*gatherBytes {
+		r.arena = nil // a huge row's arena is not kept
+	}
+	return err
+}
+
+// emitRow emits a DataRow's values: at once, or, when gathering, with the
+// rows that follow it already read.
+func (b *backend) emitRow(values [][]byte, one *[1][][]byte, batch *engine.Batch, emit func(*engine.Batch) error) error {
+	if !b.gather {
+		one[0] = values
+		batch.Rows = one[:]
+		return emit(batch)
+	}
+	if full := b.rows.add(values); full || b.pg.Frontend().ReadBufferLen() == 0 {
+		return b.rows.flush(emit)
+	}
+	return nil
 }
 
 // run runs sql and discards its results.
@@ -199,10 +269,16 @@ func (b *backend) exec(ctx context.Context, sql string, emit func(*engine.Batch)
 		b.pg.Close(context.Background())
 		return err
 	}
+	defer b.rows.flush(discardRows) // rows of a failed read are dropped
 	for {
 		msg, err := b.receive(ctx)
 		if err != nil {
 			return err
+		}
+		if _, isRow := msg.(*pgproto3.DataRow); !isRow && failed == nil {
+			if err := b.rows.flush(emit); err != nil {
+				return gone(err)
+			}
 		}
 		switch m := msg.(type) {
 		case *pgproto3.RowDescription:
@@ -213,9 +289,7 @@ func (b *backend) exec(ctx context.Context, sql string, emit func(*engine.Batch)
 			}
 		case *pgproto3.DataRow:
 			if failed == nil {
-				row[0] = m.Values
-				batch.Rows = row[:]
-				if err := emit(&batch); err != nil {
+				if err := b.emitRow(m.Values, &row, &batch, emit); err != nil {
 					return gone(err)
 				}
 			}
@@ -734,10 +808,17 @@ func (b *backend) continuePortal(ctx context.Context, portal string, maxRows uin
 func (b *backend) readExecute(ctx context.Context, parsed string, emit func(*engine.Batch) error) (tag engine.Tag, suspended bool, err error) {
 	var row [1][][]byte
 	batch := engine.Batch{}
+	defer b.rows.flush(discardRows) // rows of a failed read are dropped
 	for {
 		msg, rerr := b.receive(ctx)
 		if rerr != nil {
 			return "", false, rerr
+		}
+		if _, isRow := msg.(*pgproto3.DataRow); !isRow && err == nil {
+			if eerr := b.rows.flush(emit); eerr != nil {
+				b.pg.Close(context.Background())
+				return "", false, eerr
+			}
 		}
 		switch m := msg.(type) {
 		case *pgproto3.ParseComplete:
@@ -746,9 +827,7 @@ func (b *backend) readExecute(ctx context.Context, parsed string, emit func(*eng
 			}
 		case *pgproto3.DataRow:
 			if err == nil {
-				row[0] = m.Values
-				batch.Rows = row[:]
-				if eerr := emit(&batch); eerr != nil {
+				if eerr := b.emitRow(m.Values, &row, &batch, emit); eerr != nil {
 					b.pg.Close(context.Background())
 					return "", false, eerr
 				}

@@ -143,6 +143,11 @@ type Server struct {
 	writeTimeout atomic.Int64
 	wg           sync.WaitGroup
 	closing      atomic.Bool
+	// background is the context of work a session leaves running after
+	// its answer (deleting finished two-phase commit records); Close ends
+	// it.
+	background     context.Context
+	stopBackground context.CancelFunc
 }
 
 // NewServer returns a Server for cfg.
@@ -155,6 +160,7 @@ func NewServer(cfg Config) *Server {
 		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pids: map[uint32]*session{}, pins: map[string]int{},
 	}
 	s.writeTimeout.Store(int64(cfg.ClientWriteTimeout))
+	s.background, s.stopBackground = context.WithCancel(context.Background())
 	return s
 }
 
@@ -316,6 +322,7 @@ func (s *Server) Close() {
 		sess.conn.Close()
 	}
 	s.mu.Unlock()
+	s.stopBackground()
 }
 
 // ActiveSessions returns the number of connected clients.

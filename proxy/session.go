@@ -1243,6 +1243,7 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 		return "", err
 	}
 	var tag engine.Tag
+	b.gather = q.Gathered
 	bind := x.bind.subset(q.Params)
 	if q.Values != nil {
 		bind = x.bind.withValues(q.Values)
@@ -1269,6 +1270,7 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 		x.suspended = x.suspended || suspended
 		x.mu.Unlock()
 	}
+	b.gather = false
 	return tag, x.done(b, err)
 }
 

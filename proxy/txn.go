@@ -206,7 +206,7 @@ func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backen
 		s.srv.wg.Add(1) // while the session, counted too, still runs
 		go func() {
 			defer s.srv.wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(s.srv.background, 10*time.Second)
 			defer cancel()
 			if err := log.EndTwoPC(ctx, gid); err != nil {
 				s.log.Warn("two-phase commit: could not delete the finished record", zap.String("gid", gid), zap.Error(err))

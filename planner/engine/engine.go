@@ -37,6 +37,11 @@ type Query struct {
 	// Values, when not nil, are the statement's parameters, in text,
 	// instead of the client's (Params is then not used).
 	Values [][]byte
+	// Gathered is set when the rows go to another goroutine, which merges
+	// or gathers several shards: the executor hands over rows it has
+	// already read in batches of several, as each hand-over costs
+	// goroutine switches.
+	Gathered bool
 	// Internal marks a statement whose result the client never sees
 	// (the partials an Evaluate finishes): every column comes in text
 	// and is described, none is checked against the client's columns,

@@ -120,7 +120,9 @@ func (m *MergeSort) Stream(ctx context.Context, x Executor, args Params, emit fu
 		sources[i] = src
 		go func() {
 			ack := make(chan error, 1)
-			src.tag, src.err = x.Query(ctx, src.shard, m.Query, func(b *Batch) error {
+			q := m.Query
+			q.Gathered = true
+			src.tag, src.err = x.Query(ctx, src.shard, q, func(b *Batch) error {
 				src.batches <- handoff{batch: b, ack: ack}
 				return <-ack
 			})

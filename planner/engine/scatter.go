@@ -93,7 +93,9 @@ func streamParallel(ctx context.Context, x Executor, parts []shardQuery, emit fu
 	for _, p := range parts {
 		go func() {
 			ack := make(chan error, 1)
-			tag, err := x.Query(ctx, p.shard, p.query, func(b *Batch) error {
+			q := p.query
+			q.Gathered = true
+			tag, err := x.Query(ctx, p.shard, q, func(b *Batch) error {
 				batches <- handoff{batch: b, ack: ack}
 				return <-ack
 			})
