@@ -81,6 +81,9 @@ const (
 	gatherBytes = 64 << 10
 )
 
+// emptyValue is a non-NULL value of no bytes.
+var emptyValue = []byte{}
+
 // add copies one row in and reports whether the batch is full.
 func (r *rowBuffer) add(values [][]byte) bool {
 	size := 0
@@ -93,8 +96,12 @@ func (r *rowBuffer) add(values [][]byte) bool {
 	}
 	start := len(r.vals)
 	for _, v := range values {
-		if v == nil {
+		switch {
+		case v == nil: // NULL
 			r.vals = append(r.vals, nil)
+			continue
+		case len(v) == 0: // the empty value, which is not NULL
+			r.vals = append(r.vals, emptyValue)
 			continue
 		}
 		at := len(r.arena)
