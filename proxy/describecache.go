@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/internal/lru"
 	"github.com/shardgate/shardgate/planner"
@@ -19,11 +20,12 @@ import (
 // described before costs no round trip to a shard.
 //
 // A description holds while the catalog does: the key has the session's
-// search_path, role and user, and the schema generation, which every
+// search_path, role and user, the schema generation, which every
 // schema-changing statement through this gateway moves on once it has
-// committed or rolled back. A change this gateway does not see (made
-// through another gateway, or on a shard directly) is seen within
-// describeTTL, when the description is asked for again; until then a
+// committed or rolled back, and the keyspace's latest schema change that a
+// gateway recorded in etcd (see SchemaLog), which reaches the others with
+// their next topology snapshot. A change made on a shard directly is seen
+// within describeTTL, when the description is asked for again; until then a
 // statement whose result types it changed fails, like a prepared statement
 // in Postgres ("cached plan must not change result type"), and its
 // description is dropped.
@@ -39,6 +41,13 @@ type describeKey struct {
 	oids       string // the client's parameter types, packed
 	scope      string // search_path, role and user
 	generation uint64
+	change     string // the keyspace's latest schema change through any gateway
+}
+
+// SchemaLog records a schema change of a keyspace for every gateway to see
+// (topology.Store implements it).
+type SchemaLog interface {
+	MarkSchemaChanged(ctx context.Context, keyspace string) error
 }
 
 type described struct {
@@ -99,7 +108,7 @@ func (s *session) describeKey(ks *topology.Keyspace, sql string, oids []uint32, 
 	for _, name := range []string{"search_path", "role", "session_authorization"} {
 		scope += "\x00" + s.startup[name] + "\x00" + s.settings[name]
 	}
-	return describeKey{vs: vs, sql: sql, oids: string(packed), scope: scope, generation: s.srv.describes.generation.Load()}, true
+	return describeKey{vs: vs, sql: sql, oids: string(packed), scope: scope, generation: s.srv.describes.generation.Load(), change: ks.SchemaChange}, true
 }
 
 // noteSchemaChanges marks the session as changing the schema if one of
@@ -117,8 +126,25 @@ func (s *session) noteSchemaChanges(stmts []*planner.Statement) {
 // transaction): descriptions made before, under either catalog, are not
 // used again.
 func (s *session) settleSchemaChanges() {
-	if s.changedSchema && s.txn == nil {
-		s.srv.describes.generation.Add(1)
-		s.changedSchema = false
+	if !s.changedSchema || s.txn != nil {
+		return
 	}
+	s.srv.describes.generation.Add(1)
+	s.changedSchema = false
+	if s.srv.schema == nil {
+		return
+	}
+	// The other gateways learn of it through etcd, without the client
+	// waiting for that; should it fail, their descriptions still expire
+	// (describeTTL).
+	ks, log := s.keyspace, s.log
+	s.srv.wg.Add(1) // while the session, counted too, still runs
+	go func() {
+		defer s.srv.wg.Done()
+		ctx, cancel := context.WithTimeout(s.srv.background, 5*time.Second)
+		defer cancel()
+		if err := s.srv.schema.MarkSchemaChanged(ctx, ks); err != nil {
+			log.Warn("could not record a schema change for the other gateways", zap.String("keyspace", ks), zap.Error(err))
+		}
+	}()
 }

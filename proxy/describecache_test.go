@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shardgate/shardgate/topology"
 )
 
 // TestDescribeCache: a statement the client parses again (unnamed, as most
@@ -14,6 +17,9 @@ import (
 // try when it was made on the shards directly.
 func TestDescribeCache(t *testing.T) {
 	g := startGateway(t, DefaultPoolConfig)
+	var snap atomic.Pointer[topology.Snapshot]
+	snap.Store(g.snap)
+	g.srv.topo = snap.Load // before this test's sessions, as the watcher would
 	ctx := t.Context()
 	c := g.connect(t, "app", "")
 	exec(t, c, "insert into users (id, name) values (1, 'one')")
@@ -80,4 +86,24 @@ func TestDescribeCache(t *testing.T) {
 		t.Fatalf("first try after a change on the shards: %q, %v", names, err)
 	}
 	want(c, star, "id,name,extra,direct", "1,one,7,d")
+
+	// Through another gateway, which records the change in etcd: this one
+	// sees it with its next topology snapshot, at the first try.
+	for _, sh := range g.shards {
+		direct, err := pgconn.Connect(ctx, sh.DSN("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(t, direct, "alter table users add column elsewhere int default 9")
+		direct.Close(ctx)
+	}
+	if err := g.store.MarkSchemaChanged(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	next, err := g.store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Store(next)
+	want(c, star, "id,name,extra,direct,elsewhere", "1,one,7,d,9")
 }

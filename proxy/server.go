@@ -33,6 +33,10 @@ type Config struct {
 	// TwoPC records two-phase commit decisions; without it, transactions
 	// that write on several shards fail at COMMIT.
 	TwoPC TwoPCLog
+	// Schema records schema changes made through this gateway, so that
+	// every gateway's describe cache forgets what they made stale; without
+	// it, other gateways see them when their descriptions expire.
+	Schema SchemaLog
 	// GatewayID names this gateway in two-phase commit records.
 	GatewayID string
 	// Hooks are fault-injection points for crash-recovery tests.
@@ -128,6 +132,7 @@ type Server struct {
 	parse     *parseGate // large statements take turns at parsing
 	plans     *planner.Cache
 	describes *describeCache
+	schema    SchemaLog
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -153,7 +158,7 @@ type Server struct {
 // NewServer returns a Server for cfg.
 func NewServer(cfg Config) *Server {
 	s := &Server{
-		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
+		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, schema: cfg.Schema, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
 		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), parse: newParseGate(), plans: planner.NewCache(planCacheSize), describes: newDescribeCache(),

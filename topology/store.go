@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -267,7 +269,7 @@ func (s *Store) isTopologyKey(key string) bool {
 	case len(parts) == 2 && parts[0]+"/" == shardsDir:
 		return true
 	case len(parts) == 3 && parts[0]+"/" == keyspacesDir:
-		return parts[2] == "shardmap" || parts[2] == "vschema"
+		return parts[2] == "shardmap" || parts[2] == "vschema" || parts[2] == "schema"
 	}
 	return false
 }
@@ -338,6 +340,7 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 	}
 	sort.Strings(keys)
 	vschemas := map[string][]byte{}
+	changes := map[string]string{} // keyspace -> its latest schema change
 	for _, key := range keys {
 		if name, ok := s.userName(key); ok {
 			u, err := parseUser(name, kv[key])
@@ -366,6 +369,13 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 			snap.Keyspaces[parts[1]] = &Keyspace{Name: parts[1], Map: &m}
 		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "vschema":
 			vschemas[parts[1]] = kv[key]
+		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "schema":
+			changes[parts[1]] = string(kv[key])
+		}
+	}
+	for name, change := range changes {
+		if ks := snap.Keyspaces[name]; ks != nil {
+			ks.SchemaChange = change
 		}
 	}
 	for name, ks := range snap.Keyspaces {
@@ -386,6 +396,21 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 		ks.vschema = v
 	}
 	return snap, nil
+}
+
+// MarkSchemaChanged records that the schema of keyspace's databases changed
+// (DDL committed through a gateway), so that every gateway forgets what it
+// remembers of statements' descriptions there: each one's next snapshot
+// has a new Keyspace.SchemaChange.
+func (s *Store) MarkSchemaChanged(ctx context.Context, keyspace string) error {
+	if err := vschema.ValidName("keyspace", keyspace); err != nil {
+		return err
+	}
+	key := s.prefix + keyspacesDir + keyspace + "/schema"
+	if _, err := s.cli.Put(ctx, key, strconv.FormatInt(time.Now().UnixNano(), 36)); err != nil {
+		return fmt.Errorf("record a schema change of keyspace %s: %w", keyspace, err)
+	}
+	return nil
 }
 
 // parseVSchema parses a keyspace's vschema, or returns the one parsed

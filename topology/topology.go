@@ -229,6 +229,10 @@ type Keyspace struct {
 	// refuses queries.
 	vschema *vschema.Keyspace
 	Map     *ShardMap
+	// SchemaChange names the latest schema change a gateway recorded for
+	// the keyspace (see Store.MarkSchemaChanged), "" for none: what a
+	// gateway remembers of statements' descriptions from before is stale.
+	SchemaChange string
 	// shards lists Map's distinct physical shards, computed once.
 	shards []string
 }

@@ -302,3 +302,42 @@ func TestCommitTwoPC(t *testing.T) {
 		t.Fatalf("CommitTwoPC of no record: %v, want ErrNotFound", err)
 	}
 }
+
+// TestMarkSchemaChanged: a recorded schema change shows in the keyspace of
+// every later snapshot, a new one each time.
+func TestMarkSchemaChanged(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	if err := s.AddShard(ctx, Shard{Name: "s0", DSN: "postgres://127.0.0.1:1/app"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateKeyspace(ctx, "app", 4, []string{"s0"}); err != nil {
+		t.Fatal(err)
+	}
+	change := func() string {
+		t.Helper()
+		snap, err := s.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.Keyspace("app").SchemaChange
+	}
+	if got := change(); got != "" {
+		t.Fatalf("schema change before any: %q", got)
+	}
+	seen := map[string]bool{}
+	for range 3 {
+		if err := s.MarkSchemaChanged(ctx, "app"); err != nil {
+			t.Fatal(err)
+		}
+		got := change()
+		if got == "" || seen[got] {
+			t.Fatalf("schema change %q, seen before: %v", got, seen[got])
+		}
+		seen[got] = true
+	}
+	if err := s.MarkSchemaChanged(ctx, "no/such"); err == nil {
+		t.Fatal("MarkSchemaChanged took an invalid keyspace name")
+	}
+}
