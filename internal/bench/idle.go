@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -55,7 +56,7 @@ func (e *env) idleClients(ctx context.Context, o options, n int, rows []row) (*i
 				c, err := pgconn.Connect(ctx, e.sharded.dsn())
 				if err != nil {
 					mu.Lock()
-					firstErr = cmpErr(firstErr, err)
+					firstErr = cmp.Or(firstErr, err)
 					mu.Unlock()
 					continue
 				}
@@ -97,13 +98,6 @@ func (e *env) idleClients(ctx context.Context, o options, n int, rows []row) (*i
 	logf("%d idle clients: gateway RSS %.0f MiB -> %.0f MiB (%.1f KiB each); %s: %.0f tps, %.3f ms",
 		n, before, with, res.KiBPerClient, res.Scenario, r.TPS, r.LatencyMs)
 	return res, nil
-}
-
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
 }
 
 // rssMiB is a process's resident memory.
