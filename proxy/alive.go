@@ -18,8 +18,7 @@ import (
 // connection (it starts when a write is slow and stays in a read until
 // bytes come), so a Read could wait for ever.
 func idleAlive(c net.Conn) bool {
-	n, _, ok := peek(c)
-	return ok && n < 0
+	return newProbe(c).idleAlive()
 }
 
 // peek looks, without waiting and without consuming anything, at what c
@@ -27,27 +26,56 @@ func idleAlive(c net.Conn) bool {
 // a byte, which is first. ok is false for a connection it cannot look
 // into or that failed.
 func peek(c net.Conn) (n int, first byte, ok bool) {
+	return newProbe(c).peek()
+}
+
+// probe peeks into one connection (see peek). Made once for a connection
+// that is looked into often, it allocates nothing per look.
+type probe struct {
+	raw  syscall.RawConn // nil: the connection cannot be looked into
+	look func(fd uintptr)
+	// What the last look found.
+	buf [1]byte
+	n   int
+	ok  bool
+}
+
+func newProbe(c net.Conn) *probe {
+	p := &probe{}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
 	sc, isSys := c.(syscall.Conn)
 	if !isSys {
-		return -1, 0, true // counts as nothing to read
+		return p
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return -1, 0, true
+		return p
 	}
-	var buf [1]byte
-	n, ok = -1, true
-	err = raw.Control(func(fd uintptr) {
-		got, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.raw = raw
+	p.look = func(fd uintptr) {
+		got, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case err == nil:
-			n = got
+			p.n = got
 		case !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR):
-			ok = false
+			p.ok = false
 		}
-	})
-	return n, buf[0], ok && err == nil
+	}
+	return p
+}
+
+func (p *probe) peek() (n int, first byte, ok bool) {
+	if p.raw == nil {
+		return -1, 0, true // counts as nothing to read
+	}
+	p.buf[0], p.n, p.ok = 0, -1, true
+	err := p.raw.Control(p.look)
+	return p.n, p.buf[0], p.ok && err == nil
+}
+
+func (p *probe) idleAlive() bool {
+	n, _, ok := p.peek()
+	return ok && n < 0
 }

@@ -3,9 +3,9 @@ package proxy
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"sort"
@@ -33,6 +33,18 @@ type connState struct {
 	unknown bool
 	// prepared are the statements prepared on the connection, by name.
 	prepared map[string]bool
+	// cancel cancels the connection's statement for backend.watch.
+	cancel *shardCancel
+	// alive looks into the connection while it is idle in the pool.
+	alive *probe
+}
+
+// probe returns the connection's probe, made on first use.
+func (c *connState) probe(pg *pgconn.PgConn) *probe {
+	if c.alive == nil {
+		c.alive = newProbe(pg.Conn())
+	}
+	return c.alive
 }
 
 // forget marks the connection's settings as unknown.
@@ -65,6 +77,11 @@ type backend struct {
 	// together.
 	gather bool
 	rows   rowBuffer
+	// watched is the context whose end cancels the statement running on
+	// the shard (see watch); stopWatch and fired belong to it.
+	watched   context.Context
+	stopWatch func() bool
+	fired     chan struct{}
 }
 
 // rowBuffer collects the DataRows a backend has already read, copied out of
@@ -150,6 +167,7 @@ func discardTag(engine.Tag) error     { return nil }
 // release returns the connection to its pool. A connection left inside a
 // transaction or broken is closed by the pool instead of being reused.
 func (b *backend) release() {
+	b.unwatch()
 	b.notice, b.notify = nil, nil
 	if b.queued {
 		// A BEGIN never sent must not reach the next user.
@@ -206,6 +224,9 @@ func (b *backend) readQueued() error {
 // the connection has and want lacks, all in one round trip. Connections
 // usually already match, and then it costs nothing.
 func (b *backend) syncSettings(ctx context.Context, want map[string]string) error {
+	if !b.state.unknown && maps.Equal(b.state.settings, want) {
+		return nil
+	}
 	for name := range b.state.settings {
 		if _, ok := want[name]; !ok && strings.ContainsAny(name, " .") {
 			// Not a name RESET takes (SET SESSION CHARACTERISTICS ...):
@@ -483,14 +504,28 @@ func (b *binding) forEngine(q engine.Query) *binding {
 // scope is the search_path the statement is resolved under: the same text
 // names other tables under another search_path, so it is part of the name.
 func statementName(sql string, oids []uint32, scope string) string {
-	h := fnv.New64a()
-	h.Write([]byte(sql))
-	for _, o := range oids {
-		binary.Write(h, binary.BigEndian, o)
+	// FNV-1a, written out: hash/fnv and fmt would allocate several times
+	// per statement.
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for i := 0; i < len(sql); i++ {
+		h = (h ^ uint64(sql[i])) * prime64
 	}
-	h.Write([]byte{0})
-	h.Write([]byte(scope))
-	return fmt.Sprintf("sg_%016x", h.Sum64())
+	for _, o := range oids {
+		for shift := 24; shift >= 0; shift -= 8 {
+			h = (h ^ uint64(byte(o>>shift))) * prime64
+		}
+	}
+	h *= prime64 // the 0 byte between the text and the scope
+	for i := 0; i < len(scope); i++ {
+		h = (h ^ uint64(scope[i])) * prime64
+	}
+	var sum [8]byte
+	binary.BigEndian.PutUint64(sum[:], h)
+	var name [3 + 16]byte
+	copy(name[:], "sg_")
+	hex.Encode(name[3:], sum[:])
+	return string(name[:])
 }
 
 // maxPrepared bounds the statements kept prepared on one backend
@@ -682,18 +717,25 @@ func (b *backend) receive(ctx context.Context) (pgproto3.BackendMessage, error) 
 // connection stays usable; if that fails the connection is closed.
 func (b *backend) receiveAny(ctx context.Context) (pgproto3.BackendMessage, error) {
 	if ctx.Err() == nil {
-		msg, err := b.pg.ReceiveMessage(ctx)
+		b.watch(ctx)
+		msg, err := b.pg.ReceiveMessage(context.Background())
 		if err == nil {
 			b.answered = true
+			if _, end := msg.(*pgproto3.ReadyForQuery); end {
+				b.unwatch()
+			}
 			return msg, nil
 		}
 		if ctx.Err() == nil {
+			b.unwatch()
 			return nil, b.connectionLost(err)
 		}
 		if b.pg.IsClosed() {
+			b.unwatch()
 			return nil, err
 		}
 	}
+	b.unwatch() // the cancel request is out; the drain has a deadline of its own
 	drain, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msg, err := b.pg.ReceiveMessage(drain)
@@ -701,6 +743,39 @@ func (b *backend) receiveAny(ctx context.Context) (pgproto3.BackendMessage, erro
 		b.pg.Close(context.Background())
 	}
 	return msg, err
+}
+
+// watch makes the end of ctx cancel what the shard runs for b, until
+// unwatch: ReadyForQuery, a failure or the release of b. Messages are read
+// without a context, as pgconn would watch the context once per message,
+// which costs more than the rest of a point select's reading.
+func (b *backend) watch(ctx context.Context) {
+	if ctx == b.watched || ctx.Done() == nil {
+		return
+	}
+	b.unwatch()
+	if b.state.cancel == nil {
+		b.state.cancel = &shardCancel{conn: b.pg}
+	}
+	h, fired := b.state.cancel, make(chan struct{})
+	b.watched, b.fired = ctx, fired
+	b.stopWatch = context.AfterFunc(ctx, func() {
+		defer close(fired)
+		h.HandleCancel(ctx)
+	})
+}
+
+// unwatch ends watch. If the context ended meanwhile, it waits until the
+// cancel request reached the shard (or gave up) and lifts its deadline.
+func (b *backend) unwatch() {
+	if b.stopWatch == nil {
+		return
+	}
+	if !b.stopWatch() {
+		<-b.fired
+		b.state.cancel.HandleUnwatchAfterCancel()
+	}
+	b.watched, b.stopWatch, b.fired = nil, nil, nil
 }
 
 func (b *backend) prepared(name string) {

@@ -79,6 +79,17 @@ type invalidFormatError struct {
 
 func (e *invalidFormatError) Error() string { return "invalid message format" }
 
+// isInvalidFormat reports whether err is (or wraps) an invalidFormatError.
+// It is asked after every message read, so it looks at nil first: an
+// errors.As target escapes to the heap.
+func isInvalidFormat(err error) bool {
+	if err == nil {
+		return false
+	}
+	var invalid *invalidFormatError
+	return errors.As(err, &invalid)
+}
+
 // unknownMessageError is a message of a type Postgres does not know.
 type unknownMessageError struct{ typ byte }
 

@@ -445,7 +445,7 @@ func (srv *Server) showPools() *consoleResult {
 // before the first use.
 func (p *Pools) roleStats(shard, role string) (inUse, idle int) {
 	p.mu.Lock()
-	sp := p.pools[poolKey(shard, role, false)]
+	sp := p.pools[poolKey{shard, role, false}]
 	p.mu.Unlock()
 	if sp == nil {
 		return 0, 0

@@ -160,7 +160,7 @@ func (s *session) onEveryBackend(ctx context.Context, t *txn, sql string) error 
 func (s *session) set(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) error {
 	set := st.Setting
 	forwardOnce := func(b *backend, emitted *bool) error {
-		out := s.emit
+		out := s.emitter()
 		if *emitted {
 			out = discardRows
 		}

@@ -346,7 +346,7 @@ func (s *session) bind(ctx context.Context, ks *topology.Keyspace, m *pgproto3.B
 		return err
 	}
 	s.portalSeq++
-	pt := &portal{stmt: p, name: fmt.Sprintf("sgp%d", s.portalSeq),
+	pt := &portal{stmt: p, name: "sgp" + strconv.Itoa(s.portalSeq),
 		bind: &binding{values: m.Parameters, formats: m.ParameterFormatCodes, oids: p.oids, resultFormats: m.ResultFormatCodes, enc: enc}}
 	if p.stmt != nil {
 		pt.plan = p.stmt
@@ -482,7 +482,7 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	if st.NoTransaction && s.txn != nil {
 		return &planner.Error{Code: "25001", Message: fmt.Sprintf("%s cannot run inside a transaction block", firstWords(st.SQL))}
 	}
-	emit := s.emit
+	emit := s.emitter()
 	s.described = true
 	defer func() { s.described = false }()
 	if pt.backend != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/topology"
@@ -55,7 +56,7 @@ type Pools struct {
 	log *zap.Logger
 
 	mu     sync.Mutex
-	pools  map[string]*shardPool
+	pools  map[poolKey]*shardPool
 	shards []string // of the last topology Sync saw, sorted
 
 	// states holds each open backend connection's connState.
@@ -79,6 +80,9 @@ type shardPool struct {
 	pool                      *pgxpool.Pool
 	// waiting counts the sessions waiting for a connection now.
 	waiting atomic.Int32
+	// acquireWait is the shard's series of the acquire-wait histogram
+	// (nil for recovery pools, which are not measured).
+	acquireWait prometheus.Observer
 	// superuser is set once a connection showed that the role is a
 	// superuser on the shard.
 	superuser atomic.Bool
@@ -91,7 +95,7 @@ func (sp *shardPool) serves(sh *topology.Shard) bool {
 
 // NewPools returns an empty set of pools.
 func NewPools(cfg PoolConfig, log *zap.Logger) *Pools {
-	return &Pools{cfg: cfg, log: log, pools: map[string]*shardPool{}, health: health{down: map[string]shardDown{}}, metrics: newPoolMetrics()}
+	return &Pools{cfg: cfg, log: log, pools: map[poolKey]*shardPool{}, health: health{down: map[string]shardDown{}}, metrics: newPoolMetrics()}
 }
 
 // ErrPoolExhausted is returned (wrapped) when no backend connection became
@@ -129,11 +133,9 @@ func (e *ShardConnectionLostError) Unwrap() error { return e.Err }
 
 // poolKey names the pool of shard for backend role ("" is the DSN's own),
 // and for recovery or for clients.
-func poolKey(shard, role string, recovery bool) string {
-	if recovery {
-		return shard + "\x00" + role + "\x00recovery"
-	}
-	return shard + "\x00" + role
+type poolKey struct {
+	shard, role string
+	recovery    bool
 }
 
 // recoveryConns is the size of the pools that finish two-phase commits:
@@ -150,7 +152,7 @@ const recoveryConns = 2
 func (p *Pools) get(sh *topology.Shard, role string, recovery bool) (*shardPool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	key := poolKey(sh.Name, role, recovery)
+	key := poolKey{sh.Name, role, recovery}
 	if sp, ok := p.pools[key]; ok && sp.serves(sh) {
 		return sp, nil
 	} else if ok {
@@ -161,7 +163,7 @@ func (p *Pools) get(sh *topology.Shard, role string, recovery bool) (*shardPool,
 	if err != nil {
 		return nil, &ShardUnreachableError{Shard: sh.Name, Err: err}
 	}
-	own := poolKey(sh.Name, "", recovery)
+	own := poolKey{sh.Name, "", recovery}
 	if recovery {
 		cfg.MaxConns, cfg.MinIdleConns = recoveryConns, 0
 	}
@@ -190,6 +192,9 @@ func (p *Pools) get(sh *topology.Shard, role string, recovery bool) (*shardPool,
 	p.log.Debug("shard pool created", zap.String("shard", sh.Name), zap.String("dsn", sh.RedactedDSN()),
 		zap.String("password_source", sh.PasswordSource()))
 	sp.pool = pool
+	if !recovery {
+		sp.acquireWait = p.metrics.acquireWait.WithLabelValues(sh.Name, sp.role)
+	}
 	if role == "" && key != own {
 		if old, ok := p.pools[own]; ok {
 			go old.pool.Close()
@@ -265,6 +270,9 @@ func (p *Pools) poolConfig(sh *topology.Shard) (*pgxpool.Config, error) {
 	// ended since (terminated, or the server restarted) is passed over
 	// for another, instead of failing the statement sent on it.
 	cfg.PrepareConn = func(_ context.Context, c *pgx.Conn) (bool, error) {
+		if st, ok := p.states.Load(c.PgConn()); ok {
+			return st.(*connState).probe(c.PgConn()).idleAlive(), nil
+		}
 		return idleAlive(c.PgConn().Conn()), nil
 	}
 	return cfg, nil
@@ -314,12 +322,15 @@ func (p *Pools) borrow(ctx context.Context, sh *topology.Shard, role string, rec
 		p.failed(sh.Name, err)
 		return nil, err
 	}
-	if !recovery {
-		p.metrics.acquireWait.WithLabelValues(sh.Name, sp.role).Observe(time.Since(start).Seconds())
+	if sp.acquireWait != nil {
+		sp.acquireWait.Observe(time.Since(start).Seconds())
 	}
 	p.health.up(sh.Name)
 	pg := conn.Conn().PgConn()
-	st, _ := p.states.LoadOrStore(pg, &connState{})
+	st, ok := p.states.Load(pg)
+	if !ok {
+		st, _ = p.states.LoadOrStore(pg, &connState{})
+	}
 	return &backend{shard: sh.Name, conn: conn, pg: pg, state: st.(*connState), lost: p.lost}, nil
 }
 
@@ -437,7 +448,7 @@ func (p *Pools) Sync(snap *topology.Snapshot) {
 func (p *Pools) Close() {
 	p.mu.Lock()
 	pools := p.pools
-	p.pools = map[string]*shardPool{}
+	p.pools = map[poolKey]*shardPool{}
 	p.mu.Unlock()
 	for _, sp := range pools {
 		sp.pool.Close()

@@ -91,8 +91,23 @@ type session struct {
 	// clientInfo is what SHOW CLIENTS tells of the session (see console.go).
 	clientInfo
 
-	stmtMu     sync.Mutex
-	stmtCancel context.CancelFunc // cancels the running statement, if any
+	// stmtCtx is the context of the session's statements, child of
+	// stmtParent, until a cancel request ends it (see statementContext);
+	// stmtRunning is set while a statement runs.
+	stmtMu      sync.Mutex
+	stmtCtx     context.Context
+	stmtParent  context.Context
+	stmtCancel  context.CancelFunc
+	stmtRunning bool
+	stmtDone    func()
+	// noticeFn and notifyFn are forwardNotice and forwardNotification,
+	// for the backends the session uses.
+	noticeFn func(*pgproto3.NoticeResponse)
+	notifyFn func(*pgproto3.NotificationResponse)
+	// emitFn is emit, bound once (see emitter); dataRow is what emit
+	// sends each row in.
+	emitFn  func(*engine.Batch) error
+	dataRow pgproto3.DataRow
 	// terminated is set by pg_terminate_backend of the session's process
 	// id (see signal.go): it ends with FATAL 57P01.
 	terminated atomic.Bool
@@ -387,11 +402,15 @@ func splitOptions(s string) []string {
 
 // effective returns the settings a backend must have for this session:
 // startup settings, overridden by SET, overridden by a transaction's.
+// The result must not be changed: it may be the session's own map.
 func (s *session) effective(inTxn map[string]string) map[string]string {
-	out := maps.Clone(s.startup)
 	if inTxn == nil {
 		inTxn = s.settings
 	}
+	if len(inTxn) == 0 {
+		return s.startup
+	}
+	out := maps.Clone(s.startup)
 	maps.Copy(out, inTxn)
 	return out
 }
@@ -415,12 +434,17 @@ func (s *session) backendFor(ctx context.Context, shard string, txnSettings map[
 			s.pinned[shard] = b
 		}
 	}
-	if err := b.syncSettings(ctx, s.effective(txnSettings)); err != nil {
+	want := s.effective(txnSettings)
+	if err := b.syncSettings(ctx, want); err != nil {
 		s.giveBack(b)
 		return nil, err
 	}
-	b.notice, b.notify = s.forwardNotice, s.forwardNotification
-	b.scope = s.effective(txnSettings)["search_path"]
+	if s.noticeFn == nil {
+		// Bound once: a method value allocates.
+		s.noticeFn, s.notifyFn = s.forwardNotice, s.forwardNotification
+	}
+	b.notice, b.notify = s.noticeFn, s.notifyFn
+	b.scope = want["search_path"]
 	return b, nil
 }
 
@@ -567,8 +591,7 @@ func (s *session) serve(ctx context.Context) {
 		}
 		stopWatch()
 		s.srv.markIdle(s, false, false)
-		var invalid *invalidFormatError
-		if errors.As(err, &invalid) {
+		if isInvalidFormat(err) {
 			s.invalidMessage(ctx, msg)
 			if err := s.be.Flush(); err != nil {
 				return
@@ -691,19 +714,32 @@ func malformed(err error) bool {
 	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) && !errors.As(err, &ne)
 }
 
-// statementContext returns a context for one statement that a cancel
-// request can end.
+// statementContext returns a context for one statement, below ctx, that a
+// cancel request can end, and done, to call when the statement ends.
+// Statements share one context until a cancel ends it: making one per
+// statement would cost each an allocation and a registration with ctx.
 func (s *session) statementContext(ctx context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
 	s.stmtMu.Lock()
-	s.stmtCancel = cancel
-	s.stmtMu.Unlock()
-	return ctx, func() {
-		s.stmtMu.Lock()
-		s.stmtCancel = nil
-		s.stmtMu.Unlock()
-		cancel()
+	defer s.stmtMu.Unlock()
+	if s.stmtCtx == nil || s.stmtParent != ctx || s.stmtCtx.Err() != nil {
+		if s.stmtCancel != nil {
+			s.stmtCancel()
+		}
+		s.stmtCtx, s.stmtCancel = context.WithCancel(ctx)
+		s.stmtParent = ctx
 	}
+	s.stmtRunning = true
+	if s.stmtDone == nil {
+		s.stmtDone = s.statementDone // bound once: a method value allocates
+	}
+	return s.stmtCtx, s.stmtDone
+}
+
+// statementDone ends what statementContext began.
+func (s *session) statementDone() {
+	s.stmtMu.Lock()
+	s.stmtRunning = false
+	s.stmtMu.Unlock()
 }
 
 // cancelStatement cancels the running statement, if any: its backends get
@@ -712,7 +748,7 @@ func (s *session) cancelStatement() {
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()
 	switch {
-	case s.stmtCancel != nil:
+	case s.stmtRunning:
 		s.stmtCancel()
 	case s.executeQueued:
 		// The Execute waits for its Sync or Flush here, where Postgres
@@ -884,7 +920,7 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 // stream runs a planned statement's primitives through the session.
 func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) (engine.Tag, error) {
 	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites}
-	tag, err := st.Root.Stream(ctx, x, nil, s.emit)
+	tag, err := st.Root.Stream(ctx, x, nil, s.emitter())
 	s.countRefusal(err)
 	if pe := (*planner.Error)(nil); errors.As(err, &pe) && pe.Code == codeFeatureNotSupp {
 		// Refused across shards: Postgres's own error comes first, as
@@ -946,6 +982,9 @@ func (s *session) observe(st *planner.Statement, kind StatementKind, start time.
 // countRefusal counts a statement the planner or the engine refused as
 // unsupported.
 func (s *session) countRefusal(err error) {
+	if err == nil {
+		return // before errors.As, whose target would escape on every statement
+	}
 	var plErr *planner.Error
 	if errors.As(err, &plErr) && plErr.Code == codeFeatureNotSupp {
 		s.srv.metrics.statement(KindRefused, 0)
@@ -1087,7 +1126,7 @@ func readOnly(stmts []*planner.Statement) bool {
 
 // relay runs a query string on b and sends the client every result.
 func (s *session) relay(ctx context.Context, b *backend, sql string) error {
-	return b.exec(ctx, sql, s.emit, func(tag engine.Tag) error {
+	return b.exec(ctx, sql, s.emitter(), func(tag engine.Tag) error {
 		s.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 		return nil
 	})
@@ -1095,6 +1134,14 @@ func (s *session) relay(ctx context.Context, b *backend, sql string) error {
 
 // emit writes a result batch to the client, flushing when enough is
 // buffered.
+// emitter returns s.emit as a function value, made once per session.
+func (s *session) emitter() func(*engine.Batch) error {
+	if s.emitFn == nil {
+		s.emitFn = s.emit
+	}
+	return s.emitFn
+}
+
 func (s *session) emit(b *engine.Batch) error {
 	if b.Fields != nil && !s.described {
 		fields := make([]pgproto3.FieldDescription, len(b.Fields))
@@ -1107,11 +1154,15 @@ func (s *session) emit(b *engine.Batch) error {
 		s.be.Send(&pgproto3.RowDescription{Fields: fields})
 	}
 	for _, row := range b.Rows {
-		s.be.Send(&pgproto3.DataRow{Values: row})
+		// One DataRow serves every row: Send encodes it at once, and a
+		// new one each would escape to the heap.
+		s.dataRow.Values = row
+		s.be.Send(&s.dataRow)
 		for _, v := range row {
 			s.pending += len(v) + 4
 		}
 	}
+	s.dataRow.Values = nil
 	if s.pending >= flushBytes {
 		s.pending = 0
 		return s.flushClient()

@@ -382,7 +382,7 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 		if err := ks.Map.validate(snap.Shards); err != nil {
 			return nil, fmt.Errorf("keyspace %s: %w", name, err)
 		}
-		ks.shards = ks.Map.Shards()
+		ks.setShards()
 	}
 	for name, raw := range vschemas {
 		ks := snap.Keyspaces[name]

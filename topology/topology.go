@@ -233,8 +233,26 @@ type Keyspace struct {
 	// the keyspace (see Store.MarkSchemaChanged), "" for none: what a
 	// gateway remembers of statements' descriptions from before is stale.
 	SchemaChange string
-	// shards lists Map's distinct physical shards, computed once.
+	// shards lists Map's distinct physical shards, computed once;
+	// placed holds, per logical shard, its physical shard as a list of
+	// one that shares shards' array, so that routing a key allocates
+	// nothing.
 	shards []string
+	placed [][]string
+}
+
+// setShards computes shards and placed from Map.
+func (k *Keyspace) setShards() {
+	k.shards = k.Map.Shards()
+	index := make(map[string]int, len(k.shards))
+	for i, name := range k.shards {
+		index[name] = i
+	}
+	k.placed = make([][]string, len(k.Map.Placement))
+	for l, name := range k.Map.Placement {
+		i := index[name]
+		k.placed[l] = k.shards[i : i+1 : i+1]
+	}
 }
 
 // VSchema returns the keyspace's vschema, or nil if none was applied yet.
@@ -245,6 +263,15 @@ func (k *Keyspace) ShardFor(h int64) string { return k.Map.ShardFor(h) }
 
 // Shards returns the keyspace's distinct physical shards in placement order.
 func (k *Keyspace) Shards() []string { return k.shards }
+
+// ShardListFor returns the physical shard that holds keyspace id h as a
+// list of one, which the caller must not change.
+func (k *Keyspace) ShardListFor(h int64) []string {
+	if k.placed == nil {
+		return []string{k.ShardFor(h)}
+	}
+	return k.placed[k.Map.LogicalShard(h)]
+}
 
 // Snapshot is an immutable view of the whole topology at one etcd revision.
 // Safe for concurrent use; never modified after it is built.

@@ -102,6 +102,12 @@ func Format(p Primitive) string {
 // Shards lists the physical shards a plan runs on with these parameters,
 // each once, resolved against topo.
 func Shards(p Primitive, topo Topology, args Params) []string {
+	if r, ok := p.(*Route); ok {
+		// The usual case, without the walk's allocations.
+		if shards := r.Target.Resolve(topo, args); len(shards) <= 1 || r.Multi == nil {
+			return shards
+		}
+	}
 	var out []string
 	seen := map[string]bool{}
 	add := func(shards []string) {

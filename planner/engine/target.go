@@ -25,6 +25,21 @@ type Params interface {
 	Text(i int) (text string, ok bool)
 }
 
+// shardLists is a Topology that gives the shard of a keyspace id as a list
+// of one without allocating it.
+type shardLists interface {
+	ShardListFor(h int64) []string
+}
+
+// shardList returns the shard of keyspace id h as a list of one, which the
+// caller must not change.
+func shardList(topo Topology, h int64) []string {
+	if l, ok := topo.(shardLists); ok {
+		return l.ShardListFor(h)
+	}
+	return []string{topo.ShardFor(h)}
+}
+
 // AnchorShard returns the physical shard of logical shard 0, where state
 // that must live in one place for the whole keyspace is kept (advisory
 // locks, large objects, notifications).
@@ -121,7 +136,7 @@ func (t Target) Resolve(topo Topology, args Params) []string {
 		id, null, ok := t.Keys[0].id(args)
 		switch {
 		case ok:
-			return []string{topo.ShardFor(id)}
+			return shardList(topo, id)
 		case null:
 			return []string{AnchorShard(topo)}
 		}
