@@ -49,7 +49,11 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 	var prim engine.Primitive = &engine.Scatter{Target: target, Query: q}
 	if len(keys) > 0 {
 		q.Describe = true
-		prim = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: ties}
+		lean, err := p.leanText(shardStmt, keys, len(hidden))
+		if err != nil {
+			return nil, err
+		}
+		prim = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: ties, Lean: lean, Types: &engine.KeyTypes{}}
 	}
 	switch {
 	case ties:
@@ -60,6 +64,30 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
 	}
 	return prim, nil
+}
+
+// leanText prints the shards' statement shard, whose last hidden columns
+// are hidden, with the keys' collation columns computed as NULL (see
+// engine.MergeSort.Lean); "" when no key has one.
+func (p *planning) leanText(shard *pg_query.SelectStmt, keys []engine.SortKey, hidden int) (string, *Error) {
+	lean := proto.Clone(shard).(*pg_query.SelectStmt)
+	visible := len(lean.TargetList) - hidden
+	probes := 0
+	for _, k := range keys {
+		if k.Collation < 0 {
+			continue
+		}
+		null, err := p.parseExpr("NULL::text")
+		if err != nil {
+			return "", err
+		}
+		lean.TargetList[visible+k.Collation].GetResTarget().Val = null
+		probes++
+	}
+	if probes == 0 {
+		return "", nil
+	}
+	return p.selectText(lean)
 }
 
 // limits reads a SELECT's LIMIT and OFFSET (see limitValue).

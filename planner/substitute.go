@@ -121,6 +121,7 @@ type substitution struct {
 var (
 	keyType       = reflect.TypeFor[engine.Key]()
 	targetType    = reflect.TypeFor[engine.Target]()
+	keyTypesType  = reflect.TypeFor[*engine.KeyTypes]()
 	enginePackage = keyType.PkgPath()
 	plannerPkg    = reflect.TypeFor[Statement]().PkgPath()
 )
@@ -142,7 +143,9 @@ func (r *substitution) value(v reflect.Value) reflect.Value {
 		}
 		return v
 	case reflect.Pointer:
-		if v.IsNil() || !ours(t.Elem()) {
+		if v.IsNil() || !ours(t.Elem()) || t == keyTypesType {
+			// What a merge learns of its keys' types holds for
+			// every literal: the plans share it.
 			return v
 		}
 		out := reflect.New(t.Elem())

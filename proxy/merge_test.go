@@ -365,3 +365,57 @@ func TestRowLimitedExecuteAcrossShards(t *testing.T) {
 		t.Fatalf("commit: %s", end)
 	}
 }
+
+// TestMergeLeanAcrossTypeChanges: once a merge saw its sort key is of a
+// type without collations, the shards run its statement without computing
+// a collation name per row (engine.MergeSort.Lean). The answers stay
+// Postgres's when the key's column turns into text through the gateway
+// (the gateway knows, and asks for the collation again); when it changes
+// on the shards behind the gateway's back, the one statement that ran
+// without the collation is refused with 0A000, and the next is answered.
+func TestMergeLeanAcrossTypeChanges(t *testing.T) {
+	g := startMovableGateway(t)
+	c := g.connect(t, "app", "")
+	exec(t, c, "alter table users add column score int")
+	var values []string
+	for id := 1; id <= 60; id++ {
+		values = append(values, fmt.Sprintf("(%d, %d)", id, id*37%23))
+	}
+	exec(t, c, "insert into users (id, score) values "+strings.Join(values, ", "))
+	direct := g.direct(t, 0)
+	exec(t, direct, "create table users_all (id bigint primary key, score int)")
+	exec(t, direct, "insert into users_all (id, score) values "+strings.Join(values, ", "))
+
+	const q = "select id, score from users order by score desc, id limit 9"
+	check := func(what string) {
+		t.Helper()
+		want := allRows(t, direct, strings.ReplaceAll(q, "from users", "from users_all"), nil, nil)
+		for range 3 {
+			if got := allRows(t, c, q, nil, nil); !slices.Equal(got, want) {
+				t.Fatalf("%s: %s\n got %q\nwant %q", what, q, got, want)
+			}
+		}
+	}
+	check("integer key")
+
+	// Through the gateway: no statement fails.
+	exec(t, c, "alter table users alter column score type text using score::text")
+	exec(t, direct, "alter table users_all alter column score type text using score::text")
+	check("text key, changed through the gateway")
+	exec(t, c, "alter table users alter column score type int using score::int")
+	exec(t, direct, "alter table users_all alter column score type int using score::int")
+	check("integer key again, changed through the gateway")
+
+	// Behind the gateway's back: one refusal, then Postgres's answers.
+	for i := range g.shards {
+		shard := g.direct(t, i)
+		exec(t, shard, "alter table users alter column score type text using score::text")
+		shard.Close(t.Context())
+	}
+	exec(t, direct, "alter table users_all alter column score type text using score::text")
+	_, err := c.Exec(t.Context(), q).ReadAll()
+	if code(err) != "0A000" || !strings.Contains(err.Error(), "changed its type") {
+		t.Fatalf("first statement after the key became text on the shards: %v, want 0A000 about the changed type", err)
+	}
+	check("text key, changed on the shards")
+}

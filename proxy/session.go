@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1238,6 +1239,19 @@ func (s *session) readyForQuery() {
 
 func (s *session) notice(code, msg string) {
 	s.be.Send(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: code, Message: msg})
+}
+
+// SchemaVersion implements engine.SchemaVersioned: the schema changes this
+// gateway knows of (its own, and other gateways' through etcd) and the
+// search_path that resolves the statement's names. Like the describe
+// cache, it does not vouch for a session that may see a schema of its own.
+func (x *sessionExecutor) SchemaVersion() (string, bool) {
+	s := x.s
+	if s.changedSchema || s.statePinned || x.ks.VSchema().Pooling == vschema.PoolSession {
+		return "", false
+	}
+	return strconv.FormatUint(s.srv.describes.generation.Load(), 10) + "\x00" + x.ks.SchemaChange +
+		"\x00" + s.startup["search_path"] + "\x00" + s.settings["search_path"], true
 }
 
 // sessionExecutor runs a statement's primitives on the session's backends:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // SortKey is one key of a cross-shard ORDER BY, as the merge reads it from
@@ -51,6 +52,60 @@ type MergeSort struct {
 	// KeepHidden passes the hidden columns on, for a primitive above that
 	// reads them (Aggregate).
 	KeepHidden bool
+	// Lean is Query.SQL with the keys' collation columns computed as
+	// NULL: a shard that computes a collation name for every row it
+	// sorts does several times the work of the sort itself, and the
+	// names matter only for keys of a type with collations. The shards
+	// run it once Types knows the keys have none ("" for never).
+	Lean  string
+	Types *KeyTypes
+}
+
+// KeyTypes remembers, for every execution of a plan (and of the plans the
+// plan cache makes from it for other literals), whether the shards'
+// answer had its sort keys in types without collations, and under which
+// schema version (see SchemaVersioned): a schema change may give a key
+// another type.
+type KeyTypes struct {
+	plainUnder atomic.Pointer[string]
+}
+
+// SchemaVersioned is an Executor that names the version of the schema its
+// statements see, which every schema change it knows of changes. ok is
+// false when its statements may see a schema of their own (a transaction
+// that changes it, temporary tables): nothing learnt then is kept.
+type SchemaVersioned interface {
+	SchemaVersion() (version string, ok bool)
+}
+
+func schemaVersion(x Executor) (string, bool) {
+	if v, ok := x.(SchemaVersioned); ok {
+		return v.SchemaVersion()
+	}
+	return "", true
+}
+
+func (kt *KeyTypes) plainUnderVersion(version string) bool {
+	v := kt.plainUnder.Load()
+	return v != nil && *v == version
+}
+
+func (kt *KeyTypes) learn(plain bool, version string) {
+	switch {
+	case !plain:
+		kt.plainUnder.Store(nil)
+	case !kt.plainUnderVersion(version):
+		kt.plainUnder.Store(&version)
+	}
+}
+
+// lean reports whether the shards may run m.Lean under x.
+func (m *MergeSort) lean(x Executor) bool {
+	if m.Lean == "" || m.Types == nil {
+		return false
+	}
+	v, ok := schemaVersion(x)
+	return ok && m.Types.plainUnderVersion(v)
 }
 
 var _ Primitive = (*MergeSort)(nil)
@@ -111,6 +166,7 @@ func (s *source) head() [][]byte { return s.cur.batch.Rows[s.row] }
 // Stream implements Primitive.
 func (m *MergeSort) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
 	shards := m.Target.Resolve(x.Topology(), args)
+	lean := m.lean(x)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var failed firstError
@@ -122,6 +178,9 @@ func (m *MergeSort) Stream(ctx context.Context, x Executor, args Params, emit fu
 			ack := make(chan error, 1)
 			q := m.Query
 			q.Gathered = true
+			if lean {
+				q.SQL = m.Lean
+			}
 			src.tag, src.err = x.Query(ctx, src.shard, q, func(b *Batch) error {
 				src.batches <- handoff{batch: b, ack: ack}
 				return <-ack
@@ -135,7 +194,7 @@ func (m *MergeSort) Stream(ctx context.Context, x Executor, args Params, emit fu
 			close(src.batches)
 		}()
 	}
-	mg := &merger{m: m, x: x, emit: emit}
+	mg := &merger{m: m, x: x, emit: emit, lean: lean}
 	tag, err := mg.run(sources)
 	if err != nil {
 		if first := failed.get(); first != nil && first != errStopped {
@@ -168,6 +227,7 @@ type merger struct {
 	keyCols []int // each key's column in a shard's row
 	out     Batch
 	rows    int64
+	lean    bool // the shards run m.Lean
 }
 
 // run merges the sources and returns the tag; on error the caller stops
@@ -287,7 +347,35 @@ func (mg *merger) describe(fields []Field) error {
 		mg.cmps = append(mg.cmps, cmp)
 		mg.keyCols = append(mg.keyCols, col)
 	}
+	if err := mg.learnKeyTypes(); err != nil {
+		return err
+	}
 	return mg.emit(&Batch{Fields: mg.fields[:mg.width()]})
+}
+
+// learnKeyTypes records in m.Types whether the keys have types without
+// collations. A statement that ran m.Lean although a key now has one (its
+// column changed type by a schema change the executor did not know of)
+// fails: the collation it sorts by is unknown. The next run asks for the
+// collation again.
+func (mg *merger) learnKeyTypes() error {
+	if mg.m.Types == nil {
+		return nil
+	}
+	plain := true
+	for i, k := range mg.m.Keys {
+		if k.Collation >= 0 && collatable(mg.fields[mg.keyCols[i]].DataTypeOID) {
+			plain = false
+		}
+	}
+	if v, ok := schemaVersion(mg.x); ok {
+		mg.m.Types.learn(plain, v)
+	}
+	if mg.lean && !plain {
+		return &Error{Code: CodeFeatureNotSupported,
+			Message: "cached plan must not change result type: a sort key's column changed its type since the statement last ran; run it again"}
+	}
+	return nil
 }
 
 // width is how many columns of the shards' rows the merge passes on.

@@ -1067,3 +1067,54 @@ func TestShardsOfMergedPlans(t *testing.T) {
 		t.Fatalf("Shards = %v, want %v", got, topo.Shards())
 	}
 }
+
+// TestMergeSortLean proves the shards run the statement without collation
+// names once a run showed the keys' types have none, that every plan
+// sharing the KeyTypes learns it, and that a key whose column turned into
+// text since is refused (0A000) rather than merged under an unknown
+// collation, after which the names are asked for again.
+func TestMergeSortLean(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	data := map[string][]string{"s0": {"1", "4"}, "s1": {"2", "9"}, "s2": {"3"}, "s3": {}}
+	key := SortKey{Ordinal: 2, Collation: 0, Text: "n"}
+	types := &KeyTypes{}
+	plan := func() *MergeSort {
+		return &MergeSort{Target: Target{Kind: TargetAll}, Query: Query{SQL: "probe", Hidden: 1}, Keys: []SortKey{key}, Lean: "lean", Types: types}
+	}
+	run := func(oid uint32, coll string) ([]string, error) {
+		hidden := func(string) [][]byte { return [][]byte{[]byte(coll)} }
+		if coll == "" {
+			hidden = func(string) [][]byte { return [][]byte{nil} }
+		}
+		f := newFake(newTopo(), textScripts(data, oid, []Field{typedField("coll", oidText, 0)}, hidden, false))
+		var c collector
+		_, err := plan().Stream(testCtx(t), f, nil, c.emit)
+		var sqls []string
+		for _, call := range f.Calls() {
+			sqls = append(sqls, call.SQL)
+		}
+		slices.Sort(sqls)
+		return slices.Compact(sqls), err
+	}
+
+	if sqls, err := run(oidInt8, "en_US.UTF-8"); err != nil || !slices.Equal(sqls, []string{"probe"}) {
+		t.Fatalf("first run: shards ran %q, err %v; want the probing statement", sqls, err)
+	}
+	if sqls, err := run(oidInt8, ""); err != nil || !slices.Equal(sqls, []string{"lean"}) {
+		t.Fatalf("second run of bigint keys: shards ran %q, err %v; want the lean statement", sqls, err)
+	}
+	sqls, err := run(oidText, "")
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeFeatureNotSupported || !strings.Contains(e.Message, "changed its type") {
+		t.Fatalf("lean run whose key is text now: %v, want 0A000 about the changed type", err)
+	}
+	if !slices.Equal(sqls, []string{"lean"}) {
+		t.Fatalf("shards ran %q", sqls)
+	}
+	if sqls, err := run(oidText, "C"); err != nil || !slices.Equal(sqls, []string{"probe"}) {
+		t.Fatalf("after the refusal: shards ran %q, err %v; want the probing statement", sqls, err)
+	}
+	if sqls, err := run(oidText, "C"); err != nil || !slices.Equal(sqls, []string{"probe"}) {
+		t.Fatalf("text keys: shards ran %q, err %v; want the probing statement every time", sqls, err)
+	}
+}
