@@ -302,7 +302,15 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 	q := engine.Query{SQL: sql, Hidden: len(hidden), Describe: true, Internal: ev.active()}
 	var input engine.Primitive = &engine.Scatter{Target: target, Query: q}
 	if len(groups) > 0 || distinct != nil {
-		input = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true}
+		probes := sortKeyProbes(keys)
+		if !ev.active() {
+			probes = append(probes, extremeProbes(columns, having)...)
+		}
+		lean, err := p.leanText(shard, probes, len(hidden))
+		if err != nil {
+			return nil, err
+		}
+		input = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true, Lean: lean, Probes: probes, Types: &engine.KeyTypes{}}
 	}
 	var prim engine.Primitive = &engine.Aggregate{Input: input, Columns: columns, Extra: append(ev.extra, passOn...), Having: having,
 		Groups: groups, GroupText: groupText, Distinct: distinct, DistinctText: distinctText, Hidden: len(hidden)}
@@ -387,6 +395,26 @@ func (p *planning) havingCondition(c *pg_query.Node, j int, b *block, distinct s
 	}
 	h.Const = addHidden(fmt.Sprintf("CASE WHEN false THEN %s ELSE (%s) END AS sg_having_value%d", aggText, otherText, j+1))
 	return h, nil
+}
+
+// extremeProbes are the collation columns of the min and max among the
+// output columns and the HAVING conditions, as engine.Probes.
+func extremeProbes(columns []engine.AggregateColumn, having []engine.Having) []engine.Probe {
+	var probes []engine.Probe
+	extreme := func(c engine.AggregateColumn) bool {
+		return (c.Func == engine.AggMin || c.Func == engine.AggMax) && c.Collation >= 0
+	}
+	for i, c := range columns {
+		if extreme(c) {
+			probes = append(probes, engine.Probe{Column: c.Collation, Ordinal: i + 1})
+		}
+	}
+	for _, h := range having {
+		if extreme(h.Value) {
+			probes = append(probes, engine.Probe{Column: h.Value.Collation, Hidden: h.Partial})
+		}
+	}
+	return probes
 }
 
 // partials adds, as hidden columns, what combining an aggregate reads

@@ -49,11 +49,12 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 	var prim engine.Primitive = &engine.Scatter{Target: target, Query: q}
 	if len(keys) > 0 {
 		q.Describe = true
-		lean, err := p.leanText(shardStmt, keys, len(hidden))
+		probes := sortKeyProbes(keys)
+		lean, err := p.leanText(shardStmt, probes, len(hidden))
 		if err != nil {
 			return nil, err
 		}
-		prim = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: ties, Lean: lean, Types: &engine.KeyTypes{}}
+		prim = &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: ties, Lean: lean, Probes: probes, Types: &engine.KeyTypes{}}
 	}
 	switch {
 	case ties:
@@ -66,26 +67,32 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 	return prim, nil
 }
 
+// sortKeyProbes are the sort keys' collation columns, as engine.Probes.
+func sortKeyProbes(keys []engine.SortKey) []engine.Probe {
+	var probes []engine.Probe
+	for _, k := range keys {
+		if k.Collation >= 0 {
+			probes = append(probes, engine.Probe{Column: k.Collation, Ordinal: k.Ordinal, Hidden: k.Hidden})
+		}
+	}
+	return probes
+}
+
 // leanText prints the shards' statement shard, whose last hidden columns
-// are hidden, with the keys' collation columns computed as NULL (see
-// engine.MergeSort.Lean); "" when no key has one.
-func (p *planning) leanText(shard *pg_query.SelectStmt, keys []engine.SortKey, hidden int) (string, *Error) {
+// are hidden, with the probes computed as NULL (see
+// engine.MergeSort.Lean); "" when there are none.
+func (p *planning) leanText(shard *pg_query.SelectStmt, probes []engine.Probe, hidden int) (string, *Error) {
+	if len(probes) == 0 {
+		return "", nil
+	}
 	lean := proto.Clone(shard).(*pg_query.SelectStmt)
 	visible := len(lean.TargetList) - hidden
-	probes := 0
-	for _, k := range keys {
-		if k.Collation < 0 {
-			continue
-		}
+	for _, pr := range probes {
 		null, err := p.parseExpr("NULL::text")
 		if err != nil {
 			return "", err
 		}
-		lean.TargetList[visible+k.Collation].GetResTarget().Val = null
-		probes++
-	}
-	if probes == 0 {
-		return "", nil
+		lean.TargetList[visible+pr.Column].GetResTarget().Val = null
 	}
 	return p.selectText(lean)
 }

@@ -366,10 +366,10 @@ func TestRowLimitedExecuteAcrossShards(t *testing.T) {
 	}
 }
 
-// TestMergeLeanAcrossTypeChanges: once a merge saw its sort key is of a
-// type without collations, the shards run its statement without computing
-// a collation name per row (engine.MergeSort.Lean). The answers stay
-// Postgres's when the key's column turns into text through the gateway
+// TestMergeLeanAcrossTypeChanges: once a merge saw its sort key (or the
+// max it combines) is of a type without collations, the shards run its
+// statement without computing collation names (engine.MergeSort.Lean).
+// The answers stay Postgres's when the column turns into text through the gateway
 // (the gateway knows, and asks for the collation again); when it changes
 // on the shards behind the gateway's back, the one statement that ran
 // without the collation is refused with 0A000, and the next is answered.
@@ -386,13 +386,19 @@ func TestMergeLeanAcrossTypeChanges(t *testing.T) {
 	exec(t, direct, "create table users_all (id bigint primary key, score int)")
 	exec(t, direct, "insert into users_all (id, score) values "+strings.Join(values, ", "))
 
-	const q = "select id, score from users order by score desc, id limit 9"
+	// A merge by the key, and groups merged with their max.
+	queries := []string{
+		"select id, score from users order by score desc, id limit 9",
+		"select id % 4 as k, count(*), max(score) from users group by 1 order by 1",
+	}
 	check := func(what string) {
 		t.Helper()
-		want := allRows(t, direct, strings.ReplaceAll(q, "from users", "from users_all"), nil, nil)
-		for range 3 {
-			if got := allRows(t, c, q, nil, nil); !slices.Equal(got, want) {
-				t.Fatalf("%s: %s\n got %q\nwant %q", what, q, got, want)
+		for _, q := range queries {
+			want := allRows(t, direct, strings.ReplaceAll(q, "from users", "from users_all"), nil, nil)
+			for range 3 {
+				if got := allRows(t, c, q, nil, nil); !slices.Equal(got, want) {
+					t.Fatalf("%s: %s\n got %q\nwant %q", what, q, got, want)
+				}
 			}
 		}
 	}
@@ -413,9 +419,11 @@ func TestMergeLeanAcrossTypeChanges(t *testing.T) {
 		shard.Close(t.Context())
 	}
 	exec(t, direct, "alter table users_all alter column score type text using score::text")
-	_, err := c.Exec(t.Context(), q).ReadAll()
-	if code(err) != "0A000" || !strings.Contains(err.Error(), "changed its type") {
-		t.Fatalf("first statement after the key became text on the shards: %v, want 0A000 about the changed type", err)
+	for _, q := range queries {
+		_, err := c.Exec(t.Context(), q).ReadAll()
+		if code(err) != "0A000" || !strings.Contains(err.Error(), "changed its type") {
+			t.Fatalf("%s, first run after the column became text on the shards: %v, want 0A000 about the changed type", q, err)
+		}
 	}
 	check("text key, changed on the shards")
 }

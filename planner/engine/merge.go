@@ -52,18 +52,27 @@ type MergeSort struct {
 	// KeepHidden passes the hidden columns on, for a primitive above that
 	// reads them (Aggregate).
 	KeepHidden bool
-	// Lean is Query.SQL with the keys' collation columns computed as
-	// NULL: a shard that computes a collation name for every row it
-	// sorts does several times the work of the sort itself, and the
-	// names matter only for keys of a type with collations. The shards
-	// run it once Types knows the keys have none ("" for never).
-	Lean  string
-	Types *KeyTypes
+	// Lean is Query.SQL with the Probes computed as NULL: a shard that
+	// computes a collation name for every row it sorts does several
+	// times the work of the sort itself, and the names matter only for
+	// columns of a type with collations. The shards run it once Types
+	// knows no probe's subject has one ("" for never).
+	Lean   string
+	Probes []Probe
+	Types  *KeyTypes
+}
+
+// Probe is a hidden column of the shards' answer (Column, counted among
+// the hidden ones) that names the collation of another, its subject: the
+// output column Ordinal (1-based), or hidden column Hidden when Ordinal
+// is 0.
+type Probe struct {
+	Column, Ordinal, Hidden int
 }
 
 // KeyTypes remembers, for every execution of a plan (and of the plans the
 // plan cache makes from it for other literals), whether the shards'
-// answer had its sort keys in types without collations, and under which
+// answer had its probes' subjects in types without collations, and under which
 // schema version (see SchemaVersioned): a schema change may give a key
 // another type.
 type KeyTypes struct {
@@ -353,18 +362,22 @@ func (mg *merger) describe(fields []Field) error {
 	return mg.emit(&Batch{Fields: mg.fields[:mg.width()]})
 }
 
-// learnKeyTypes records in m.Types whether the keys have types without
-// collations. A statement that ran m.Lean although a key now has one (its
-// column changed type by a schema change the executor did not know of)
-// fails: the collation it sorts by is unknown. The next run asks for the
-// collation again.
+// learnKeyTypes records in m.Types whether the probes' subjects have types
+// without collations. A statement that ran m.Lean although one now has
+// one (its column changed type by a schema change the executor did not
+// know of) fails: the collation it sorts or compares by is unknown. The
+// next run asks for the collations again.
 func (mg *merger) learnKeyTypes() error {
 	if mg.m.Types == nil {
 		return nil
 	}
 	plain := true
-	for i, k := range mg.m.Keys {
-		if k.Collation >= 0 && collatable(mg.fields[mg.keyCols[i]].DataTypeOID) {
+	for _, p := range mg.m.Probes {
+		col := p.Ordinal - 1
+		if p.Ordinal == 0 {
+			col = mg.visible + p.Hidden
+		}
+		if col < 0 || col >= len(mg.fields) || collatable(mg.fields[col].DataTypeOID) {
 			plain = false
 		}
 	}
@@ -373,7 +386,7 @@ func (mg *merger) learnKeyTypes() error {
 	}
 	if mg.lean && !plain {
 		return &Error{Code: CodeFeatureNotSupported,
-			Message: "cached plan must not change result type: a sort key's column changed its type since the statement last ran; run it again"}
+			Message: "cached plan must not change result type: a column the shards compare changed its type since the statement last ran; run it again"}
 	}
 	return nil
 }

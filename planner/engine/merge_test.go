@@ -1079,7 +1079,8 @@ func TestMergeSortLean(t *testing.T) {
 	key := SortKey{Ordinal: 2, Collation: 0, Text: "n"}
 	types := &KeyTypes{}
 	plan := func() *MergeSort {
-		return &MergeSort{Target: Target{Kind: TargetAll}, Query: Query{SQL: "probe", Hidden: 1}, Keys: []SortKey{key}, Lean: "lean", Types: types}
+		return &MergeSort{Target: Target{Kind: TargetAll}, Query: Query{SQL: "probe", Hidden: 1}, Keys: []SortKey{key}, Lean: "lean",
+			Probes: []Probe{{Column: 0, Ordinal: 2}}, Types: types}
 	}
 	run := func(oid uint32, coll string) ([]string, error) {
 		hidden := func(string) [][]byte { return [][]byte{[]byte(coll)} }
