@@ -55,8 +55,11 @@ const (
 	// reusedBody is the largest message body read into the reused buffer;
 	// a larger one gets a buffer of its own that goes with the message.
 	reusedBody = 64 << 10
-	// keptOutput is the largest answer buffer kept between flushes.
-	keptOutput = 64 << 10
+	// keptOutput is the largest answer buffer kept between the flushes of
+	// a large answer (a flush comes past flushBytes, so the buffer grows
+	// beyond it), idleOutput the largest kept while the client is idle.
+	keptOutput = 4 * flushBytes
+	idleOutput = 64 << 10
 
 	// The startup packet's codes in place of a protocol version.
 	sslRequestCode    = 80877103
@@ -131,6 +134,16 @@ func (w *clientWire) Flush() error {
 		w.wbuf = w.wbuf[:0]
 	}
 	return err
+}
+
+// trimOutput lets go of a large answer buffer once everything is written,
+// for a client that goes idle.
+func (w *clientWire) trimOutput() {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if len(w.wbuf) == 0 && cap(w.wbuf) > idleOutput {
+		w.wbuf = nil
+	}
 }
 
 // buffered is how many bytes of answers wait for the next Flush.

@@ -575,6 +575,7 @@ func (s *session) serve(ctx context.Context) {
 		if !s.be.inputWaiting() && s.paused == nil {
 			// Only a client that waits for nothing more of its own is
 			// idle: it may hear from its backend meanwhile.
+			s.be.trimOutput()
 			stopWatch = s.watchNotifications()
 		}
 		var (
