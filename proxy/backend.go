@@ -37,6 +37,9 @@ type connState struct {
 	cancel *shardCancel
 	// alive looks into the connection while it is idle in the pool.
 	alive *probe
+	// rows gathers the rows read (see backend.gather), kept with the
+	// connection so that its memory serves every statement.
+	rows rowBuffer
 }
 
 // probe returns the connection's probe, made on first use.
@@ -76,7 +79,6 @@ type backend struct {
 	// shards (engine.Query.Gathered): rows already read are handed over
 	// together.
 	gather bool
-	rows   rowBuffer
 	// watched is the context whose end cancels the statement running on
 	// the shard (see watch); stopWatch and fired belong to it.
 	watched   context.Context
@@ -150,8 +152,8 @@ func (b *backend) emitRow(values [][]byte, one *[1][][]byte, batch *engine.Batch
 		batch.Rows = one[:]
 		return emit(batch)
 	}
-	if full := b.rows.add(values); full || b.pg.Frontend().ReadBufferLen() == 0 {
-		return b.rows.flush(emit)
+	if full := b.state.rows.add(values); full || b.pg.Frontend().ReadBufferLen() == 0 {
+		return b.state.rows.flush(emit)
 	}
 	return nil
 }
@@ -297,14 +299,14 @@ func (b *backend) exec(ctx context.Context, sql string, emit func(*engine.Batch)
 		b.pg.Close(context.Background())
 		return err
 	}
-	defer b.rows.flush(discardRows) // rows of a failed read are dropped
+	defer b.state.rows.flush(discardRows) // rows of a failed read are dropped
 	for {
 		msg, err := b.receive(ctx)
 		if err != nil {
 			return err
 		}
 		if _, isRow := msg.(*pgproto3.DataRow); !isRow && failed == nil {
-			if err := b.rows.flush(emit); err != nil {
+			if err := b.state.rows.flush(emit); err != nil {
 				return gone(err)
 			}
 		}
@@ -890,14 +892,14 @@ func (b *backend) continuePortal(ctx context.Context, portal string, maxRows uin
 func (b *backend) readExecute(ctx context.Context, parsed string, emit func(*engine.Batch) error) (tag engine.Tag, suspended bool, err error) {
 	var row [1][][]byte
 	batch := engine.Batch{}
-	defer b.rows.flush(discardRows) // rows of a failed read are dropped
+	defer b.state.rows.flush(discardRows) // rows of a failed read are dropped
 	for {
 		msg, rerr := b.receive(ctx)
 		if rerr != nil {
 			return "", false, rerr
 		}
 		if _, isRow := msg.(*pgproto3.DataRow); !isRow && err == nil {
-			if eerr := b.rows.flush(emit); eerr != nil {
+			if eerr := b.state.rows.flush(emit); eerr != nil {
 				b.pg.Close(context.Background())
 				return "", false, eerr
 			}
