@@ -306,7 +306,7 @@ func (p *planning) aggregateSelect(s *pg_query.SelectStmt, target engine.Target,
 		if !ev.active() {
 			probes = append(probes, extremeProbes(columns, having)...)
 		}
-		lean, err := p.leanText(shard, probes, len(hidden))
+		lean, err := p.leanText(shard, probes, len(hidden), "NULL::text")
 		if err != nil {
 			return nil, err
 		}
@@ -724,8 +724,13 @@ func (p *planning) distinctSelect(s *pg_query.SelectStmt, target engine.Target, 
 		columns[i].Text, _ = p.exprText(s.TargetList[i].GetResTarget().GetVal())
 	}
 	q := engine.Query{SQL: sql, Hidden: len(hidden), Describe: true}
+	probes := sortKeyProbes(keys)
+	lean, err := p.leanText(shard, probes, len(hidden), "NULL::text")
+	if err != nil {
+		return nil, err
+	}
 	var prim engine.Primitive = &engine.Aggregate{
-		Input:   &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true},
+		Input:   &engine.MergeSort{Target: target, Query: q, Keys: keys, KeepHidden: true, Lean: lean, Probes: probes, Types: &engine.KeyTypes{}},
 		Columns: columns, Groups: groups, GroupText: groupText, Hidden: len(hidden)}
 	if count.Set || offset.Set {
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}
@@ -762,8 +767,15 @@ func (p *planning) hashDistinct(s *pg_query.SelectStmt, target engine.Target, co
 	if err != nil {
 		return nil, err
 	}
+	// Whether the collations are deterministic matters only for text.
+	probes := []engine.Probe{{Column: 0, Visible: true}}
+	lean, err := p.leanText(shard, probes, 1, "NULL::boolean")
+	if err != nil {
+		return nil, err
+	}
 	var prim engine.Primitive = &engine.HashDistinct{
-		Input:   &engine.Scatter{Target: target, Query: engine.Query{SQL: sql, Hidden: 1, Describe: true}},
+		Input: &engine.Scatter{Target: target, Query: engine.Query{SQL: sql, Hidden: 1, Describe: true},
+			Lean: lean, Probes: probes, Types: &engine.KeyTypes{}},
 		Columns: texts, Hidden: 1, Deterministic: true}
 	if count.Set || offset.Set {
 		prim = &engine.Limit{Input: prim, Count: count, Offset: offset}

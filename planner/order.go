@@ -50,7 +50,7 @@ func (p *planning) multiShardSelect(s *pg_query.SelectStmt, target engine.Target
 	if len(keys) > 0 {
 		q.Describe = true
 		probes := sortKeyProbes(keys)
-		lean, err := p.leanText(shardStmt, probes, len(hidden))
+		lean, err := p.leanText(shardStmt, probes, len(hidden), "NULL::text")
 		if err != nil {
 			return nil, err
 		}
@@ -79,16 +79,16 @@ func sortKeyProbes(keys []engine.SortKey) []engine.Probe {
 }
 
 // leanText prints the shards' statement shard, whose last hidden columns
-// are hidden, with the probes computed as NULL (see
-// engine.MergeSort.Lean); "" when there are none.
-func (p *planning) leanText(shard *pg_query.SelectStmt, probes []engine.Probe, hidden int) (string, *Error) {
+// are hidden, with the probes computed as null, a NULL of their type (see
+// engine/lean.go); "" when there are none.
+func (p *planning) leanText(shard *pg_query.SelectStmt, probes []engine.Probe, hidden int, null string) (string, *Error) {
 	if len(probes) == 0 {
 		return "", nil
 	}
 	lean := proto.Clone(shard).(*pg_query.SelectStmt)
 	visible := len(lean.TargetList) - hidden
 	for _, pr := range probes {
-		null, err := p.parseExpr("NULL::text")
+		null, err := p.parseExpr(null)
 		if err != nil {
 			return "", err
 		}

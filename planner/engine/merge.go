@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 )
 
 // SortKey is one key of a cross-shard ORDER BY, as the merge reads it from
@@ -52,69 +51,11 @@ type MergeSort struct {
 	// KeepHidden passes the hidden columns on, for a primitive above that
 	// reads them (Aggregate).
 	KeepHidden bool
-	// Lean is Query.SQL with the Probes computed as NULL: a shard that
-	// computes a collation name for every row it sorts does several
-	// times the work of the sort itself, and the names matter only for
-	// columns of a type with collations. The shards run it once Types
-	// knows no probe's subject has one ("" for never).
+	// Lean is Query.SQL with the Probes computed as NULL, which the
+	// shards run once Types allows (see lean.go); "" for never.
 	Lean   string
 	Probes []Probe
 	Types  *KeyTypes
-}
-
-// Probe is a hidden column of the shards' answer (Column, counted among
-// the hidden ones) that names the collation of another, its subject: the
-// output column Ordinal (1-based), or hidden column Hidden when Ordinal
-// is 0.
-type Probe struct {
-	Column, Ordinal, Hidden int
-}
-
-// KeyTypes remembers, for every execution of a plan (and of the plans the
-// plan cache makes from it for other literals), whether the shards'
-// answer had its probes' subjects in types without collations, and under which
-// schema version (see SchemaVersioned): a schema change may give a key
-// another type.
-type KeyTypes struct {
-	plainUnder atomic.Pointer[string]
-}
-
-// SchemaVersioned is an Executor that names the version of the schema its
-// statements see, which every schema change it knows of changes. ok is
-// false when its statements may see a schema of their own (a transaction
-// that changes it, temporary tables): nothing learnt then is kept.
-type SchemaVersioned interface {
-	SchemaVersion() (version string, ok bool)
-}
-
-func schemaVersion(x Executor) (string, bool) {
-	if v, ok := x.(SchemaVersioned); ok {
-		return v.SchemaVersion()
-	}
-	return "", true
-}
-
-func (kt *KeyTypes) plainUnderVersion(version string) bool {
-	v := kt.plainUnder.Load()
-	return v != nil && *v == version
-}
-
-func (kt *KeyTypes) learn(plain bool, version string) {
-	switch {
-	case !plain:
-		kt.plainUnder.Store(nil)
-	case !kt.plainUnderVersion(version):
-		kt.plainUnder.Store(&version)
-	}
-}
-
-// lean reports whether the shards may run m.Lean under x.
-func (m *MergeSort) lean(x Executor) bool {
-	if m.Lean == "" || m.Types == nil {
-		return false
-	}
-	v, ok := schemaVersion(x)
-	return ok && m.Types.plainUnderVersion(v)
 }
 
 var _ Primitive = (*MergeSort)(nil)
@@ -175,7 +116,7 @@ func (s *source) head() [][]byte { return s.cur.batch.Rows[s.row] }
 // Stream implements Primitive.
 func (m *MergeSort) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
 	shards := m.Target.Resolve(x.Topology(), args)
-	lean := m.lean(x)
+	lean := m.Types.lean(x, m.Lean)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var failed firstError
@@ -356,39 +297,10 @@ func (mg *merger) describe(fields []Field) error {
 		mg.cmps = append(mg.cmps, cmp)
 		mg.keyCols = append(mg.keyCols, col)
 	}
-	if err := mg.learnKeyTypes(); err != nil {
+	if err := mg.m.Types.learn(mg.x, mg.lean, mg.m.Probes, mg.fields, mg.visible); err != nil {
 		return err
 	}
 	return mg.emit(&Batch{Fields: mg.fields[:mg.width()]})
-}
-
-// learnKeyTypes records in m.Types whether the probes' subjects have types
-// without collations. A statement that ran m.Lean although one now has
-// one (its column changed type by a schema change the executor did not
-// know of) fails: the collation it sorts or compares by is unknown. The
-// next run asks for the collations again.
-func (mg *merger) learnKeyTypes() error {
-	if mg.m.Types == nil {
-		return nil
-	}
-	plain := true
-	for _, p := range mg.m.Probes {
-		col := p.Ordinal - 1
-		if p.Ordinal == 0 {
-			col = mg.visible + p.Hidden
-		}
-		if col < 0 || col >= len(mg.fields) || collatable(mg.fields[col].DataTypeOID) {
-			plain = false
-		}
-	}
-	if v, ok := schemaVersion(mg.x); ok {
-		mg.m.Types.learn(plain, v)
-	}
-	if mg.lean && !plain {
-		return &Error{Code: CodeFeatureNotSupported,
-			Message: "cached plan must not change result type: a column the shards compare changed its type since the statement last ran; run it again"}
-	}
-	return nil
 }
 
 // width is how many columns of the shards' rows the merge passes on.

@@ -1119,3 +1119,36 @@ func TestMergeSortLean(t *testing.T) {
 		t.Fatalf("text keys: shards ran %q, err %v; want the probing statement every time", sqls, err)
 	}
 }
+
+// TestScatterLean proves a Scatter runs its lean statement once a run saw
+// its probes' subjects have types without collations, and refuses a lean
+// run that meets one with a collation.
+func TestScatterLean(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	data := map[string][]string{"s0": {"1"}, "s1": {"2"}, "s2": {"3"}, "s3": {}}
+	types := &KeyTypes{}
+	run := func(oid uint32) ([]string, error) {
+		f := newFake(newTopo(), textScripts(data, oid, []Field{typedField("det", oidBool, 0)}, func(string) [][]byte { return [][]byte{nil} }, false))
+		s := &Scatter{Target: Target{Kind: TargetAll}, Query: Query{SQL: "probe", Hidden: 1, Describe: true},
+			Lean: "lean", Probes: []Probe{{Column: 0, Ordinal: 2}}, Types: types}
+		var c collector
+		_, err := s.Stream(testCtx(t), f, nil, c.emit)
+		var sqls []string
+		for _, call := range f.Calls() {
+			sqls = append(sqls, call.SQL)
+		}
+		slices.Sort(sqls)
+		return slices.Compact(sqls), err
+	}
+	for i, want := range []string{"probe", "lean", "lean"} {
+		if sqls, err := run(oidInt8); err != nil || !slices.Equal(sqls, []string{want}) {
+			t.Fatalf("run %d of bigint columns: shards ran %q, err %v; want %s", i+1, sqls, err, want)
+		}
+	}
+	if _, err := run(oidText); !strings.Contains(fmt.Sprint(err), "changed its type") {
+		t.Fatalf("lean run whose column is text now: %v, want a refusal", err)
+	}
+	if sqls, err := run(oidText); err != nil || !slices.Equal(sqls, []string{"probe"}) {
+		t.Fatalf("after the refusal: shards ran %q, err %v; want the probing statement", sqls, err)
+	}
+}

@@ -14,6 +14,11 @@ import (
 type Scatter struct {
 	Target Target
 	Query  Query
+	// Lean is Query.SQL with Probes computed as NULL, which the shards
+	// run once Types allows (see lean.go); "" for never.
+	Lean   string
+	Probes []Probe
+	Types  *KeyTypes
 }
 
 var _ Primitive = (*Scatter)(nil)
@@ -21,9 +26,26 @@ var _ Primitive = (*Scatter)(nil)
 // Stream implements Primitive.
 func (s *Scatter) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
 	shards := s.Target.Resolve(x.Topology(), args)
+	q := s.Query
+	lean := s.Types.lean(x, s.Lean)
+	if lean {
+		q.SQL = s.Lean
+	}
 	parts := make([]shardQuery, len(shards))
 	for i, sh := range shards {
-		parts[i] = shardQuery{shard: sh, query: s.Query}
+		parts[i] = shardQuery{shard: sh, query: q}
+	}
+	if s.Types != nil {
+		next, learned := emit, false
+		emit = func(b *Batch) error {
+			if b.Fields != nil && !learned {
+				learned = true
+				if err := s.Types.learn(x, lean, s.Probes, b.Fields, len(b.Fields)-s.Query.Hidden); err != nil {
+					return err
+				}
+			}
+			return next(b)
+		}
 	}
 	return streamParallel(ctx, x, parts, emit)
 }
