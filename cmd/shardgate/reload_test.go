@@ -292,8 +292,10 @@ func TestReloadGateway(t *testing.T) {
 	mustQuery(t, open, "begin")
 	mustQuery(t, open, "insert into users (id, name) values (1, 'one')")
 
+	// The acquire timeout leaves the new pool's first connection time to
+	// be dialled on a loaded machine; the next reload shortens it.
 	write(append([]string{
-		"log_level: debug", "max_client_conns: 1", "pool_max_conns: 1", "pool_acquire_timeout: 300ms",
+		"log_level: debug", "max_client_conns: 1", "pool_max_conns: 1", "pool_acquire_timeout: 10s",
 		"gateway_ttl: 20s",
 		"listen: 127.0.0.1:1", // the command line's --listen still wins
 	}, tlsB...)...)
@@ -318,8 +320,8 @@ func TestReloadGateway(t *testing.T) {
 	})
 
 	// Raising the client limit lets a second client in; the pool of one
-	// connection per shard makes it wait for the first one's transaction
-	// and give up after 300ms.
+	// connection per shard (kept: only the acquire timeout changed) makes
+	// it wait for the first one's transaction and give up after 300ms.
 	write(append([]string{"log_level: debug", "max_client_conns: 10", "pool_max_conns: 1", "pool_acquire_timeout: 300ms"}, tlsB...)...)
 	g.reload(t)
 	other := g.connect("app")
