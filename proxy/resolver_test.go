@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/shardgate/shardgate/topology"
+	"github.com/shardgate/shardgate/vschema"
 )
 
 // TestResolverQuietInNormalOperation runs two-phase commits while the
@@ -120,4 +122,95 @@ func TestResolverHasItsOwnConnections(t *testing.T) {
 		t.Fatal("the orphaned prepared transaction is still there")
 	}
 	exec(t, c, "commit")
+}
+
+// TestTwoPCRecordBegunEarly: a transaction's two-phase commit record is in
+// etcd, undecided, as soon as it wrote on a second shard, so that COMMIT
+// waits for the decision only. The gateway's own resolver leaves it alone
+// while the transaction runs; COMMIT decides it; a transaction that rolls
+// back, or whose client leaves, takes its record with it.
+func TestTwoPCRecordBegunEarly(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	reg, err := g.store.RegisterGateway(t.Context(), topology.GatewayInfo{ID: "test", Started: time.Now()}, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	snap := *g.snap
+	snap.Shards = map[string]*topology.Shard{"s0": g.snap.Shards["s0"], "s1": g.snap.Shards["s1"]}
+	r := NewResolver(g.store, func() *topology.Snapshot { return &snap }, g.srv.pools, "test", g.srv.InFlight, g.metrics, zap.NewNop())
+	records := func() []topology.TwoPC {
+		t.Helper()
+		recs, err := g.store.ListTwoPC(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return recs
+	}
+	// waitRecord waits for the background BeginTwoPC of the open
+	// transaction.
+	waitRecord := func() topology.TwoPC {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if recs := records(); len(recs) == 1 {
+				return recs[0]
+			} else if len(recs) > 1 || time.Now().After(deadline) {
+				t.Fatalf("two-phase commit records %+v, want one", recs)
+			}
+			time.Sleep(5 * time.Millisecond) // polling etcd for the write
+		}
+	}
+	ks := g.snap.Keyspace("app")
+	a, b := g.twoKeysFrom(5000)
+	insert := func(c *pgconn.PgConn, id int64) {
+		exec(t, c, fmt.Sprintf("insert into users (id, name) values (%d, 'early')", id))
+	}
+
+	g.noPrepared(t) // the setup's own are gone
+	c := g.connect(t, "app", "")
+	exec(t, c, "begin")
+	insert(c, a)
+	if recs := records(); len(recs) != 0 {
+		t.Fatalf("a record for a transaction that wrote on one shard: %+v", recs)
+	}
+	insert(c, b)
+	rec := waitRecord()
+	if rec.Decision != topology.TwoPCUndecided || rec.Gateway != "test" ||
+		!slices.Contains(rec.Participants, ks.ShardFor(vschema.HashInt64(a))) || !slices.Contains(rec.Participants, ks.ShardFor(vschema.HashInt64(b))) {
+		t.Fatalf("record %+v: want undecided, of gateway test, with both written shards", rec)
+	}
+	if err := r.ResolveOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if recs := records(); len(recs) != 1 || recs[0].Decision != topology.TwoPCUndecided {
+		t.Fatalf("the resolver touched a running transaction's record: %+v", recs)
+	}
+	exec(t, c, "commit")
+	if got := rows(t, c, fmt.Sprintf("select count(*) from users where id in (%d, %d)", a, b)); got[0] != "2" {
+		t.Fatalf("committed %s rows, want 2", got[0])
+	}
+	g.noPrepared(t)
+
+	// Rolled back: the record goes, nothing was prepared.
+	c1, c2 := g.twoKeysFrom(6000)
+	exec(t, c, "begin")
+	insert(c, c1)
+	insert(c, c2)
+	waitRecord()
+	exec(t, c, "rollback")
+	g.noPrepared(t)
+
+	// The client leaves mid-transaction: the same.
+	gone := g.connect(t, "app", "")
+	exec(t, gone, "begin")
+	d1, d2 := g.twoKeysFrom(7000)
+	insert(gone, d1)
+	insert(gone, d2)
+	waitRecord()
+	gone.Close(context.Background())
+	g.noPrepared(t)
+	if got := rows(t, c, fmt.Sprintf("select count(*) from users where id in (%d, %d, %d, %d)", c1, c2, d1, d2)); got[0] != "0" {
+		t.Fatalf("%s rows of rolled back transactions", got[0])
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,9 @@ type txn struct {
 	settings map[string]string
 	// settingsChanged is set once a SET ran on the backends.
 	settingsChanged bool
+	// record is the two-phase commit record begun when a second shard was
+	// written, nil before and once COMMIT took it.
+	record *twopcRecord
 }
 
 type savepoint struct {
@@ -121,28 +125,117 @@ func (s *session) commit(ctx context.Context, t *txn) error {
 		}
 		return nil
 	}
-	return s.twoPhaseCommit(ctx, writers, readers)
+	record := t.record
+	t.record = nil
+	return s.twoPhaseCommit(ctx, record, writers, readers)
 }
 
-func (s *session) twoPhaseCommit(ctx context.Context, writers, readers []*backend) error {
+// twopcRecord is a transaction's two-phase commit record, begun in etcd in
+// the background as soon as the transaction wrote on a second shard, so
+// that its COMMIT waits for one etcd write (the decision), not two.
+type twopcRecord struct {
+	rec  topology.TwoPC
+	done chan struct{}
+	err  error // BeginTwoPC's, once done is closed
+}
+
+// beginRecord starts t's record, once, if t may need two-phase commit. Its
+// participants are every shard of the transaction's keyspace: a shard that
+// never prepares counts as done for a resolver, and a later write on a
+// third shard needs no new record.
+func (s *session) beginRecord(t *txn) {
+	if t.record != nil || s.srv.twopc == nil || len(t.wrote) < 2 {
+		return
+	}
+	var shards []string
+	if t.ks != nil {
+		shards = slices.Clone(t.ks.Shards())
+	}
+	for shard := range t.wrote {
+		if !slices.Contains(shards, shard) {
+			shards = append(shards, shard)
+		}
+	}
+	slices.Sort(shards)
+	r := s.newRecord(shards)
+	s.srv.wg.Add(1) // while the session, counted too, still runs
+	go func() {
+		defer s.srv.wg.Done()
+		defer close(r.done)
+		ctx, cancel := context.WithTimeout(s.srv.background, 10*time.Second)
+		defer cancel()
+		r.err = s.srv.twopc.BeginTwoPC(ctx, r.rec)
+	}()
+	t.record = r
+}
+
+// newRecord names a record of participants and marks it in flight: while
+// this coordinator works on it, its own resolver leaves it alone; once it
+// gives up, the resolver finishes it.
+func (s *session) newRecord(participants []string) *twopcRecord {
+	gid := fmt.Sprintf("%s%s_%d", gidPrefix, s.srv.gatewayID, gidCounter.Add(1))
+	s.srv.inflight.Store(gid, true)
+	return &twopcRecord{
+		rec:  topology.TwoPC{GID: gid, Gateway: s.srv.gatewayID, Participants: participants, Created: time.Now().UTC(), Role: s.backendRole},
+		done: make(chan struct{}),
+	}
+}
+
+// dropRecord deletes a record no commit used, once its begin is over. No
+// shard prepared under its GID.
+func (s *session) dropRecord(r *twopcRecord) {
+	s.srv.wg.Add(1)
+	go func() {
+		defer s.srv.wg.Done()
+		<-r.done
+		ctx, cancel := context.WithTimeout(s.srv.background, 10*time.Second)
+		defer cancel()
+		if err := s.srv.twopc.EndTwoPC(ctx, r.rec.GID); err != nil {
+			s.log.Warn("two-phase commit: could not delete an unused record; the resolver will", zap.String("gid", r.rec.GID), zap.Error(err))
+		}
+		s.srv.inflight.Delete(r.rec.GID)
+	}()
+}
+
+// covers reports whether every writer is a participant of r.
+func (r *twopcRecord) covers(writers []*backend) bool {
+	for _, b := range writers {
+		if !slices.Contains(r.rec.Participants, b.shard) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *session) twoPhaseCommit(ctx context.Context, record *twopcRecord, writers, readers []*backend) error {
 	log := s.srv.twopc
 	if log == nil {
 		return &planner.Error{Code: codeFeatureNotSupp, Message: "this gateway has no two-phase commit log; writes on several shards cannot commit atomically"}
 	}
-	gid := fmt.Sprintf("%s%s_%d", gidPrefix, s.srv.gatewayID, gidCounter.Add(1))
-	shards := make([]string, len(writers))
-	for i, b := range writers {
-		shards[i] = b.shard
+	if record != nil {
+		<-record.done
+		if record.err != nil || !record.covers(writers) {
+			// Begun in vain: a record begun now gets the same chance
+			// as before the transaction's writes.
+			s.dropRecord(record)
+			record = nil
+		}
 	}
-	rec := topology.TwoPC{GID: gid, Gateway: s.srv.gatewayID, Participants: shards, Created: time.Now().UTC(), Role: s.backendRole}
-	// While this coordinator works on the record, its own resolver leaves
-	// it alone; once it gives up, the resolver finishes it.
-	s.srv.inflight.Store(gid, true)
+	if record == nil {
+		shards := make([]string, len(writers))
+		for i, b := range writers {
+			shards[i] = b.shard
+		}
+		record = s.newRecord(shards)
+		record.err = log.BeginTwoPC(ctx, record.rec)
+		close(record.done)
+	}
+	rec, gid := record.rec, record.rec.GID
 	defer s.srv.inflight.Delete(gid)
-	if err := log.BeginTwoPC(ctx, rec); err != nil {
+	if record.err != nil {
 		s.rollbackAll(writers, readers)
 		s.srv.metrics.twoPhaseCommit(twopcAborted)
-		return fmt.Errorf("two-phase commit: recording the transaction: %w", err)
+		return fmt.Errorf("two-phase commit: recording the transaction: %w", record.err)
 	}
 	// Every participant prepares at once.
 	prepareErrs := onEach(writers, func(b *backend) error {
@@ -291,6 +384,10 @@ func (s *session) rollback(ctx context.Context, t *txn) error {
 // releaseTxn gives the transaction's backends back, unless the session
 // holds them (session pooling).
 func (s *session) releaseTxn(t *txn) {
+	if t.record != nil {
+		s.dropRecord(t.record)
+		t.record = nil
+	}
 	for _, shard := range t.order {
 		b := t.backends[shard]
 		if t.settingsChanged {
@@ -357,6 +454,7 @@ func (s *session) noteWrite(t *txn, shard string, policy vschema.MultiShardWrite
 			Message: fmt.Sprintf("keyspace %s refuses transactions that write on more than one shard (multi_shard_writes: refuse)", s.keyspace)}
 	}
 	t.wrote[shard] = true
+	s.beginRecord(t)
 	return nil
 }
 

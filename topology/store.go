@@ -43,6 +43,10 @@ type Store struct {
 	// same *vschema.Keyspace: plans made for it stay valid.
 	mu     sync.Mutex
 	parsed map[string]parsedVSchema
+
+	// twopc groups the two-phase commit records of concurrent transactions
+	// into one etcd transaction.
+	twopc txnGroup
 }
 
 // parsedVSchema is a keyspace's vschema and the text it was parsed from.
@@ -53,7 +57,7 @@ type parsedVSchema struct {
 
 // NewStore returns a Store for cluster on cli.
 func NewStore(cli *clientv3.Client, cluster string) *Store {
-	return &Store{cli: cli, prefix: "/shardgate/" + cluster + "/"}
+	return &Store{cli: cli, prefix: "/shardgate/" + cluster + "/", twopc: txnGroup{cli: cli}}
 }
 
 // ErrNotFound is returned (wrapped) for a shard or keyspace that does not exist.

@@ -39,7 +39,9 @@ const (
 //
 //  1. BeginTwoPC, with every participant, before sending PREPARE TRANSACTION
 //     to any shard. Participants are fixed from here on: a coordinator that
-//     needs another shard begins a new record with a new GID.
+//     needs another shard begins a new record with a new GID. It may begin
+//     the record while the transaction still runs, naming every shard that
+//     may prepare: a participant that never prepares counts as done.
 //  2. PREPARE TRANSACTION gid on each participant.
 //  3. If every PREPARE succeeded, DecideTwoPC(commit). That single etcd
 //     transaction is the commit point: before it the transaction may still
@@ -96,7 +98,8 @@ func (s *Store) twopcKey(gid string) string { return s.prefix + "twopc/" + gid }
 
 // BeginTwoPC creates the record of a new two-phase commit, undecided. Created
 // is set to now if zero. It returns ErrConflict (wrapped) if a record of that
-// GID exists.
+// GID exists. Concurrent BeginTwoPC, CommitTwoPC and EndTwoPC calls share
+// etcd round trips (txnGroup).
 func (s *Store) BeginTwoPC(ctx context.Context, t TwoPC) error {
 	if err := validSegment("2PC gid", t.GID, maxGIDLen); err != nil {
 		return err
@@ -125,13 +128,11 @@ func (s *Store) BeginTwoPC(ctx context.Context, t TwoPC) error {
 	}
 	b, _ := json.Marshal(t)
 	key := s.twopcKey(t.GID)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(b))).Commit()
+	created, err := s.twopc.write(ctx, key, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, clientv3.OpPut(key, string(b)))
 	if err != nil {
 		return fmt.Errorf("begin 2PC %s: %w", t.GID, err)
 	}
-	if !resp.Succeeded {
+	if !created {
 		return errorf(ErrConflict, "2PC %s already exists", t.GID)
 	}
 	return nil
@@ -195,13 +196,11 @@ func (s *Store) CommitTwoPC(ctx context.Context, begun TwoPC) error {
 	decided.Decision = TwoPCCommit
 	b, _ := json.Marshal(decided)
 	key := s.twopcKey(begun.GID)
-	resp, err := s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.Value(key), "=", string(undecided))).
-		Then(clientv3.OpPut(key, string(b))).Commit()
+	decidedNow, err := s.twopc.write(ctx, key, []clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", string(undecided))}, clientv3.OpPut(key, string(b)))
 	if err != nil {
 		return fmt.Errorf("decide 2PC %s: %w", begun.GID, err)
 	}
-	if resp.Succeeded {
+	if decidedNow {
 		return nil
 	}
 	return s.DecideTwoPC(ctx, begun.GID, TwoPCCommit)
@@ -210,7 +209,8 @@ func (s *Store) CommitTwoPC(ctx context.Context, begun TwoPC) error {
 // EndTwoPC removes the record of gid. A record that is gone already is no
 // error.
 func (s *Store) EndTwoPC(ctx context.Context, gid string) error {
-	if _, err := s.cli.Delete(ctx, s.twopcKey(gid)); err != nil {
+	key := s.twopcKey(gid)
+	if _, err := s.twopc.write(ctx, key, nil, clientv3.OpDelete(key)); err != nil {
 		return fmt.Errorf("end 2PC %s: %w", gid, err)
 	}
 	return nil

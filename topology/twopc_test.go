@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -339,5 +340,119 @@ func TestMarkSchemaChanged(t *testing.T) {
 	}
 	if err := s.MarkSchemaChanged(ctx, "no/such"); err == nil {
 		t.Fatal("MarkSchemaChanged took an invalid keyspace name")
+	}
+}
+
+// TestTwoPCGroupedWrites: writes that arrive while a group is on its way to
+// etcd go out together as the next group, each with its own outcome, and a
+// key written twice waits for the group after.
+func TestTwoPCGroupedWrites(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	rec := func(gid string) TwoPC {
+		return TwoPC{GID: gid, Gateway: "gw1", Participants: []string{"a", "b"}, Created: time.Now().UTC()}
+	}
+	existing, toCommit, aborted, toEnd := rec("sg_gw1_old"), rec("sg_gw1_c"), rec("sg_gw1_ab"), rec("sg_gw1_end")
+	for _, r := range []TwoPC{existing, toCommit, aborted, toEnd} {
+		if err := s.BeginTwoPC(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DecideTwoPC(ctx, aborted.GID, TwoPCAbort); err != nil {
+		t.Fatal(err)
+	}
+
+	sizes := make(chan int, 10)
+	release := make(chan struct{})
+	s.twopc.beforeWrite = func(n int) {
+		sizes <- n
+		<-release
+	}
+	var wg sync.WaitGroup
+	first := rec("sg_gw1_first")
+	wg.Go(func() {
+		if err := s.BeginTwoPC(ctx, first); err != nil {
+			t.Errorf("BeginTwoPC(%s): %v", first.GID, err)
+		}
+	})
+	if n := <-sizes; n != 1 {
+		t.Fatalf("first group of %d writes, want 1", n)
+	}
+	// While the first group is held, the rest queue.
+	var fresh []TwoPC
+	for i := range 5 {
+		r := rec(fmt.Sprintf("sg_gw1_new%d", i))
+		fresh = append(fresh, r)
+		wg.Go(func() {
+			if err := s.BeginTwoPC(ctx, r); err != nil {
+				t.Errorf("BeginTwoPC(%s): %v", r.GID, err)
+			}
+		})
+	}
+	var conflictErr, abortedErr error
+	wg.Go(func() {
+		conflictErr = s.BeginTwoPC(ctx, TwoPC{GID: existing.GID, Gateway: "gw9", Participants: []string{"z"}})
+	})
+	wg.Go(func() {
+		if err := s.CommitTwoPC(ctx, toCommit); err != nil {
+			t.Errorf("CommitTwoPC: %v", err)
+		}
+	})
+	wg.Go(func() { abortedErr = s.CommitTwoPC(ctx, aborted) })
+	for range 2 {
+		wg.Go(func() {
+			if err := s.EndTwoPC(ctx, toEnd.GID); err != nil {
+				t.Errorf("EndTwoPC: %v", err)
+			}
+		})
+	}
+	const queued = 5 + 1 + 1 + 1 + 2
+	for {
+		s.twopc.mu.Lock()
+		n := len(s.twopc.queue)
+		s.twopc.mu.Unlock()
+		if n == queued {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	close(sizes)
+	var got []int
+	for n := range sizes {
+		got = append(got, n)
+	}
+	// One of the two EndTwoPC of one key waits for a group of its own.
+	if !slices.Equal(got, []int{queued - 1, 1}) {
+		t.Fatalf("groups after the first: %v, want [%d 1]", got, queued-1)
+	}
+	if !errors.Is(conflictErr, ErrConflict) {
+		t.Errorf("BeginTwoPC of an existing gid in a group: %v, want ErrConflict", conflictErr)
+	}
+	if !errors.Is(abortedErr, ErrConflict) {
+		t.Errorf("CommitTwoPC of an aborted record in a group: %v, want ErrConflict", abortedErr)
+	}
+	byGID := map[string]TwoPC{}
+	for _, r := range listTwoPC(t, s) {
+		byGID[r.GID] = r
+	}
+	for _, r := range append(fresh, first) {
+		if got, ok := byGID[r.GID]; !ok || got.Decision != TwoPCUndecided {
+			t.Errorf("record %s: %+v, %v; want it begun, undecided", r.GID, got, ok)
+		}
+	}
+	if got := byGID[existing.GID]; !reflect.DeepEqual(got, existing) {
+		t.Errorf("record %s = %+v, want %+v (unchanged by the conflicting Begin)", existing.GID, got, existing)
+	}
+	if got := byGID[toCommit.GID].Decision; got != TwoPCCommit {
+		t.Errorf("committed record decided %q", got)
+	}
+	if got := byGID[aborted.GID].Decision; got != TwoPCAbort {
+		t.Errorf("aborted record decided %q", got)
+	}
+	if _, ok := byGID[toEnd.GID]; ok {
+		t.Errorf("ended record %s still there", toEnd.GID)
 	}
 }
