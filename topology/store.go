@@ -102,6 +102,9 @@ func (s *Store) AddShard(ctx context.Context, sh Shard) error {
 	if err := sh.CheckPassword(); err != nil {
 		return err
 	}
+	if sh.Weight < 0 || sh.Weight > MaxShardWeight {
+		return fmt.Errorf("shard %s: weight %d must be between 1 and %d", sh.Name, sh.Weight, MaxShardWeight)
+	}
 	b, _ := json.Marshal(sh)
 	key := s.shardKey(sh.Name)
 	resp, err := s.cli.Txn(ctx).

@@ -37,7 +37,16 @@ type Shard struct {
 	// PasswordEnv names an environment variable of the gateway process
 	// that holds the password.
 	PasswordEnv string `json:"password_env,omitempty"`
+	// Weight is the shard's share of logical shards against the others'
+	// when a reshard spreads a keyspace by weight; 0 counts as 1.
+	Weight int `json:"weight,omitempty"`
 }
+
+// MaxShardWeight bounds a shard's weight.
+const MaxShardWeight = 1000
+
+// EffectiveWeight is Weight, or 1 when it is not set.
+func (s Shard) EffectiveWeight() int { return max(s.Weight, 1) }
 
 // RedactedDSN returns the DSN with any password replaced, for display.
 func (s Shard) RedactedDSN() string { return RedactDSN(s.DSN) }

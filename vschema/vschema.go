@@ -121,6 +121,20 @@ func (k *Keyspace) Table(name string) *Table {
 	return k.Tables[name]
 }
 
+// HashSQL is the SQL expression that computes, on a shard, the keyspace id
+// of column (an identifier the caller quoted): the value KeyspaceID gives
+// for the column's text. Text hashes its bytes whatever the column's
+// collation, as the gateway does.
+func (t *Table) HashSQL(column string) string {
+	switch t.Type {
+	case Text:
+		return "hashtextextended(" + column + "::text COLLATE \"C\", 0)"
+	case UUID:
+		return "uuid_hash_extended(" + column + ", 0)"
+	}
+	return "hashint8extended(" + column + "::int8, 0)"
+}
+
 // KeyspaceID computes the keyspace id of a sharding column value given as the
 // text Postgres would parse for the column's type. ok is false when the text
 // is not a valid value of that type (Postgres would reject it, so the caller

@@ -1,7 +1,7 @@
 // Command shardctl is the operator CLI of shardgate: it registers physical
-// shards, creates keyspaces, applies and shows vschemas, and shows and changes
-// the placement of logical shards. It talks to the etcd cluster that holds the
-// topology.
+// shards, creates keyspaces, applies and shows vschemas, shows and changes
+// the placement of logical shards, and plans reshard workflows. It talks to
+// the etcd cluster that holds the topology.
 //
 // Every failure prints exactly one line, "shardctl: <message>", on stderr and
 // exits with status 1.
@@ -91,7 +91,7 @@ in etcd under /shardgate/<cluster>/. Gateways watch it and route by it.`,
 	pf.StringVar(&a.etcdPasswordFile, "etcd-password-file", os.Getenv("SHARDGATE_ETCD_PASSWORD_FILE"),
 		"file whose first line is the password of --etcd-username (env SHARDGATE_ETCD_PASSWORD_FILE)")
 
-	root.AddCommand(a.shardCommand(), a.keyspaceCommand(), a.vschemaCommand(), a.topologyCommand(), a.userCommand())
+	root.AddCommand(a.shardCommand(), a.keyspaceCommand(), a.vschemaCommand(), a.topologyCommand(), a.userCommand(), a.reshardCommand())
 	return root
 }
 

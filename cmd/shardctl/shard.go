@@ -29,9 +29,10 @@ func (a *app) shardAddCommand() *cobra.Command {
 	var (
 		dsn, passwordFile, passwordEnv string
 		allowPassword                  bool
+		weight                         int
 	)
 	c := &cobra.Command{
-		Use:   "add NAME --dsn DSN [--password-file FILE | --password-env VAR]",
+		Use:   "add NAME --dsn DSN [--password-file FILE | --password-env VAR] [--weight N]",
 		Short: "Register a physical shard",
 		Long: `Register a physical shard: a PostgreSQL primary whose database holds the
 shard's tables. DSN is a libpq URL or key=value string; TLS settings in it
@@ -67,7 +68,10 @@ shell history and the process list.`,
 				}
 				dsn = line
 			}
-			sh := topology.Shard{Name: args[0], DSN: dsn, PasswordFile: passwordFile, PasswordEnv: passwordEnv}
+			if weight < 1 || weight > topology.MaxShardWeight {
+				return usageErrorf("--weight %d must be between 1 and %d", weight, topology.MaxShardWeight)
+			}
+			sh := topology.Shard{Name: args[0], DSN: dsn, PasswordFile: passwordFile, PasswordEnv: passwordEnv, Weight: weight}
 			if err := sh.CheckPassword(); err != nil {
 				return usageErrorf("shard %s: %v", sh.Name, err)
 			}
@@ -89,6 +93,7 @@ shell history and the process list.`,
 	c.Flags().StringVar(&passwordFile, "password-file", "", "absolute path, on each gateway's host, of a file whose first line is the password")
 	c.Flags().StringVar(&passwordEnv, "password-env", "", "environment variable of each gateway that holds the password")
 	c.Flags().BoolVar(&allowPassword, "allow-password-in-dsn", false, "store a DSN that holds a password in etcd")
+	c.Flags().IntVar(&weight, "weight", 1, "the shard's share of logical shards against the others' when 'shardctl reshard create --to' spreads a keyspace")
 	return c
 }
 
@@ -119,10 +124,10 @@ gateway's host, or no password).`,
 				return err
 			}
 			w := table(a.stdout)
-			fmt.Fprintln(w, "NAME\tDSN\tPASSWORD")
+			fmt.Fprintln(w, "NAME\tDSN\tPASSWORD\tWEIGHT")
 			for _, name := range slices.Sorted(maps.Keys(snap.Shards)) {
 				sh := snap.Shards[name]
-				fmt.Fprintf(w, "%s\t%s\t%s\n", name, sh.RedactedDSN(), passwordSource(*sh))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", name, sh.RedactedDSN(), passwordSource(*sh), sh.EffectiveWeight())
 			}
 			return w.Flush()
 		},

@@ -47,32 +47,33 @@ func TestShardAddList(t *testing.T) {
 		t.Errorf("shard add printed %q", out)
 	}
 	record(e.run("", "shard", "add", "s4", "--dsn", "postgres://app@10.0.0.5/app", "--password-env", "S4_PASSWORD")).ok(t)
-	record(e.run("", "shard", "add", "s5", "--dsn", "host=10.0.0.6 user=app passfile=/etc/shardgate/pgpass")).ok(t)
+	record(e.run("", "shard", "add", "s5", "--dsn", "host=10.0.0.6 user=app passfile=/etc/shardgate/pgpass", "--weight", "3")).ok(t)
+	record(e.run("", "shard", "add", "s6", "--dsn", "host=10.0.0.7", "--weight", "0")).fails(t, "--weight 0 must be between 1 and 1000")
 
 	out = record(e.run("", "shard", "list")).ok(t)
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	want := [][]string{
-		{"NAME", "DSN", "PASSWORD"},
-		{"s0", "postgres://app:xxxxx@127.0.0.1:5432/app", "in DSN"},
-		{"s1", "host=10.0.0.2 user=app password=xxxxx dbname=app", "in DSN"},
-		{"s2", "postgres://app:xxxxx@10.0.0.3/app?sslmode=require", "in DSN"},
-		{"s3", tlsDSN, "file:/run/secrets/s3"},
-		{"s4", "postgres://app@10.0.0.5/app", "env:S4_PASSWORD"},
-		{"s5", "host=10.0.0.6 user=app passfile=/etc/shardgate/pgpass", "-"},
+		{"NAME", "DSN", "PASSWORD", "WEIGHT"},
+		{"s0", "postgres://app:xxxxx@127.0.0.1:5432/app", "in DSN", "1"},
+		{"s1", "host=10.0.0.2 user=app password=xxxxx dbname=app", "in DSN", "1"},
+		{"s2", "postgres://app:xxxxx@10.0.0.3/app?sslmode=require", "in DSN", "1"},
+		{"s3", tlsDSN, "file:/run/secrets/s3", "1"},
+		{"s4", "postgres://app@10.0.0.5/app", "env:S4_PASSWORD", "1"},
+		{"s5", "host=10.0.0.6 user=app passfile=/etc/shardgate/pgpass", "-", "3"},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("shard list printed %d lines, want %d:\n%s", len(lines), len(want), out)
 	}
 	// The columns are aligned: each starts where its heading does.
-	dsnCol, pwCol := strings.Index(lines[0], "DSN"), strings.Index(lines[0], "PASSWORD")
+	dsnCol, pwCol, weightCol := strings.Index(lines[0], "DSN"), strings.Index(lines[0], "PASSWORD"), strings.Index(lines[0], "WEIGHT")
 	for i, w := range want {
 		l := lines[i]
-		if len(l) < pwCol {
+		if len(l) < weightCol {
 			t.Errorf("shard list line %d = %q is short", i, l)
 			continue
 		}
-		name, dsn, pw := strings.TrimSpace(l[:dsnCol]), strings.TrimSpace(l[dsnCol:pwCol]), strings.TrimSpace(l[pwCol:])
-		if name != w[0] || dsn != w[1] || pw != w[2] {
+		name, dsn, pw, weight := strings.TrimSpace(l[:dsnCol]), strings.TrimSpace(l[dsnCol:pwCol]), strings.TrimSpace(l[pwCol:weightCol]), strings.TrimSpace(l[weightCol:])
+		if name != w[0] || dsn != w[1] || pw != w[2] || weight != w[3] {
 			t.Errorf("shard list line %d = %q, want %q", i, l, w)
 		}
 	}
@@ -88,10 +89,10 @@ func TestShardAddList(t *testing.T) {
 	if got := snap.Shards["s2"].DSN; got != "postgres://app:s3cret@10.0.0.3/app?sslmode=require" {
 		t.Errorf("stored DSN of s2 (from stdin) = %q", got)
 	}
-	if got := *snap.Shards["s3"]; got != (topology.Shard{Name: "s3", DSN: tlsDSN, PasswordFile: "/run/secrets/s3"}) {
+	if got := *snap.Shards["s3"]; got != (topology.Shard{Name: "s3", DSN: tlsDSN, PasswordFile: "/run/secrets/s3", Weight: 1}) {
 		t.Errorf("stored s3 = %+v", got)
 	}
-	if got := *snap.Shards["s4"]; got != (topology.Shard{Name: "s4", DSN: "postgres://app@10.0.0.5/app", PasswordEnv: "S4_PASSWORD"}) {
+	if got := *snap.Shards["s4"]; got != (topology.Shard{Name: "s4", DSN: "postgres://app@10.0.0.5/app", PasswordEnv: "S4_PASSWORD", Weight: 1}) {
 		t.Errorf("stored s4 = %+v", got)
 	}
 }
@@ -123,7 +124,7 @@ func TestShardAddPasswordReferenceErrors(t *testing.T) {
 func TestShardListEmpty(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if out := e.run("", "shard", "list").ok(t); strings.Join(strings.Fields(out), " ") != "NAME DSN PASSWORD" {
+	if out := e.run("", "shard", "list").ok(t); strings.Join(strings.Fields(out), " ") != "NAME DSN PASSWORD WEIGHT" {
 		t.Errorf("shard list on an empty cluster printed %q", out)
 	}
 	e.run("", "shard", "add", "s0", "--dsn", "-").fails(t, "reading the DSN from stdin")

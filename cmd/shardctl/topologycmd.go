@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/shardgate/shardgate/migrate"
 	"github.com/shardgate/shardgate/topology"
 )
 
@@ -141,25 +141,8 @@ online is the job of the reshard workflow.`,
 // parseLogicalRange parses "N" or "N-M" (decimal, N <= M). Whether the shards
 // exist in the keyspace is the Store's to check.
 func parseLogicalRange(s string) (first, last int, err error) {
-	lo, hi, isRange := strings.Cut(s, "-")
-	if !isRange {
-		hi = lo
-	}
-	first, err1 := parseLogical(lo)
-	last, err2 := parseLogical(hi)
-	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("--logical %q: want a logical shard N or a range N-M, e.g. 0-63", s)
-	}
-	if first > last {
-		return 0, 0, fmt.Errorf("--logical %q: range ends before it starts", s)
+	if first, last, err = migrate.ParseLogicalRange(s); err != nil {
+		return 0, 0, fmt.Errorf("--logical %w", err)
 	}
 	return first, last, nil
-}
-
-// parseLogical parses a logical shard number: plain decimal digits only.
-func parseLogical(s string) (int, error) {
-	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
-		return 0, strconv.ErrSyntax
-	}
-	return strconv.Atoi(s)
 }

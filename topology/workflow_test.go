@@ -1,0 +1,80 @@
+package topology
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestWorkflowRecords(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	addShards(t, s, "s0", "s1", "s2", "s3")
+	for _, ks := range []string{"app", "other"} {
+		if err := s.CreateKeyspace(ctx, ks, 8, []string{"s0", "s1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// EvenPlacement: 0-3 on s0, 4-7 on s1.
+	grow := Workflow{Name: "grow", Keyspace: "app", Moves: []Move{{Logical: 3, From: "s0", To: "s2"}, {Logical: 2, From: "s0", To: "s2"}}}
+	if err := s.CreateWorkflow(ctx, grow); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Workflow(ctx, "grow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Phase != PhasePlanned || w.MapVersion != 1 || w.Created.IsZero() || w.Revision == 0 || len(w.Moves) != 2 || w.Moves[0].Logical != 2 {
+		t.Fatalf("recorded %+v: want planned, map version 1, moves sorted", w)
+	}
+
+	for _, tt := range []struct {
+		w    Workflow
+		want string
+		is   error
+	}{
+		{Workflow{Name: "grow", Keyspace: "app", Moves: []Move{{Logical: 7, From: "s1", To: "s3"}}}, "workflow grow already exists", ErrConflict},
+		{Workflow{Name: "overlap", Keyspace: "app", Moves: []Move{{Logical: 6, From: "s1", To: "s3"}, {Logical: 3, From: "s0", To: "s3"}}}, "logical shard 3 of keyspace app is being moved by workflow grow already", ErrConflict},
+		{Workflow{Name: "stale", Keyspace: "app", Moves: []Move{{Logical: 5, From: "s0", To: "s3"}}}, "logical shard 5 is on s1, not s0", ErrConflict},
+		{Workflow{Name: "nokeyspace", Keyspace: "nope", Moves: []Move{{Logical: 5, From: "s1", To: "s3"}}}, "keyspace nope does not exist", ErrNotFound},
+		{Workflow{Name: "noshard", Keyspace: "app", Moves: []Move{{Logical: 5, From: "s1", To: "s9"}}}, "shard s9 is not registered", ErrNotFound},
+		{Workflow{Name: "range", Keyspace: "app", Moves: []Move{{Logical: 8, From: "s1", To: "s3"}}}, "logical shard 8 out of range", nil},
+		{Workflow{Name: "twice", Keyspace: "app", Moves: []Move{{Logical: 5, From: "s1", To: "s3"}, {Logical: 5, From: "s1", To: "s2"}}}, "moved twice", nil},
+		{Workflow{Name: "same", Keyspace: "app", Moves: []Move{{Logical: 5, From: "s1", To: "s1"}}}, "is on s1 already", nil},
+		{Workflow{Name: "empty", Keyspace: "app"}, "no logical shards to move", nil},
+		{Workflow{Name: "Bad Name", Keyspace: "app", Moves: []Move{{Logical: 5, From: "s1", To: "s3"}}}, "workflow name", nil},
+	} {
+		err := s.CreateWorkflow(ctx, tt.w)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || tt.is != nil && !errors.Is(err, tt.is) {
+			t.Errorf("CreateWorkflow(%s) = %v, want %q", tt.w.Name, err, tt.want)
+		}
+	}
+	// The same logical shard of another keyspace is free.
+	if err := s.CreateWorkflow(ctx, Workflow{Name: "elsewhere", Keyspace: "other", Moves: []Move{{Logical: 3, From: "s0", To: "s3"}}}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Workflows(ctx)
+	if err != nil || len(all) != 2 || all[0].Name != "elsewhere" || all[1].Name != "grow" {
+		t.Fatalf("Workflows = %+v, %v; want elsewhere, grow", all, err)
+	}
+
+	stale := *w
+	stale.Revision--
+	if err := s.DeleteWorkflow(ctx, &stale); !errors.Is(err, ErrConflict) {
+		t.Fatalf("DeleteWorkflow of a changed record: %v, want ErrConflict", err)
+	}
+	if err := s.DeleteWorkflow(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteWorkflow(ctx, w); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("DeleteWorkflow again: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Workflow(ctx, "grow"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Workflow after delete: %v, want ErrNotFound", err)
+	}
+	// Its logical shards are free again.
+	if err := s.CreateWorkflow(ctx, Workflow{Name: "again", Keyspace: "app", Moves: []Move{{Logical: 3, From: "s0", To: "s3"}}}); err != nil {
+		t.Fatal(err)
+	}
+}
