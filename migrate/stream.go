@@ -1,0 +1,517 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// Target is keyspace ids Lo..Hi, inclusive, and the shard they move to.
+type Target struct {
+	Lo, Hi int64
+	Shard  string
+}
+
+// Stream applies a source shard's committed changes, read from a logical
+// replication slot (pgoutput), to the targets of its moving keyspace ids:
+// in the source's commit order, one target transaction per source
+// transaction and target, each change applied by primary key so that
+// applying a transaction again changes nothing. Rows of keyspace ids that
+// do not move are left out; reference tables go to every target whole. The
+// slot's flushed position is confirmed only after the targets committed.
+type Stream struct {
+	// Replication is a connection to the source opened with
+	// replication=database (ReplicationConfig). Run closes it as it
+	// returns: the slot is free for the next stream only then.
+	Replication *pgconn.PgConn
+	Slot        string
+	Publication string
+	// Start is where the stream begins: the slot's consistent point after
+	// a copy under its snapshot, or 0 for where the slot stands (what was
+	// confirmed last).
+	Start pglogrepl.LSN
+	// Keyspace gives the tables: the sharded ones by their sharding
+	// column, the reference ones whole.
+	Keyspace *vschema.Keyspace
+	Targets  []Target
+	// Conns holds a connection per target shard, used by the stream
+	// alone.
+	Conns map[string]*pgconn.PgConn
+
+	relations map[uint32]*relation
+	open      map[string]bool // targets inside a transaction
+	inTxn     bool            // between a source transaction's Begin and Commit
+	flushed   atomic.Uint64   // LSN the targets hold everything up to
+	walEnd    atomic.Uint64   // the source's WAL end as last reported
+	applied   atomic.Int64    // changes applied
+}
+
+// relation is one published table as the stream applies it.
+type relation struct {
+	name     string // quoted
+	table    *vschema.Table
+	columns  []string // as pgoutput sends them, unquoted
+	shardCol int      // index in columns of the sharding column, -1 for reference tables
+	key      []int    // indexes in columns of the primary key
+}
+
+// Flushed is the source position up to which every change is committed on
+// the targets.
+func (s *Stream) Flushed() pglogrepl.LSN { return pglogrepl.LSN(s.flushed.Load()) }
+
+// LagBytes is how far the targets are behind the source's WAL as the
+// source last reported it.
+func (s *Stream) LagBytes() int64 {
+	end, done := s.walEnd.Load(), s.flushed.Load()
+	if end <= done {
+		return 0
+	}
+	return int64(end - done)
+}
+
+// Applied counts the row changes applied to the targets.
+func (s *Stream) Applied() int64 { return s.applied.Load() }
+
+// standbyEvery is how often the stream confirms its position to the source
+// when nothing else makes it.
+const standbyEvery = time.Second
+
+// Run streams until ctx ends or something fails. A transaction a target
+// did not commit is rolled back there; running a new Stream from the slot
+// goes on from the last confirmed position.
+func (s *Stream) Run(ctx context.Context) error {
+	s.relations = map[uint32]*relation{}
+	s.open = map[string]bool{}
+	s.flushed.Store(uint64(s.Start))
+	defer s.Replication.Close(context.Background())
+	if err := s.start(ctx); err != nil {
+		return err
+	}
+	defer s.rollbackOpen()
+	nextStatus := time.Now().Add(standbyEvery)
+	for {
+		if time.Now().After(nextStatus) {
+			if err := s.confirm(ctx); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(standbyEvery)
+		}
+		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		msg, err := s.Replication.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("reading the change stream: %w", err)
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.CopyData:
+			if err := s.handleCopyData(ctx, msg.Data); err != nil {
+				return err
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("the change stream failed: %s (SQLSTATE %s)", msg.Message, msg.Code)
+		}
+	}
+}
+
+// slotBusyFor bounds the wait for a slot another connection still holds:
+// the one that made it, closing, or the walsender of a stream that died,
+// which the source ends within its wal_sender_timeout (a minute by
+// default).
+const slotBusyFor = 2 * time.Minute
+
+// start begins replication from the slot, waiting while another
+// connection still holds it.
+func (s *Stream) start(ctx context.Context) error {
+	deadline := time.Now().Add(slotBusyFor)
+	for {
+		err := pglogrepl.StartReplication(ctx, s.Replication, s.Slot, s.Start, pglogrepl.StartReplicationOptions{
+			PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(s.Publication)},
+		})
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("starting the change stream of slot %s: %w", s.Slot, err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Stream) handleCopyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return err
+		}
+		s.walEnd.Store(uint64(ka.ServerWALEnd))
+		if !s.inTxn && uint64(ka.ServerWALEnd) > s.flushed.Load() {
+			// Between transactions: every one that committed before
+			// the source's end came before this and is applied.
+			s.flushed.Store(uint64(ka.ServerWALEnd))
+		}
+		if ka.ReplyRequested {
+			return s.confirm(ctx)
+		}
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return err
+		}
+		s.walEnd.Store(uint64(xld.ServerWALEnd))
+		m, err := pglogrepl.Parse(xld.WALData)
+		if err != nil {
+			return fmt.Errorf("decoding the change stream: %w", err)
+		}
+		return s.apply(ctx, m)
+	}
+	return nil
+}
+
+// confirm tells the source what the targets hold, so it can recycle WAL.
+func (s *Stream) confirm(ctx context.Context) error {
+	done := pglogrepl.LSN(s.flushed.Load())
+	if err := pglogrepl.SendStandbyStatusUpdate(ctx, s.Replication, pglogrepl.StandbyStatusUpdate{WALWritePosition: done}); err != nil {
+		return fmt.Errorf("confirming the change stream's position: %w", err)
+	}
+	return nil
+}
+
+func (s *Stream) apply(ctx context.Context, m pglogrepl.Message) error {
+	switch m := m.(type) {
+	case *pglogrepl.BeginMessage:
+		s.inTxn = true
+	case *pglogrepl.RelationMessage:
+		return s.relation(ctx, m)
+	case *pglogrepl.InsertMessage:
+		r, err := s.rel(m.RelationID)
+		if err != nil {
+			return err
+		}
+		return s.write(ctx, r, true, nil, m.Tuple)
+	case *pglogrepl.UpdateMessage:
+		r, err := s.rel(m.RelationID)
+		if err != nil {
+			return err
+		}
+		return s.write(ctx, r, false, m.OldTuple, m.NewTuple)
+	case *pglogrepl.DeleteMessage:
+		r, err := s.rel(m.RelationID)
+		if err != nil {
+			return err
+		}
+		return s.write(ctx, r, false, m.OldTuple, nil)
+	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			r, err := s.rel(id)
+			if err != nil {
+				return err
+			}
+			for _, t := range s.Targets {
+				if err := s.exec(ctx, t.Shard, "DELETE FROM "+r.name+r.filter(t), nil); err != nil {
+					return err
+				}
+			}
+		}
+	case *pglogrepl.CommitMessage:
+		for shard := range s.open {
+			if err := s.Conns[shard].Exec(ctx, "COMMIT").Close(); err != nil {
+				return fmt.Errorf("committing on %s: %w", shard, err)
+			}
+			delete(s.open, shard)
+		}
+		s.inTxn = false
+		s.flushed.Store(uint64(m.TransactionEndLSN))
+	}
+	return nil
+}
+
+// relation learns a published table's columns. The primary key comes from
+// the first target's catalog, which CreateTables made from the source's.
+func (s *Stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	name := m.RelationName
+	if m.Namespace != "public" {
+		name = m.Namespace + "." + name
+	}
+	t := s.Keyspace.Table(name)
+	if t == nil {
+		return fmt.Errorf("the change stream sends table %s, which the keyspace does not have", name)
+	}
+	r := &relation{name: quoteName(name), table: t, shardCol: -1}
+	for i, c := range m.Columns {
+		r.columns = append(r.columns, c.Name)
+		if t.Kind != vschema.Reference && c.Name == t.Column {
+			r.shardCol = i
+		}
+	}
+	if t.Kind != vschema.Reference && r.shardCol < 0 {
+		return fmt.Errorf("the change stream of table %s lacks its sharding column %s", name, t.Column)
+	}
+	rows, err := query(ctx, s.Conns[s.Targets[0].Shard], `SELECT a.attname FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`, name)
+	if err != nil {
+		return fmt.Errorf("primary key of %s: %w", name, err)
+	}
+	for _, k := range rows {
+		i := slices.Index(r.columns, k[0])
+		if i < 0 {
+			return fmt.Errorf("the change stream of table %s lacks its primary key column %s", name, k[0])
+		}
+		r.key = append(r.key, i)
+	}
+	if len(r.key) == 0 {
+		return fmt.Errorf("table %s has no primary key on the target", name)
+	}
+	s.relations[m.RelationID] = r
+	return nil
+}
+
+func (s *Stream) rel(id uint32) (*relation, error) {
+	r := s.relations[id]
+	if r == nil {
+		return nil, fmt.Errorf("the change stream sent a row of relation %d before describing it", id)
+	}
+	return r, nil
+}
+
+// filter is the WHERE clause (with a leading space) that keeps the rows of
+// one target's keyspace ids, none for a reference table.
+func (r *relation) filter(t Target) string {
+	if r.shardCol < 0 {
+		return ""
+	}
+	return fmt.Sprintf(" WHERE %s BETWEEN %d AND %d", r.table.HashSQL(pgx.Identifier{r.table.Column}.Sanitize()), t.Lo, t.Hi)
+}
+
+// landing returns the targets a row is on: the one its keyspace id moves
+// to (none if it does not move), or every target for a reference table.
+// known is false when the tuple lacks the sharding column's value.
+func (s *Stream) landing(r *relation, tuple *pglogrepl.TupleData) (targets []Target, known bool, err error) {
+	if r.shardCol < 0 {
+		return s.Targets, true, nil
+	}
+	c := tuple.Columns[r.shardCol]
+	if c.DataType != pglogrepl.TupleDataTypeText {
+		return nil, false, nil
+	}
+	id, ok := r.table.KeyspaceID(string(c.Data))
+	if !ok {
+		return nil, false, fmt.Errorf("table %s: sharding column value %q does not hash", r.name, c.Data)
+	}
+	for _, t := range s.Targets {
+		if id >= t.Lo && id <= t.Hi {
+			return []Target{t}, true, nil
+		}
+	}
+	return nil, true, nil
+}
+
+// write applies one row change: an insert (row only), an update (old is
+// the old key or row when the key changed or the table logs whole rows,
+// else nil) or a delete (old only). The old row goes from the targets it
+// may be on, unless the new one replaces it there by the same key; the new
+// row is written on the target its keyspace id moves to.
+func (s *Stream) write(ctx context.Context, r *relation, insert bool, old, row *pglogrepl.TupleData) error {
+	var lands []Target
+	if row != nil {
+		var known bool
+		var err error
+		if lands, known, err = s.landing(r, row); err != nil {
+			return err
+		}
+		if !known {
+			return fmt.Errorf("table %s: a row's sharding column %s came without its value", r.name, r.table.Column)
+		}
+	}
+	// Where the old row may be.
+	var from []Target
+	switch {
+	case insert:
+	case old != nil:
+		var known bool
+		var err error
+		if from, known, err = s.landing(r, old); err != nil {
+			return err
+		}
+		if !known {
+			from = s.Targets // a key-only old row without the sharding column
+		}
+	case r.shardCol < 0 || slices.Contains(r.key, r.shardCol):
+		// The key, and so the keyspace id, did not change.
+		from = lands
+	default:
+		// The sharding column may have changed without the source saying
+		// from what.
+		from = s.Targets
+	}
+	keyFrom := old
+	if keyFrom == nil {
+		keyFrom = row
+	}
+	var oldKey [][]byte
+	if len(from) > 0 {
+		var err error
+		if oldKey, err = r.values(keyFrom, r.key); err != nil {
+			return err
+		}
+	}
+	for _, t := range from {
+		if old == nil && slices.Contains(lands, t) {
+			continue // the new row overwrites it by the same key
+		}
+		filter := r.filter(t)
+		if err := s.exec(ctx, t.Shard, "DELETE FROM "+r.name+filter+andOr(filter)+r.keyMatch(1), oldKey); err != nil {
+			return err
+		}
+	}
+	for _, t := range lands {
+		if err := s.upsert(ctx, t, r, row); err != nil {
+			return err
+		}
+	}
+	s.applied.Add(1)
+	return nil
+}
+
+func andOr(filter string) string {
+	if filter == "" {
+		return " WHERE "
+	}
+	return " AND "
+}
+
+// keyMatch compares the key columns with parameters from $first on.
+func (r *relation) keyMatch(first int) string {
+	var parts []string
+	for i, k := range r.key {
+		parts = append(parts, fmt.Sprintf("%s = $%d", pgx.Identifier{r.columns[k]}.Sanitize(), first+i))
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// values returns the text of columns idx of tuple; a column that is not
+// there (a key-only tuple's other columns) is an error only if asked for.
+func (r *relation) values(tuple *pglogrepl.TupleData, idx []int) ([][]byte, error) {
+	out := make([][]byte, len(idx))
+	for i, k := range idx {
+		c := tuple.Columns[k]
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeText:
+			out[i] = c.Data
+		case pglogrepl.TupleDataTypeNull:
+		default:
+			return nil, fmt.Errorf("table %s: column %s came without its value (kind %c)", r.name, r.columns[k], c.DataType)
+		}
+	}
+	return out, nil
+}
+
+// upsert writes row on target t: inserted, or over the row of its key.
+// Columns the source left out as unchanged (large values stored apart)
+// keep what the target has, so such a row must be there already.
+func (s *Stream) upsert(ctx context.Context, t Target, r *relation, row *pglogrepl.TupleData) error {
+	var cols, sets, params []string
+	var args [][]byte
+	var unchanged bool
+	for i, c := range row.Columns {
+		q := pgx.Identifier{r.columns[i]}.Sanitize()
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeToast:
+			unchanged = true
+			continue
+		case pglogrepl.TupleDataTypeText:
+			args = append(args, c.Data)
+		default:
+			args = append(args, nil)
+		}
+		cols = append(cols, q)
+		params = append(params, fmt.Sprintf("$%d", len(args)))
+		sets = append(sets, q+" = EXCLUDED."+q)
+	}
+	if unchanged {
+		key, err := r.values(row, r.key)
+		if err != nil {
+			return err
+		}
+		var assign []string
+		for i, c := range cols {
+			assign = append(assign, c+" = "+params[i])
+		}
+		sql := "UPDATE " + r.name + " SET " + strings.Join(assign, ", ") + " WHERE " + r.keyMatch(len(args)+1)
+		tag, err := s.execTag(ctx, t.Shard, sql, append(args, key...))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("table %s: an update moved a row whose large values were left out of the change stream onto %s; such a move is not supported yet", r.name, t.Shard)
+		}
+		return nil
+	}
+	var keyCols []string
+	for _, k := range r.key {
+		keyCols = append(keyCols, pgx.Identifier{r.columns[k]}.Sanitize())
+	}
+	sql := "INSERT INTO " + r.name + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(params, ", ") +
+		") ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO UPDATE SET " + strings.Join(sets, ", ")
+	return s.exec(ctx, t.Shard, sql, args)
+}
+
+func (s *Stream) exec(ctx context.Context, shard, sql string, args [][]byte) error {
+	_, err := s.execTag(ctx, shard, sql, args)
+	return err
+}
+
+// execTag runs sql on shard inside the target transaction of the source
+// transaction being applied, opening it first if needed.
+func (s *Stream) execTag(ctx context.Context, shard, sql string, args [][]byte) (pgconn.CommandTag, error) {
+	conn := s.Conns[shard]
+	if conn == nil {
+		return pgconn.CommandTag{}, fmt.Errorf("no connection to target %s", shard)
+	}
+	if !s.open[shard] {
+		if err := conn.Exec(ctx, "BEGIN").Close(); err != nil {
+			return pgconn.CommandTag{}, fmt.Errorf("target %s: %w", shard, err)
+		}
+		s.open[shard] = true
+	}
+	res := conn.ExecParams(ctx, sql, args, nil, nil, nil).Read()
+	if res.Err != nil {
+		return pgconn.CommandTag{}, fmt.Errorf("applying a change on %s: %w", shard, res.Err)
+	}
+	return res.CommandTag, nil
+}
+
+// rollbackOpen ends the target transactions of a source transaction the
+// stream did not finish.
+func (s *Stream) rollbackOpen() {
+	for shard := range s.open {
+		_ = s.Conns[shard].Exec(context.Background(), "ROLLBACK").Close()
+	}
+	clear(s.open)
+}
