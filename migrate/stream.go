@@ -272,21 +272,16 @@ func (s *Stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) err
 	if t.Kind != vschema.Reference && r.shardCol < 0 {
 		return fmt.Errorf("the change stream of table %s lacks its sharding column %s", name, t.Column)
 	}
-	rows, err := query(ctx, s.Conns[s.Targets[0].Shard], `SELECT a.attname FROM pg_index i
-JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`, name)
+	keys, err := primaryKeyColumns(ctx, s.Conns[s.Targets[0].Shard], name)
 	if err != nil {
-		return fmt.Errorf("primary key of %s: %w", name, err)
+		return fmt.Errorf("on the target: %w", err)
 	}
-	for _, k := range rows {
-		i := slices.Index(r.columns, k[0])
+	for _, k := range keys {
+		i := slices.Index(r.columns, k)
 		if i < 0 {
-			return fmt.Errorf("the change stream of table %s lacks its primary key column %s", name, k[0])
+			return fmt.Errorf("the change stream of table %s lacks its primary key column %s", name, k)
 		}
 		r.key = append(r.key, i)
-	}
-	if len(r.key) == 0 {
-		return fmt.Errorf("table %s has no primary key on the target", name)
 	}
 	s.relations[m.RelationID] = r
 	return nil
