@@ -37,6 +37,8 @@ type AdminOptions struct {
 	Token string
 	// GatewayID names this gateway on the status page.
 	GatewayID string
+	// Workflows reads the reshard workflows from etcd; nil serves none.
+	Workflows func(context.Context) ([]topology.Workflow, error)
 }
 
 // AdminHandler serves the gateway's admin HTTP endpoints:
@@ -49,6 +51,7 @@ type AdminOptions struct {
 //	               503; the body tells each shard's state and warns of
 //	               superuser roles
 //	/topology      the current topology snapshot as JSON (passwords redacted)
+//	/workflows     the reshard workflows as JSON; /workflows/NAME one of them
 //	/metrics       Prometheus metrics of Gather
 //	/debug/pprof/  Go profiles (net/http/pprof)
 //
@@ -84,6 +87,25 @@ func AdminHandler(o AdminOptions) http.Handler {
 			return
 		}
 		writeJSON(w, topologyView(snap))
+	})
+	mux.HandleFunc("GET /workflows", func(w http.ResponseWriter, r *http.Request) {
+		all, ok := o.workflows(w, r)
+		if ok {
+			writeJSON(w, all)
+		}
+	})
+	mux.HandleFunc("GET /workflows/{name}", func(w http.ResponseWriter, r *http.Request) {
+		all, ok := o.workflows(w, r)
+		if !ok {
+			return
+		}
+		for _, wf := range all {
+			if wf.Name == r.PathValue("name") {
+				writeJSON(w, wf)
+				return
+			}
+		}
+		http.Error(w, "no workflow "+r.PathValue("name"), http.StatusNotFound)
 	})
 	// "GET /{$}" is the root alone; other unknown paths stay 404.
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { o.serveStatus(w, r, false) })
@@ -196,6 +218,22 @@ func (a adminAuth) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeJSON writes v as indented JSON.
+// workflows reads the workflows for a request, answering it with the
+// error if that fails.
+func (o AdminOptions) workflows(w http.ResponseWriter, r *http.Request) ([]topology.Workflow, bool) {
+	if o.Workflows == nil {
+		return []topology.Workflow{}, true
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), healthCheckTimeout)
+	defer cancel()
+	all, err := o.Workflows(ctx)
+	if err != nil {
+		http.Error(w, "reading the workflows: "+err.Error(), http.StatusServiceUnavailable)
+		return nil, false
+	}
+	return all, true
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

@@ -86,7 +86,12 @@ func startStatusFixture(t *testing.T, token string) *statusFixture {
 		time.Sleep(10 * time.Millisecond) // polling the session's state
 	}
 
-	opts := AdminOptions{Topology: topo, Pools: pools, Gather: reg, Token: token, GatewayID: statusGatewayID}
+	// A workflow planned for the keyspace, for /workflows.
+	grow := topology.Workflow{Name: "grow", Keyspace: "app", Moves: []topology.Move{{Logical: 7, From: "s0", To: "s1"}}}
+	if err := store.CreateWorkflow(ctx, grow); err != nil {
+		t.Fatal(err)
+	}
+	opts := AdminOptions{Topology: topo, Pools: pools, Gather: reg, Token: token, GatewayID: statusGatewayID, Workflows: store.Workflows}
 	admin := httptest.NewServer(AdminHandler(opts))
 	t.Cleanup(admin.Close)
 	return &statusFixture{shards: shards, opts: opts, admin: admin}
@@ -316,6 +321,25 @@ func TestStatusPage(t *testing.T) {
 		}
 		if resp, _ := get(t, open.URL, "/no-such-page"); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("/no-such-page: %s, want 404", resp.Status)
+		}
+	})
+
+	t.Run("workflows", func(t *testing.T) {
+		if resp, _ := get(t, base, "/workflows"); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("/workflows without the token: %s, want 401", resp.Status)
+		}
+		var all []topology.Workflow
+		resp, body := get(t, base, "/workflows", bearer...)
+		if err := json.Unmarshal([]byte(body), &all); resp.StatusCode != http.StatusOK || err != nil || len(all) != 1 ||
+			all[0].Name != "grow" || all[0].Phase != topology.PhasePlanned || len(all[0].Moves) != 1 || all[0].Moves[0].To != "s1" {
+			t.Fatalf("/workflows: %s %v\n%s", resp.Status, err, body)
+		}
+		resp, body = get(t, base, "/workflows/grow", bearer...)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"keyspace": "app"`) {
+			t.Errorf("/workflows/grow: %s\n%s", resp.Status, body)
+		}
+		if resp, _ := get(t, base, "/workflows/nope", bearer...); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("/workflows/nope: %s, want 404", resp.Status)
 		}
 	})
 

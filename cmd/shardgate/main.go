@@ -221,7 +221,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger, level zap.AtomicLevel
 		stopResolve()
 		<-resolveDone
 	}()
-	admin := &http.Server{Handler: proxy.AdminHandler(proxy.AdminOptions{Topology: watcher.Snapshot, Pools: pools, Gather: reg2, Token: sec.adminToken, GatewayID: gatewayID}), ReadHeaderTimeout: 10 * time.Second}
+	admin := &http.Server{Handler: proxy.AdminHandler(proxy.AdminOptions{Topology: watcher.Snapshot, Pools: pools, Gather: reg2, Token: sec.adminToken, GatewayID: gatewayID, Workflows: store.Workflows}), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
