@@ -46,7 +46,8 @@ type Stream struct {
 	Keyspace *vschema.Keyspace
 	Targets  []Target
 	// Conns holds a connection per target shard, used by the stream
-	// alone.
+	// alone. A Run stopped by its context in the middle of a change
+	// leaves that target's connection closed.
 	Conns map[string]*pgconn.PgConn
 
 	relations map[uint32]*relation

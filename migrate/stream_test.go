@@ -117,7 +117,7 @@ insert into countries values ('de', 'Germany'), ('fr', 'France');`)
 	// far.
 	caughtUp := func(s *Stream) {
 		t.Helper()
-		end, err := pglogrepl.ParseLSN(run(t, src, "select pg_current_wal_lsn()")[0][0])
+		end, err := pglogrepl.ParseLSN(run(t, src, "select pg_current_wal_insert_lsn()")[0][0])
 		if err != nil {
 			t.Fatal(err)
 		}
