@@ -2,8 +2,10 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -46,9 +48,15 @@ func CreateSlot(ctx context.Context, src, repl *pgconn.PgConn, name, pub string,
 }
 
 // DropSlot removes slot name and publication pub from a source, either of
-// which may be gone already. A slot a stream still reads cannot be dropped.
+// which may be gone already. A slot that a connection still holds is
+// waited for, as long as a stream waits for it (the connection may be
+// closing); one a stream still reads cannot be dropped.
 func DropSlot(ctx context.Context, src *pgconn.PgConn, name, pub string) error {
-	if _, err := query(ctx, src, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", name); err != nil {
+	err := whileSlotBusy(ctx, func() error {
+		_, err := query(ctx, src, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", name)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("dropping replication slot %s: %w", name, err)
 	}
 	if err := src.Exec(ctx, "DROP PUBLICATION IF EXISTS "+quoteName(pub)).Close(); err != nil {
@@ -63,4 +71,28 @@ func ReplicationConfig(cfg *pgconn.Config) *pgconn.Config {
 	c := cfg.Copy()
 	c.RuntimeParams["replication"] = "database"
 	return c
+}
+
+// slotBusyFor bounds the wait for a slot another connection still holds:
+// the one that made it, closing, or the walsender of a stream that died,
+// which the source ends within its wal_sender_timeout (a minute by
+// default).
+const slotBusyFor = 2 * time.Minute
+
+// whileSlotBusy runs f until it does not fail with "object in use"
+// (55006), for at most slotBusyFor.
+func whileSlotBusy(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(slotBusyFor)
+	for {
+		err := f()
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

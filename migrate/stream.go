@@ -2,7 +2,6 @@ package migrate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -131,33 +130,18 @@ func (s *Stream) Run(ctx context.Context) error {
 	}
 }
 
-// slotBusyFor bounds the wait for a slot another connection still holds:
-// the one that made it, closing, or the walsender of a stream that died,
-// which the source ends within its wal_sender_timeout (a minute by
-// default).
-const slotBusyFor = 2 * time.Minute
-
 // start begins replication from the slot, waiting while another
 // connection still holds it.
 func (s *Stream) start(ctx context.Context) error {
-	deadline := time.Now().Add(slotBusyFor)
-	for {
-		err := pglogrepl.StartReplication(ctx, s.Replication, s.Slot, s.Start, pglogrepl.StartReplicationOptions{
+	err := whileSlotBusy(ctx, func() error {
+		return pglogrepl.StartReplication(ctx, s.Replication, s.Slot, s.Start, pglogrepl.StartReplicationOptions{
 			PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(s.Publication)},
 		})
-		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("starting the change stream of slot %s: %w", s.Slot, err)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("starting the change stream of slot %s: %w", s.Slot, err)
 	}
+	return nil
 }
 
 func (s *Stream) handleCopyData(ctx context.Context, data []byte) error {

@@ -307,7 +307,7 @@ func checkRegistered(shardctl func(...string) (string, error), shards []*pgtest.
 	}
 	registered := map[string]string{}
 	for _, line := range strings.Split(list, "\n") {
-		if f := strings.Fields(line); len(f) == 3 {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] != "NAME" {
 			registered[f[0]] = f[1]
 		}
 	}
