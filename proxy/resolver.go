@@ -138,11 +138,15 @@ func (r *Resolver) finish(ctx context.Context, snap *topology.Snapshot, rec topo
 	if decision == topology.TwoPCCommit {
 		verb = "COMMIT PREPARED "
 	}
+	// Every participant it can reach is finished, whatever the others
+	// say: a shard that is down must not keep the rest holding their
+	// locks. The record stays until all are done.
 	var finished []string
+	var errs []error
 	for _, shard := range rec.Participants {
 		did, err := r.onShard(ctx, snap, shard, rec.Role, verb+quoteLiteral(preparedGID(rec.GID, shard)))
 		if err != nil {
-			return err
+			errs = append(errs, err)
 		}
 		if did {
 			finished = append(finished, shard)
@@ -157,6 +161,9 @@ func (r *Resolver) finish(ctx context.Context, snap *topology.Snapshot, rec topo
 		}
 		r.log.Info("finished a two-phase commit of "+whose, zap.String("gid", rec.GID), zap.String("gateway", rec.Gateway),
 			zap.String("decision", string(decision)), zap.Strings("shards", finished))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	return r.store.EndTwoPC(ctx, rec.GID)
 }

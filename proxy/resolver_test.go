@@ -124,6 +124,38 @@ func TestResolverHasItsOwnConnections(t *testing.T) {
 	exec(t, c, "commit")
 }
 
+// TestResolverPastADownParticipant: a commit decided by a gateway that is
+// gone is carried out on every participant that answers, although another
+// participant is down (early records name every shard of the keyspace);
+// the record stays for when that one is back.
+func TestResolverPastADownParticipant(t *testing.T) {
+	g := startGateway(t, DefaultPoolConfig)
+	direct, err := pgconn.Connect(context.Background(), g.shards[0].DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(context.Background())
+	exec(t, direct, "begin; insert into users (id, name) values (-2, 'decided'); prepare transaction 'sg_gone_2_s0'")
+	rec := topology.TwoPC{GID: "sg_gone_2", Gateway: "gone", Participants: []string{"dead", "s0"}}
+	if err := g.store.BeginTwoPC(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.store.DecideTwoPC(t.Context(), rec.GID, topology.TwoPCCommit); err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(g.store, func() *topology.Snapshot { return g.snap }, g.srv.pools, "test", g.srv.InFlight, g.metrics, zap.NewNop())
+	if err := r.ResolveOnce(t.Context()); err == nil {
+		t.Fatal("ResolveOnce with a participant down: no error")
+	}
+	if n := one(t, direct, "select count(*) from users where id = -2"); n != "1" {
+		t.Fatal("the decided commit was not carried out on the participant that answers")
+	}
+	recs, err := g.store.ListTwoPC(t.Context())
+	if err != nil || !slices.ContainsFunc(recs, func(r topology.TwoPC) bool { return r.GID == rec.GID }) {
+		t.Fatalf("the record went while a participant was down: %v %v", recs, err)
+	}
+}
+
 // TestTwoPCRecordBegunEarly: a transaction's two-phase commit record is in
 // etcd, undecided, as soon as it wrote on a second shard, so that COMMIT
 // waits for the decision only. The gateway's own resolver leaves it alone
