@@ -42,13 +42,16 @@ ORDER BY a.attnum`
 	return ct, nil
 }
 
-// rangeFilter selects the rows of keyspace ids lo..hi, inclusive: every
-// row of a reference table.
-func (ct *CopyTable) rangeFilter(lo, hi int64) string {
-	if ct.Table.Kind == vschema.Reference {
+// rangeFilter selects the rows of keyspace ids lo..hi, inclusive.
+func (ct *CopyTable) rangeFilter(lo, hi int64) string { return inRange(ct.Table, lo, hi) }
+
+// inRange is SQL that holds for the rows of t with keyspace ids lo..hi,
+// inclusive: for every row of a reference table.
+func inRange(t *vschema.Table, lo, hi int64) string {
+	if t.Kind == vschema.Reference {
 		return "TRUE"
 	}
-	return fmt.Sprintf("%s BETWEEN %d AND %d", ct.Table.HashSQL(pgx.Identifier{ct.Table.Column}.Sanitize()), lo, hi)
+	return fmt.Sprintf("%s BETWEEN %d AND %d", t.HashSQL(pgx.Identifier{t.Column}.Sanitize()), lo, hi)
 }
 
 // CopyRange copies the rows of keyspace ids lo..hi of one table from src

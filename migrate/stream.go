@@ -281,13 +281,8 @@ func (s *Stream) rel(id uint32) (*relation, error) {
 }
 
 // filter is the WHERE clause (with a leading space) that keeps the rows of
-// one target's keyspace ids, none for a reference table.
-func (r *relation) filter(t Target) string {
-	if r.shardCol < 0 {
-		return ""
-	}
-	return fmt.Sprintf(" WHERE %s BETWEEN %d AND %d", r.table.HashSQL(pgx.Identifier{r.table.Column}.Sanitize()), t.Lo, t.Hi)
-}
+// one target's keyspace ids: every row of a reference table.
+func (r *relation) filter(t Target) string { return " WHERE " + inRange(r.table, t.Lo, t.Hi) }
 
 // landing returns the targets a row is on: the one its keyspace id moves
 // to (none if it does not move), or every target for a reference table.
@@ -365,8 +360,7 @@ func (s *Stream) write(ctx context.Context, r *relation, insert bool, old, row *
 		if old == nil && slices.Contains(lands, t) {
 			continue // the new row overwrites it by the same key
 		}
-		filter := r.filter(t)
-		if err := s.exec(ctx, t.Shard, "DELETE FROM "+r.name+filter+andOr(filter)+r.keyMatch(1), oldKey); err != nil {
+		if err := s.exec(ctx, t.Shard, "DELETE FROM "+r.name+r.filter(t)+" AND "+r.keyMatch(1), oldKey); err != nil {
 			return err
 		}
 	}
@@ -377,13 +371,6 @@ func (s *Stream) write(ctx context.Context, r *relation, insert bool, old, row *
 	}
 	s.applied.Add(1)
 	return nil
-}
-
-func andOr(filter string) string {
-	if filter == "" {
-		return " WHERE "
-	}
-	return " AND "
 }
 
 // keyMatch compares the key columns with parameters from $first on.
