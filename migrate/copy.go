@@ -19,6 +19,9 @@ type CopyTable struct {
 	Name   string
 	Table  *vschema.Table
 	column []string // quoted, in the source's order; generated ones left out
+	// Progress, when set, is told what CopyRange wrote as it goes: bytes
+	// as they stream, rows once a range committed.
+	Progress func(topology.Size)
 }
 
 // Columns reads, on the source, the columns of table a copy carries: all
@@ -70,8 +73,12 @@ func CopyRange(ctx context.Context, src, dst *pgconn.PgConn, ct *CopyTable, lo, 
 	}
 	pr, pw := io.Pipe()
 	readErr := make(chan error, 1)
+	var out io.Writer = pw
+	if ct.Progress != nil {
+		out = progressWriter{pw, ct.Progress}
+	}
 	go func() {
-		_, err := src.CopyTo(ctx, pw, "COPY (SELECT "+cols+" FROM "+table+" WHERE "+ct.rangeFilter(lo, hi)+") TO STDOUT (FORMAT binary)")
+		_, err := src.CopyTo(ctx, out, "COPY (SELECT "+cols+" FROM "+table+" WHERE "+ct.rangeFilter(lo, hi)+") TO STDOUT (FORMAT binary)")
 		pw.CloseWithError(err) // nil: the end of the rows
 		readErr <- err
 	}()
@@ -89,7 +96,22 @@ func CopyRange(ctx context.Context, src, dst *pgconn.PgConn, ct *CopyTable, lo, 
 	if err := dst.Exec(ctx, "COMMIT").Close(); err != nil {
 		return 0, fmt.Errorf("committing %s on the target: %w", ct.Name, err)
 	}
+	if ct.Progress != nil {
+		ct.Progress(topology.Size{Rows: tag.RowsAffected()})
+	}
 	return tag.RowsAffected(), nil
+}
+
+// progressWriter tells progress the bytes written through it.
+type progressWriter struct {
+	w        io.Writer
+	progress func(topology.Size)
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.progress(topology.Size{Bytes: int64(n)})
+	return n, err
 }
 
 // quoteName quotes a table name as the vschema writes it: "schema.table"

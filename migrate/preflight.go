@@ -120,6 +120,19 @@ FROM pg_class c WHERE c.oid = to_regclass($1)`
 // password found as the gateways find it (topology.Shard.ResolvePassword)
 // but on this host.
 func Connect(ctx context.Context, sh *topology.Shard) (*pgconn.PgConn, error) {
+	cfg, err := ShardConfig(sh)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: %w", sh.Name, err)
+	}
+	return conn, nil
+}
+
+// ShardConfig is how Connect reaches shard sh.
+func ShardConfig(sh *topology.Shard) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(sh.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: its DSN does not parse", sh.Name)
@@ -131,9 +144,5 @@ func Connect(ctx context.Context, sh *topology.Shard) (*pgconn.PgConn, error) {
 	if ok {
 		cfg.Password = password
 	}
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("shard %s: %w", sh.Name, err)
-	}
-	return conn, nil
+	return cfg, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/shardgate/shardgate/topology"
 	"github.com/shardgate/shardgate/vschema"
 )
 
@@ -25,6 +26,9 @@ type Seed struct {
 	Targets     map[string]*pgconn.PgConn
 	Slot        string
 	Publication string
+	// Progress, when set, is told what the copy wrote to a table as it
+	// goes (see CopyTable.Progress).
+	Progress func(table string, written topology.Size)
 }
 
 // Seeded is what a seed did: the slot whose changes the stream applies from
@@ -68,6 +72,10 @@ func (s *Seed) Copy(ctx context.Context) (*Seeded, error) {
 	for _, name := range tables {
 		if copyTables[name], err = Columns(ctx, src, name, s.Keyspace.Tables[name]); err != nil {
 			return nil, err
+		}
+		if s.Progress != nil {
+			table := name
+			copyTables[name].Progress = func(written topology.Size) { s.Progress(table, written) }
 		}
 	}
 	rows := map[string]int64{}

@@ -55,6 +55,8 @@ type Stream struct {
 	flushed   atomic.Uint64   // LSN the targets hold everything up to
 	walEnd    atomic.Uint64   // the source's WAL end as last reported
 	applied   atomic.Int64    // changes applied
+	commitAt  time.Time       // the source commit time of the transaction being applied
+	lagNanos  atomic.Int64    // source commit to target commit, of the last transaction applied
 }
 
 // relation is one published table as the stream applies it.
@@ -78,6 +80,16 @@ func (s *Stream) LagBytes() int64 {
 		return 0
 	}
 	return int64(end - done)
+}
+
+// LagSeconds is how long the last transaction applied took from its
+// commit on the source to its commit on the targets, 0 once the stream
+// holds everything the source reported.
+func (s *Stream) LagSeconds() float64 {
+	if s.LagBytes() == 0 {
+		return 0
+	}
+	return time.Duration(s.lagNanos.Load()).Seconds()
 }
 
 // Applied counts the row changes applied to the targets.
@@ -191,6 +203,7 @@ func (s *Stream) apply(ctx context.Context, m pglogrepl.Message) error {
 	switch m := m.(type) {
 	case *pglogrepl.BeginMessage:
 		s.inTxn = true
+		s.commitAt = m.CommitTime
 	case *pglogrepl.RelationMessage:
 		return s.relation(ctx, m)
 	case *pglogrepl.InsertMessage:
@@ -232,6 +245,7 @@ func (s *Stream) apply(ctx context.Context, m pglogrepl.Message) error {
 		}
 		s.inTxn = false
 		s.flushed.Store(uint64(m.TransactionEndLSN))
+		s.lagNanos.Store(int64(max(time.Since(s.commitAt), 0)))
 	}
 	return nil
 }

@@ -29,6 +29,21 @@ const (
 	// PhasePlanned: the moves are recorded and reserved against other
 	// workflows; nothing was made on any shard yet.
 	PhasePlanned WorkflowPhase = "planned"
+	// PhaseCopying: the targets' tables are made and each source's moving
+	// rows are being copied under its slot's snapshot.
+	PhaseCopying WorkflowPhase = "copying"
+	// PhaseCatchingUp: every source is copied; its change stream applies
+	// what the sources commit to the targets.
+	PhaseCatchingUp WorkflowPhase = "catching_up"
+)
+
+// Workflow requests: what an operator asked of the controller driving a
+// workflow.
+const (
+	// RequestCancel: undo the workflow (before any write cutover): stop
+	// its streams, drop its slots and publications, take off the targets
+	// what it put there, and remove its record.
+	RequestCancel = "cancel"
 )
 
 // Workflow is the etcd record of one reshard workflow, kept under
@@ -42,9 +57,77 @@ type Workflow struct {
 	// planned against.
 	MapVersion int64     `json:"map_version"`
 	Created    time.Time `json:"created"`
+	// Estimate is what the plan expected to move: rows and bytes of the
+	// sharded tables' moving logical shards and of the reference tables
+	// once per target, from the sources' statistics.
+	Estimate Size `json:"estimate"`
+	// CopyStarted is when the copy began, for its rate.
+	CopyStarted time.Time `json:"copy_started,omitempty"`
+	// Sources holds each source shard's progress by name, once the copy
+	// began.
+	Sources map[string]*SourceProgress `json:"sources,omitempty"`
+	// Created tables are those the workflow made on each target (which a
+	// cancel drops), recorded before they are made.
+	CreatedTables map[string][]string `json:"created_tables,omitempty"`
+	// Request is what an operator asked the controller to do next ("" for
+	// nothing; see RequestCancel).
+	Request string `json:"request,omitempty"`
+	// Controller names the process that drives the workflow now, "" when
+	// none does.
+	Controller string `json:"controller,omitempty"`
+	// Error is the last thing that failed, which the controller retries;
+	// "" once it went on.
+	Error   string    `json:"error,omitempty"`
+	Updated time.Time `json:"updated"`
 	// Revision is the record's etcd modification revision, for updates
 	// that must not overwrite a change made meanwhile.
 	Revision int64 `json:"-"`
+}
+
+// Size is an amount of rows and bytes.
+type Size struct {
+	Rows  int64 `json:"rows"`
+	Bytes int64 `json:"bytes"`
+}
+
+// SourceProgress is where one source shard of a workflow stands.
+type SourceProgress struct {
+	// Slot and Publication are on the source, named before they are made
+	// so that a controller that died meanwhile finds and drops them.
+	Slot        string `json:"slot"`
+	Publication string `json:"publication"`
+	// Seeded is set once the copy under the slot's snapshot committed on
+	// every target; Consistent is the slot's consistent point, where its
+	// stream starts.
+	Seeded     bool   `json:"seeded"`
+	Consistent string `json:"consistent_lsn,omitempty"`
+	// Copied is what the copy wrote per table (bytes as COPY sent them;
+	// rows once a table's range is done).
+	Copied map[string]Size `json:"copied,omitempty"`
+	// CopySeconds is how long the copy of this source took.
+	CopySeconds float64 `json:"copy_seconds,omitempty"`
+	// Flushed is the source LSN up to which the targets hold every
+	// change; LagBytes and LagSeconds how far behind the stream was when
+	// last recorded (the seconds from a source commit to the targets'),
+	// PeakLagBytes the most it was; Applied counts the row changes the
+	// stream applied.
+	Flushed      string  `json:"flushed_lsn,omitempty"`
+	LagBytes     int64   `json:"lag_bytes"`
+	LagSeconds   float64 `json:"lag_seconds"`
+	PeakLagBytes int64   `json:"peak_lag_bytes"`
+	Applied      int64   `json:"applied"`
+}
+
+// CopiedTotal is what the copies of every source wrote so far.
+func (w *Workflow) CopiedTotal() Size {
+	var t Size
+	for _, p := range w.Sources {
+		for _, c := range p.Copied {
+			t.Rows += c.Rows
+			t.Bytes += c.Bytes
+		}
+	}
+	return t
 }
 
 const workflowsDir = "workflows/"

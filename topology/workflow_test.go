@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestWorkflowRecords(t *testing.T) {
@@ -76,5 +77,57 @@ func TestWorkflowRecords(t *testing.T) {
 	// Its logical shards are free again.
 	if err := s.CreateWorkflow(ctx, Workflow{Name: "again", Keyspace: "app", Moves: []Move{{Logical: 3, From: "s0", To: "s3"}}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWorkflowLock: one controller holds a workflow's lock at a time; its
+// writes to the record stop once the lock is lost, and an operator's
+// update goes in beside them.
+func TestWorkflowLock(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	addShards(t, s, "s0", "s1")
+	if err := s.CreateKeyspace(ctx, "app", 4, []string{"s0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateWorkflow(ctx, Workflow{Name: "grow", Keyspace: "app", Moves: []Move{{Logical: 3, From: "s0", To: "s1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.LockWorkflow(ctx, "grow", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TryLockWorkflow(ctx, "grow", time.Second); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a second lock while the first is held: %v, want ErrConflict", err)
+	}
+	if _, err := s.UpdateWorkflow(ctx, "grow", func(w *Workflow) error { w.Request = RequestCancel; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	w, err := first.Update(ctx, func(w *Workflow) error { w.Phase = PhaseCopying; return nil })
+	if err != nil || w.Phase != PhaseCopying || w.Request != RequestCancel {
+		t.Fatalf("the holder's update: %+v, %v; want copying with the operator's request kept", w, err)
+	}
+	// The lease ends: the lock is lost, the next holder gets it.
+	if _, err := te.cli.Revoke(ctx, first.session.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	<-first.Done()
+	if _, err := first.Update(ctx, func(w *Workflow) error { w.Phase = PhasePlanned; return nil }); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("an update after the lock was lost: %v, want ErrLockLost", err)
+	}
+	if err := first.Delete(ctx); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("a delete after the lock was lost: %v, want ErrLockLost", err)
+	}
+	second, err := s.TryLockWorkflow(ctx, "grow", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Unlock()
+	if err := second.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Workflow(ctx, "grow"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after the delete: %v", err)
 	}
 }

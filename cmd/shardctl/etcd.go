@@ -21,6 +21,7 @@ import (
 type app struct {
 	stdin  io.Reader
 	stdout io.Writer
+	stderr io.Writer // for the logs of long-running commands
 
 	etcd    string
 	cluster string

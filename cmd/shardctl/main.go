@@ -38,7 +38,7 @@ func main() {
 // returns the process exit status. It is main without the process: tests call
 // it in-process. Cancelling ctx abandons the etcd call in flight.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	defer a.close()
 	root := a.rootCommand()
 	root.SetArgs(args)

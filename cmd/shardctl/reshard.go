@@ -24,7 +24,7 @@ func (a *app) reshardCommand() *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	c.AddCommand(a.reshardCreateCommand(), a.reshardListCommand(), a.reshardShowCommand(), a.reshardCancelCommand())
+	c.AddCommand(a.reshardCreateCommand(), a.reshardListCommand(), a.reshardShowCommand(), a.reshardStartCommand(), a.reshardCancelCommand())
 	return c
 }
 
@@ -51,9 +51,8 @@ stream is applied by primary key). The plan shows each table's estimated
 rows and bytes that move (the shard's own statistics), and refuses logical
 shards that another workflow is moving.
 
-A recorded workflow reserves its logical shards; this version of shardgate
-does not run the copy, catch-up and cutover yet, so it stays planned until
-'shardctl reshard cancel' drops it.`,
+A recorded workflow reserves its logical shards until it completes or is
+cancelled; 'shardctl reshard start NAME' drives it.`,
 		Example: `  shardctl reshard create grow --keyspace app --to s2,s3
   shardctl reshard create drain-s0 --keyspace app --move 0-31:s2 --apply`,
 		Args: exactArgs("NAME"),
@@ -112,6 +111,7 @@ does not run the copy, catch-up and cutover yet, so it stays planned until
 				return err
 			}
 			printPlan(a.stdout, w, ks.Map.LogicalCount, shares)
+			w.Estimate = estimate(w, shares)
 			if !apply && !a.confirm("Record this plan?") {
 				fmt.Fprintln(a.stdout, "not recorded (run again with --apply to record it without asking)")
 				return nil
@@ -121,7 +121,7 @@ does not run the copy, catch-up and cutover yet, so it stays planned until
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "recorded workflow %s (phase %s)\n", w.Name, topology.PhasePlanned)
+			fmt.Fprintf(a.stdout, "recorded workflow %s (phase %s); 'shardctl reshard start %s' drives it\n", w.Name, topology.PhasePlanned, w.Name)
 			return nil
 		},
 	}
@@ -207,59 +207,4 @@ func movesText(moves []topology.Move) string {
 		parts = append(parts, r.String())
 	}
 	return strings.Join(parts, ", ")
-}
-
-func (a *app) reshardShowCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show a reshard workflow: its moves and its phase",
-		Args:  exactArgs("NAME"),
-		RunE: func(c *cobra.Command, args []string) error {
-			var w *topology.Workflow
-			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
-				var err error
-				w, err = s.Workflow(ctx, args[0])
-				return err
-			}); err != nil {
-				return err
-			}
-			logical := 0
-			if snap, err := a.load(c.Context()); err == nil && snap.Keyspace(w.Keyspace) != nil {
-				logical = snap.Keyspace(w.Keyspace).Map.LogicalCount
-			}
-			printPlan(a.stdout, *w, logical, nil)
-			t := table(a.stdout)
-			fmt.Fprintf(t, "phase:\t%s\n", w.Phase)
-			fmt.Fprintf(t, "planned against:\tshard map version %d\n", w.MapVersion)
-			fmt.Fprintf(t, "created:\t%s\n", w.Created.Format(time.RFC3339))
-			if w.Phase == topology.PhasePlanned {
-				fmt.Fprintf(t, "next:\tnothing yet: this version of shardgate does not run the copy; 'shardctl reshard cancel %s' drops the plan\n", w.Name)
-			}
-			return t.Flush()
-		},
-	}
-}
-
-func (a *app) reshardCancelCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "cancel NAME",
-		Short: "Cancel a reshard workflow before its first write cutover",
-		Args:  exactArgs("NAME"),
-		RunE: func(c *cobra.Command, args []string) error {
-			return a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
-				w, err := s.Workflow(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				if w.Phase != topology.PhasePlanned {
-					return fmt.Errorf("workflow %s is in phase %s, which cancel does not handle", w.Name, w.Phase)
-				}
-				if err := s.DeleteWorkflow(ctx, w); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stdout, "cancelled workflow %s: it was planned only, nothing had been made on any shard\n", w.Name)
-				return nil
-			})
-		},
-	}
 }

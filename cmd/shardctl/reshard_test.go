@@ -82,7 +82,7 @@ analyze users;`
 		t.Errorf("reshard list printed %q", out)
 	}
 	out = e.run("", "reshard", "show", "grow").ok(t)
-	for _, want := range []string{"32 of 64 logical shards move", "phase:", "planned", "shard map version 1", "does not run the copy"} {
+	for _, want := range []string{"32 of 64 logical shards move", "phase:", "planned", "shard map version 1", "controller:", "'shardctl reshard start grow' drives it"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("reshard show printed\n%s\nwant %q in it", out, want)
 		}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/shardgate/shardgate/migrate"
+	"github.com/shardgate/shardgate/topology"
+)
+
+// estimate sums what a plan moves: the sharded tables' moving share from
+// each source, the reference tables once per target.
+func estimate(w topology.Workflow, shares []migrate.TableShare) topology.Size {
+	var e topology.Size
+	targets := map[string]bool{}
+	for _, mv := range w.Moves {
+		targets[mv.To] = true
+	}
+	counted := map[string]bool{}
+	for _, s := range shares {
+		n := int64(1)
+		if s.Reference {
+			if counted[s.Table] {
+				continue
+			}
+			counted[s.Table], n = true, int64(len(targets))
+		}
+		e.Rows += max(s.Rows, 0) * n
+		e.Bytes += s.Bytes * n
+	}
+	return e
+}
+
+// lockTTL is how long a controller that died holds its workflow's lock.
+const lockTTL = 10 * time.Second
+
+// controller is a migrate.Controller for workflow name that logs to
+// stderr and says on stdout which phase it takes up.
+func (a *app) controller(store *topology.Store, name string) *migrate.Controller {
+	host, _ := os.Hostname()
+	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(a.stderr), zap.InfoLevel))
+	return &migrate.Controller{Store: store, Name: name, ID: fmt.Sprintf("shardctl@%s:%d", host, os.Getpid()), Log: log, LockTTL: lockTTL,
+		OnPhase: func(p topology.WorkflowPhase) { fmt.Fprintf(a.stdout, "workflow %s: %s\n", name, p) }}
+}
+
+func (a *app) reshardStartCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start NAME",
+		Short: "Drive a reshard workflow: copy, then stream the sources' changes to the targets",
+		Long: `Drive workflow NAME in this process until it ends: make its tables on the
+targets, copy each source's moving logical shards under a replication
+slot's snapshot, then apply the sources' changes to the targets as they
+commit. Progress is recorded in etcd as it goes ('shardctl reshard show').
+
+One process drives a workflow at a time: a second 'start' waits and takes
+over when the first stops or dies (after up to 10 s). Interrupted or
+killed, a workflow resumes from what it recorded when started again.`,
+		Args: exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			store, err := a.open(c.Context())
+			if err != nil {
+				return err
+			}
+			var w *topology.Workflow
+			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
+				w, err = s.Workflow(ctx, args[0])
+				return err
+			}); err != nil {
+				return err
+			}
+			if w.Controller != "" {
+				fmt.Fprintf(a.stdout, "workflow %s is driven by %s; waiting to take over\n", w.Name, w.Controller)
+			}
+			err = a.controller(store, w.Name).Run(c.Context())
+			switch {
+			case err == nil:
+				fmt.Fprintf(a.stdout, "workflow %s ended\n", w.Name)
+				return nil
+			case c.Context().Err() != nil:
+				fmt.Fprintf(a.stdout, "stopped; 'shardctl reshard start %s' resumes workflow %s\n", w.Name, w.Name)
+				return nil
+			}
+			return err
+		},
+	}
+}
+
+func (a *app) reshardCancelCommand() *cobra.Command {
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "cancel NAME",
+		Short: "Cancel a reshard workflow before its first write cutover",
+		Long: `Undo workflow NAME as if it had never run: its change streams stop, its
+replication slots and publications are dropped from the sources, the
+tables it made on the targets are dropped and the rows it copied into
+tables that were there before are deleted; then its record goes. The
+process driving the workflow does this, or this command when none does.`,
+		Args: exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			var w *topology.Workflow
+			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
+				var err error
+				w, err = s.UpdateWorkflow(ctx, args[0], func(w *topology.Workflow) error {
+					switch w.Phase {
+					case topology.PhasePlanned, topology.PhaseCopying, topology.PhaseCatchingUp:
+					default:
+						return fmt.Errorf("workflow %s is in phase %s: cancel applies only before the first write cutover", w.Name, w.Phase)
+					}
+					w.Request = topology.RequestCancel
+					return nil
+				})
+				return err
+			}); err != nil {
+				return err
+			}
+			store, err := a.open(c.Context())
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(c.Context(), wait)
+			defer cancel()
+			err = a.controller(store, w.Name).RunIfFree(ctx)
+			if errors.Is(err, topology.ErrConflict) {
+				fmt.Fprintf(a.stdout, "asked %s, which drives workflow %s, to cancel it\n", w.Controller, w.Name)
+				err = waitGone(ctx, store, w.Name)
+			}
+			if err != nil {
+				return fmt.Errorf("workflow %s is not cancelled yet (%v); 'shardctl reshard show %s' tells where it is", w.Name, err, w.Name)
+			}
+			fmt.Fprintf(a.stdout, "cancelled workflow %s: nothing of it is left on the shards\n", w.Name)
+			return nil
+		},
+	}
+	c.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the cancel to be done")
+	return c
+}
+
+// waitGone waits until workflow name's record is gone.
+func waitGone(ctx context.Context, store *topology.Store, name string) error {
+	for {
+		if _, err := store.Workflow(ctx, name); errors.Is(err, topology.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (a *app) reshardShowCommand() *cobra.Command {
+	var watch bool
+	c := &cobra.Command{
+		Use:   "show NAME [--watch]",
+		Short: "Show a reshard workflow: its moves, phase, copy progress and lag",
+		Args:  exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			for {
+				var w *topology.Workflow
+				if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
+					var err error
+					w, err = s.Workflow(ctx, args[0])
+					return err
+				}); err != nil {
+					if watch && errors.Is(err, topology.ErrNotFound) {
+						fmt.Fprintf(a.stdout, "workflow %s is gone\n", args[0])
+						return nil
+					}
+					return err
+				}
+				logical := 0
+				if snap, err := a.load(c.Context()); err == nil && snap.Keyspace(w.Keyspace) != nil {
+					logical = snap.Keyspace(w.Keyspace).Map.LogicalCount
+				}
+				if watch && isTerminal(a.stdout) {
+					fmt.Fprint(a.stdout, "\033[H\033[2J")
+				}
+				printWorkflow(a.stdout, w, logical, time.Now())
+				if !watch {
+					return nil
+				}
+				select {
+				case <-c.Context().Done():
+					return nil
+				case <-time.After(time.Second):
+				}
+				fmt.Fprintln(a.stdout)
+			}
+		},
+	}
+	c.Flags().BoolVar(&watch, "watch", false, "print it again every second until interrupted")
+	return c
+}
+
+// isTerminal reports whether out is a terminal.
+func isTerminal(out io.Writer) bool {
+	f, ok := out.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// printWorkflow shows a workflow's plan and where it stands.
+func printWorkflow(out io.Writer, w *topology.Workflow, logical int, now time.Time) {
+	printPlan(out, *w, logical, nil)
+	t := table(out)
+	fmt.Fprintf(t, "phase:\t%s\n", w.Phase)
+	fmt.Fprintf(t, "planned against:\tshard map version %d\n", w.MapVersion)
+	fmt.Fprintf(t, "created:\t%s\n", w.Created.Format(time.RFC3339))
+	controller := w.Controller
+	if controller == "" {
+		controller = fmt.Sprintf("none ('shardctl reshard start %s' drives it)", w.Name)
+	}
+	fmt.Fprintf(t, "controller:\t%s\n", controller)
+	if w.Request != "" {
+		fmt.Fprintf(t, "requested:\t%s\n", w.Request)
+	}
+	if w.Error != "" {
+		fmt.Fprintf(t, "last error:\t%s (retrying)\n", w.Error)
+	}
+	if w.Phase != topology.PhasePlanned {
+		fmt.Fprintf(t, "copy:\t%s\n", copyProgress(w, now))
+	}
+	t.Flush()
+	if len(w.Sources) == 0 {
+		return
+	}
+	t = table(out)
+	fmt.Fprintln(t, "SOURCE\tSLOT\tCOPIED\tROWS\tBYTES\tFLUSHED LSN\tLAG\tPEAK LAG\tAPPLIED")
+	for _, name := range slices.Sorted(maps.Keys(w.Sources)) {
+		p := w.Sources[name]
+		var rows, bytes int64
+		for _, c := range p.Copied {
+			rows += c.Rows
+			bytes += c.Bytes
+		}
+		copied := "copying"
+		if p.Seeded {
+			copied = fmt.Sprintf("done in %.1fs", p.CopySeconds)
+		}
+		lag := "-"
+		if p.Seeded && w.Phase != topology.PhaseCopying {
+			lag = fmt.Sprintf("%s, %.1fs", bytesText(p.LagBytes), p.LagSeconds)
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", name, p.Slot, copied, rows, bytesText(bytes), orDash(p.Flushed), lag, bytesText(p.PeakLagBytes), p.Applied)
+	}
+	t.Flush()
+}
+
+// copyProgress is a bar of the bytes copied against the plan's estimate,
+// with the rate and, while copying, the time left at that rate.
+func copyProgress(w *topology.Workflow, now time.Time) string {
+	done := w.CopiedTotal()
+	seeded := len(w.Sources) > 0
+	for _, p := range w.Sources {
+		seeded = seeded && p.Seeded
+	}
+	frac := 0.0
+	if w.Estimate.Bytes > 0 {
+		frac = min(float64(done.Bytes)/float64(w.Estimate.Bytes), 1)
+	}
+	if seeded {
+		frac = 1
+	}
+	const width = 30
+	bar := "[" + strings.Repeat("#", int(frac*width)) + strings.Repeat(".", width-int(frac*width)) + "]"
+	s := fmt.Sprintf("%s %3.0f%%  %d rows, %s of about %s", bar, frac*100, done.Rows, bytesText(done.Bytes), bytesText(w.Estimate.Bytes))
+	if seeded || w.CopyStarted.IsZero() {
+		return s
+	}
+	elapsed := now.Sub(w.CopyStarted).Seconds()
+	if elapsed <= 0 || done.Bytes == 0 {
+		return s
+	}
+	rate := float64(done.Bytes) / elapsed
+	s += fmt.Sprintf(", %s/s", bytesText(int64(rate)))
+	if left := w.Estimate.Bytes - done.Bytes; left > 0 {
+		s += fmt.Sprintf(", about %s left", time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second))
+	}
+	return s
+}

@@ -1,0 +1,637 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+
+	"github.com/shardgate/shardgate/topology"
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// Controller drives one reshard workflow from its etcd record: it holds the
+// workflow's lock (one controller at a time, wherever it runs), does what
+// the recorded phase calls for and records each step before it goes on, so
+// that a controller that dies, even between two statements, is followed by
+// one that resumes from the record: a source whose copy was not recorded
+// as done is copied again (the copy of a range replaces what the target
+// holds of it), a stream restarts from what its slot confirmed (changes
+// are applied by primary key, so applying one again changes nothing).
+type Controller struct {
+	Store *topology.Store
+	Name  string
+	// ID names this controller in the record, for operators.
+	ID  string
+	Log *zap.Logger
+	// LockTTL is how long the lock outlives a controller that died: the
+	// wait before another takes over.
+	LockTTL time.Duration
+	// OnPhase, when set, is told each phase the workflow is in as the
+	// controller takes it up.
+	OnPhase func(topology.WorkflowPhase)
+}
+
+// recordEvery is how often progress (bytes copied, stream positions and
+// lag) is written to the record, and how often the controller looks for
+// an operator's request.
+const recordEvery = time.Second
+
+// retryAfter is the wait before a step that failed is tried again.
+const retryAfter = 2 * time.Second
+
+// errRequested stops a step when an operator's request came.
+var errRequested = errors.New("an operator's request came")
+
+// Run waits until it holds the workflow's lock and then drives the
+// workflow until it ended (Run returns nil), ctx ends or the lock is lost.
+// A step that fails is recorded and tried again.
+func (c *Controller) Run(ctx context.Context) error {
+	lock, err := c.Store.LockWorkflow(ctx, c.Name, c.LockTTL)
+	if err != nil {
+		return err
+	}
+	return c.drive(ctx, lock)
+}
+
+// RunIfFree is Run when no other controller drives the workflow, else it
+// returns topology.ErrConflict (wrapped) at once.
+func (c *Controller) RunIfFree(ctx context.Context) error {
+	lock, err := c.Store.TryLockWorkflow(ctx, c.Name, c.LockTTL)
+	if err != nil {
+		return err
+	}
+	return c.drive(ctx, lock)
+}
+
+func (c *Controller) drive(ctx context.Context, lock *topology.WorkflowLock) error {
+	defer lock.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-lock.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	d := &driver{Controller: c, lock: lock}
+	var told topology.WorkflowPhase
+	for {
+		w, err := lock.Update(ctx, func(w *topology.Workflow) error {
+			w.Controller = c.ID
+			return nil
+		})
+		switch {
+		case errors.Is(err, topology.ErrNotFound):
+			return nil // cancelled
+		case err != nil:
+			return c.stopped(ctx, lock, err)
+		}
+		if w.Phase != told && c.OnPhase != nil {
+			c.OnPhase(w.Phase)
+		}
+		told = w.Phase
+		switch {
+		case w.Request == topology.RequestCancel:
+			err = d.cancel(ctx, w)
+			if err == nil {
+				return nil
+			}
+		case w.Phase == topology.PhasePlanned:
+			_, err = lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Phase = topology.PhaseCopying
+				w.CopyStarted = time.Now().UTC()
+				return nil
+			})
+		case w.Phase == topology.PhaseCopying:
+			err = d.copy(ctx, w)
+		case w.Phase == topology.PhaseCatchingUp:
+			err = d.catchUp(ctx, w)
+		default:
+			return fmt.Errorf("workflow %s is in phase %s, which this version of shardgate does not drive", w.Name, w.Phase)
+		}
+		if errors.Is(err, errRequested) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return c.stopped(ctx, lock, ctx.Err())
+			}
+			c.Log.Warn("workflow step failed; retrying", zap.String("workflow", c.Name), zap.String("phase", string(w.Phase)), zap.Error(err))
+			if _, uerr := lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Error = err.Error()
+				return nil
+			}); uerr != nil {
+				return c.stopped(ctx, lock, uerr)
+			}
+			select {
+			case <-ctx.Done():
+				return c.stopped(ctx, lock, ctx.Err())
+			case <-time.After(retryAfter):
+			}
+		}
+	}
+}
+
+// stopped returns err, first taking this controller's name off the record
+// when it still can.
+func (c *Controller) stopped(ctx context.Context, lock *topology.WorkflowLock, err error) error {
+	if errors.Is(err, topology.ErrLockLost) {
+		return err
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_, _ = lock.Update(uctx, func(w *topology.Workflow) error {
+		w.Controller = ""
+		return nil
+	})
+	return err
+}
+
+// driver is one controller's hold on its workflow.
+type driver struct {
+	*Controller
+	lock *topology.WorkflowLock
+}
+
+// world is what a step reads of the topology: the keyspace's vschema and
+// map, and the shards.
+type world struct {
+	snap *topology.Snapshot
+	ks   *topology.Keyspace
+	vs   *vschema.Keyspace
+}
+
+func (d *driver) world(ctx context.Context, w *topology.Workflow) (*world, error) {
+	snap, err := d.Store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ks := snap.Keyspace(w.Keyspace)
+	if ks == nil {
+		return nil, fmt.Errorf("keyspace %s does not exist any more", w.Keyspace)
+	}
+	if ks.VSchema() == nil {
+		return nil, fmt.Errorf("keyspace %s has no vschema", w.Keyspace)
+	}
+	for _, mv := range w.Moves {
+		for _, s := range []string{mv.From, mv.To} {
+			if snap.Shards[s] == nil {
+				return nil, fmt.Errorf("shard %s is not registered any more", s)
+			}
+		}
+	}
+	return &world{snap: snap, ks: ks, vs: ks.VSchema()}, nil
+}
+
+func (x *world) connect(ctx context.Context, shard string) (*pgconn.PgConn, error) {
+	return Connect(ctx, x.snap.Shards[shard])
+}
+
+// tables lists the keyspace's tables in order.
+func (x *world) tables() []string { return slices.Sorted(maps.Keys(x.vs.Tables)) }
+
+// sources and targets list the workflow's source and target shards.
+func sources(w *topology.Workflow) []string {
+	return distinct(w.Moves, func(mv topology.Move) string { return mv.From })
+}
+
+func targets(w *topology.Workflow) []string {
+	return distinct(w.Moves, func(mv topology.Move) string { return mv.To })
+}
+
+func distinct(moves []topology.Move, of func(topology.Move) string) []string {
+	var out []string
+	for _, mv := range moves {
+		if s := of(mv); !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// runsFrom are the workflow's runs that leave source.
+func runsFrom(w *topology.Workflow, source string) []Run {
+	var out []Run
+	for _, r := range Runs(w.Moves) {
+		if r.From == source {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// slotName names the slot and the publication of workflow on source: a
+// lower-case identifier unique per workflow and source.
+func slotName(workflow, source string) string {
+	if len(workflow) > 40 {
+		workflow = workflow[:40]
+	}
+	return fmt.Sprintf("sg_%s_%08x", workflow, crc32.ChecksumIEEE([]byte(workflow+"/"+source)))
+}
+
+// watchRequests cancels the returned context when an operator's request
+// appears on the record (or ctx ends); stop ends the watch.
+func (d *driver) watchRequests(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(recordEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if w, err := d.Store.Workflow(ctx, d.Name); err == nil && w.Request != "" {
+				cancel(errRequested)
+				return
+			}
+		}
+	}()
+	return ctx, func() { close(done); cancel(nil) }
+}
+
+// copy makes the keyspace's tables on the targets and seeds each source
+// not seeded yet (the sources at once), then moves the workflow on to
+// catching up.
+func (d *driver) copy(ctx context.Context, w *topology.Workflow) error {
+	x, err := d.world(ctx, w)
+	if err != nil {
+		return err
+	}
+	if err := d.makeTables(ctx, w, x); err != nil {
+		return err
+	}
+	work, stop := d.watchRequests(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	errs := make([]error, len(sources(w)))
+	for i, source := range sources(w) {
+		if p := w.Sources[source]; p != nil && p.Seeded {
+			continue
+		}
+		wg.Go(func() { errs[i] = d.seed(work, w, x, source) })
+	}
+	wg.Wait()
+	if cause := context.Cause(work); errors.Is(cause, errRequested) {
+		return errRequested
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+		w.Phase = topology.PhaseCatchingUp
+		w.Error = ""
+		return nil
+	})
+	return err
+}
+
+// makeTables makes the keyspace's tables on every target, recording first
+// which ones a target lacks (a cancel drops those).
+func (d *driver) makeTables(ctx context.Context, w *topology.Workflow, x *world) error {
+	src, err := x.connect(ctx, sources(w)[0])
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	for _, target := range targets(w) {
+		dst, err := x.connect(ctx, target)
+		if err != nil {
+			return err
+		}
+		err = func() error {
+			defer dst.Close(context.Background())
+			var missing []string
+			for _, name := range x.tables() {
+				cols, err := columnTypes(ctx, dst, name)
+				if err != nil {
+					return err
+				}
+				if len(cols) == 0 {
+					missing = append(missing, name)
+				}
+			}
+			if len(missing) > 0 {
+				if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+					if w.CreatedTables == nil {
+						w.CreatedTables = map[string][]string{}
+					}
+					for _, name := range missing {
+						if !slices.Contains(w.CreatedTables[target], name) {
+							w.CreatedTables[target] = append(w.CreatedTables[target], name)
+						}
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			return CreateTables(ctx, src, dst, x.tables())
+		}()
+		if err != nil {
+			return fmt.Errorf("target %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+// seed copies one source's moving rows: whatever a controller before left
+// of its slot is dropped, the slot made anew, and every range copied under
+// its snapshot, the progress recorded as it goes.
+func (d *driver) seed(ctx context.Context, w *topology.Workflow, x *world, source string) error {
+	name := slotName(w.Name, source)
+	if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+		if w.Sources == nil {
+			w.Sources = map[string]*topology.SourceProgress{}
+		}
+		w.Sources[source] = &topology.SourceProgress{Slot: name, Publication: name}
+		return nil
+	}); err != nil {
+		return err
+	}
+	cfg, err := ShardConfig(x.snap.Shards[source])
+	if err != nil {
+		return err
+	}
+	src, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("shard %s: %w", source, err)
+	}
+	err = DropSlot(ctx, src, name, name)
+	src.Close(context.Background())
+	if err != nil {
+		return err
+	}
+	runs := runsFrom(w, source)
+	conns := map[string]*pgconn.PgConn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.Background())
+		}
+	}()
+	for _, r := range runs {
+		if conns[r.To] == nil {
+			if conns[r.To], err = x.connect(ctx, r.To); err != nil {
+				return err
+			}
+		}
+	}
+	var mu sync.Mutex
+	copied := map[string]topology.Size{}
+	snapshot := func() map[string]topology.Size {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(copied)
+	}
+	record := func(ctx context.Context, done bool, consistent pglogrepl.LSN, took time.Duration) error {
+		now := snapshot()
+		_, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+			p := w.Sources[source]
+			if p == nil {
+				return fmt.Errorf("source %s vanished from the record", source)
+			}
+			p.Copied = now
+			if done {
+				p.Seeded, p.Consistent, p.Flushed, p.CopySeconds = true, consistent.String(), consistent.String(), took.Seconds()
+			}
+			return nil
+		})
+		return err
+	}
+	stopRecording := make(chan struct{})
+	var recorder sync.WaitGroup
+	recorder.Go(func() {
+		t := time.NewTicker(recordEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopRecording:
+				return
+			case <-t.C:
+				_ = record(ctx, false, 0, 0) // the next one or the last says it again
+			}
+		}
+	})
+	started := time.Now()
+	seed := &Seed{Source: cfg, Keyspace: x.vs, LogicalCount: x.ks.Map.LogicalCount, Runs: runs, Targets: conns,
+		Slot: name, Publication: name, Progress: func(table string, written topology.Size) {
+			mu.Lock()
+			c := copied[table]
+			c.Rows += written.Rows
+			c.Bytes += written.Bytes
+			copied[table] = c
+			mu.Unlock()
+		}}
+	seeded, err := seed.Copy(ctx)
+	close(stopRecording)
+	recorder.Wait()
+	if err != nil {
+		return fmt.Errorf("copying from %s: %w", source, err)
+	}
+	d.Log.Info("source copied", zap.String("workflow", w.Name), zap.String("source", source),
+		zap.Any("rows", seeded.Rows), zap.Duration("took", time.Since(started)))
+	return record(ctx, true, seeded.Slot.Consistent, time.Since(started))
+}
+
+// catchUp runs every source's stream until an operator's request comes,
+// restarting a stream that fails, and records positions and lag.
+func (d *driver) catchUp(ctx context.Context, w *topology.Workflow) error {
+	x, err := d.world(ctx, w)
+	if err != nil {
+		return err
+	}
+	work, stop := d.watchRequests(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	for _, source := range sources(w) {
+		wg.Go(func() { d.follow(work, w, x, source) })
+	}
+	wg.Wait()
+	if errors.Is(context.Cause(work), errRequested) {
+		return errRequested
+	}
+	return ctx.Err()
+}
+
+// follow streams one source's changes until ctx ends, starting a new
+// stream from the slot whenever one fails.
+func (d *driver) follow(ctx context.Context, w *topology.Workflow, x *world, source string) {
+	p := w.Sources[source]
+	start, _ := pglogrepl.ParseLSN(p.Flushed)
+	applied, peak := p.Applied, p.PeakLagBytes
+	for ctx.Err() == nil {
+		s, err := d.stream(ctx, w, x, source, start)
+		if err == nil {
+			err = d.runStream(ctx, s, source, applied, &peak)
+			applied += s.Applied()
+			start = max(start, s.Flushed())
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.Log.Warn("change stream stopped; restarting", zap.String("workflow", w.Name), zap.String("source", source), zap.Error(err))
+		_, _ = d.lock.Update(ctx, func(w *topology.Workflow) error {
+			w.Error = fmt.Sprintf("stream from %s: %v", source, err)
+			return nil
+		})
+		select {
+		case <-ctx.Done():
+		case <-time.After(retryAfter):
+		}
+	}
+}
+
+// stream opens the connections of one source's stream.
+func (d *driver) stream(ctx context.Context, w *topology.Workflow, x *world, source string, start pglogrepl.LSN) (*Stream, error) {
+	cfg, err := ShardConfig(x.snap.Shards[source])
+	if err != nil {
+		return nil, err
+	}
+	s := &Stream{Slot: w.Sources[source].Slot, Publication: w.Sources[source].Publication, Start: start,
+		Keyspace: x.vs, Conns: map[string]*pgconn.PgConn{}}
+	fail := func(err error) (*Stream, error) {
+		for _, c := range s.Conns {
+			c.Close(context.Background())
+		}
+		return nil, err
+	}
+	for _, r := range runsFrom(w, source) {
+		lo, hi := KeyRange(x.ks.Map.LogicalCount, r.First, r.Last)
+		s.Targets = append(s.Targets, Target{Lo: lo, Hi: hi, Shard: r.To})
+		if s.Conns[r.To] == nil {
+			if s.Conns[r.To], err = x.connect(ctx, r.To); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if s.Replication, err = pgconn.ConnectConfig(ctx, ReplicationConfig(cfg)); err != nil {
+		return fail(fmt.Errorf("shard %s, for replication: %w", source, err))
+	}
+	return s, nil
+}
+
+// runStream runs s, recording its position and lag as it goes; applied is
+// what streams before it applied, peak the most lag seen.
+func (d *driver) runStream(ctx context.Context, s *Stream, source string, applied int64, peak *int64) error {
+	defer func() {
+		for _, c := range s.Conns {
+			c.Close(context.Background())
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t := time.NewTicker(recordEvery)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+		*peak = max(*peak, s.LagBytes())
+		flushed, lag, lagSeconds, total, top := s.Flushed(), s.LagBytes(), s.LagSeconds(), applied+s.Applied(), *peak
+		if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+			p := w.Sources[source]
+			if was, _ := pglogrepl.ParseLSN(p.Flushed); flushed > was {
+				p.Flushed = flushed.String()
+			}
+			p.LagBytes, p.LagSeconds, p.Applied, p.PeakLagBytes = lag, lagSeconds, total, top
+			if strings.HasPrefix(w.Error, "stream from "+source+":") {
+				w.Error = ""
+			}
+			return nil
+		}); err != nil && ctx.Err() == nil {
+			d.Log.Warn("recording the stream's progress", zap.String("workflow", d.Name), zap.Error(err))
+		}
+	}
+}
+
+// cancel undoes a workflow that no write cutover touched yet: the slots
+// and publications go from the sources, the tables the workflow made from
+// the targets, the rows it copied from the tables that were there before;
+// then its record goes.
+func (d *driver) cancel(ctx context.Context, w *topology.Workflow) error {
+	switch w.Phase {
+	case topology.PhasePlanned, topology.PhaseCopying, topology.PhaseCatchingUp:
+	default:
+		return fmt.Errorf("workflow %s is in phase %s: cancel applies only before the first write cutover", w.Name, w.Phase)
+	}
+	if w.Phase == topology.PhasePlanned {
+		return d.lock.Delete(ctx) // nothing was made anywhere
+	}
+	x, err := d.world(ctx, w)
+	if err != nil {
+		return err
+	}
+	for _, source := range slices.Sorted(maps.Keys(w.Sources)) {
+		p := w.Sources[source]
+		src, err := x.connect(ctx, source)
+		if err != nil {
+			return err
+		}
+		err = DropSlot(ctx, src, p.Slot, p.Publication)
+		src.Close(context.Background())
+		if err != nil {
+			return fmt.Errorf("source %s: %w", source, err)
+		}
+	}
+	for _, target := range targets(w) {
+		if err := d.clearTarget(ctx, w, x, target); err != nil {
+			return fmt.Errorf("target %s: %w", target, err)
+		}
+	}
+	d.Log.Info("workflow cancelled", zap.String("workflow", w.Name))
+	return d.lock.Delete(ctx)
+}
+
+// clearTarget drops the tables the workflow made on target and deletes
+// the moved ranges from the sharded tables that were there before.
+func (d *driver) clearTarget(ctx context.Context, w *topology.Workflow, x *world, target string) error {
+	dst, err := x.connect(ctx, target)
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+	created := w.CreatedTables[target]
+	var stmts []string
+	if len(created) > 0 {
+		quoted := make([]string, len(created))
+		for i, name := range created {
+			quoted[i] = quoteName(name)
+		}
+		stmts = append(stmts, "DROP TABLE IF EXISTS "+strings.Join(quoted, ", "))
+	}
+	for _, name := range x.tables() {
+		t := x.vs.Tables[name]
+		if slices.Contains(created, name) || t.Kind == vschema.Reference {
+			continue
+		}
+		for _, r := range Runs(w.Moves) {
+			if r.To == target {
+				lo, hi := KeyRange(x.ks.Map.LogicalCount, r.First, r.Last)
+				stmts = append(stmts, "DELETE FROM "+quoteName(name)+" WHERE "+inRange(t, lo, hi))
+			}
+		}
+	}
+	if len(stmts) == 0 {
+		return nil
+	}
+	_, err = dst.Exec(ctx, "BEGIN;\n"+strings.Join(stmts, ";\n")+";\nCOMMIT").ReadAll()
+	return err
+}
