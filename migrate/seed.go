@@ -26,6 +26,10 @@ type Seed struct {
 	Targets     map[string]*pgconn.PgConn
 	Slot        string
 	Publication string
+	// NoReference names the targets that are shards of the keyspace
+	// already: the gateways keep their reference tables, which are not
+	// copied there.
+	NoReference map[string]bool
 	// Progress, when set, is told what the copy wrote to a table as it
 	// goes (see CopyTable.Progress).
 	Progress func(table string, written topology.Size)
@@ -96,7 +100,7 @@ func (s *Seed) Copy(ctx context.Context) (*Seeded, error) {
 			switch {
 			case ct.Table.Kind != vschema.Reference:
 				err = copyTo(r.To, ct, lo, hi)
-			case !referenced[r.To]:
+			case !referenced[r.To] && !s.NoReference[r.To]:
 				err = copyTo(r.To, ct, lo, hi) // whole: reference rows have no range
 			}
 			if err != nil {

@@ -57,6 +57,60 @@ type Stream struct {
 	applied   atomic.Int64    // changes applied
 	commitAt  time.Time       // the source commit time of the transaction being applied
 	lagNanos  atomic.Int64    // source commit to target commit, of the last transaction applied
+	// noReference holds the target shards that get no reference-table
+	// changes (see StopReference).
+	noReference atomic.Pointer[map[string]bool]
+	// waiters counts the callers of WaitFor: while there are any, the
+	// stream asks the source for its position often.
+	waiters atomic.Int32
+}
+
+// StopReference makes the stream leave reference tables alone on target
+// shard: it is a shard of the keyspace now, and the gateways write
+// reference tables there themselves. Safe to call while Run runs.
+func (s *Stream) StopReference(shard string) {
+	for {
+		old := s.noReference.Load()
+		next := map[string]bool{shard: true}
+		if old != nil {
+			for k := range *old {
+				next[k] = true
+			}
+		}
+		if s.noReference.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// referenceTargets are the targets that get reference-table changes.
+func (s *Stream) referenceTargets() []Target {
+	skip := s.noReference.Load()
+	if skip == nil {
+		return s.Targets
+	}
+	var out []Target
+	for _, t := range s.Targets {
+		if !(*skip)[t.Shard] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// WaitFor waits until the targets hold everything the source committed
+// up to lsn, or ctx ends. Run must be running.
+func (s *Stream) WaitFor(ctx context.Context, lsn pglogrepl.LSN) error {
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
+	for s.Flushed() < lsn {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the stream holds %s, the source was at %s: %w", s.Flushed(), lsn, ctx.Err())
+		case <-time.After(2 * time.Millisecond): // polling the stream's position
+		}
+	}
+	return nil
 }
 
 // relation is one published table as the stream applies it.
@@ -99,6 +153,11 @@ func (s *Stream) Applied() int64 { return s.applied.Load() }
 // when nothing else makes it.
 const standbyEvery = time.Second
 
+// askEvery is how often the stream asks the source for its position while
+// someone waits for it to reach one (WaitFor): when the source is idle,
+// only its answer moves the stream's position.
+const askEvery = 20 * time.Millisecond
+
 // Run streams until ctx ends or something fails. A transaction a target
 // did not commit is rolled back there; running a new Stream from the slot
 // goes on from the last confirmed position.
@@ -119,7 +178,12 @@ func (s *Stream) Run(ctx context.Context) error {
 			}
 			nextStatus = time.Now().Add(standbyEvery)
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		until := nextStatus
+		asking := s.waiters.Load() > 0
+		if asking {
+			until = time.Now().Add(askEvery)
+		}
+		rctx, cancel := context.WithDeadline(ctx, until)
 		msg, err := s.Replication.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
@@ -127,6 +191,12 @@ func (s *Stream) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
+				if asking {
+					// The source answers with its position at once.
+					if err := s.status(ctx, true); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			return fmt.Errorf("reading the change stream: %w", err)
@@ -191,9 +261,13 @@ func (s *Stream) handleCopyData(ctx context.Context, data []byte) error {
 }
 
 // confirm tells the source what the targets hold, so it can recycle WAL.
-func (s *Stream) confirm(ctx context.Context) error {
+func (s *Stream) confirm(ctx context.Context) error { return s.status(ctx, false) }
+
+// status confirms what the targets hold, asking the source to answer with
+// its position when reply is set.
+func (s *Stream) status(ctx context.Context, reply bool) error {
 	done := pglogrepl.LSN(s.flushed.Load())
-	if err := pglogrepl.SendStandbyStatusUpdate(ctx, s.Replication, pglogrepl.StandbyStatusUpdate{WALWritePosition: done}); err != nil {
+	if err := pglogrepl.SendStandbyStatusUpdate(ctx, s.Replication, pglogrepl.StandbyStatusUpdate{WALWritePosition: done, ReplyRequested: reply}); err != nil {
 		return fmt.Errorf("confirming the change stream's position: %w", err)
 	}
 	return nil
@@ -230,7 +304,11 @@ func (s *Stream) apply(ctx context.Context, m pglogrepl.Message) error {
 			if err != nil {
 				return err
 			}
-			for _, t := range s.Targets {
+			targets := s.Targets
+			if r.shardCol < 0 {
+				targets = s.referenceTargets()
+			}
+			for _, t := range targets {
 				if err := s.exec(ctx, t.Shard, "DELETE FROM "+r.name+r.filter(t), nil); err != nil {
 					return err
 				}
@@ -303,7 +381,7 @@ func (r *relation) filter(t Target) string { return " WHERE " + inRange(r.table,
 // known is false when the tuple lacks the sharding column's value.
 func (s *Stream) landing(r *relation, tuple *pglogrepl.TupleData) (targets []Target, known bool, err error) {
 	if r.shardCol < 0 {
-		return s.Targets, true, nil
+		return s.referenceTargets(), true, nil
 	}
 	c := tuple.Columns[r.shardCol]
 	if c.DataType != pglogrepl.TupleDataTypeText {

@@ -102,8 +102,25 @@ func (c *Controller) drive(ctx context.Context, lock *topology.WorkflowLock) err
 		}
 		told = w.Phase
 		switch {
+		case w.Request == topology.RequestCancel && !Cancellable(w):
+			_, err = lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Request = ""
+				w.Error = fmt.Sprintf("cancel refused: %s", notCancellable(w))
+				return nil
+			})
 		case w.Request == topology.RequestCancel:
 			err = d.cancel(ctx, w)
+			if err == nil {
+				return nil
+			}
+		case w.Request == topology.RequestComplete && w.Phase != topology.PhaseCutOver:
+			_, err = lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Request = ""
+				w.Error = fmt.Sprintf("complete refused: workflow %s is in phase %s, complete needs every batch cut over (%s)", w.Name, w.Phase, topology.PhaseCutOver)
+				return nil
+			})
+		case w.Request == topology.RequestComplete:
+			err = d.complete(ctx, w)
 			if err == nil {
 				return nil
 			}
@@ -115,7 +132,7 @@ func (c *Controller) drive(ctx context.Context, lock *topology.WorkflowLock) err
 			})
 		case w.Phase == topology.PhaseCopying:
 			err = d.copy(ctx, w)
-		case w.Phase == topology.PhaseCatchingUp:
+		case w.Phase == topology.PhaseCatchingUp, w.Phase == topology.PhaseCuttingOver, w.Phase == topology.PhaseCutOver:
 			err = d.catchUp(ctx, w)
 		default:
 			return fmt.Errorf("workflow %s is in phase %s, which this version of shardgate does not drive", w.Name, w.Phase)
@@ -162,6 +179,9 @@ func (c *Controller) stopped(ctx context.Context, lock *topology.WorkflowLock, e
 type driver struct {
 	*Controller
 	lock *topology.WorkflowLock
+
+	mu      sync.Mutex
+	streams map[string]*Stream // by source, while catching up
 }
 
 // world is what a step reads of the topology: the keyspace's vschema and
@@ -241,8 +261,8 @@ func slotName(workflow, source string) string {
 	return fmt.Sprintf("sg_%s_%08x", workflow, crc32.ChecksumIEEE([]byte(workflow+"/"+source)))
 }
 
-// watchRequests cancels the returned context when an operator's request
-// appears on the record (or ctx ends); stop ends the watch.
+// watchRequests cancels the returned context when an operator asks for a
+// cancel or a complete (or ctx ends); stop ends the watch.
 func (d *driver) watchRequests(ctx context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
@@ -257,7 +277,7 @@ func (d *driver) watchRequests(ctx context.Context) (context.Context, func()) {
 				return
 			case <-t.C:
 			}
-			if w, err := d.Store.Workflow(ctx, d.Name); err == nil && w.Request != "" {
+			if w, err := d.Store.Workflow(ctx, d.Name); err == nil && (w.Request == topology.RequestCancel || w.Request == topology.RequestComplete) {
 				cancel(errRequested)
 				return
 			}
@@ -429,7 +449,11 @@ func (d *driver) seed(ctx context.Context, w *topology.Workflow, x *world, sourc
 		}
 	})
 	started := time.Now()
-	seed := &Seed{Source: cfg, Keyspace: x.vs, LogicalCount: x.ks.Map.LogicalCount, Runs: runs, Targets: conns,
+	member := map[string]bool{}
+	for _, shard := range x.ks.Shards() {
+		member[shard] = true
+	}
+	seed := &Seed{Source: cfg, Keyspace: x.vs, LogicalCount: x.ks.Map.LogicalCount, Runs: runs, Targets: conns, NoReference: member,
 		Slot: name, Publication: name, Progress: func(table string, written topology.Size) {
 			mu.Lock()
 			c := copied[table]
@@ -449,8 +473,9 @@ func (d *driver) seed(ctx context.Context, w *topology.Workflow, x *world, sourc
 	return record(ctx, true, seeded.Slot.Consistent, time.Since(started))
 }
 
-// catchUp runs every source's stream until an operator's request comes,
-// restarting a stream that fails, and records positions and lag.
+// catchUp runs every source's stream until an operator's request stops
+// them, restarting a stream that fails, and records positions and lag;
+// beside them it carries out the write cutover once asked.
 func (d *driver) catchUp(ctx context.Context, w *topology.Workflow) error {
 	x, err := d.world(ctx, w)
 	if err != nil {
@@ -458,15 +483,21 @@ func (d *driver) catchUp(ctx context.Context, w *topology.Workflow) error {
 	}
 	work, stop := d.watchRequests(ctx)
 	defer stop()
+	streamCtx, stopStreams := context.WithCancel(work)
 	var wg sync.WaitGroup
 	for _, source := range sources(w) {
-		wg.Go(func() { d.follow(work, w, x, source) })
+		wg.Go(func() { d.follow(streamCtx, w, x, source) })
 	}
+	err = d.cutovers(work, x)
+	stopStreams()
 	wg.Wait()
 	if errors.Is(context.Cause(work), errRequested) {
 		return errRequested
 	}
-	return ctx.Err()
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
 }
 
 // follow streams one source's changes until ctx ends, starting a new
@@ -478,7 +509,9 @@ func (d *driver) follow(ctx context.Context, w *topology.Workflow, x *world, sou
 	for ctx.Err() == nil {
 		s, err := d.stream(ctx, w, x, source, start)
 		if err == nil {
+			d.setStream(source, s)
 			err = d.runStream(ctx, s, source, applied, &peak)
+			d.setStream(source, nil)
 			applied += s.Applied()
 			start = max(start, s.Flushed())
 		}
@@ -493,6 +526,34 @@ func (d *driver) follow(ctx context.Context, w *topology.Workflow, x *world, sou
 		select {
 		case <-ctx.Done():
 		case <-time.After(retryAfter):
+		}
+	}
+}
+
+// setStream notes the stream that runs for source now (nil for none).
+func (d *driver) setStream(source string, s *Stream) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.streams == nil {
+		d.streams = map[string]*Stream{}
+	}
+	d.streams[source] = s
+}
+
+// streamOf returns the stream that runs for source now, nil if none.
+func (d *driver) streamOf(source string) *Stream {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.streams[source]
+}
+
+// eachStream calls f with every stream running now.
+func (d *driver) eachStream(f func(*Stream)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.streams {
+		if s != nil {
+			f(s)
 		}
 	}
 }
@@ -518,6 +579,18 @@ func (d *driver) stream(ctx context.Context, w *topology.Workflow, x *world, sou
 			if s.Conns[r.To], err = x.connect(ctx, r.To); err != nil {
 				return fail(err)
 			}
+		}
+	}
+	// Targets that are shards of the keyspace now (before the workflow,
+	// or since a batch of it cut over) get reference tables from the
+	// gateways.
+	snap, err := d.Store.Load(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if ks := snap.Keyspace(w.Keyspace); ks != nil {
+		for _, shard := range ks.Shards() {
+			s.StopReference(shard)
 		}
 	}
 	if s.Replication, err = pgconn.ConnectConfig(ctx, ReplicationConfig(cfg)); err != nil {
@@ -562,18 +635,42 @@ func (d *driver) runStream(ctx context.Context, s *Stream, source string, applie
 	}
 }
 
+// Cancellable reports whether w can be cancelled: no batch of it cut over
+// yet.
+func Cancellable(w *topology.Workflow) bool {
+	switch w.Phase {
+	case topology.PhasePlanned, topology.PhaseCopying, topology.PhaseCatchingUp:
+		return true
+	case topology.PhaseCuttingOver:
+		for _, b := range w.Batches {
+			if b.Done {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func notCancellable(w *topology.Workflow) string {
+	return fmt.Sprintf("workflow %s is in phase %s and writes of some of its logical shards go to their targets already: cancel applies only before the first write cutover", w.Name, w.Phase)
+}
+
 // cancel undoes a workflow that no write cutover touched yet: the slots
 // and publications go from the sources, the tables the workflow made from
 // the targets, the rows it copied from the tables that were there before;
 // then its record goes.
 func (d *driver) cancel(ctx context.Context, w *topology.Workflow) error {
-	switch w.Phase {
-	case topology.PhasePlanned, topology.PhaseCopying, topology.PhaseCatchingUp:
-	default:
-		return fmt.Errorf("workflow %s is in phase %s: cancel applies only before the first write cutover", w.Name, w.Phase)
+	if !Cancellable(w) {
+		return errors.New(notCancellable(w))
 	}
 	if w.Phase == topology.PhasePlanned {
 		return d.lock.Delete(ctx) // nothing was made anywhere
+	}
+	if w.Fence != "" {
+		if err := d.liftFence(ctx, w.Keyspace, w.Fence); err != nil {
+			return err
+		}
 	}
 	x, err := d.world(ctx, w)
 	if err != nil {
@@ -634,4 +731,76 @@ func (d *driver) clearTarget(ctx context.Context, w *topology.Workflow, x *world
 	}
 	_, err = dst.Exec(ctx, "BEGIN;\n"+strings.Join(stmts, ";\n")+";\nCOMMIT").ReadAll()
 	return err
+}
+
+// deleteBatch is how many rows complete deletes from a source per
+// statement, so that no lock is held long.
+const deleteBatch = 5000
+
+// complete ends a workflow whose every batch is cut over: the slots and
+// publications go from the sources, then the moved rows, a few thousand
+// at a time; the sources stop being recorded as holding copies, and the
+// record goes. Each step can be done again after a crash.
+func (d *driver) complete(ctx context.Context, w *topology.Workflow) error {
+	x, err := d.world(ctx, w)
+	if err != nil {
+		return err
+	}
+	for _, source := range sources(w) {
+		src, err := x.connect(ctx, source)
+		if err != nil {
+			return err
+		}
+		err = func() error {
+			defer src.Close(context.Background())
+			if p := w.Sources[source]; p != nil {
+				if err := DropSlot(ctx, src, p.Slot, p.Publication); err != nil {
+					return err
+				}
+			}
+			var moved []int
+			for _, r := range runsFrom(w, source) {
+				lo, hi := KeyRange(x.ks.Map.LogicalCount, r.First, r.Last)
+				for l := r.First; l <= r.Last; l++ {
+					moved = append(moved, l)
+				}
+				for _, name := range x.tables() {
+					t := x.vs.Tables[name]
+					if t.Kind == vschema.Reference {
+						continue
+					}
+					n, err := deleteRange(ctx, src, name, inRange(t, lo, hi))
+					if err != nil {
+						return fmt.Errorf("deleting the moved rows of %s: %w", name, err)
+					}
+					d.Log.Info("moved rows deleted from the source", zap.String("workflow", w.Name), zap.String("source", source), zap.String("table", name), zap.Int64("rows", n))
+				}
+			}
+			_, err := d.Store.DropCopies(ctx, w.Keyspace, source, moved)
+			return err
+		}()
+		if err != nil {
+			return fmt.Errorf("source %s: %w", source, err)
+		}
+	}
+	d.Log.Info("workflow completed", zap.String("workflow", w.Name))
+	return d.lock.Delete(ctx)
+}
+
+// deleteRange deletes the rows of table that match cond, deleteBatch at a
+// time, and returns how many.
+func deleteRange(ctx context.Context, conn *pgconn.PgConn, table, cond string) (int64, error) {
+	q := fmt.Sprintf("DELETE FROM %[1]s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %[1]s WHERE %[2]s LIMIT %[3]d))", quoteName(table), cond, deleteBatch)
+	var total int64
+	for {
+		tag, err := conn.Exec(ctx, q).ReadAll()
+		if err != nil {
+			return total, err
+		}
+		n := tag[0].CommandTag.RowsAffected()
+		total += n
+		if n == 0 {
+			return total, nil
+		}
+	}
 }

@@ -180,11 +180,16 @@ func (s *session) runBatch(ctx context.Context, batch []pgproto3.FrontendMessage
 			s.txn = newTxn(false, "BEGIN", s.settings)
 		}
 		var err error
-		if execute && cancelled {
+		switch {
+		case execute && cancelled:
 			// A cancel request came after this Execute, which Postgres
 			// would have been running by then: it fails as cancelled.
 			err = context.Canceled
-		} else {
+		case execute:
+			if ks, err = s.fenceExecute(ctx, ks, msg.(*pgproto3.Execute)); err == nil {
+				err = s.handle(ctx, ks, msg)
+			}
+		default:
 			err = s.handle(ctx, ks, msg)
 		}
 		if err != nil {
@@ -214,6 +219,16 @@ func (s *session) runBatch(ctx context.Context, batch []pgproto3.FrontendMessage
 		clear(s.portals)
 		s.unpinIfClean()
 	}
+}
+
+// fenceExecute passes an Execute's portal through the fences (see
+// passFences) and returns the keyspace to route by.
+func (s *session) fenceExecute(ctx context.Context, ks *topology.Keyspace, m *pgproto3.Execute) (*topology.Keyspace, error) {
+	pt := s.portals[m.Portal]
+	if pt == nil || pt.plan == nil || pt.done || pt.backend != nil || pt.paused != nil || pt.held != nil {
+		return ks, nil // nothing new runs
+	}
+	return s.passFences(ctx, ks, s.txn != nil, pt.bind, pt.plan)
 }
 
 // singleExecute reports whether batch has at most one Execute.

@@ -129,6 +129,7 @@ type Server struct {
 	reload    func() error
 	settings  func() [][2]string
 	gate      *pauseGate // PAUSE and RESUME of the admin console
+	fences    *fences    // reshard cutovers' write fences
 	parse     *parseGate // large statements take turns at parsing
 	plans     *planner.Cache
 	describes *describeCache
@@ -161,7 +162,7 @@ func NewServer(cfg Config) *Server {
 		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, schema: cfg.Schema, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
-		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), parse: newParseGate(), plans: planner.NewCache(planCacheSize), describes: newDescribeCache(),
+		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), fences: newFences(), parse: newParseGate(), plans: planner.NewCache(planCacheSize), describes: newDescribeCache(),
 		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pids: map[uint32]*session{}, pins: map[string]int{},
 	}
 	s.writeTimeout.Store(int64(cfg.ClientWriteTimeout))
@@ -281,6 +282,18 @@ func (s *Server) markIdle(sess *session, idle, inTxn bool) {
 }
 
 func (s *Server) draining() bool { return s.closing.Load() }
+
+// ApplyTopology raises and lifts the write fences of reshard cutovers as
+// snap has them. Call it with every snapshot installed.
+func (s *Server) ApplyTopology(snap *topology.Snapshot) { s.fences.Apply(snap) }
+
+// Applied is what this gateway applied of the topology, for the
+// controllers of reshard workflows: publish it whenever AppliedChanged
+// gets a value.
+func (s *Server) Applied() topology.GatewayApplied { return s.fences.State() }
+
+// AppliedChanged gets a value whenever Applied may have changed.
+func (s *Server) AppliedChanged() <-chan struct{} { return s.fences.Changed() }
 
 // Shutdown stops accepting connections, closes idle sessions, lets busy
 // sessions finish the statement they run (each then ends with a FATAL

@@ -33,7 +33,11 @@ const flushBytes = 64 << 10
 
 // session is one client connection.
 type session struct {
-	srv      *Server
+	srv *Server
+	// activity is open from a statement that may write, or the first of
+	// a transaction, until the session is idle outside a transaction
+	// (see fences).
+	activity *activity
 	conn     net.Conn
 	be       *clientWire
 	log      *zap.Logger
@@ -524,6 +528,8 @@ func (s *session) close() {
 		_ = s.rollback(context.Background(), s.txn)
 		s.txn = nil
 	}
+	s.paused = nil
+	s.endActivity()
 	for shard, b := range s.pinned {
 		// What the session left on its own connection (temporary tables,
 		// cursors, prepared statements, advisory locks, settings) must not
@@ -802,6 +808,10 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 	}
 	ctx, done := s.statementContext(ctx)
 	defer done()
+	if ks, err = s.passFences(ctx, ks, s.txn != nil || len(stmts) > 1, nil, stmts...); err != nil {
+		s.sendError(err, sql, 0)
+		return
+	}
 	if shard, ok := oneShard(stmts, ks); ok && len(stmts) > 1 && s.txn == nil && len(s.pinned) == 0 && !discards(stmts) && !leavesState(stmts) {
 		// Every statement runs on the same shard: send the string as the
 		// client wrote it, so the shard gives it Postgres's implicit
@@ -1233,6 +1243,7 @@ func (s *session) ownsBackends() bool {
 // unless a FATAL error ends it.
 func (s *session) readyForQuery() {
 	s.settleSchemaChanges()
+	s.endActivity()
 	if !s.ending {
 		s.be.Send(&pgproto3.ReadyForQuery{TxStatus: s.txn.status()})
 	}

@@ -196,6 +196,9 @@ func (r *Registration) revoke(lease clientv3.LeaseID) error {
 	return err
 }
 
+// id is the gateway's ID.
+func (r *Registration) id() string { return strings.TrimPrefix(r.key, r.store.prefix+"gateways/") }
+
 // Close stops keeping the registration alive and revokes its lease, which
 // removes the key at once. It waits at most a few seconds for etcd; if etcd
 // does not answer, the key disappears when the lease expires. Calling it

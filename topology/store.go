@@ -25,9 +25,14 @@ import (
 //	shards/<name>                 Shard (JSON)
 //	keyspaces/<ks>/shardmap       ShardMap (JSON)
 //	keyspaces/<ks>/vschema        vschema.Keyspace (JSON)
+//	keyspaces/<ks>/fence          Fence (JSON), while a reshard cutover holds writes
+//	keyspaces/<ks>/copies         shard -> logical shards it keeps copies of after they moved
 //	gateways/<id>                 GatewayInfo (JSON), bound to the gateway's lease
+//	applied/<id>                  GatewayApplied (JSON), bound to the gateway's lease
 //	twopc/<gid>                   TwoPC (JSON), until the transaction is resolved
 //	users/<name>                  User (JSON): SCRAM verifier, grants, backend role
+//	workflows/<name>              Workflow (JSON): a reshard workflow and its progress
+//	workflow-locks/<name>/        the lock of the controller that drives it
 //
 // Only shards/ and keyspaces/ make up the topology (Load, Watcher, and the
 // revision guard of topology changes); Snapshots carry the users too. The
@@ -276,7 +281,7 @@ func (s *Store) isTopologyKey(key string) bool {
 	case len(parts) == 2 && parts[0]+"/" == shardsDir:
 		return true
 	case len(parts) == 3 && parts[0]+"/" == keyspacesDir:
-		return parts[2] == "shardmap" || parts[2] == "vschema" || parts[2] == "schema"
+		return parts[2] == "shardmap" || parts[2] == "vschema" || parts[2] == "schema" || parts[2] == "fence" || parts[2] == "copies"
 	}
 	return false
 }
@@ -348,6 +353,8 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 	sort.Strings(keys)
 	vschemas := map[string][]byte{}
 	changes := map[string]string{} // keyspace -> its latest schema change
+	fences := map[string]*Fence{}
+	copies := map[string]map[string][]int{}
 	for _, key := range keys {
 		if name, ok := s.userName(key); ok {
 			u, err := parseUser(name, kv[key])
@@ -378,6 +385,28 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 			vschemas[parts[1]] = kv[key]
 		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "schema":
 			changes[parts[1]] = string(kv[key])
+		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "fence":
+			var f Fence
+			if err := json.Unmarshal(kv[key], &f); err != nil {
+				return nil, fmt.Errorf("topology key %s: %w", key, err)
+			}
+			fences[parts[1]] = &f
+		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "copies":
+			var c map[string][]int
+			if err := json.Unmarshal(kv[key], &c); err != nil {
+				return nil, fmt.Errorf("topology key %s: %w", key, err)
+			}
+			copies[parts[1]] = c
+		}
+	}
+	for name, c := range copies {
+		if ks := snap.Keyspaces[name]; ks != nil && len(c) > 0 {
+			ks.Copies = c
+		}
+	}
+	for name, f := range fences {
+		if ks := snap.Keyspaces[name]; ks != nil {
+			ks.Fence = f
 		}
 	}
 	for name, change := range changes {

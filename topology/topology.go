@@ -242,6 +242,13 @@ type Keyspace struct {
 	// the keyspace (see Store.MarkSchemaChanged), "" for none: what a
 	// gateway remembers of statements' descriptions from before is stale.
 	SchemaChange string
+	// Fence, when not nil, holds writes to some logical shards while a
+	// reshard workflow switches their placement (see Fence).
+	Fence *Fence
+	// Copies names, per physical shard, logical shards that moved away
+	// but whose rows it still holds until their workflow completes: a
+	// statement sent there without a key would read or change them too.
+	Copies map[string][]int
 	// shards lists Map's distinct physical shards, computed once;
 	// placed holds, per logical shard, its physical shard as a list of
 	// one that shares shards' array, so that routing a key allocates

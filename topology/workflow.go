@@ -35,6 +35,11 @@ const (
 	// PhaseCatchingUp: every source is copied; its change stream applies
 	// what the sources commit to the targets.
 	PhaseCatchingUp WorkflowPhase = "catching_up"
+	// PhaseCuttingOver: writes move to the targets batch by batch, each
+	// behind a fence at every gateway; the streams go on for the rest.
+	PhaseCuttingOver WorkflowPhase = "cutting_over"
+	// PhaseCutOver: every batch's writes go to its target.
+	PhaseCutOver WorkflowPhase = "cut_over"
 )
 
 // Workflow requests: what an operator asked of the controller driving a
@@ -44,7 +49,30 @@ const (
 	// its streams, drop its slots and publications, take off the targets
 	// what it put there, and remove its record.
 	RequestCancel = "cancel"
+	// RequestCutover: move writes to the targets, batch by batch, once
+	// catching up.
+	RequestCutover = "cutover"
+	// RequestComplete: once every batch is cut over, stop the streams,
+	// drop the slots and publications, delete the moved rows from the
+	// sources, and remove the record.
+	RequestComplete = "complete"
 )
+
+// Batch is logical shards First..Last whose writes move to To at once.
+type Batch struct {
+	First int    `json:"first"`
+	Last  int    `json:"last"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Done  bool   `json:"done"`
+	// Attempts counts the fences raised for it; a fence is given up when
+	// the gateways or the stream did not get there in time.
+	Attempts int `json:"attempts"`
+	// PauseMS is how long writes to it were held at the gateways: from
+	// the fence until every gateway applied the new placement.
+	PauseMS float64   `json:"pause_ms,omitempty"`
+	At      time.Time `json:"at,omitempty"`
+}
 
 // Workflow is the etcd record of one reshard workflow, kept under
 // /shardgate/<cluster>/workflows/<name>.
@@ -72,6 +100,14 @@ type Workflow struct {
 	// Request is what an operator asked the controller to do next ("" for
 	// nothing; see RequestCancel).
 	Request string `json:"request,omitempty"`
+	// BatchSize is the most logical shards a cutover batch holds, as the
+	// cutover request gave it.
+	BatchSize int `json:"batch_size,omitempty"`
+	// Batches are the write cutover's steps, planned when it begins.
+	Batches []Batch `json:"batches,omitempty"`
+	// Fence is the fence the controller raised and has not seen lifted:
+	// a controller that takes over lifts it first.
+	Fence string `json:"fence,omitempty"`
 	// Controller names the process that drives the workflow now, "" when
 	// none does.
 	Controller string `json:"controller,omitempty"`

@@ -97,27 +97,56 @@ killed, a workflow resumes from what it recorded when started again.`,
 }
 
 func (a *app) reshardCancelCommand() *cobra.Command {
-	var wait time.Duration
-	c := &cobra.Command{
-		Use:   "cancel NAME",
-		Short: "Cancel a reshard workflow before its first write cutover",
-		Long: `Undo workflow NAME as if it had never run: its change streams stop, its
+	return a.endCommand("cancel", topology.RequestCancel, "Cancel a reshard workflow before its first write cutover",
+		`Undo workflow NAME as if it had never run: its change streams stop, its
 replication slots and publications are dropped from the sources, the
 tables it made on the targets are dropped and the rows it copied into
 tables that were there before are deleted; then its record goes. The
 process driving the workflow does this, or this command when none does.`,
-		Args: exactArgs("NAME"),
+		func(w *topology.Workflow) error {
+			if !migrate.Cancellable(w) {
+				return fmt.Errorf("workflow %s is in phase %s and writes of some of its logical shards go to their targets already: cancel applies only before the first write cutover", w.Name, w.Phase)
+			}
+			return nil
+		}, "cancelled workflow %s: nothing of it is left on the shards\n")
+}
+
+func (a *app) reshardCompleteCommand() *cobra.Command {
+	return a.endCommand("complete", topology.RequestComplete, "Finish a reshard workflow whose writes all moved",
+		`End workflow NAME once every batch is cut over: its change streams stop,
+its replication slots and publications are dropped from the sources, the
+rows of the logical shards that moved are deleted from the sources a few
+thousand at a time (no long lock), and its record goes. Until then the
+sources keep those rows, and statements that span shards are refused.
+The process driving the workflow does this, or this command when none
+does.`,
+		func(w *topology.Workflow) error {
+			if w.Phase != topology.PhaseCutOver {
+				return fmt.Errorf("workflow %s is in phase %s: complete needs every batch cut over first ('shardctl reshard cutover %s')", w.Name, w.Phase, w.Name)
+			}
+			return nil
+		}, "completed workflow %s: the moved rows are gone from the sources\n")
+}
+
+// endCommand is a command that asks the controller of a workflow to end
+// it (request, when allowed says so) and waits until its record is gone;
+// when no controller runs, this process does it.
+func (a *app) endCommand(verb, request, short, long string, allowed func(*topology.Workflow) error, done string) *cobra.Command {
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Long:  long,
+		Args:  exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			var w *topology.Workflow
 			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
 				var err error
 				w, err = s.UpdateWorkflow(ctx, args[0], func(w *topology.Workflow) error {
-					switch w.Phase {
-					case topology.PhasePlanned, topology.PhaseCopying, topology.PhaseCatchingUp:
-					default:
-						return fmt.Errorf("workflow %s is in phase %s: cancel applies only before the first write cutover", w.Name, w.Phase)
+					if err := allowed(w); err != nil {
+						return err
 					}
-					w.Request = topology.RequestCancel
+					w.Request = request
 					return nil
 				})
 				return err
@@ -132,18 +161,107 @@ process driving the workflow does this, or this command when none does.`,
 			defer cancel()
 			err = a.controller(store, w.Name).RunIfFree(ctx)
 			if errors.Is(err, topology.ErrConflict) {
-				fmt.Fprintf(a.stdout, "asked %s, which drives workflow %s, to cancel it\n", w.Controller, w.Name)
+				fmt.Fprintf(a.stdout, "asked %s, which drives workflow %s, to %s it\n", w.Controller, w.Name, verb)
 				err = waitGone(ctx, store, w.Name)
 			}
 			if err != nil {
-				return fmt.Errorf("workflow %s is not cancelled yet (%v); 'shardctl reshard show %s' tells where it is", w.Name, err, w.Name)
+				return fmt.Errorf("workflow %s is not done yet (%v); 'shardctl reshard show %s' tells where it is", w.Name, err, w.Name)
 			}
-			fmt.Fprintf(a.stdout, "cancelled workflow %s: nothing of it is left on the shards\n", w.Name)
+			fmt.Fprintf(a.stdout, done, w.Name)
 			return nil
 		},
 	}
-	c.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the cancel to be done")
+	c.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for it to be done")
 	return c
+}
+
+func (a *app) reshardCutoverCommand() *cobra.Command {
+	var (
+		batch int
+		wait  time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "cutover NAME [--batch N]",
+		Short: "Move a workflow's writes to its targets, batch by batch",
+		Long: `Ask the process driving workflow NAME (shardctl reshard start) to move the
+writes of its logical shards to their targets, at most N logical shards
+(default 16) at a time. For each batch, every gateway holds new writes to
+it (clients wait, they get no error) until the transactions that began
+before are done and the source's change stream caught up; then the
+placement flips, every gateway applies it, and the writes go on at the
+target. A batch that takes longer than 5 s is given up and tried again,
+its writes going on at the source meanwhile. Reads are never held outside
+transactions. This waits until every batch is cut over and prints each
+batch's pause.`,
+		Args: exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if batch < 0 {
+				return usageErrorf("--batch must be positive")
+			}
+			var w *topology.Workflow
+			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
+				var err error
+				w, err = s.UpdateWorkflow(ctx, args[0], func(w *topology.Workflow) error {
+					if w.Phase != topology.PhaseCatchingUp {
+						return fmt.Errorf("workflow %s is in phase %s: cutover starts from %s", w.Name, w.Phase, topology.PhaseCatchingUp)
+					}
+					w.Request, w.BatchSize = topology.RequestCutover, batch
+					return nil
+				})
+				return err
+			}); err != nil {
+				return err
+			}
+			if w.Controller == "" {
+				fmt.Fprintf(a.stdout, "no process drives workflow %s: the cutover begins once 'shardctl reshard start %s' runs\n", w.Name, w.Name)
+			}
+			store, err := a.open(c.Context())
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(c.Context(), wait)
+			defer cancel()
+			for {
+				w, err = store.Workflow(ctx, w.Name)
+				if err != nil {
+					return err
+				}
+				if w.Phase == topology.PhaseCutOver {
+					break
+				}
+				if w.Request == "" && w.Phase == topology.PhaseCatchingUp {
+					return fmt.Errorf("workflow %s did not cut over: %s", w.Name, orDash(w.Error))
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("workflow %s is not cut over after %s; 'shardctl reshard show %s' tells where it is", w.Name, wait, w.Name)
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+			printBatches(a.stdout, w)
+			return nil
+		},
+	}
+	c.Flags().IntVar(&batch, "batch", 0, "most logical shards per batch (default 16)")
+	c.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for every batch to cut over")
+	return c
+}
+
+// printBatches shows a workflow's cutover batches and their pauses.
+func printBatches(out io.Writer, w *topology.Workflow) {
+	if len(w.Batches) == 0 {
+		return
+	}
+	t := table(out)
+	fmt.Fprintln(t, "BATCH\tLOGICAL\tFROM\tTO\tSTATE\tATTEMPTS\tWRITE PAUSE")
+	for i, b := range w.Batches {
+		state, pause := "waiting", "-"
+		if b.Done {
+			state, pause = "cut over", fmt.Sprintf("%.1f ms", b.PauseMS)
+		}
+		fmt.Fprintf(t, "%d\t%d-%d\t%s\t%s\t%s\t%d\t%s\n", i, b.First, b.Last, b.From, b.To, state, b.Attempts, pause)
+	}
+	t.Flush()
 }
 
 // waitGone waits until workflow name's record is gone.
@@ -238,6 +356,7 @@ func printWorkflow(out io.Writer, w *topology.Workflow, logical int, now time.Ti
 		fmt.Fprintf(t, "copy:\t%s\n", copyProgress(w, now))
 	}
 	t.Flush()
+	printBatches(out, w)
 	if len(w.Sources) == 0 {
 		return
 	}

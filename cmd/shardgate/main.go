@@ -11,12 +11,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -141,7 +143,15 @@ func run(ctx context.Context, cfg config, log *zap.Logger, level zap.AtomicLevel
 	pools := proxy.NewPools(cfg.Pool, log.Named("pool"))
 	defer pools.Close()
 	store := topology.NewStore(cli, cfg.Cluster)
-	watcher := topology.NewWatcher(store, log.Named("topology"), pools.Sync)
+	// The server takes each snapshot too, once it exists: it raises and
+	// lifts the write fences of reshard cutovers.
+	var server atomic.Pointer[proxy.Server]
+	watcher := topology.NewWatcher(store, log.Named("topology"), func(snap *topology.Snapshot) {
+		pools.Sync(snap)
+		if srv := server.Load(); srv != nil {
+			srv.ApplyTopology(snap)
+		}
+	})
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	watchDone := make(chan struct{})
 	go func() {
@@ -199,6 +209,18 @@ func run(ctx context.Context, cfg config, log *zap.Logger, level zap.AtomicLevel
 		Reload: rl.Reload, Settings: rl.Settings,
 	})
 	rl.srv = srv // before anything can reload: the SIGHUP loop and Serve start below
+	server.Store(srv)
+	srv.ApplyTopology(watcher.Snapshot())
+	publishCtx, stopPublish := context.WithCancel(context.Background())
+	publishDone := make(chan struct{})
+	go func() {
+		defer close(publishDone)
+		publishApplied(publishCtx, srv, reg, log)
+	}()
+	defer func() {
+		stopPublish()
+		<-publishDone
+	}()
 	reg2.MustRegister(srv)
 	hupCtx, stopHup := context.WithCancel(context.Background())
 	hupDone := make(chan struct{})
@@ -252,6 +274,38 @@ func run(ctx context.Context, cfg config, log *zap.Logger, level zap.AtomicLevel
 	}
 	log.Info("shardgate stopped")
 	return nil
+}
+
+// publishApplied keeps what srv applied of the topology (its revision, the
+// reshard fences it drained) in etcd under the gateway's lease, for the
+// workflows' controllers: at once when it changes, and again every few
+// seconds in case the lease was renewed under a new ID.
+func publishApplied(ctx context.Context, srv *proxy.Server, reg *topology.Registration, log *zap.Logger) {
+	const again = 3 * time.Second
+	tick := time.NewTicker(again)
+	defer tick.Stop()
+	var last topology.GatewayApplied
+	var at time.Time
+	for {
+		a := srv.Applied()
+		if a.Revision != last.Revision || !maps.Equal(a.Fences, last.Fences) || time.Since(at) >= again {
+			pctx, cancel := context.WithTimeout(ctx, again)
+			if err := reg.PublishApplied(pctx, a); err != nil {
+				if ctx.Err() == nil {
+					log.Warn("publishing the applied topology", zap.Error(err))
+				}
+			} else {
+				last, at = a, time.Now()
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-srv.AppliedChanged():
+		case <-tick.C:
+		}
+	}
 }
 
 // newGatewayID names this gateway process in etcd and in two-phase commit ids.

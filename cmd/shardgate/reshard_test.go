@@ -1,0 +1,405 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shardgate/shardgate/internal/pgtest"
+	"github.com/shardgate/shardgate/internal/syncbuf"
+	"github.com/shardgate/shardgate/migrate"
+)
+
+// reshardVSchema has three tables sharded by the account and a reference
+// table.
+const reshardVSchema = `keyspaces:
+  app:
+    sharded: true
+    tables:
+      accounts: {column: id, type: bigint}
+      entries: {column: account_id, type: bigint}
+      notes: {column: account_id, type: bigint}
+      currencies: {kind: reference}
+`
+
+const reshardAccounts = 50000
+
+// reshardEnv is keyspace app, 64 logical shards over s0 and s1, with
+// 200,000 rows, two gateways, and the empty shards s2 and s3.
+type reshardEnv struct {
+	*env
+	gws []*gateway
+}
+
+func newReshardEnv(t *testing.T) *reshardEnv {
+	e := &reshardEnv{env: &env{t: t, shards: pgtest.Start(t, 4), etcdDir: t.TempDir()}}
+	e.startEtcd("")
+	for i, c := range e.shards {
+		e.shardctl(0, "shard", "add", fmt.Sprintf("s%d", i), "--dsn", c.DSN("postgres"))
+	}
+	e.shardctl(0, "keyspace", "create", "app", "--logical-shards", "64", "--shards", "s0,s1")
+	file := filepath.Join(t.TempDir(), "vschema.yaml")
+	if err := os.WriteFile(file, []byte(reshardVSchema), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.shardctl(0, "vschema", "apply", file)
+	for i := range 2 {
+		lo, hi := migrate.KeyRange(64, i*32, i*32+31)
+		mustQuery(t, e.backend(i), fmt.Sprintf(`create table accounts (id bigint primary key, balance bigint not null default 0);
+create table entries (id bigint primary key, account_id bigint not null, amount bigint not null);
+create index on entries (account_id);
+create table notes (account_id bigint, seq int, body text, primary key (account_id, seq));
+create table currencies (code text primary key, name text not null);
+insert into accounts select g, 0 from generate_series(1, %[1]d) g where hashint8extended(g, 0) between %[2]d and %[3]d;
+insert into entries select g, g %% %[1]d + 1, 0 from generate_series(1, %[4]d) g where hashint8extended(g %% %[1]d + 1, 0) between %[2]d and %[3]d;
+insert into notes select g, 1, 'note ' || g from generate_series(1, %[1]d) g where hashint8extended(g, 0) between %[2]d and %[3]d;
+insert into currencies values ('eur', 'euro'), ('usd', 'dollar');
+analyze`, reshardAccounts, lo, hi, 2*reshardAccounts))
+	}
+	e.gws = []*gateway{startGateway(t, e.etcd.Endpoints()), startGateway(t, e.etcd.Endpoints())}
+	return e
+}
+
+// workload is clients writing through the gateways and what they were
+// told was done.
+type workload struct {
+	t    *testing.T
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	inserted map[int64]int64 // entry id: its account
+	deleted  map[int64]bool
+	balance  map[int64]int64 // account: the sum of its acknowledged increments
+	currency string          // the name of 'eur' last acknowledged
+	acked    int
+	errors   []string
+}
+
+// run starts n clients spread over the gateways, each with its own mix of
+// single-row writes (simple and extended protocol) and transactions that
+// move amounts between two accounts, usually on two shards.
+func (e *reshardEnv) run(n int) *workload {
+	w := &workload{t: e.t, stop: make(chan struct{}), inserted: map[int64]int64{}, deleted: map[int64]bool{}, balance: map[int64]int64{}}
+	for c := range n {
+		conn := e.gws[c%len(e.gws)].connect("app")
+		w.wg.Go(func() { w.client(c, conn) })
+	}
+	return w
+}
+
+func (w *workload) client(c int, conn *pgconn.PgConn) {
+	rng := rand.New(rand.NewPCG(uint64(c), 11))
+	var mine []int64 // entries this client inserted and did not delete
+	next := int64(c+1) * 1_000_000_000
+	for i := 0; ; i++ {
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
+		acct := rng.Int64N(reshardAccounts) + 1
+		var err error
+		switch op := rng.IntN(10); {
+		case op < 3:
+			next++
+			id := next
+			_, err = conn.ExecParams(context.Background(), "insert into entries (id, account_id, amount) values ($1, $2, 1)",
+				[][]byte{[]byte(strconv.FormatInt(id, 10)), []byte(strconv.FormatInt(acct, 10))}, nil, nil, nil).Close()
+			if err == nil {
+				w.note(func() { w.inserted[id] = acct })
+				mine = append(mine, id)
+			}
+		case op < 6:
+			k := rng.Int64N(9) + 1
+			_, err = conn.Exec(context.Background(), fmt.Sprintf("update accounts set balance = balance + %d where id = %d", k, acct)).ReadAll()
+			if err == nil {
+				w.note(func() { w.balance[acct] += k })
+			}
+		case op < 7 && len(mine) > 0:
+			j := rng.IntN(len(mine))
+			id := mine[j]
+			acctOf := w.accountOf(id)
+			_, err = conn.Exec(context.Background(), fmt.Sprintf("delete from entries where account_id = %d and id = %d", acctOf, id)).ReadAll()
+			if err == nil {
+				mine = append(mine[:j], mine[j+1:]...)
+				w.note(func() { w.deleted[id] = true })
+			}
+		case op < 9:
+			to := rng.Int64N(reshardAccounts) + 1
+			k := rng.Int64N(9) + 1
+			next++
+			id := next
+			_, err = conn.Exec(context.Background(), fmt.Sprintf(`begin;
+update accounts set balance = balance - %[1]d where id = %[2]d;
+update accounts set balance = balance + %[1]d where id = %[3]d;
+insert into entries (id, account_id, amount) values (%[4]d, %[3]d, %[1]d);
+commit`, k, acct, to, id)).ReadAll()
+			if err == nil {
+				w.note(func() { w.balance[acct] -= k; w.balance[to] += k; w.inserted[id] = to })
+				mine = append(mine, id)
+			}
+		default:
+			if c != 0 {
+				continue // one client names the currency, so its last name is known
+			}
+			name := fmt.Sprintf("euro %d", i)
+			_, err = conn.Exec(context.Background(), "update currencies set name = '"+name+"' where code = 'eur'").ReadAll()
+			if err == nil {
+				w.note(func() { w.currency = name })
+			}
+		}
+		if err != nil {
+			w.mu.Lock()
+			w.errors = append(w.errors, err.Error())
+			w.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (w *workload) note(f func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f()
+	w.acked++
+}
+
+func (w *workload) accountOf(id int64) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.inserted[id]
+}
+
+func (w *workload) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.acked
+}
+
+// waitFor lets the clients acknowledge n more writes.
+func (w *workload) waitFor(n int) {
+	for target := w.count() + n; w.count() < target; {
+		w.mu.Lock()
+		failed := len(w.errors) > 0
+		w.mu.Unlock()
+		if failed {
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // polling the clients' progress
+	}
+}
+
+func (w *workload) end() {
+	close(w.stop)
+	w.wg.Wait()
+	for _, e := range w.errors {
+		w.t.Errorf("a client saw: %s", e)
+	}
+}
+
+// check asserts, through a gateway (routing by the final map), that every
+// acknowledged insert is there once and no deleted entry is, that every
+// balance is the sum of its acknowledged increments, and that every shard
+// of the keyspace has the currency's last name.
+func (e *reshardEnv) check(w *workload) {
+	t := e.t
+	conn := e.gws[0].connect("app")
+	rows := mustQuery(t, conn, "select id, account_id from entries where id >= 1000000000")
+	seen := map[int64]int64{}
+	for _, r := range rows {
+		id, _ := strconv.ParseInt(r[0], 10, 64)
+		acct, _ := strconv.ParseInt(r[1], 10, 64)
+		if _, twice := seen[id]; twice {
+			t.Errorf("entry %d is there twice", id)
+		}
+		seen[id] = acct
+	}
+	missing, back := 0, 0
+	for id, acct := range w.inserted {
+		got, ok := seen[id]
+		switch {
+		case w.deleted[id] && ok:
+			back++
+		case !w.deleted[id] && (!ok || got != acct):
+			missing++
+		}
+	}
+	if extra := len(seen) - (len(w.inserted) - len(w.deleted) - back); missing > 0 || back > 0 || extra+missing != 0 {
+		t.Errorf("entries: %d acknowledged inserts missing, %d deleted ones back, %d never acknowledged there (of %d inserted, %d deleted)", missing, back, extra+missing, len(w.inserted), len(w.deleted))
+	}
+	wrong := 0
+	for _, r := range mustQuery(t, conn, "select id, balance from accounts") {
+		id, _ := strconv.ParseInt(r[0], 10, 64)
+		bal, _ := strconv.ParseInt(r[1], 10, 64)
+		if bal != w.balance[id] {
+			if wrong++; wrong <= 5 {
+				t.Errorf("account %d: balance %d, acknowledged increments sum to %d", id, bal, w.balance[id])
+			}
+		}
+	}
+	if n := len(mustQuery(t, conn, "select id from accounts")); n != reshardAccounts {
+		t.Errorf("%d accounts through the gateway, want %d", n, reshardAccounts)
+	}
+	if w.currency != "" {
+		for i := range e.shards {
+			if got := mustQuery(t, e.backend(i), "select name from currencies where code = 'eur'"); got[0][0] != w.currency {
+				t.Errorf("shard s%d: currency eur is named %q, the last acknowledged name is %q", i, got[0][0], w.currency)
+			}
+		}
+	}
+}
+
+// ownRowsOnly asserts that the targets hold only rows of the logical
+// shards the final map places on them.
+func (e *reshardEnv) ownRowsOnly() {
+	out, _ := e.shardctl(0, "topology", "show", "app")
+	for i := 2; i < 4; i++ {
+		shard := fmt.Sprintf("s%d", i)
+		var in []string
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 || f[len(f)-1] != shard {
+				continue
+			}
+			first, last, ok := strings.Cut(f[0], "-")
+			if !ok {
+				last = first
+			}
+			a, _ := strconv.Atoi(first)
+			b, _ := strconv.Atoi(last)
+			lo, hi := migrate.KeyRange(64, a, b)
+			in = append(in, fmt.Sprintf("hashint8extended(%%s, 0) between %d and %d", lo, hi))
+		}
+		if len(in) == 0 {
+			e.t.Fatalf("no logical shards on %s after the cutover:\n%s", shard, out)
+		}
+		for table, col := range map[string]string{"accounts": "id", "entries": "account_id", "notes": "account_id"} {
+			cond := strings.ReplaceAll(strings.Join(in, " or "), "%s", col)
+			got := mustQuery(e.t, e.backend(i), fmt.Sprintf("select count(*) filter (where not (%s)), count(*) from %s", cond, table))
+			if got[0][0] != "0" || got[0][1] == "0" {
+				e.t.Errorf("%s on %s: %s of %s rows belong elsewhere", table, shard, got[0][0], got[0][1])
+			}
+		}
+	}
+}
+
+// movedChecksum sums what the sources hold of the logical shards that
+// moved: it must not change once writes go to the targets.
+func (e *reshardEnv) movedChecksum() string {
+	var parts []string
+	for i := range 2 {
+		lo, hi := migrate.KeyRange(64, i*32+16, i*32+31)
+		r := mustQuery(e.t, e.backend(i), fmt.Sprintf(`select (select coalesce(sum(hashtext(a::text)), 0) from accounts a where hashint8extended(id, 0) between %[1]d and %[2]d),
+(select coalesce(sum(hashtext(x::text)), 0) from entries x where hashint8extended(account_id, 0) between %[1]d and %[2]d)`, lo, hi))
+		parts = append(parts, r[0][0], r[0][1])
+	}
+	return strings.Join(parts, " ")
+}
+
+// controller starts 'shardctl reshard start' for workflow name.
+func (e *reshardEnv) controller(name string) (*exec.Cmd, *syncbuf.Buffer) {
+	out := &syncbuf.Buffer{}
+	cmd := exec.Command(filepath.Join(binDir, "shardctl"), "--etcd", strings.Join(e.etcd.Endpoints(), ","), "reshard", "start", name)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if e.t.Failed() {
+			e.t.Logf("shardctl reshard start:\n%s", out.String())
+		}
+	})
+	return cmd, out
+}
+
+// waitPhase polls 'reshard show' until the workflow is in phase.
+func (e *reshardEnv) waitPhase(name, phase string) {
+	eventually(e.t, 3*time.Minute, "workflow "+name+" in phase "+phase, func() bool {
+		out, _ := e.shardctl(0, "reshard", "show", name)
+		return strings.Contains(out, "phase:") && hasField(out, "phase:", phase)
+	})
+}
+
+func hasField(out, key, value string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == key && f[1] == value {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReshardUnderLoad grows keyspace app from two shards to four while
+// clients write through two gateways the whole time: copy, catch-up and a
+// write cutover in batches. Every acknowledged write is then where the
+// final map says, exactly once, no client saw an error, and once the
+// writes moved the old place of the moved logical shards is not written
+// any more.
+func TestReshardUnderLoad(t *testing.T) {
+	e := newReshardEnv(t)
+	w := e.run(4)
+	w.waitFor(200)
+	e.shardctl(0, "reshard", "create", "grow", "--keyspace", "app", "--to", "s2,s3", "--apply")
+	start := time.Now()
+	ctl, ctlOut := e.controller("grow")
+	e.waitPhase("grow", "catching_up")
+	t.Logf("copied in %s while the clients wrote", time.Since(start).Round(time.Millisecond))
+	w.waitFor(500)
+	out, _ := e.shardctl(0, "reshard", "cutover", "grow", "--batch", "8")
+	t.Logf("cutover:\n%s", out)
+	if strings.Count(out, "cut over") != 4 {
+		t.Errorf("reshard cutover printed\n%s\nwant four batches cut over", out)
+	}
+	show, _ := e.shardctl(0, "reshard", "show", "grow")
+	t.Logf("reshard show:\n%s", show)
+
+	// With the controller and its streams stopped, the sources' moved
+	// logical shards must not change while the clients go on.
+	if err := ctl.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Wait(); err != nil {
+		t.Fatalf("reshard start: %v\n%s", err, ctlOut.String())
+	}
+	before := e.movedChecksum()
+	w.waitFor(1000)
+	w.end()
+	if after := e.movedChecksum(); after != before {
+		t.Errorf("the sources' moved logical shards changed after the cutover: %s, then %s", before, after)
+	}
+	t.Logf("%d writes acknowledged", w.acked)
+
+	// Until complete, the sources hold the moved rows: statements across
+	// shards would find them twice and are refused.
+	if _, err := query(e.gws[1].connect("app"), "select count(*) from entries"); pgCode(err) != "0A000" || !strings.Contains(err.Error(), "reshard complete") {
+		t.Errorf("a statement across shards before complete: %v, want 0A000 naming reshard complete", err)
+	}
+	out, _ = e.shardctl(0, "reshard", "complete", "grow")
+	if !strings.Contains(out, "completed workflow grow") {
+		t.Errorf("reshard complete printed %q", out)
+	}
+	if moved := e.movedChecksum(); moved != "0 0 0 0" {
+		t.Errorf("after complete the sources still hold moved rows: %s", moved)
+	}
+	e.check(w)
+	e.ownRowsOnly()
+	if out, _ := e.shardctl(0, "reshard", "list"); strings.Contains(out, "grow") {
+		t.Errorf("after complete, reshard list printed\n%s", out)
+	}
+}

@@ -1,0 +1,271 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"go.uber.org/zap"
+
+	"github.com/shardgate/shardgate/topology"
+)
+
+// CutoverTimeout bounds how long a batch's writes are held before the
+// gateways drained the fence and the stream caught up; past it the fence
+// is lifted (the clients' statements go on at the old place) and the
+// batch is tried again.
+var CutoverTimeout = 5 * time.Second
+
+// DefaultBatchSize is the most logical shards a cutover batch holds when
+// the request does not say.
+const DefaultBatchSize = 16
+
+// ackTimeout bounds the wait for every gateway to apply a batch's new
+// placement; a gateway slower than that holds the batch's writes until it
+// does, and the controller goes on.
+const ackTimeout = 30 * time.Second
+
+// pollEvery is how often the controller looks whether the gateways got
+// where a cutover waits for them.
+const pollEvery = 5 * time.Millisecond
+
+// errStreamsStale stops the catch-up when a batch failed after the
+// streams were told to leave its target's reference tables: streams
+// started again follow the placement as it is.
+var errStreamsStale = errors.New("a cutover failed after the streams were changed for it")
+
+// PlanBatches splits w's moves into cutover batches: runs of consecutive
+// logical shards with the same source and target, at most size each.
+func PlanBatches(w *topology.Workflow, size int) []topology.Batch {
+	if size <= 0 {
+		size = DefaultBatchSize
+	}
+	var out []topology.Batch
+	for _, r := range Runs(w.Moves) {
+		for first := r.First; first <= r.Last; first += size {
+			out = append(out, topology.Batch{First: first, Last: min(first+size-1, r.Last), From: r.From, To: r.To})
+		}
+	}
+	return out
+}
+
+// cutovers carries out the write cutover once an operator asked for it,
+// batch by batch, until every batch is cut over or ctx ends.
+func (d *driver) cutovers(ctx context.Context, x *world) error {
+	for {
+		w, err := d.Store.Workflow(ctx, d.Name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case w.Phase == topology.PhaseCatchingUp && w.Request == topology.RequestCutover:
+			_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Phase, w.Request = topology.PhaseCuttingOver, ""
+				w.Batches = PlanBatches(w, w.BatchSize)
+				return nil
+			})
+			if err == nil && d.OnPhase != nil {
+				d.OnPhase(topology.PhaseCuttingOver)
+			}
+		case w.Phase == topology.PhaseCuttingOver:
+			err = d.cutNext(ctx, w, x)
+		}
+		if errors.Is(err, errStreamsStale) {
+			return err
+		}
+		if err != nil && ctx.Err() == nil {
+			d.Log.Warn("cutover step failed; retrying", zap.String("workflow", d.Name), zap.Error(err))
+			_, _ = d.lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Error = err.Error()
+				return nil
+			})
+		}
+		wait := recordEvery
+		if err == nil && w.Phase == topology.PhaseCuttingOver {
+			wait = 0 // the next batch at once
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// cutNext lifts a fence a controller before left up, then cuts over the
+// first batch not done, or ends the phase when all are.
+func (d *driver) cutNext(ctx context.Context, w *topology.Workflow, x *world) error {
+	if w.Fence != "" {
+		if err := d.liftFence(ctx, w.Keyspace, w.Fence); err != nil {
+			return err
+		}
+	}
+	snap, err := d.Store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	ks := snap.Keyspace(w.Keyspace)
+	if ks == nil {
+		return fmt.Errorf("keyspace %s does not exist any more", w.Keyspace)
+	}
+	for i, b := range w.Batches {
+		if b.Done {
+			continue
+		}
+		placed := true
+		for l := b.First; l <= b.Last; l++ {
+			placed = placed && ks.Map.Placement[l] == b.To
+		}
+		if placed {
+			// Cut over by a controller that died before it recorded it.
+			_, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Batches[i].Done, w.Batches[i].At = true, time.Now().UTC()
+				return nil
+			})
+			return err
+		}
+		return d.cutBatch(ctx, w, x, i)
+	}
+	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+		w.Phase, w.Error = topology.PhaseCutOver, ""
+		return nil
+	})
+	if err == nil && d.OnPhase != nil {
+		d.OnPhase(topology.PhaseCutOver)
+	}
+	return err
+}
+
+// liftFence takes fence id off keyspace ks (if it is still up) and off the
+// record.
+func (d *driver) liftFence(ctx context.Context, ks, id string) error {
+	if _, err := d.Store.LiftFence(ctx, ks, id); err != nil {
+		return err
+	}
+	_, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+		if w.Fence == id {
+			w.Fence = ""
+		}
+		return nil
+	})
+	return err
+}
+
+// cutBatch moves batch i's writes to its target: a fence holds them at
+// every gateway; once every gateway drained it (no transaction that began
+// before it is open) and the source's stream holds everything the source
+// committed, the placement flips and the fence goes in one etcd write;
+// then every gateway applies it. If the gateways or the stream take longer
+// than CutoverTimeout, the fence is lifted and the batch stays where it
+// was, for the next try.
+func (d *driver) cutBatch(ctx context.Context, w *topology.Workflow, x *world, i int) error {
+	b := w.Batches[i]
+	id := fmt.Sprintf("%s.%d.%d", w.Name, i, b.Attempts+1)
+	if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+		w.Batches[i].Attempts++
+		w.Fence = id
+		return nil
+	}); err != nil {
+		return err
+	}
+	var logical []int
+	placement := map[int]string{}
+	for l := b.First; l <= b.Last; l++ {
+		logical = append(logical, l)
+		placement[l] = b.To
+	}
+	start := time.Now()
+	if _, err := d.Store.RaiseFence(ctx, w.Keyspace, topology.Fence{ID: id, Workflow: w.Name, Logical: logical}); err != nil {
+		return err
+	}
+	giveUp := func(err error) error {
+		if lerr := d.liftFence(context.WithoutCancel(ctx), w.Keyspace, id); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
+		return fmt.Errorf("cutover of logical shards %d-%d given up after %s (writes went on at %s): %w", b.First, b.Last, time.Since(start).Round(time.Millisecond), b.From, err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, CutoverTimeout)
+	defer cancel()
+	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
+		return giveUp(err)
+	}
+	lsn, err := sourcePosition(bctx, x, b.From)
+	if err != nil {
+		return giveUp(err)
+	}
+	s := d.streamOf(b.From)
+	if s == nil {
+		return giveUp(fmt.Errorf("the stream from %s is not running", b.From))
+	}
+	if err := s.WaitFor(bctx, lsn); err != nil {
+		return giveUp(err)
+	}
+	caughtUp := time.Since(start)
+	// Every reference-table write is held too: from here on the gateways
+	// write the target's reference tables themselves.
+	d.eachStream(func(s *Stream) { s.StopReference(b.To) })
+	rev, err := d.Store.PlaceFenced(ctx, w.Keyspace, id, placement)
+	if err != nil {
+		return errors.Join(giveUp(err), errStreamsStale)
+	}
+	actx, cancelAck := context.WithTimeout(ctx, ackTimeout)
+	defer cancelAck()
+	if err := d.waitGateways(actx, fmt.Sprintf("apply revision %d", rev), func(a topology.GatewayApplied) bool { return a.Revision >= rev }); err != nil {
+		d.Log.Warn("a gateway is slow to apply a cutover; its writes to the batch wait until it does", zap.String("workflow", w.Name), zap.Error(err))
+	}
+	pause := time.Since(start)
+	d.Log.Info("batch cut over", zap.String("workflow", w.Name), zap.Int("first", b.First), zap.Int("last", b.Last),
+		zap.String("to", b.To), zap.Duration("pause", pause), zap.Duration("caught_up", caughtUp))
+	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+		w.Batches[i].Done, w.Batches[i].PauseMS, w.Batches[i].At = true, float64(pause.Microseconds())/1000, time.Now().UTC()
+		if w.Fence == id {
+			w.Fence = ""
+		}
+		w.Error = ""
+		return nil
+	})
+	return err
+}
+
+// waitGateways waits until what every live gateway published satisfies ok.
+func (d *driver) waitGateways(ctx context.Context, what string, ok func(topology.GatewayApplied) bool) error {
+	for {
+		all, err := d.Store.GatewaysApplied(ctx)
+		if err != nil {
+			return err
+		}
+		var behind []string
+		for id, a := range all {
+			if !ok(a) {
+				behind = append(behind, id)
+			}
+		}
+		if len(behind) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gateways %v did not %s: %w", behind, what, ctx.Err())
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
+// sourcePosition returns source's WAL position after every transaction it
+// acknowledged, made durable so that its change stream can send it: a
+// transaction committed with synchronous_commit off is acknowledged before
+// its WAL is flushed, and this one's synchronous commit flushes it.
+func sourcePosition(ctx context.Context, x *world, source string) (pglogrepl.LSN, error) {
+	conn, err := x.connect(ctx, source)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	res, err := conn.Exec(ctx, "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_wal_insert_lsn(), txid_current(); COMMIT").ReadAll()
+	if err != nil {
+		return 0, fmt.Errorf("source %s position: %w", source, err)
+	}
+	return pglogrepl.ParseLSN(string(res[2].Rows[0][0]))
+}
