@@ -71,6 +71,21 @@ func (d *driver) cutovers(ctx context.Context, x *world) error {
 			}
 		case w.Phase == topology.PhaseCuttingOver:
 			err = d.cutNext(ctx, w, x)
+		case w.Request == topology.RequestReverse && (w.Phase == topology.PhaseCuttingOver || w.Phase == topology.PhaseCutOver):
+			_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Phase, w.Request = topology.PhaseReversing, ""
+				return nil
+			})
+			if err == nil && d.OnPhase != nil {
+				d.OnPhase(topology.PhaseReversing)
+			}
+		case w.Request == topology.RequestReverse:
+			_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Request, w.Error = "", fmt.Sprintf("reverse refused: workflow %s is in phase %s, and no writes moved", w.Name, w.Phase)
+				return nil
+			})
+		case w.Phase == topology.PhaseReversing:
+			err = d.reverseNext(ctx, w, x)
 		}
 		if errors.Is(err, errStreamsStale) {
 			return err
@@ -83,7 +98,7 @@ func (d *driver) cutovers(ctx context.Context, x *world) error {
 			})
 		}
 		wait := recordEvery
-		if err == nil && w.Phase == topology.PhaseCuttingOver {
+		if err == nil && (w.Phase == topology.PhaseCuttingOver || w.Phase == topology.PhaseReversing) {
 			wait = 0 // the next batch at once
 		}
 		select {
@@ -97,11 +112,6 @@ func (d *driver) cutovers(ctx context.Context, x *world) error {
 // cutNext lifts a fence a controller before left up, then cuts over the
 // first batch not done, or ends the phase when all are.
 func (d *driver) cutNext(ctx context.Context, w *topology.Workflow, x *world) error {
-	if w.Fence != "" {
-		if err := d.liftFence(ctx, w.Keyspace, w.Fence); err != nil {
-			return err
-		}
-	}
 	snap, err := d.Store.Load(ctx)
 	if err != nil {
 		return err
@@ -110,15 +120,42 @@ func (d *driver) cutNext(ctx context.Context, w *topology.Workflow, x *world) er
 	if ks == nil {
 		return fmt.Errorf("keyspace %s does not exist any more", w.Keyspace)
 	}
+	placed := func(b topology.Batch) bool {
+		for l := b.First; l <= b.Last; l++ {
+			if ks.Map.Placement[l] != b.To {
+				return false
+			}
+		}
+		return true
+	}
+	// A controller that died between recording a batch's flip and making
+	// it left the streams' targets as if it had flipped: undo that while
+	// the fence still holds the batch's writes, and start the streams
+	// again.
+	for i, b := range w.Batches {
+		if flipped(b) && !placed(b) {
+			if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Batches[i].FlipLSN = ""
+				return nil
+			}); err != nil {
+				return err
+			}
+			return errStreamsStale
+		}
+	}
+	if w.Fence != "" {
+		if err := d.liftFence(ctx, w.Keyspace, w.Fence); err != nil {
+			return err
+		}
+	}
+	if err := d.ensureReverse(ctx, w, x); err != nil {
+		return err
+	}
 	for i, b := range w.Batches {
 		if b.Done {
 			continue
 		}
-		placed := true
-		for l := b.First; l <= b.Last; l++ {
-			placed = placed && ks.Map.Placement[l] == b.To
-		}
-		if placed {
+		if placed(b) {
 			// Cut over by a controller that died before it recorded it.
 			_, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
 				w.Batches[i].Done, w.Batches[i].At = true, time.Now().UTC()
@@ -195,20 +232,50 @@ func (d *driver) cutBatch(ctx context.Context, w *topology.Workflow, x *world, i
 	if err != nil {
 		return giveUp(err)
 	}
-	s := d.streamOf(b.From)
+	s := d.streamOf(flow{shard: b.From})
 	if s == nil {
 		return giveUp(fmt.Errorf("the stream from %s is not running", b.From))
 	}
 	if err := s.WaitFor(bctx, lsn); err != nil {
 		return giveUp(err)
 	}
+	back := d.streamOf(flow{shard: b.To, reverse: true})
+	if back == nil {
+		return giveUp(fmt.Errorf("the reverse stream from %s is not running", b.To))
+	}
+	// Everything the forward stream applied to the target is before
+	// this position; what the gateways write there from the flip on is
+	// after it, and flows back.
+	flipAt, err := sourcePosition(bctx, x, b.To)
+	if err != nil {
+		return giveUp(err)
+	}
+	w, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+		w.Batches[i].FlipLSN = flipAt.String()
+		return nil
+	})
+	if err != nil {
+		return giveUp(err)
+	}
 	caughtUp := time.Since(start)
-	// Every reference-table write is held too: from here on the gateways
-	// write the target's reference tables themselves.
-	d.eachStream(func(s *Stream) { s.StopReference(b.To) })
+	// Nothing of the batch is written anywhere now: the forward stream
+	// leaves it, the reverse stream takes it up, and the gateways write
+	// the target's reference tables themselves from the flip on.
+	forward, _ := flow{shard: b.From}.targets(w, x.ks.Map.LogicalCount)
+	s.SetTargets(forward)
+	reverse, _ := flow{shard: b.To, reverse: true}.targets(w, x.ks.Map.LogicalCount)
+	back.SetTargets(reverse)
+	d.eachStream(func(_ flow, s *Stream) { s.StopReference(b.To) })
+	if d.BeforeFlip != nil {
+		d.BeforeFlip()
+	}
 	rev, err := d.Store.PlaceFenced(ctx, w.Keyspace, id, placement)
 	if err != nil {
-		return errors.Join(giveUp(err), errStreamsStale)
+		_, uerr := d.lock.Update(context.WithoutCancel(ctx), func(w *topology.Workflow) error {
+			w.Batches[i].FlipLSN = ""
+			return nil
+		})
+		return errors.Join(giveUp(err), uerr, errStreamsStale)
 	}
 	actx, cancelAck := context.WithTimeout(ctx, ackTimeout)
 	defer cancelAck()
@@ -268,4 +335,164 @@ func sourcePosition(ctx context.Context, x *world, source string) (pglogrepl.LSN
 		return 0, fmt.Errorf("source %s position: %w", source, err)
 	}
 	return pglogrepl.ParseLSN(string(res[2].Rows[0][0]))
+}
+
+// reverseNext moves the writes of the last batch cut over back to its
+// source, or ends the reverse when none is left. Like cutNext, it first
+// repairs what a controller that died in the middle of one left.
+func (d *driver) reverseNext(ctx context.Context, w *topology.Workflow, x *world) error {
+	snap, err := d.Store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	ks := snap.Keyspace(w.Keyspace)
+	if ks == nil {
+		return fmt.Errorf("keyspace %s does not exist any more", w.Keyspace)
+	}
+	at := func(b topology.Batch, shard string) bool {
+		for l := b.First; l <= b.Last; l++ {
+			if ks.Map.Placement[l] != shard {
+				return false
+			}
+		}
+		return true
+	}
+	for i, b := range w.Batches {
+		switch {
+		case b.BackLSN != "" && b.FlipLSN != "" && at(b, b.To):
+			// Recorded as going back, but its writes are still at the
+			// target: the reverse stream must carry them again.
+			if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Batches[i].BackLSN = ""
+				return nil
+			}); err != nil {
+				return err
+			}
+			return errStreamsStale
+		case b.BackLSN != "" && b.FlipLSN != "" && at(b, b.From):
+			if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+				w.Batches[i].Done, w.Batches[i].FlipLSN, w.Batches[i].Reversed = false, "", true
+				return nil
+			}); err != nil {
+				return err
+			}
+			return nil
+		}
+	}
+	if w.Fence != "" {
+		if err := d.liftFence(ctx, w.Keyspace, w.Fence); err != nil {
+			return err
+		}
+	}
+	for i := len(w.Batches) - 1; i >= 0; i-- {
+		if b := w.Batches[i]; flipped(b) && at(b, b.To) {
+			return d.reverseBatch(ctx, w, x, ks, i)
+		}
+	}
+	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+		w.Phase, w.Error = topology.PhaseCatchingUp, ""
+		return nil
+	})
+	if err == nil && d.OnPhase != nil {
+		d.OnPhase(topology.PhaseCatchingUp)
+	}
+	return err
+}
+
+// reverseBatch moves batch i's writes back to its source, as cutBatch
+// moved them: behind a fence, once the gateways drained it and the
+// reverse stream carried everything the target committed to the source.
+func (d *driver) reverseBatch(ctx context.Context, w *topology.Workflow, x *world, ks *topology.Keyspace, i int) error {
+	b := w.Batches[i]
+	id := fmt.Sprintf("%s.%d.back%d", w.Name, i, b.Attempts+1)
+	if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+		w.Batches[i].Attempts++
+		w.Fence = id
+		return nil
+	}); err != nil {
+		return err
+	}
+	var logical []int
+	placement := map[int]string{}
+	for l := b.First; l <= b.Last; l++ {
+		logical = append(logical, l)
+		placement[l] = b.From
+	}
+	start := time.Now()
+	if _, err := d.Store.RaiseFence(ctx, w.Keyspace, topology.Fence{ID: id, Workflow: w.Name, Logical: logical}); err != nil {
+		return err
+	}
+	giveUp := func(err error) error {
+		if lerr := d.liftFence(context.WithoutCancel(ctx), w.Keyspace, id); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
+		return fmt.Errorf("moving the writes of logical shards %d-%d back given up after %s (writes went on at %s): %w", b.First, b.Last, time.Since(start).Round(time.Millisecond), b.To, err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, CutoverTimeout)
+	defer cancel()
+	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
+		return giveUp(err)
+	}
+	lsn, err := sourcePosition(bctx, x, b.To)
+	if err != nil {
+		return giveUp(err)
+	}
+	back := d.streamOf(flow{shard: b.To, reverse: true})
+	forward := d.streamOf(flow{shard: b.From})
+	if back == nil || forward == nil {
+		return giveUp(fmt.Errorf("the streams between %s and %s are not both running", b.From, b.To))
+	}
+	if err := back.WaitFor(bctx, lsn); err != nil {
+		return giveUp(err)
+	}
+	backAt, err := sourcePosition(bctx, x, b.From)
+	if err != nil {
+		return giveUp(err)
+	}
+	w, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+		w.Batches[i].BackLSN = backAt.String()
+		return nil
+	})
+	if err != nil {
+		return giveUp(err)
+	}
+	fwd, _ := flow{shard: b.From}.targets(w, x.ks.Map.LogicalCount)
+	forward.SetTargets(fwd)
+	rev, _ := flow{shard: b.To, reverse: true}.targets(w, x.ks.Map.LogicalCount)
+	back.SetTargets(rev)
+	// A target left with no logical shard gets reference tables from the
+	// streams again: the gateways stop writing them there.
+	member := false
+	for l, shard := range ks.Map.Placement {
+		member = member || shard == b.To && (l < b.First || l > b.Last)
+	}
+	if !member {
+		d.eachStream(func(_ flow, s *Stream) { s.ResumeReference(b.To) })
+	}
+	rv, err := d.Store.PlaceFenced(ctx, w.Keyspace, id, placement)
+	if err != nil {
+		_, uerr := d.lock.Update(context.WithoutCancel(ctx), func(w *topology.Workflow) error {
+			w.Batches[i].BackLSN = ""
+			return nil
+		})
+		return errors.Join(giveUp(err), uerr, errStreamsStale)
+	}
+	actx, cancelAck := context.WithTimeout(ctx, ackTimeout)
+	defer cancelAck()
+	if err := d.waitGateways(actx, fmt.Sprintf("apply revision %d", rv), func(a topology.GatewayApplied) bool { return a.Revision >= rv }); err != nil {
+		d.Log.Warn("a gateway is slow to apply a reverse; its writes to the batch wait until it does", zap.String("workflow", w.Name), zap.Error(err))
+	}
+	pause := time.Since(start)
+	d.Log.Info("batch moved back", zap.String("workflow", w.Name), zap.Int("first", b.First), zap.Int("last", b.Last),
+		zap.String("to", b.From), zap.Duration("pause", pause))
+	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+		bb := &w.Batches[i]
+		bb.Done, bb.FlipLSN, bb.Reversed, bb.ReversePauseMS = false, "", true, float64(pause.Microseconds())/1000
+		if w.Fence == id {
+			w.Fence = ""
+		}
+		w.Error = ""
+		return nil
+	})
+	return err
 }

@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,6 +21,9 @@ import (
 type Target struct {
 	Lo, Hi int64
 	Shard  string
+	// After, when set, leaves out the changes of source transactions that
+	// committed at or before it.
+	After pglogrepl.LSN
 }
 
 // Stream applies a source shard's committed changes, read from a logical
@@ -43,7 +47,8 @@ type Stream struct {
 	// Keyspace gives the tables: the sharded ones by their sharding
 	// column, the reference ones whole.
 	Keyspace *vschema.Keyspace
-	Targets  []Target
+	// Targets are where the stream starts applying to (see SetTargets).
+	Targets []Target
 	// Conns holds a connection per target shard, used by the stream
 	// alone. A Run stopped by its context in the middle of a change
 	// leaves that target's connection closed.
@@ -63,6 +68,34 @@ type Stream struct {
 	// waiters counts the callers of WaitFor: while there are any, the
 	// stream asks the source for its position often.
 	waiters atomic.Int32
+	// targets are the targets now: Targets, until SetTargets.
+	targets  atomic.Pointer[[]Target]
+	finalLSN pglogrepl.LSN // the commit position of the transaction being applied
+}
+
+// SetTargets replaces where the stream applies changes from the next
+// transaction on. Safe to call while Run runs.
+func (s *Stream) SetTargets(targets []Target) { s.targets.Store(&targets) }
+
+// current returns the targets of the transaction being applied: those
+// whose After it comes after.
+func (s *Stream) current() []Target {
+	all := s.Targets
+	if p := s.targets.Load(); p != nil {
+		all = *p
+	}
+	for _, t := range all {
+		if t.After != 0 && s.finalLSN <= t.After {
+			var out []Target
+			for _, t := range all {
+				if t.After == 0 || s.finalLSN > t.After {
+					out = append(out, t)
+				}
+			}
+			return out
+		}
+	}
+	return all
 }
 
 // StopReference makes the stream leave reference tables alone on target
@@ -83,14 +116,34 @@ func (s *Stream) StopReference(shard string) {
 	}
 }
 
+// ResumeReference undoes StopReference: shard is no shard of the keyspace
+// any more. Safe to call while Run runs.
+func (s *Stream) ResumeReference(shard string) {
+	for {
+		old := s.noReference.Load()
+		if old == nil || !(*old)[shard] {
+			return
+		}
+		next := map[string]bool{}
+		for k := range *old {
+			if k != shard {
+				next[k] = true
+			}
+		}
+		if s.noReference.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
 // referenceTargets are the targets that get reference-table changes.
 func (s *Stream) referenceTargets() []Target {
 	skip := s.noReference.Load()
 	if skip == nil {
-		return s.Targets
+		return s.current()
 	}
 	var out []Target
-	for _, t := range s.Targets {
+	for _, t := range s.current() {
 		if !(*skip)[t.Shard] {
 			out = append(out, t)
 		}
@@ -277,7 +330,7 @@ func (s *Stream) apply(ctx context.Context, m pglogrepl.Message) error {
 	switch m := m.(type) {
 	case *pglogrepl.BeginMessage:
 		s.inTxn = true
-		s.commitAt = m.CommitTime
+		s.commitAt, s.finalLSN = m.CommitTime, m.FinalLSN
 	case *pglogrepl.RelationMessage:
 		return s.relation(ctx, m)
 	case *pglogrepl.InsertMessage:
@@ -304,7 +357,7 @@ func (s *Stream) apply(ctx context.Context, m pglogrepl.Message) error {
 			if err != nil {
 				return err
 			}
-			targets := s.Targets
+			targets := s.current()
 			if r.shardCol < 0 {
 				targets = s.referenceTargets()
 			}
@@ -349,7 +402,7 @@ func (s *Stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) err
 	if t.Kind != vschema.Reference && r.shardCol < 0 {
 		return fmt.Errorf("the change stream of table %s lacks its sharding column %s", name, t.Column)
 	}
-	keys, err := primaryKeyColumns(ctx, s.Conns[s.Targets[0].Shard], name)
+	keys, err := primaryKeyColumns(ctx, s.Conns[slices.Sorted(maps.Keys(s.Conns))[0]], name)
 	if err != nil {
 		return fmt.Errorf("on the target: %w", err)
 	}
@@ -391,7 +444,7 @@ func (s *Stream) landing(r *relation, tuple *pglogrepl.TupleData) (targets []Tar
 	if !ok {
 		return nil, false, fmt.Errorf("table %s: sharding column value %q does not hash", r.name, c.Data)
 	}
-	for _, t := range s.Targets {
+	for _, t := range s.current() {
 		if id >= t.Lo && id <= t.Hi {
 			return []Target{t}, true, nil
 		}
@@ -427,7 +480,7 @@ func (s *Stream) write(ctx context.Context, r *relation, insert bool, old, row *
 			return err
 		}
 		if !known {
-			from = s.Targets // a key-only old row without the sharding column
+			from = s.current() // a key-only old row without the sharding column
 		}
 	case r.shardCol < 0 || slices.Contains(r.key, r.shardCol):
 		// The key, and so the keyspace id, did not change.
@@ -435,7 +488,7 @@ func (s *Stream) write(ctx context.Context, r *relation, insert bool, old, row *
 	default:
 		// The sharding column may have changed without the source saying
 		// from what.
-		from = s.Targets
+		from = s.current()
 	}
 	keyFrom := old
 	if keyFrom == nil {

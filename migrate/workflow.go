@@ -39,6 +39,10 @@ type Controller struct {
 	// OnPhase, when set, is told each phase the workflow is in as the
 	// controller takes it up.
 	OnPhase func(topology.WorkflowPhase)
+	// BeforeFlip, when set, is called in a cutover with the batch's
+	// writes held and its flip recorded, just before the placement flips:
+	// tests kill the process there.
+	BeforeFlip func()
 }
 
 // recordEvery is how often progress (bytes copied, stream positions and
@@ -178,10 +182,8 @@ func (c *Controller) stopped(ctx context.Context, lock *topology.WorkflowLock, e
 // driver is one controller's hold on its workflow.
 type driver struct {
 	*Controller
-	lock *topology.WorkflowLock
-
-	mu      sync.Mutex
-	streams map[string]*Stream // by source, while catching up
+	lock  *topology.WorkflowLock
+	flows *flows // while catching up and cutting over
 }
 
 // world is what a step reads of the topology: the keyspace's vschema and
@@ -473,168 +475,6 @@ func (d *driver) seed(ctx context.Context, w *topology.Workflow, x *world, sourc
 	return record(ctx, true, seeded.Slot.Consistent, time.Since(started))
 }
 
-// catchUp runs every source's stream until an operator's request stops
-// them, restarting a stream that fails, and records positions and lag;
-// beside them it carries out the write cutover once asked.
-func (d *driver) catchUp(ctx context.Context, w *topology.Workflow) error {
-	x, err := d.world(ctx, w)
-	if err != nil {
-		return err
-	}
-	work, stop := d.watchRequests(ctx)
-	defer stop()
-	streamCtx, stopStreams := context.WithCancel(work)
-	var wg sync.WaitGroup
-	for _, source := range sources(w) {
-		wg.Go(func() { d.follow(streamCtx, w, x, source) })
-	}
-	err = d.cutovers(work, x)
-	stopStreams()
-	wg.Wait()
-	if errors.Is(context.Cause(work), errRequested) {
-		return errRequested
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	return err
-}
-
-// follow streams one source's changes until ctx ends, starting a new
-// stream from the slot whenever one fails.
-func (d *driver) follow(ctx context.Context, w *topology.Workflow, x *world, source string) {
-	p := w.Sources[source]
-	start, _ := pglogrepl.ParseLSN(p.Flushed)
-	applied, peak := p.Applied, p.PeakLagBytes
-	for ctx.Err() == nil {
-		s, err := d.stream(ctx, w, x, source, start)
-		if err == nil {
-			d.setStream(source, s)
-			err = d.runStream(ctx, s, source, applied, &peak)
-			d.setStream(source, nil)
-			applied += s.Applied()
-			start = max(start, s.Flushed())
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		d.Log.Warn("change stream stopped; restarting", zap.String("workflow", w.Name), zap.String("source", source), zap.Error(err))
-		_, _ = d.lock.Update(ctx, func(w *topology.Workflow) error {
-			w.Error = fmt.Sprintf("stream from %s: %v", source, err)
-			return nil
-		})
-		select {
-		case <-ctx.Done():
-		case <-time.After(retryAfter):
-		}
-	}
-}
-
-// setStream notes the stream that runs for source now (nil for none).
-func (d *driver) setStream(source string, s *Stream) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.streams == nil {
-		d.streams = map[string]*Stream{}
-	}
-	d.streams[source] = s
-}
-
-// streamOf returns the stream that runs for source now, nil if none.
-func (d *driver) streamOf(source string) *Stream {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.streams[source]
-}
-
-// eachStream calls f with every stream running now.
-func (d *driver) eachStream(f func(*Stream)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, s := range d.streams {
-		if s != nil {
-			f(s)
-		}
-	}
-}
-
-// stream opens the connections of one source's stream.
-func (d *driver) stream(ctx context.Context, w *topology.Workflow, x *world, source string, start pglogrepl.LSN) (*Stream, error) {
-	cfg, err := ShardConfig(x.snap.Shards[source])
-	if err != nil {
-		return nil, err
-	}
-	s := &Stream{Slot: w.Sources[source].Slot, Publication: w.Sources[source].Publication, Start: start,
-		Keyspace: x.vs, Conns: map[string]*pgconn.PgConn{}}
-	fail := func(err error) (*Stream, error) {
-		for _, c := range s.Conns {
-			c.Close(context.Background())
-		}
-		return nil, err
-	}
-	for _, r := range runsFrom(w, source) {
-		lo, hi := KeyRange(x.ks.Map.LogicalCount, r.First, r.Last)
-		s.Targets = append(s.Targets, Target{Lo: lo, Hi: hi, Shard: r.To})
-		if s.Conns[r.To] == nil {
-			if s.Conns[r.To], err = x.connect(ctx, r.To); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	// Targets that are shards of the keyspace now (before the workflow,
-	// or since a batch of it cut over) get reference tables from the
-	// gateways.
-	snap, err := d.Store.Load(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	if ks := snap.Keyspace(w.Keyspace); ks != nil {
-		for _, shard := range ks.Shards() {
-			s.StopReference(shard)
-		}
-	}
-	if s.Replication, err = pgconn.ConnectConfig(ctx, ReplicationConfig(cfg)); err != nil {
-		return fail(fmt.Errorf("shard %s, for replication: %w", source, err))
-	}
-	return s, nil
-}
-
-// runStream runs s, recording its position and lag as it goes; applied is
-// what streams before it applied, peak the most lag seen.
-func (d *driver) runStream(ctx context.Context, s *Stream, source string, applied int64, peak *int64) error {
-	defer func() {
-		for _, c := range s.Conns {
-			c.Close(context.Background())
-		}
-	}()
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t := time.NewTicker(recordEvery)
-	defer t.Stop()
-	for {
-		select {
-		case err := <-done:
-			return err
-		case <-t.C:
-		}
-		*peak = max(*peak, s.LagBytes())
-		flushed, lag, lagSeconds, total, top := s.Flushed(), s.LagBytes(), s.LagSeconds(), applied+s.Applied(), *peak
-		if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
-			p := w.Sources[source]
-			if was, _ := pglogrepl.ParseLSN(p.Flushed); flushed > was {
-				p.Flushed = flushed.String()
-			}
-			p.LagBytes, p.LagSeconds, p.Applied, p.PeakLagBytes = lag, lagSeconds, total, top
-			if strings.HasPrefix(w.Error, "stream from "+source+":") {
-				w.Error = ""
-			}
-			return nil
-		}); err != nil && ctx.Err() == nil {
-			d.Log.Warn("recording the stream's progress", zap.String("workflow", d.Name), zap.Error(err))
-		}
-	}
-}
-
 // Cancellable reports whether w can be cancelled: no batch of it cut over
 // yet.
 func Cancellable(w *topology.Workflow) bool {
@@ -676,21 +516,20 @@ func (d *driver) cancel(ctx context.Context, w *topology.Workflow) error {
 	if err != nil {
 		return err
 	}
-	for _, source := range slices.Sorted(maps.Keys(w.Sources)) {
-		p := w.Sources[source]
-		src, err := x.connect(ctx, source)
-		if err != nil {
-			return err
-		}
-		err = DropSlot(ctx, src, p.Slot, p.Publication)
-		src.Close(context.Background())
-		if err != nil {
-			return fmt.Errorf("source %s: %w", source, err)
-		}
+	if err := dropSlots(ctx, w, x); err != nil {
+		return err
+	}
+	var moved []int
+	for _, mv := range w.Moves {
+		moved = append(moved, mv.Logical)
 	}
 	for _, target := range targets(w) {
 		if err := d.clearTarget(ctx, w, x, target); err != nil {
 			return fmt.Errorf("target %s: %w", target, err)
+		}
+		// Writes that moved there and back left it holding copies.
+		if _, err := d.Store.DropCopies(ctx, w.Keyspace, target, moved); err != nil {
+			return err
 		}
 	}
 	d.Log.Info("workflow cancelled", zap.String("workflow", w.Name))
@@ -733,6 +572,33 @@ func (d *driver) clearTarget(ctx context.Context, w *topology.Workflow, x *world
 	return err
 }
 
+// dropSlots drops every slot and publication of the workflow: the
+// forward ones on the sources, the reverse ones on the targets.
+func dropSlots(ctx context.Context, w *topology.Workflow, x *world) error {
+	drop := func(shard string, p *topology.SourceProgress) error {
+		conn, err := x.connect(ctx, shard)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.Background())
+		if err := DropSlot(ctx, conn, p.Slot, p.Publication); err != nil {
+			return fmt.Errorf("shard %s: %w", shard, err)
+		}
+		return nil
+	}
+	for _, source := range slices.Sorted(maps.Keys(w.Sources)) {
+		if err := drop(source, w.Sources[source]); err != nil {
+			return err
+		}
+	}
+	for _, target := range reverseSlots(w) {
+		if err := drop(target, w.Reverse[target]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // deleteBatch is how many rows complete deletes from a source per
 // statement, so that no lock is held long.
 const deleteBatch = 5000
@@ -746,6 +612,9 @@ func (d *driver) complete(ctx context.Context, w *topology.Workflow) error {
 	if err != nil {
 		return err
 	}
+	if err := dropSlots(ctx, w, x); err != nil {
+		return err
+	}
 	for _, source := range sources(w) {
 		src, err := x.connect(ctx, source)
 		if err != nil {
@@ -753,11 +622,6 @@ func (d *driver) complete(ctx context.Context, w *topology.Workflow) error {
 		}
 		err = func() error {
 			defer src.Close(context.Background())
-			if p := w.Sources[source]; p != nil {
-				if err := DropSlot(ctx, src, p.Slot, p.Publication); err != nil {
-					return err
-				}
-			}
 			var moved []int
 			for _, r := range runsFrom(w, source) {
 				lo, hi := KeyRange(x.ks.Map.LogicalCount, r.First, r.Last)

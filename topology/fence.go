@@ -166,10 +166,19 @@ func (s *Store) PlaceFenced(ctx context.Context, ks, id string, placement map[in
 		for shard, ls := range k.Copies {
 			copies[shard] = slices.Clone(ls)
 		}
-		for l := range placement {
-			if from := k.Map.Placement[l]; from != placement[l] && !slices.Contains(copies[from], l) {
+		for l, to := range placement {
+			from := k.Map.Placement[l]
+			if from == to {
+				continue
+			}
+			if !slices.Contains(copies[from], l) {
 				copies[from] = append(copies[from], l)
 				slices.Sort(copies[from])
+			}
+			// The new place owns the rows it kept from before.
+			copies[to] = slices.DeleteFunc(copies[to], func(c int) bool { return c == l })
+			if len(copies[to]) == 0 {
+				delete(copies, to)
 			}
 		}
 		c, _ := json.Marshal(copies)

@@ -40,6 +40,9 @@ const (
 	PhaseCuttingOver WorkflowPhase = "cutting_over"
 	// PhaseCutOver: every batch's writes go to its target.
 	PhaseCutOver WorkflowPhase = "cut_over"
+	// PhaseReversing: the batches cut over move their writes back to
+	// their sources, one by one; then the workflow is catching up again.
+	PhaseReversing WorkflowPhase = "reversing"
 )
 
 // Workflow requests: what an operator asked of the controller driving a
@@ -56,6 +59,9 @@ const (
 	// drop the slots and publications, delete the moved rows from the
 	// sources, and remove the record.
 	RequestComplete = "complete"
+	// RequestReverse: move the writes of every batch cut over back to its
+	// source (the reverse stream kept it complete), then catch up again.
+	RequestReverse = "reverse"
 )
 
 // Batch is logical shards First..Last whose writes move to To at once.
@@ -72,6 +78,18 @@ type Batch struct {
 	// the fence until every gateway applied the new placement.
 	PauseMS float64   `json:"pause_ms,omitempty"`
 	At      time.Time `json:"at,omitempty"`
+	// FlipLSN is the target's WAL position when the batch's writes moved
+	// there (recorded just before): the reverse stream carries the
+	// batch's changes made after it back to the source.
+	FlipLSN string `json:"flip_lsn,omitempty"`
+	// BackLSN is the source's WAL position when the batch's writes moved
+	// back to it (a reverse): the forward stream carries its changes made
+	// after it, not those the reverse stream applied there before.
+	BackLSN string `json:"back_lsn,omitempty"`
+	// Reversed is set once writes moved back; ReversePauseMS is how
+	// long they were held for that.
+	Reversed       bool    `json:"reversed,omitempty"`
+	ReversePauseMS float64 `json:"reverse_pause_ms,omitempty"`
 }
 
 // Workflow is the etcd record of one reshard workflow, kept under
@@ -94,6 +112,9 @@ type Workflow struct {
 	// Sources holds each source shard's progress by name, once the copy
 	// began.
 	Sources map[string]*SourceProgress `json:"sources,omitempty"`
+	// Reverse holds, per target shard, the progress of the stream that
+	// carries the changes of its cut-over batches back to their sources.
+	Reverse map[string]*SourceProgress `json:"reverse,omitempty"`
 	// Created tables are those the workflow made on each target (which a
 	// cancel drops), recorded before they are made.
 	CreatedTables map[string][]string `json:"created_tables,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,8 +51,14 @@ const lockTTL = 10 * time.Second
 func (a *app) controller(store *topology.Store, name string) *migrate.Controller {
 	host, _ := os.Hostname()
 	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(a.stderr), zap.InfoLevel))
-	return &migrate.Controller{Store: store, Name: name, ID: fmt.Sprintf("shardctl@%s:%d", host, os.Getpid()), Log: log, LockTTL: lockTTL,
+	c := &migrate.Controller{Store: store, Name: name, ID: fmt.Sprintf("shardctl@%s:%d", host, os.Getpid()), Log: log, LockTTL: lockTTL,
 		OnPhase: func(p topology.WorkflowPhase) { fmt.Fprintf(a.stdout, "workflow %s: %s\n", name, p) }}
+	if os.Getenv("SHARDGATE_TEST_CRASH") == "before-flip" {
+		// The crash tests' hook: die as a SIGKILL would, with a batch's
+		// writes held and its flip recorded but not made.
+		c.BeforeFlip = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	}
+	return c
 }
 
 func (a *app) reshardStartCommand() *cobra.Command {
@@ -215,36 +222,79 @@ batch's pause.`,
 			if w.Controller == "" {
 				fmt.Fprintf(a.stdout, "no process drives workflow %s: the cutover begins once 'shardctl reshard start %s' runs\n", w.Name, w.Name)
 			}
-			store, err := a.open(c.Context())
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(c.Context(), wait)
-			defer cancel()
-			for {
-				w, err = store.Workflow(ctx, w.Name)
-				if err != nil {
-					return err
-				}
-				if w.Phase == topology.PhaseCutOver {
-					break
-				}
-				if w.Request == "" && w.Phase == topology.PhaseCatchingUp {
-					return fmt.Errorf("workflow %s did not cut over: %s", w.Name, orDash(w.Error))
-				}
-				select {
-				case <-ctx.Done():
-					return fmt.Errorf("workflow %s is not cut over after %s; 'shardctl reshard show %s' tells where it is", w.Name, wait, w.Name)
-				case <-time.After(200 * time.Millisecond):
-				}
-			}
-			printBatches(a.stdout, w)
-			return nil
+			return a.waitPhase(c.Context(), w.Name, topology.PhaseCutOver, wait)
 		},
 	}
 	c.Flags().IntVar(&batch, "batch", 0, "most logical shards per batch (default 16)")
 	c.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for every batch to cut over")
 	return c
+}
+
+func (a *app) reshardReverseCommand() *cobra.Command {
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "reverse NAME",
+		Short: "Move the writes a workflow cut over back to their sources",
+		Long: `Ask the process driving workflow NAME to move the writes of every batch
+cut over back to its source, the last batch first, each behind a fence
+as in the cutover. The reverse stream kept each source complete since its
+batch cut over, so nothing written at the target is lost. The workflow is
+then catching up again: 'shardctl reshard cutover' tries again, 'cancel'
+undoes it. This waits until every batch is back.`,
+		Args: exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			var w *topology.Workflow
+			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
+				var err error
+				w, err = s.UpdateWorkflow(ctx, args[0], func(w *topology.Workflow) error {
+					if w.Phase != topology.PhaseCuttingOver && w.Phase != topology.PhaseCutOver {
+						return fmt.Errorf("workflow %s is in phase %s: reverse applies once writes moved (phases %s and %s)", w.Name, w.Phase, topology.PhaseCuttingOver, topology.PhaseCutOver)
+					}
+					w.Request = topology.RequestReverse
+					return nil
+				})
+				return err
+			}); err != nil {
+				return err
+			}
+			if w.Controller == "" {
+				fmt.Fprintf(a.stdout, "no process drives workflow %s: the reverse begins once 'shardctl reshard start %s' runs\n", w.Name, w.Name)
+			}
+			return a.waitPhase(c.Context(), w.Name, topology.PhaseCatchingUp, wait)
+		},
+	}
+	c.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for every batch to move back")
+	return c
+}
+
+// waitPhase waits until workflow name is in phase, then prints its
+// batches; a request the controller refused ends the wait with its
+// reason.
+func (a *app) waitPhase(ctx context.Context, name string, phase topology.WorkflowPhase, wait time.Duration) error {
+	store, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		w, err := store.Workflow(ctx, name)
+		if err != nil {
+			return err
+		}
+		if w.Phase == phase && w.Request == "" {
+			printBatches(a.stdout, w)
+			return nil
+		}
+		if w.Request == "" && strings.Contains(w.Error, "refused") {
+			return errors.New(w.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("workflow %s is not in phase %s after %s; 'shardctl reshard show %s' tells where it is", name, phase, wait, name)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // printBatches shows a workflow's cutover batches and their pauses.
@@ -256,8 +306,11 @@ func printBatches(out io.Writer, w *topology.Workflow) {
 	fmt.Fprintln(t, "BATCH\tLOGICAL\tFROM\tTO\tSTATE\tATTEMPTS\tWRITE PAUSE")
 	for i, b := range w.Batches {
 		state, pause := "waiting", "-"
-		if b.Done {
+		switch {
+		case b.Done:
 			state, pause = "cut over", fmt.Sprintf("%.1f ms", b.PauseMS)
+		case b.Reversed:
+			state, pause = "moved back", fmt.Sprintf("%.1f ms, back %.1f ms", b.PauseMS, b.ReversePauseMS)
 		}
 		fmt.Fprintf(t, "%d\t%d-%d\t%s\t%s\t%s\t%d\t%s\n", i, b.First, b.Last, b.From, b.To, state, b.Attempts, pause)
 	}
@@ -362,15 +415,29 @@ func printWorkflow(out io.Writer, w *topology.Workflow, logical int, now time.Ti
 	}
 	t = table(out)
 	fmt.Fprintln(t, "SOURCE\tSLOT\tCOPIED\tROWS\tBYTES\tFLUSHED LSN\tLAG\tPEAK LAG\tAPPLIED")
+	type row struct {
+		name string
+		p    *topology.SourceProgress
+	}
+	var streams []row
 	for _, name := range slices.Sorted(maps.Keys(w.Sources)) {
-		p := w.Sources[name]
+		streams = append(streams, row{name, w.Sources[name]})
+	}
+	for _, name := range slices.Sorted(maps.Keys(w.Reverse)) {
+		streams = append(streams, row{name + " (reverse)", w.Reverse[name]})
+	}
+	for _, r := range streams {
+		name, p := r.name, r.p
 		var rows, bytes int64
 		for _, c := range p.Copied {
 			rows += c.Rows
 			bytes += c.Bytes
 		}
 		copied := "copying"
-		if p.Seeded {
+		switch {
+		case strings.HasSuffix(name, " (reverse)"):
+			copied = "-"
+		case p.Seeded:
 			copied = fmt.Sprintf("done in %.1fs", p.CopySeconds)
 		}
 		lag := "-"

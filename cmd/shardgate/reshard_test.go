@@ -211,9 +211,9 @@ func (w *workload) end() {
 
 // check asserts, through a gateway (routing by the final map), that every
 // acknowledged insert is there once and no deleted entry is, that every
-// balance is the sum of its acknowledged increments, and that every shard
-// of the keyspace has the currency's last name.
-func (e *reshardEnv) check(w *workload) {
+// balance is the sum of its acknowledged increments, and that the first
+// members shards (those of the keyspace) have the currency's last name.
+func (e *reshardEnv) check(w *workload, members int) {
 	t := e.t
 	conn := e.gws[0].connect("app")
 	rows := mustQuery(t, conn, "select id, account_id from entries where id >= 1000000000")
@@ -253,7 +253,7 @@ func (e *reshardEnv) check(w *workload) {
 		t.Errorf("%d accounts through the gateway, want %d", n, reshardAccounts)
 	}
 	if w.currency != "" {
-		for i := range e.shards {
+		for i := range members {
 			if got := mustQuery(t, e.backend(i), "select name from currencies where code = 'eur'"); got[0][0] != w.currency {
 				t.Errorf("shard s%d: currency eur is named %q, the last acknowledged name is %q", i, got[0][0], w.currency)
 			}
@@ -308,10 +308,12 @@ func (e *reshardEnv) movedChecksum() string {
 	return strings.Join(parts, " ")
 }
 
-// controller starts 'shardctl reshard start' for workflow name.
-func (e *reshardEnv) controller(name string) (*exec.Cmd, *syncbuf.Buffer) {
+// controller starts 'shardctl reshard start' for workflow name, with env
+// added to its environment.
+func (e *reshardEnv) controller(name string, env ...string) (*exec.Cmd, *syncbuf.Buffer) {
 	out := &syncbuf.Buffer{}
 	cmd := exec.Command(filepath.Join(binDir, "shardctl"), "--etcd", strings.Join(e.etcd.Endpoints(), ","), "reshard", "start", name)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -397,9 +399,84 @@ func TestReshardUnderLoad(t *testing.T) {
 	if moved := e.movedChecksum(); moved != "0 0 0 0" {
 		t.Errorf("after complete the sources still hold moved rows: %s", moved)
 	}
-	e.check(w)
+	e.check(w, 4)
 	e.ownRowsOnly()
 	if out, _ := e.shardctl(0, "reshard", "list"); strings.Contains(out, "grow") {
 		t.Errorf("after complete, reshard list printed\n%s", out)
 	}
+}
+
+// TestReshardReverse: after the writes of every batch moved to the
+// targets, reverse moves them back while the clients write on: the
+// reverse stream kept the sources complete, so every acknowledged write is
+// there. complete is refused then; cancel leaves the targets as they
+// were and no slot anywhere.
+func TestReshardReverse(t *testing.T) {
+	e := newReshardEnv(t)
+	w := e.run(4)
+	w.waitFor(200)
+	e.shardctl(0, "reshard", "create", "grow", "--keyspace", "app", "--to", "s2,s3", "--apply")
+	e.controller("grow")
+	e.waitPhase("grow", "catching_up")
+	e.shardctl(0, "reshard", "cutover", "grow")
+	w.waitFor(1500) // written at the targets, carried back by the reverse streams
+	out, _ := e.shardctl(0, "reshard", "reverse", "grow")
+	t.Logf("reverse:\n%s", out)
+	if strings.Count(out, "moved back") != 2 {
+		t.Errorf("reshard reverse printed\n%s\nwant both batches moved back", out)
+	}
+	w.waitFor(500)
+	w.end()
+	t.Logf("%d writes acknowledged", w.acked)
+	e.check(w, 2)
+	_, stderr := e.shardctl(1, "reshard", "complete", "grow")
+	if !strings.Contains(stderr, "complete needs every batch cut over") {
+		t.Errorf("complete after a reverse: %q", stderr)
+	}
+	out, _ = e.shardctl(0, "reshard", "cancel", "grow")
+	if !strings.Contains(out, "cancelled workflow grow") {
+		t.Errorf("reshard cancel printed %q", out)
+	}
+	for i := range e.shards {
+		if got := mustQuery(t, e.backend(i), "select (select count(*) from pg_replication_slots), (select count(*) from pg_publication), (select count(*) from pg_tables where schemaname = 'public')"); got[0][0] != "0" || got[0][1] != "0" || i >= 2 && got[0][2] != "0" {
+			t.Errorf("shard s%d after cancel: %s slots, %s publications, %s tables", i, got[0][0], got[0][1], got[0][2])
+		}
+	}
+	e.check(w, 2)
+}
+
+// TestReshardCrashAtFlip: the process driving a cutover is killed with a
+// batch's writes held at the gateways and its flip recorded but not made.
+// The clients' writes to that batch wait; a new controller takes over,
+// lifts the fence, puts the streams right and cuts every batch over; no
+// client sees an error and every acknowledged write is where the final
+// map says.
+func TestReshardCrashAtFlip(t *testing.T) {
+	e := newReshardEnv(t)
+	w := e.run(4)
+	w.waitFor(200)
+	e.shardctl(0, "reshard", "create", "grow", "--keyspace", "app", "--to", "s2,s3", "--apply")
+	first, firstOut := e.controller("grow", "SHARDGATE_TEST_CRASH=before-flip")
+	e.waitPhase("grow", "catching_up")
+	e.shardctl(1, "reshard", "cutover", "grow", "--batch", "8", "--wait", "1s")
+	if err := first.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the first controller: %v\n%s", err, firstOut.String())
+	}
+	show, _ := e.shardctl(0, "reshard", "show", "grow")
+	if !hasField(show, "phase:", "cutting_over") || strings.Contains(show, "cut over") {
+		t.Fatalf("after the kill, reshard show printed\n%s\nwant cutting_over, no batch cut over", show)
+	}
+	second, _ := e.controller("grow")
+	e.waitPhase("grow", "cut_over")
+	w.waitFor(500)
+	w.end()
+	if err := second.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	_ = second.Wait()
+	show, _ = e.shardctl(0, "reshard", "show", "grow")
+	t.Logf("reshard show:\n%s", show)
+	e.shardctl(0, "reshard", "complete", "grow")
+	e.check(w, 4)
+	e.ownRowsOnly()
 }
