@@ -64,6 +64,17 @@ const (
 	RequestReverse = "reverse"
 )
 
+// VerifyResult is what a verify of a workflow found.
+type VerifyResult struct {
+	At          time.Time     `json:"at"`
+	Phase       WorkflowPhase `json:"phase"`
+	Rows        int64         `json:"rows"`
+	Differences int           `json:"differences"`
+	// CaughtUp is false when the streams did not catch up between its
+	// rounds: its differences may be lag.
+	CaughtUp bool `json:"caught_up"`
+}
+
 // Batch is logical shards First..Last whose writes move to To at once.
 type Batch struct {
 	First int    `json:"first"`
@@ -126,6 +137,8 @@ type Workflow struct {
 	BatchSize int `json:"batch_size,omitempty"`
 	// Batches are the write cutover's steps, planned when it begins.
 	Batches []Batch `json:"batches,omitempty"`
+	// Verify is the last 'reshard verify' of the workflow, nil before.
+	Verify *VerifyResult `json:"verify,omitempty"`
 	// Fence is the fence the controller raised and has not seen lifted:
 	// a controller that takes over lifts it first.
 	Fence string `json:"fence,omitempty"`
