@@ -40,9 +40,10 @@ type Controller struct {
 	// controller takes it up.
 	OnPhase func(topology.WorkflowPhase)
 	// BeforeFlip, when set, is called in a cutover with the batch's
-	// writes held and its flip recorded, just before the placement flips:
-	// tests kill the process there.
-	BeforeFlip func()
+	// writes held and its flip recorded, just before the placement flips;
+	// AfterSeed once a source's copy is recorded as done. Tests kill the
+	// process there.
+	BeforeFlip, AfterSeed func()
 }
 
 // recordEvery is how often progress (bytes copied, stream positions and
@@ -472,7 +473,13 @@ func (d *driver) seed(ctx context.Context, w *topology.Workflow, x *world, sourc
 	}
 	d.Log.Info("source copied", zap.String("workflow", w.Name), zap.String("source", source),
 		zap.Any("rows", seeded.Rows), zap.Duration("took", time.Since(started)))
-	return record(ctx, true, seeded.Slot.Consistent, time.Since(started))
+	if err := record(ctx, true, seeded.Slot.Consistent, time.Since(started)); err != nil {
+		return err
+	}
+	if d.AfterSeed != nil {
+		d.AfterSeed()
+	}
+	return nil
 }
 
 // Cancellable reports whether w can be cancelled: no batch of it cut over

@@ -48,21 +48,26 @@ const lockTTL = 10 * time.Second
 
 // controller is a migrate.Controller for workflow name that logs to
 // stderr and says on stdout which phase it takes up.
-func (a *app) controller(store *topology.Store, name string) *migrate.Controller {
+func (a *app) controller(store *topology.Store, name string, ttl time.Duration) *migrate.Controller {
 	host, _ := os.Hostname()
 	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(a.stderr), zap.InfoLevel))
-	c := &migrate.Controller{Store: store, Name: name, ID: fmt.Sprintf("shardctl@%s:%d", host, os.Getpid()), Log: log, LockTTL: lockTTL,
+	c := &migrate.Controller{Store: store, Name: name, ID: fmt.Sprintf("shardctl@%s:%d", host, os.Getpid()), Log: log, LockTTL: ttl,
 		OnPhase: func(p topology.WorkflowPhase) { fmt.Fprintf(a.stdout, "workflow %s: %s\n", name, p) }}
-	if os.Getenv("SHARDGATE_TEST_CRASH") == "before-flip" {
-		// The crash tests' hook: die as a SIGKILL would, with a batch's
-		// writes held and its flip recorded but not made.
-		c.BeforeFlip = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	// The crash tests' hooks: die by SIGKILL with a batch's writes held
+	// and its flip recorded but not made, or in the middle of the copy.
+	kill := func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	switch os.Getenv("SHARDGATE_TEST_CRASH") {
+	case "before-flip":
+		c.BeforeFlip = kill
+	case "after-seed":
+		c.AfterSeed = kill
 	}
 	return c
 }
 
 func (a *app) reshardStartCommand() *cobra.Command {
-	return &cobra.Command{
+	ttl := lockTTL
+	c := &cobra.Command{
 		Use:   "start NAME",
 		Short: "Drive a reshard workflow: copy, then stream the sources' changes to the targets",
 		Long: `Drive workflow NAME in this process until it ends: make its tables on the
@@ -71,8 +76,8 @@ slot's snapshot, then apply the sources' changes to the targets as they
 commit. Progress is recorded in etcd as it goes ('shardctl reshard show').
 
 One process drives a workflow at a time: a second 'start' waits and takes
-over when the first stops or dies (after up to 10 s). Interrupted or
-killed, a workflow resumes from what it recorded when started again.`,
+over when the first stops or dies (after up to --lock-ttl). Interrupted
+or killed, a workflow resumes from what it recorded when started again.`,
 		Args: exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			store, err := a.open(c.Context())
@@ -89,7 +94,10 @@ killed, a workflow resumes from what it recorded when started again.`,
 			if w.Controller != "" {
 				fmt.Fprintf(a.stdout, "workflow %s is driven by %s; waiting to take over\n", w.Name, w.Controller)
 			}
-			err = a.controller(store, w.Name).Run(c.Context())
+			if ttl < time.Second {
+				return usageErrorf("--lock-ttl must be at least 1s, not %s", ttl)
+			}
+			err = a.controller(store, w.Name, ttl).Run(c.Context())
 			switch {
 			case err == nil:
 				fmt.Fprintf(a.stdout, "workflow %s ended\n", w.Name)
@@ -101,6 +109,8 @@ killed, a workflow resumes from what it recorded when started again.`,
 			return err
 		},
 	}
+	c.Flags().DurationVar(&ttl, "lock-ttl", lockTTL, "how long the workflow's lock outlives this process if it dies: the wait before another 'start' takes over")
+	return c
 }
 
 func (a *app) reshardCancelCommand() *cobra.Command {
@@ -175,7 +185,7 @@ func (a *app) endCommand(verb, request, short, long string, allowed func(*topolo
 			}
 			ctx, cancel := context.WithTimeout(c.Context(), wait)
 			defer cancel()
-			err = a.controller(store, w.Name).RunIfFree(ctx)
+			err = a.controller(store, w.Name, lockTTL).RunIfFree(ctx)
 			if errors.Is(err, topology.ErrConflict) {
 				fmt.Fprintf(a.stdout, "asked %s, which drives workflow %s, to %s it\n", w.Controller, w.Name, verb)
 				err = waitGone(ctx, store, w.Name)

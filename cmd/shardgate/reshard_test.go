@@ -312,7 +312,7 @@ func (e *reshardEnv) movedChecksum() string {
 // added to its environment.
 func (e *reshardEnv) controller(name string, env ...string) (*exec.Cmd, *syncbuf.Buffer) {
 	out := &syncbuf.Buffer{}
-	cmd := exec.Command(filepath.Join(binDir, "shardctl"), "--etcd", strings.Join(e.etcd.Endpoints(), ","), "reshard", "start", name)
+	cmd := exec.Command(filepath.Join(binDir, "shardctl"), "--etcd", strings.Join(e.etcd.Endpoints(), ","), "reshard", "start", name, "--lock-ttl", "2s")
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -480,39 +480,62 @@ func TestReshardReverse(t *testing.T) {
 	e.check(w, 2)
 }
 
-// TestReshardCrashAtFlip: the process driving a cutover is killed with a
-// batch's writes held at the gateways and its flip recorded but not made.
-// The clients' writes to that batch wait; a new controller takes over,
-// lifts the fence, puts the streams right and cuts every batch over; no
-// client sees an error and every acknowledged write is where the final
-// map says.
-func TestReshardCrashAtFlip(t *testing.T) {
+// TestReshardCrashAnywhere: the process driving the workflow is killed
+// (SIGKILL) in the middle of the copy, during the catch-up, and in a
+// cutover with a batch's writes held at the gateways and its flip
+// recorded but not made. Each time the next controller takes over from
+// the record: the copy of a source recorded as done is not made again,
+// the fence is lifted and the streams put right, and every batch cuts
+// over. No client sees an error, and every acknowledged write is where
+// the final map says.
+func TestReshardCrashAnywhere(t *testing.T) {
 	e := newReshardEnv(t)
 	w := e.run(4)
 	w.waitFor(200)
 	e.shardctl(0, "reshard", "create", "grow", "--keyspace", "app", "--to", "s2,s3", "--apply")
-	first, firstOut := e.controller("grow", "SHARDGATE_TEST_CRASH=before-flip")
-	e.waitPhase("grow", "catching_up")
-	e.shardctl(1, "reshard", "cutover", "grow", "--batch", "8", "--wait", "1s")
-	if err := first.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Fatalf("the first controller: %v\n%s", err, firstOut.String())
+	killed := func(cmd *exec.Cmd, out *syncbuf.Buffer, when string) {
+		t.Helper()
+		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("the controller killed %s: %v\n%s", when, err, out.String())
+		}
+		show, _ := e.shardctl(0, "reshard", "show", "grow")
+		t.Logf("killed %s; reshard show:\n%s", when, show)
 	}
+
+	first, out := e.controller("grow", "SHARDGATE_TEST_CRASH=after-seed")
+	killed(first, out, "in the copy")
 	show, _ := e.shardctl(0, "reshard", "show", "grow")
+	if !hasField(show, "phase:", "copying") {
+		t.Fatalf("after a kill in the copy, reshard show printed\n%s\nwant phase copying", show)
+	}
+
+	second, out := e.controller("grow")
+	e.waitPhase("grow", "catching_up")
+	w.waitFor(300)
+	if err := second.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed(second, out, "in the catch-up")
+
+	third, out := e.controller("grow", "SHARDGATE_TEST_CRASH=before-flip")
+	e.shardctl(1, "reshard", "cutover", "grow", "--batch", "8", "--wait", "1s")
+	killed(third, out, "before a flip")
+	show, _ = e.shardctl(0, "reshard", "show", "grow")
 	if !hasField(show, "phase:", "cutting_over") || strings.Contains(show, "cut over") {
 		t.Fatalf("after the kill, reshard show printed\n%s\nwant cutting_over, no batch cut over", show)
 	}
-	second, _ := e.controller("grow")
+
+	fourth, _ := e.controller("grow")
 	e.waitPhase("grow", "cut_over")
 	w.waitFor(500)
 	e.shardctl(0, "reshard", "verify", "grow")
 	w.end()
-	if err := second.Process.Signal(syscall.SIGINT); err != nil {
+	if err := fourth.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	_ = second.Wait()
-	show, _ = e.shardctl(0, "reshard", "show", "grow")
-	t.Logf("reshard show:\n%s", show)
+	_ = fourth.Wait()
 	e.shardctl(0, "reshard", "complete", "grow")
+	t.Logf("%d writes acknowledged", w.acked)
 	e.check(w, 4)
 	e.ownRowsOnly()
 }
