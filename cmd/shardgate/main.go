@@ -194,6 +194,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger, level zap.AtomicLevel
 			Name: "shardgate_topology_revision",
 			Help: "The etcd revision of the topology this gateway applied.",
 		}, func() float64 { return float64(watcher.Snapshot().Revision) }))
+	reg2.MustRegister(proxy.NewWorkflowMetrics(store.Workflows))
 	metrics := proxy.NewMetrics(reg2)
 	rl := &reloader{load: load, log: log.Named("reload"), level: level, pools: pools, sec: sec, cur: cfg}
 	var clientTLS *tls.Config

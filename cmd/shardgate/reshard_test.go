@@ -35,6 +35,9 @@ const reshardVSchema = `keyspaces:
 
 const reshardAccounts = 50000
 
+// reshardToken is the first gateway's admin token, for its /metrics.
+const reshardToken = "reshard-test-token"
+
 // reshardEnv is keyspace app, 64 logical shards over s0 and s1, with
 // 200,000 rows, two gateways, and the empty shards s2 and s3.
 type reshardEnv struct {
@@ -67,7 +70,7 @@ insert into notes select g, 1, 'note ' || g from generate_series(1, %[1]d) g whe
 insert into currencies values ('eur', 'euro'), ('usd', 'dollar');
 analyze`, reshardAccounts, lo, hi, 2*reshardAccounts))
 	}
-	e.gws = []*gateway{startGateway(t, e.etcd.Endpoints()), startGateway(t, e.etcd.Endpoints())}
+	e.gws = []*gateway{startGateway(t, e.etcd.Endpoints(), "--admin-token", reshardToken), startGateway(t, e.etcd.Endpoints())}
 	return e
 }
 
@@ -393,6 +396,18 @@ func TestReshardUnderLoad(t *testing.T) {
 	}
 	show, _ := e.shardctl(0, "reshard", "show", "grow")
 	t.Logf("reshard show:\n%s", show)
+	page := scrapeMetrics(t, e.gws[0].admin, reshardToken)
+	for _, want := range []string{
+		`shardgate_reshard_phase{phase="cut_over",workflow="grow"} 1`,
+		`shardgate_reshard_cutover_pause_seconds_count{workflow="grow"} 4`,
+		`shardgate_reshard_batches{state="cut_over",workflow="grow"} 4`,
+		`shardgate_reshard_copied_rows{source="s0",table="accounts",workflow="grow"}`,
+		`shardgate_reshard_lag_bytes{stream="reverse:s2",workflow="grow"}`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/metrics lacks %s; it has\n%s", want, grepLines(page, "shardgate_reshard_"))
+		}
+	}
 	_, stderr = e.shardctl(1, "reshard", "cancel", "grow")
 	if !strings.Contains(stderr, "cancel applies only before the first write cutover") {
 		t.Errorf("cancel after the cutover: %q", stderr)
