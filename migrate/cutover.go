@@ -213,6 +213,11 @@ func (d *driver) cutBatch(ctx context.Context, w *topology.Workflow, x *world, i
 		logical = append(logical, l)
 		placement[l] = b.To
 	}
+	// Catch up first without holding anything, so that the stream has
+	// little left to carry while the writes are held.
+	if err := d.preCatchUp(ctx, x, flow{shard: b.From}); err != nil {
+		return err
+	}
 	start := time.Now()
 	if _, err := d.Store.RaiseFence(ctx, w.Keyspace, topology.Fence{ID: id, Workflow: w.Name, Logical: logical}); err != nil {
 		return err
@@ -228,7 +233,7 @@ func (d *driver) cutBatch(ctx context.Context, w *topology.Workflow, x *world, i
 	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
 		return giveUp(err)
 	}
-	lsn, err := sourcePosition(bctx, x, b.From)
+	lsn, err := d.position(bctx, x, b.From)
 	if err != nil {
 		return giveUp(err)
 	}
@@ -246,7 +251,7 @@ func (d *driver) cutBatch(ctx context.Context, w *topology.Workflow, x *world, i
 	// Everything the forward stream applied to the target is before
 	// this position; what the gateways write there from the flip on is
 	// after it, and flows back.
-	flipAt, err := sourcePosition(bctx, x, b.To)
+	flipAt, err := d.position(bctx, x, b.To)
 	if err != nil {
 		return giveUp(err)
 	}
@@ -320,20 +325,33 @@ func (d *driver) waitGateways(ctx context.Context, what string, ok func(topology
 	}
 }
 
-// sourcePosition returns source's WAL position after every transaction it
-// acknowledged, made durable so that its change stream can send it: a
+// position returns shard's WAL position after every transaction it
+// acknowledged, made durable so that a change stream can send it: a
 // transaction committed with synchronous_commit off is acknowledged before
-// its WAL is flushed, and this one's synchronous commit flushes it.
-func sourcePosition(ctx context.Context, x *world, source string) (pglogrepl.LSN, error) {
-	conn, err := x.connect(ctx, source)
-	if err != nil {
-		return 0, err
+// its WAL is flushed, and this one's synchronous commit flushes it. The
+// connection is kept for the next cutover step.
+func (d *driver) position(ctx context.Context, x *world, shard string) (pglogrepl.LSN, error) {
+	d.flows.mu.Lock()
+	conn := d.flows.positions[shard]
+	delete(d.flows.positions, shard) // in use; a failed one is not put back
+	d.flows.mu.Unlock()
+	if conn == nil {
+		var err error
+		if conn, err = x.connect(ctx, shard); err != nil {
+			return 0, err
+		}
 	}
-	defer conn.Close(context.Background())
 	res, err := conn.Exec(ctx, "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_wal_insert_lsn(), txid_current(); COMMIT").ReadAll()
 	if err != nil {
-		return 0, fmt.Errorf("source %s position: %w", source, err)
+		conn.Close(context.Background())
+		return 0, fmt.Errorf("shard %s position: %w", shard, err)
 	}
+	d.flows.mu.Lock()
+	if old := d.flows.positions[shard]; old != nil {
+		old.Close(context.Background())
+	}
+	d.flows.positions[shard] = conn
+	d.flows.mu.Unlock()
 	return pglogrepl.ParseLSN(string(res[2].Rows[0][0]))
 }
 
@@ -418,6 +436,9 @@ func (d *driver) reverseBatch(ctx context.Context, w *topology.Workflow, x *worl
 		logical = append(logical, l)
 		placement[l] = b.From
 	}
+	if err := d.preCatchUp(ctx, x, flow{shard: b.To, reverse: true}); err != nil {
+		return err
+	}
 	start := time.Now()
 	if _, err := d.Store.RaiseFence(ctx, w.Keyspace, topology.Fence{ID: id, Workflow: w.Name, Logical: logical}); err != nil {
 		return err
@@ -433,7 +454,7 @@ func (d *driver) reverseBatch(ctx context.Context, w *topology.Workflow, x *worl
 	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
 		return giveUp(err)
 	}
-	lsn, err := sourcePosition(bctx, x, b.To)
+	lsn, err := d.position(bctx, x, b.To)
 	if err != nil {
 		return giveUp(err)
 	}
@@ -445,7 +466,7 @@ func (d *driver) reverseBatch(ctx context.Context, w *topology.Workflow, x *worl
 	if err := back.WaitFor(bctx, lsn); err != nil {
 		return giveUp(err)
 	}
-	backAt, err := sourcePosition(bctx, x, b.From)
+	backAt, err := d.position(bctx, x, b.From)
 	if err != nil {
 		return giveUp(err)
 	}
@@ -495,4 +516,27 @@ func (d *driver) reverseBatch(ctx context.Context, w *topology.Workflow, x *worl
 		return nil
 	})
 	return err
+}
+
+// preCatchUpWait bounds the wait for a stream to reach its shard's
+// position before a fence goes up.
+const preCatchUpWait = 30 * time.Second
+
+// preCatchUp waits until flow f's stream holds what its shard committed
+// up to now.
+func (d *driver) preCatchUp(ctx context.Context, x *world, f flow) error {
+	s := d.streamOf(f)
+	if s == nil {
+		return fmt.Errorf("the %s is not running", f)
+	}
+	ctx, cancel := context.WithTimeout(ctx, preCatchUpWait)
+	defer cancel()
+	lsn, err := d.position(ctx, x, f.shard)
+	if err != nil {
+		return err
+	}
+	if err := s.WaitFor(ctx, lsn); err != nil {
+		return fmt.Errorf("the %s does not keep up: %w", f, err)
+	}
+	return nil
 }

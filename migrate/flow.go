@@ -104,6 +104,8 @@ type flows struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	running map[flow]*Stream // nil while a flow is between streams
+	// positions are connections kept for reading shards' positions.
+	positions map[string]*pgconn.PgConn
 }
 
 // launch starts flow f unless it runs.
@@ -153,7 +155,12 @@ func (d *driver) catchUp(ctx context.Context, w *topology.Workflow) error {
 	work, stop := d.watchRequests(ctx)
 	defer stop()
 	streamCtx, stopStreams := context.WithCancel(work)
-	d.flows = &flows{ctx: streamCtx, running: map[flow]*Stream{}}
+	d.flows = &flows{ctx: streamCtx, running: map[flow]*Stream{}, positions: map[string]*pgconn.PgConn{}}
+	defer func() {
+		for _, c := range d.flows.positions {
+			c.Close(context.Background())
+		}
+	}()
 	for _, source := range sources(w) {
 		d.launch(flow{shard: source})
 	}

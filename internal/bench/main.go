@@ -123,6 +123,13 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	var reshard *reshardResult
+	if o.only.MatchString(reshardScenario) {
+		// Last but for the idle clients: it adds a keyspace and moves it.
+		if reshard, err = env.resharding(ctx, o); err != nil {
+			return err
+		}
+	}
 	var idle *idleResult
 	if o.idle > 0 {
 		if idle, err = env.idleClients(ctx, o, o.idle, rows); err != nil {
@@ -131,8 +138,9 @@ func run(ctx context.Context, o options) error {
 	}
 	printTable(os.Stdout, o, rows)
 	printStream(os.Stdout, stream)
+	printReshard(os.Stdout, reshard)
 	printIdle(os.Stdout, idle)
-	path, err := writeJSON(o, env, start, runs, rows, stream, idle)
+	path, err := writeJSON(o, env, start, runs, rows, stream, reshard, idle)
 	if err != nil {
 		return err
 	}

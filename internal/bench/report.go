@@ -141,7 +141,7 @@ func printTable(w io.Writer, o options, rows []row) {
 }
 
 // writeJSON writes the runs and the table to <out>/<timestamp>.json.
-func writeJSON(o options, e *env, start time.Time, runs []result, rows []row, stream *streamResult, idle *idleResult) (string, error) {
+func writeJSON(o options, e *env, start time.Time, runs []result, rows []row, stream *streamResult, reshard *reshardResult, idle *idleResult) (string, error) {
 	dir := o.outDir
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(e.root, dir)
@@ -171,6 +171,9 @@ func writeJSON(o options, e *env, start time.Time, runs []result, rows []row, st
 	}
 	if stream != nil {
 		doc["streaming"] = stream
+	}
+	if reshard != nil {
+		doc["reshard"] = reshard
 	}
 	if idle != nil {
 		doc["idle_clients"] = idle

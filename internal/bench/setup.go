@@ -47,12 +47,17 @@ type env struct {
 	gateway   *proc
 	clkTck    int
 	versions  map[string]string
+	// For the reshard scenario: the servers, the binaries, etcd.
+	directPG, s0, s1 *pgtest.Cluster
+	tmp, binDir      string
+	etcd             string
 }
 
 // proc is a process we started and must stop.
 type proc struct {
 	name   string
 	admin  string // the gateway's admin address, for profiles
+	etcd   string // the gateway's embedded etcd
 	cmd    *exec.Cmd
 	log    *syncbuf.Buffer
 	exited chan error
@@ -210,6 +215,7 @@ func setup(ctx context.Context, o options, cl *cleanups) (*env, error) {
 		return nil, err
 	}
 	direct, s0, s1 := servers[0], servers[1], servers[2]
+	e.directPG, e.s0, e.s1, e.tmp, e.binDir = direct, s0, s1, tmp, binDir
 	e.direct = endpoint{host: direct.Host, port: strconv.Itoa(direct.Port), user: "postgres", db: "postgres"}
 	if v, err := queryOne(ctx, direct.DSN("postgres"), "show server_version"); err == nil {
 		e.versions["postgres"] = v
@@ -230,6 +236,7 @@ func setup(ctx context.Context, o options, cl *cleanups) (*env, error) {
 		return nil, err
 	}
 	e.shardDSNs = []string{s0.DSN("postgres"), s1.DSN("postgres")}
+	e.etcd = e.gateway.etcd
 	if out, err := exec.Command(e.pgbench, "--version").Output(); err == nil {
 		e.versions["pgbench"] = strings.TrimSpace(string(out))
 	}
@@ -402,7 +409,7 @@ func startGateway(ctx context.Context, root, tmp, binDir string, s0, s1 *pgtest.
 		return nil, endpoint{}, endpoint{}, err
 	}
 	cl.add(p.stop)
-	p.admin = admin
+	p.admin, p.etcd = admin, etcd
 	if err := waitHealthy(ctx, p, "http://"+admin+"/healthz"); err != nil {
 		return nil, endpoint{}, endpoint{}, err
 	}
