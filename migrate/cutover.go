@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/topology"
@@ -233,6 +234,12 @@ func (d *driver) cutBatch(ctx context.Context, w *topology.Workflow, x *world, i
 	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
 		return giveUp(err)
 	}
+	// A transaction prepared by a gateway that died is committed later by
+	// a resolver: at the source, after the flip, where no stream would
+	// carry it. The batch waits for it.
+	if err := d.waitNoPrepared(bctx, x, b.From); err != nil {
+		return giveUp(err)
+	}
 	lsn, err := d.position(bctx, x, b.From)
 	if err != nil {
 		return giveUp(err)
@@ -331,28 +338,42 @@ func (d *driver) waitGateways(ctx context.Context, what string, ok func(topology
 // its WAL is flushed, and this one's synchronous commit flushes it. The
 // connection is kept for the next cutover step.
 func (d *driver) position(ctx context.Context, x *world, shard string) (pglogrepl.LSN, error) {
+	var lsn pglogrepl.LSN
+	err := d.onShard(ctx, x, shard, func(conn *pgconn.PgConn) error {
+		res, err := conn.Exec(ctx, "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_wal_insert_lsn(), txid_current(); COMMIT").ReadAll()
+		if err != nil {
+			return fmt.Errorf("shard %s position: %w", shard, err)
+		}
+		lsn, err = pglogrepl.ParseLSN(string(res[2].Rows[0][0]))
+		return err
+	})
+	return lsn, err
+}
+
+// onShard runs f on a connection to shard kept for the cutover's steps;
+// one f failed on is closed.
+func (d *driver) onShard(ctx context.Context, x *world, shard string, f func(*pgconn.PgConn) error) error {
 	d.flows.mu.Lock()
-	conn := d.flows.positions[shard]
-	delete(d.flows.positions, shard) // in use; a failed one is not put back
+	conn := d.flows.kept[shard]
+	delete(d.flows.kept, shard) // in use
 	d.flows.mu.Unlock()
 	if conn == nil {
 		var err error
 		if conn, err = x.connect(ctx, shard); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	res, err := conn.Exec(ctx, "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_wal_insert_lsn(), txid_current(); COMMIT").ReadAll()
-	if err != nil {
+	if err := f(conn); err != nil {
 		conn.Close(context.Background())
-		return 0, fmt.Errorf("shard %s position: %w", shard, err)
+		return err
 	}
 	d.flows.mu.Lock()
-	if old := d.flows.positions[shard]; old != nil {
+	if old := d.flows.kept[shard]; old != nil {
 		old.Close(context.Background())
 	}
-	d.flows.positions[shard] = conn
+	d.flows.kept[shard] = conn
 	d.flows.mu.Unlock()
-	return pglogrepl.ParseLSN(string(res[2].Rows[0][0]))
+	return nil
 }
 
 // reverseNext moves the writes of the last batch cut over back to its
@@ -454,6 +475,9 @@ func (d *driver) reverseBatch(ctx context.Context, w *topology.Workflow, x *worl
 	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
 		return giveUp(err)
 	}
+	if err := d.waitNoPrepared(bctx, x, b.To); err != nil {
+		return giveUp(err)
+	}
 	lsn, err := d.position(bctx, x, b.To)
 	if err != nil {
 		return giveUp(err)
@@ -539,4 +563,28 @@ func (d *driver) preCatchUp(ctx context.Context, x *world, f flow) error {
 		return fmt.Errorf("the %s does not keep up: %w", f, err)
 	}
 	return nil
+}
+
+// waitNoPrepared waits until shard holds no prepared transaction.
+func (d *driver) waitNoPrepared(ctx context.Context, x *world, shard string) error {
+	for {
+		var n string
+		if err := d.onShard(ctx, x, shard, func(conn *pgconn.PgConn) error {
+			rows, err := query(ctx, conn, "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()")
+			if err == nil {
+				n = string(rows[0][0])
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		if n == "0" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("shard %s still holds %s prepared transactions: %w", shard, n, ctx.Err())
+		case <-time.After(pollEvery):
+		}
+	}
 }

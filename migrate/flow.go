@@ -104,8 +104,8 @@ type flows struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	running map[flow]*Stream // nil while a flow is between streams
-	// positions are connections kept for reading shards' positions.
-	positions map[string]*pgconn.PgConn
+	// kept are connections to shards kept for the cutover's steps.
+	kept map[string]*pgconn.PgConn
 }
 
 // launch starts flow f unless it runs.
@@ -155,9 +155,9 @@ func (d *driver) catchUp(ctx context.Context, w *topology.Workflow) error {
 	work, stop := d.watchRequests(ctx)
 	defer stop()
 	streamCtx, stopStreams := context.WithCancel(work)
-	d.flows = &flows{ctx: streamCtx, running: map[flow]*Stream{}, positions: map[string]*pgconn.PgConn{}}
+	d.flows = &flows{ctx: streamCtx, running: map[flow]*Stream{}, kept: map[string]*pgconn.PgConn{}}
 	defer func() {
-		for _, c := range d.flows.positions {
+		for _, c := range d.flows.kept {
 			c.Close(context.Background())
 		}
 	}()
