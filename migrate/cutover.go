@@ -191,123 +191,6 @@ func (d *driver) liftFence(ctx context.Context, ks, id string) error {
 	return err
 }
 
-// cutBatch moves batch i's writes to its target: a fence holds them at
-// every gateway; once every gateway drained it (no transaction that began
-// before it is open) and the source's stream holds everything the source
-// committed, the placement flips and the fence goes in one etcd write;
-// then every gateway applies it. If the gateways or the stream take longer
-// than CutoverTimeout, the fence is lifted and the batch stays where it
-// was, for the next try.
-func (d *driver) cutBatch(ctx context.Context, w *topology.Workflow, x *world, i int) error {
-	b := w.Batches[i]
-	id := fmt.Sprintf("%s.%d.%d", w.Name, i, b.Attempts+1)
-	if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
-		w.Batches[i].Attempts++
-		w.Fence = id
-		return nil
-	}); err != nil {
-		return err
-	}
-	var logical []int
-	placement := map[int]string{}
-	for l := b.First; l <= b.Last; l++ {
-		logical = append(logical, l)
-		placement[l] = b.To
-	}
-	// Catch up first without holding anything, so that the stream has
-	// little left to carry while the writes are held.
-	if err := d.preCatchUp(ctx, x, flow{shard: b.From}); err != nil {
-		return err
-	}
-	start := time.Now()
-	if _, err := d.Store.RaiseFence(ctx, w.Keyspace, topology.Fence{ID: id, Workflow: w.Name, Logical: logical}); err != nil {
-		return err
-	}
-	giveUp := func(err error) error {
-		if lerr := d.liftFence(context.WithoutCancel(ctx), w.Keyspace, id); lerr != nil {
-			err = errors.Join(err, lerr)
-		}
-		return fmt.Errorf("cutover of logical shards %d-%d given up after %s (writes went on at %s): %w", b.First, b.Last, time.Since(start).Round(time.Millisecond), b.From, err)
-	}
-	bctx, cancel := context.WithTimeout(ctx, CutoverTimeout)
-	defer cancel()
-	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
-		return giveUp(err)
-	}
-	// A transaction prepared by a gateway that died is committed later by
-	// a resolver: at the source, after the flip, where no stream would
-	// carry it. The batch waits for it.
-	if err := d.waitNoPrepared(bctx, x, b.From); err != nil {
-		return giveUp(err)
-	}
-	lsn, err := d.position(bctx, x, b.From)
-	if err != nil {
-		return giveUp(err)
-	}
-	s := d.streamOf(flow{shard: b.From})
-	if s == nil {
-		return giveUp(fmt.Errorf("the stream from %s is not running", b.From))
-	}
-	if err := s.WaitFor(bctx, lsn); err != nil {
-		return giveUp(err)
-	}
-	back := d.streamOf(flow{shard: b.To, reverse: true})
-	if back == nil {
-		return giveUp(fmt.Errorf("the reverse stream from %s is not running", b.To))
-	}
-	// Everything the forward stream applied to the target is before
-	// this position; what the gateways write there from the flip on is
-	// after it, and flows back.
-	flipAt, err := d.position(bctx, x, b.To)
-	if err != nil {
-		return giveUp(err)
-	}
-	w, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
-		w.Batches[i].FlipLSN = flipAt.String()
-		return nil
-	})
-	if err != nil {
-		return giveUp(err)
-	}
-	caughtUp := time.Since(start)
-	// Nothing of the batch is written anywhere now: the forward stream
-	// leaves it, the reverse stream takes it up, and the gateways write
-	// the target's reference tables themselves from the flip on.
-	forward, _ := flow{shard: b.From}.targets(w, x.ks.Map.LogicalCount)
-	s.SetTargets(forward)
-	reverse, _ := flow{shard: b.To, reverse: true}.targets(w, x.ks.Map.LogicalCount)
-	back.SetTargets(reverse)
-	d.eachStream(func(_ flow, s *Stream) { s.StopReference(b.To) })
-	if d.BeforeFlip != nil {
-		d.BeforeFlip()
-	}
-	rev, err := d.Store.PlaceFenced(ctx, w.Keyspace, id, placement)
-	if err != nil {
-		_, uerr := d.lock.Update(context.WithoutCancel(ctx), func(w *topology.Workflow) error {
-			w.Batches[i].FlipLSN = ""
-			return nil
-		})
-		return errors.Join(giveUp(err), uerr, errStreamsStale)
-	}
-	actx, cancelAck := context.WithTimeout(ctx, ackTimeout)
-	defer cancelAck()
-	if err := d.waitGateways(actx, fmt.Sprintf("apply revision %d", rev), func(a topology.GatewayApplied) bool { return a.Revision >= rev }); err != nil {
-		d.Log.Warn("a gateway is slow to apply a cutover; its writes to the batch wait until it does", zap.String("workflow", w.Name), zap.Error(err))
-	}
-	pause := time.Since(start)
-	d.Log.Info("batch cut over", zap.String("workflow", w.Name), zap.Int("first", b.First), zap.Int("last", b.Last),
-		zap.String("to", b.To), zap.Duration("pause", pause), zap.Duration("caught_up", caughtUp))
-	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
-		w.Batches[i].Done, w.Batches[i].PauseMS, w.Batches[i].At = true, float64(pause.Microseconds())/1000, time.Now().UTC()
-		if w.Fence == id {
-			w.Fence = ""
-		}
-		w.Error = ""
-		return nil
-	})
-	return err
-}
-
 // waitGateways waits until what every live gateway published satisfies ok.
 func (d *driver) waitGateways(ctx context.Context, what string, ok func(topology.GatewayApplied) bool) error {
 	for {
@@ -438,110 +321,6 @@ func (d *driver) reverseNext(ctx context.Context, w *topology.Workflow, x *world
 	return err
 }
 
-// reverseBatch moves batch i's writes back to its source, as cutBatch
-// moved them: behind a fence, once the gateways drained it and the
-// reverse stream carried everything the target committed to the source.
-func (d *driver) reverseBatch(ctx context.Context, w *topology.Workflow, x *world, ks *topology.Keyspace, i int) error {
-	b := w.Batches[i]
-	id := fmt.Sprintf("%s.%d.back%d", w.Name, i, b.Attempts+1)
-	if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
-		w.Batches[i].Attempts++
-		w.Fence = id
-		return nil
-	}); err != nil {
-		return err
-	}
-	var logical []int
-	placement := map[int]string{}
-	for l := b.First; l <= b.Last; l++ {
-		logical = append(logical, l)
-		placement[l] = b.From
-	}
-	if err := d.preCatchUp(ctx, x, flow{shard: b.To, reverse: true}); err != nil {
-		return err
-	}
-	start := time.Now()
-	if _, err := d.Store.RaiseFence(ctx, w.Keyspace, topology.Fence{ID: id, Workflow: w.Name, Logical: logical}); err != nil {
-		return err
-	}
-	giveUp := func(err error) error {
-		if lerr := d.liftFence(context.WithoutCancel(ctx), w.Keyspace, id); lerr != nil {
-			err = errors.Join(err, lerr)
-		}
-		return fmt.Errorf("moving the writes of logical shards %d-%d back given up after %s (writes went on at %s): %w", b.First, b.Last, time.Since(start).Round(time.Millisecond), b.To, err)
-	}
-	bctx, cancel := context.WithTimeout(ctx, CutoverTimeout)
-	defer cancel()
-	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
-		return giveUp(err)
-	}
-	if err := d.waitNoPrepared(bctx, x, b.To); err != nil {
-		return giveUp(err)
-	}
-	lsn, err := d.position(bctx, x, b.To)
-	if err != nil {
-		return giveUp(err)
-	}
-	back := d.streamOf(flow{shard: b.To, reverse: true})
-	forward := d.streamOf(flow{shard: b.From})
-	if back == nil || forward == nil {
-		return giveUp(fmt.Errorf("the streams between %s and %s are not both running", b.From, b.To))
-	}
-	if err := back.WaitFor(bctx, lsn); err != nil {
-		return giveUp(err)
-	}
-	backAt, err := d.position(bctx, x, b.From)
-	if err != nil {
-		return giveUp(err)
-	}
-	w, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
-		w.Batches[i].BackLSN = backAt.String()
-		return nil
-	})
-	if err != nil {
-		return giveUp(err)
-	}
-	fwd, _ := flow{shard: b.From}.targets(w, x.ks.Map.LogicalCount)
-	forward.SetTargets(fwd)
-	rev, _ := flow{shard: b.To, reverse: true}.targets(w, x.ks.Map.LogicalCount)
-	back.SetTargets(rev)
-	// A target left with no logical shard gets reference tables from the
-	// streams again: the gateways stop writing them there.
-	member := false
-	for l, shard := range ks.Map.Placement {
-		member = member || shard == b.To && (l < b.First || l > b.Last)
-	}
-	if !member {
-		d.eachStream(func(_ flow, s *Stream) { s.ResumeReference(b.To) })
-	}
-	rv, err := d.Store.PlaceFenced(ctx, w.Keyspace, id, placement)
-	if err != nil {
-		_, uerr := d.lock.Update(context.WithoutCancel(ctx), func(w *topology.Workflow) error {
-			w.Batches[i].BackLSN = ""
-			return nil
-		})
-		return errors.Join(giveUp(err), uerr, errStreamsStale)
-	}
-	actx, cancelAck := context.WithTimeout(ctx, ackTimeout)
-	defer cancelAck()
-	if err := d.waitGateways(actx, fmt.Sprintf("apply revision %d", rv), func(a topology.GatewayApplied) bool { return a.Revision >= rv }); err != nil {
-		d.Log.Warn("a gateway is slow to apply a reverse; its writes to the batch wait until it does", zap.String("workflow", w.Name), zap.Error(err))
-	}
-	pause := time.Since(start)
-	d.Log.Info("batch moved back", zap.String("workflow", w.Name), zap.Int("first", b.First), zap.Int("last", b.Last),
-		zap.String("to", b.From), zap.Duration("pause", pause))
-	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
-		bb := &w.Batches[i]
-		bb.Done, bb.FlipLSN, bb.Reversed, bb.ReversePauseMS = false, "", true, float64(pause.Microseconds())/1000
-		if w.Fence == id {
-			w.Fence = ""
-		}
-		w.Error = ""
-		return nil
-	})
-	return err
-}
-
 // preCatchUpWait bounds the wait for a stream to reach its shard's
 // position before a fence goes up.
 const preCatchUpWait = 30 * time.Second
@@ -587,4 +366,175 @@ func (d *driver) waitNoPrepared(ctx context.Context, x *world, shard string) err
 		case <-time.After(pollEvery):
 		}
 	}
+}
+
+// direction is one way a batch's writes move: to its target (a cutover)
+// or back to its source (a reverse).
+type direction struct {
+	what    string // for messages
+	writer  string // where the batch's writes are now
+	place   string // where they go
+	carrier flow   // the stream that carries the writer's changes to place
+	other   flow   // the stream that carries place's changes back from the flip on
+	// mark records place's position at the flip (where other starts
+	// carrying the batch), "" to undo it; done records the move.
+	mark func(b *topology.Batch, at string)
+	done func(b *topology.Batch, pause time.Duration)
+	// refs sets the streams' reference-table targets for the new
+	// placement.
+	refs func()
+}
+
+// cutBatch moves batch i's writes to its target.
+func (d *driver) cutBatch(ctx context.Context, w *topology.Workflow, x *world, i int) error {
+	b := w.Batches[i]
+	return d.moveBatch(ctx, w, x, i, direction{
+		what: "cutover", writer: b.From, place: b.To,
+		carrier: flow{shard: b.From}, other: flow{shard: b.To, reverse: true},
+		mark: func(b *topology.Batch, at string) { b.FlipLSN = at },
+		done: func(b *topology.Batch, pause time.Duration) {
+			b.Done, b.PauseMS, b.At = true, float64(pause.Microseconds())/1000, time.Now().UTC()
+		},
+		// The gateways write the target's reference tables from the flip on.
+		refs: func() { d.eachStream(func(_ flow, s *Stream) { s.StopReference(b.To) }) },
+	})
+}
+
+// reverseBatch moves batch i's writes back to its source.
+func (d *driver) reverseBatch(ctx context.Context, w *topology.Workflow, x *world, ks *topology.Keyspace, i int) error {
+	b := w.Batches[i]
+	return d.moveBatch(ctx, w, x, i, direction{
+		what: "move back", writer: b.To, place: b.From,
+		carrier: flow{shard: b.To, reverse: true}, other: flow{shard: b.From},
+		mark: func(b *topology.Batch, at string) { b.BackLSN = at },
+		done: func(b *topology.Batch, pause time.Duration) {
+			b.Done, b.FlipLSN, b.Reversed, b.ReversePauseMS = false, "", true, float64(pause.Microseconds())/1000
+		},
+		refs: func() {
+			// A target left with no logical shard gets reference tables
+			// from the streams again: the gateways stop writing them there.
+			for l, shard := range ks.Map.Placement {
+				if shard == b.To && (l < b.First || l > b.Last) {
+					return
+				}
+			}
+			d.eachStream(func(_ flow, s *Stream) { s.ResumeReference(b.To) })
+		},
+	})
+}
+
+// moveBatch moves batch i's writes the way dir says. A fence holds them at
+// every gateway; once every gateway drained it (no transaction that began
+// before it is open), no prepared transaction is left on the writer, and
+// the carrier stream holds everything the writer committed, the streams
+// are set for the new placement, and the placement flips and the fence
+// goes in one etcd write; then every gateway applies it. If the gateways
+// or the stream take longer than CutoverTimeout, the fence is lifted and
+// the batch stays where it was, for the next try.
+func (d *driver) moveBatch(ctx context.Context, w *topology.Workflow, x *world, i int, dir direction) error {
+	b := w.Batches[i]
+	id := fmt.Sprintf("%s.%d.%d", w.Name, i, b.Attempts+1)
+	if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+		w.Batches[i].Attempts++
+		w.Fence = id
+		return nil
+	}); err != nil {
+		return err
+	}
+	var logical []int
+	placement := map[int]string{}
+	for l := b.First; l <= b.Last; l++ {
+		logical = append(logical, l)
+		placement[l] = dir.place
+	}
+	// Catch up first without holding anything, so that the stream has
+	// little left to carry while the writes are held.
+	if err := d.preCatchUp(ctx, x, dir.carrier); err != nil {
+		return err
+	}
+	start := time.Now()
+	if _, err := d.Store.RaiseFence(ctx, w.Keyspace, topology.Fence{ID: id, Workflow: w.Name, Logical: logical}); err != nil {
+		return err
+	}
+	giveUp := func(err error) error {
+		if lerr := d.liftFence(context.WithoutCancel(ctx), w.Keyspace, id); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
+		return fmt.Errorf("%s of logical shards %d-%d given up after %s (writes went on at %s): %w", dir.what, b.First, b.Last, time.Since(start).Round(time.Millisecond), dir.writer, err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, CutoverTimeout)
+	defer cancel()
+	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
+		return giveUp(err)
+	}
+	// A transaction prepared by a gateway that died is committed later by
+	// a resolver: at the writer, after the flip, where no stream would
+	// carry it. The batch waits for it.
+	if err := d.waitNoPrepared(bctx, x, dir.writer); err != nil {
+		return giveUp(err)
+	}
+	lsn, err := d.position(bctx, x, dir.writer)
+	if err != nil {
+		return giveUp(err)
+	}
+	carrier, other := d.streamOf(dir.carrier), d.streamOf(dir.other)
+	if carrier == nil || other == nil {
+		return giveUp(fmt.Errorf("the %s and the %s are not both running", dir.carrier, dir.other))
+	}
+	if err := carrier.WaitFor(bctx, lsn); err != nil {
+		return giveUp(err)
+	}
+	// What the carrier applied at the new place is before this position;
+	// what the gateways write there from the flip on is after it, and
+	// the other stream carries it back.
+	at, err := d.position(bctx, x, dir.place)
+	if err != nil {
+		return giveUp(err)
+	}
+	w, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+		dir.mark(&w.Batches[i], at.String())
+		return nil
+	})
+	if err != nil {
+		return giveUp(err)
+	}
+	caughtUp := time.Since(start)
+	// Nothing of the batch is written anywhere now: the carrier leaves
+	// it, the other stream takes it up.
+	for _, pair := range []struct {
+		f flow
+		s *Stream
+	}{{dir.carrier, carrier}, {dir.other, other}} {
+		targets, _ := pair.f.targets(w, x.ks.Map.LogicalCount)
+		pair.s.SetTargets(targets)
+	}
+	dir.refs()
+	if d.BeforeFlip != nil {
+		d.BeforeFlip()
+	}
+	rev, err := d.Store.PlaceFenced(ctx, w.Keyspace, id, placement)
+	if err != nil {
+		_, uerr := d.lock.Update(context.WithoutCancel(ctx), func(w *topology.Workflow) error {
+			dir.mark(&w.Batches[i], "")
+			return nil
+		})
+		return errors.Join(giveUp(err), uerr, errStreamsStale)
+	}
+	actx, cancelAck := context.WithTimeout(ctx, ackTimeout)
+	defer cancelAck()
+	if err := d.waitGateways(actx, fmt.Sprintf("apply revision %d", rev), func(a topology.GatewayApplied) bool { return a.Revision >= rev }); err != nil {
+		d.Log.Warn("a gateway is slow to apply a new placement; its writes to the batch wait until it does", zap.String("workflow", w.Name), zap.Error(err))
+	}
+	pause := time.Since(start)
+	d.Log.Info("batch moved", zap.String("workflow", w.Name), zap.String("step", dir.what), zap.Int("first", b.First), zap.Int("last", b.Last),
+		zap.String("to", dir.place), zap.Duration("pause", pause), zap.Duration("caught_up", caughtUp))
+	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
+		dir.done(&w.Batches[i], pause)
+		if w.Fence == id {
+			w.Fence = ""
+		}
+		w.Error = ""
+		return nil
+	})
+	return err
 }

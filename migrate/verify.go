@@ -19,6 +19,8 @@ type Difference struct {
 	// Kind is "missing" (on the target), "extra" (only on the target) or
 	// "different".
 	Kind string
+	// values are the primary key's columns as text, to read the row again.
+	values []string
 }
 
 func (d Difference) String() string { return fmt.Sprintf("%s %s: %s", d.Table, d.Key, d.Kind) }
@@ -39,14 +41,19 @@ func VerifyRange(ctx context.Context, src, dst *pgconn.PgConn, ct *CopyTable, lo
 	if err != nil {
 		return nil, err
 	}
-	v := &verifier{src: src, dst: dst, ct: ct, key: key}
+	cols, err := primaryKeyColumns(ctx, src, ct.Name)
+	if err != nil {
+		return nil, err
+	}
+	v := &verifier{src: src, dst: dst, ct: ct, key: key, cols: cols}
 	return v.compare(ctx, lo, hi)
 }
 
 type verifier struct {
 	src, dst *pgconn.PgConn
 	ct       *CopyTable
-	key      string // SQL for the key's text
+	key      string   // SQL for the key's text
+	cols     []string // the key's columns
 }
 
 func (v *verifier) compare(ctx context.Context, lo, hi int64) ([]Difference, error) {
@@ -82,7 +89,12 @@ func (v *verifier) compare(ctx context.Context, lo, hi int64) ([]Difference, err
 
 // rows compares a small range row by row.
 func (v *verifier) rows(ctx context.Context, lo, hi int64) ([]Difference, error) {
-	sql := fmt.Sprintf("SELECT %s, hashtextextended(t::text, 0) FROM %s t WHERE %s", v.key, quoteName(v.ct.Name), v.ct.rangeFilter(lo, hi))
+	texts := make([]string, len(v.cols))
+	for i, c := range v.cols {
+		texts[i] = pgx.Identifier{c}.Sanitize() + "::text"
+	}
+	sql := fmt.Sprintf("SELECT %s, hashtextextended(t::text, 0), %s FROM %s t WHERE %s", v.key, strings.Join(texts, ", "), quoteName(v.ct.Name), v.ct.rangeFilter(lo, hi))
+	values := map[string][]string{}
 	read := func(conn *pgconn.PgConn, side string) (map[string]string, error) {
 		rows, err := query(ctx, conn, sql)
 		if err != nil {
@@ -91,6 +103,7 @@ func (v *verifier) rows(ctx context.Context, lo, hi int64) ([]Difference, error)
 		out := make(map[string]string, len(rows))
 		for _, r := range rows {
 			out[r[0]] = r[1]
+			values[r[0]] = r[2:]
 		}
 		return out, nil
 	}
@@ -106,14 +119,14 @@ func (v *verifier) rows(ctx context.Context, lo, hi int64) ([]Difference, error)
 	for _, k := range slices.Sorted(maps.Keys(a)) {
 		switch h, ok := b[k]; {
 		case !ok:
-			diffs = append(diffs, Difference{Table: v.ct.Name, Key: k, Kind: "missing"})
+			diffs = append(diffs, Difference{Table: v.ct.Name, Key: k, Kind: "missing", values: values[k]})
 		case h != a[k]:
-			diffs = append(diffs, Difference{Table: v.ct.Name, Key: k, Kind: "different"})
+			diffs = append(diffs, Difference{Table: v.ct.Name, Key: k, Kind: "different", values: values[k]})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(b)) {
 		if _, ok := a[k]; !ok {
-			diffs = append(diffs, Difference{Table: v.ct.Name, Key: k, Kind: "extra"})
+			diffs = append(diffs, Difference{Table: v.ct.Name, Key: k, Kind: "extra", values: values[k]})
 		}
 	}
 	return diffs, nil
@@ -149,4 +162,18 @@ WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.
 		names[i] = r[0]
 	}
 	return names, nil
+}
+
+// rowHash reads one row of table by its primary key (columns cols, values
+// as text) on conn: the hash of its text, "" if it is not there.
+func rowHash(ctx context.Context, conn *pgconn.PgConn, table string, cols, values []string) (string, error) {
+	conds := make([]string, len(cols))
+	for i, c := range cols {
+		conds[i] = pgx.Identifier{c}.Sanitize() + " = " + quoteLiteral(values[i])
+	}
+	rows, err := query(ctx, conn, fmt.Sprintf("SELECT hashtextextended(t::text, 0) FROM %s t WHERE %s", quoteName(table), strings.Join(conds, " AND ")))
+	if err != nil || len(rows) == 0 {
+		return "", err
+	}
+	return rows[0][0], nil
 }

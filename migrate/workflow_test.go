@@ -28,6 +28,9 @@ const (
 	envEtcd     = "SHARDGATE_TEST_CONTROLLER_ETCD"
 	envCluster  = "SHARDGATE_TEST_CONTROLLER_CLUSTER"
 	envWorkflow = "SHARDGATE_TEST_CONTROLLER_WORKFLOW"
+	// envKillAfterSeed makes the process kill itself once a source's copy
+	// is recorded as done.
+	envKillAfterSeed = "SHARDGATE_TEST_CONTROLLER_KILL_AFTER_SEED"
 )
 
 func TestMain(m *testing.M) {
@@ -47,6 +50,9 @@ func controllerProcess() int {
 	}
 	c := &Controller{Store: topology.NewStore(cli, os.Getenv(envCluster)), Name: os.Getenv(envWorkflow),
 		ID: fmt.Sprintf("child %d", os.Getpid()), Log: zap.NewNop(), LockTTL: time.Second}
+	if os.Getenv(envKillAfterSeed) != "" {
+		c.AfterSeed = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	}
 	if err := c.Run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -171,10 +177,10 @@ func (e *workflowEnv) controller(name string) (stop func() error) {
 	return func() error { cancel(); return <-done }
 }
 
-// child starts a controller process of workflow name.
-func (e *workflowEnv) child(name string) *exec.Cmd {
+// child starts a controller process of workflow name, with env added.
+func (e *workflowEnv) child(name string, env ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), envEtcd+"="+strings.Join(e.etcd.Endpoints(), ","), envCluster+"=test", envWorkflow+"="+name)
+	cmd.Env = append(append(os.Environ(), envEtcd+"="+strings.Join(e.etcd.Endpoints(), ","), envCluster+"=test", envWorkflow+"="+name), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -329,15 +335,16 @@ func TestWorkflowResumesAfterKill(t *testing.T) {
 	e.create("grow")
 	e.write()
 
-	child := e.child("grow")
-	e.waitFor("grow", "some copy progress", func(w *topology.Workflow) bool {
-		return w.Phase == topology.PhaseCopying && w.CopiedTotal().Bytes > 0
-	})
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	// Killed once the first source's copy is recorded, the other's
+	// under way.
+	child := e.child("grow", envKillAfterSeed+"=1")
+	if err := child.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the controller that kills itself after a copy: %v", err)
 	}
-	_ = child.Wait()
 	w, _ := e.store.Workflow(t.Context(), "grow")
+	if w.Phase != topology.PhaseCopying {
+		t.Fatalf("killed in the copy, the workflow is in phase %s", w.Phase)
+	}
 	seeded := map[string]string{} // source: its slot's consistent point
 	for s, p := range w.Sources {
 		if p.Seeded {
