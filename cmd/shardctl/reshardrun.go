@@ -185,10 +185,28 @@ func (a *app) endCommand(verb, request, short, long string, allowed func(*topolo
 			}
 			ctx, cancel := context.WithTimeout(c.Context(), wait)
 			defer cancel()
-			err = a.controller(store, w.Name, lockTTL).RunIfFree(ctx)
-			if errors.Is(err, topology.ErrConflict) {
-				fmt.Fprintf(a.stdout, "asked %s, which drives workflow %s, to %s it\n", w.Controller, w.Name, verb)
-				err = waitGone(ctx, store, w.Name)
+			// The controller that drives the workflow does it; if it
+			// died, its lock expires and this process does it.
+			for asked := false; ; {
+				err = a.controller(store, w.Name, lockTTL).RunIfFree(ctx)
+				if !errors.Is(err, topology.ErrConflict) {
+					break
+				}
+				if !asked {
+					fmt.Fprintf(a.stdout, "asked %s, which drives workflow %s, to %s it\n", w.Controller, w.Name, verb)
+					asked = true
+				}
+				if _, gerr := store.Workflow(ctx, w.Name); errors.Is(gerr, topology.ErrNotFound) {
+					err = nil
+					break
+				}
+				select {
+				case <-ctx.Done():
+					err = ctx.Err()
+				case <-time.After(500 * time.Millisecond):
+					continue
+				}
+				break
 			}
 			if err != nil {
 				return fmt.Errorf("workflow %s is not done yet (%v); 'shardctl reshard show %s' tells where it is", w.Name, err, w.Name)
@@ -400,22 +418,6 @@ a clean verify after the cutover. Exits 1 if rows differ.`,
 	}
 }
 
-// waitGone waits until workflow name's record is gone.
-func waitGone(ctx context.Context, store *topology.Store, name string) error {
-	for {
-		if _, err := store.Workflow(ctx, name); errors.Is(err, topology.ErrNotFound) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 func (a *app) reshardShowCommand() *cobra.Command {
 	var watch bool
 	c := &cobra.Command{
@@ -550,7 +552,18 @@ func copyProgress(w *topology.Workflow, now time.Time) string {
 	const width = 30
 	bar := "[" + strings.Repeat("#", int(frac*width)) + strings.Repeat(".", width-int(frac*width)) + "]"
 	s := fmt.Sprintf("%s %3.0f%%  %d rows, %s of about %s", bar, frac*100, done.Rows, bytesText(done.Bytes), bytesText(w.Estimate.Bytes))
-	if seeded || w.CopyStarted.IsZero() {
+	if seeded {
+		// The sources copy at once: the slowest one took the copy's time.
+		var took float64
+		for _, p := range w.Sources {
+			took = max(took, p.CopySeconds)
+		}
+		if took > 0 {
+			s += fmt.Sprintf(" in %.1fs, %.0f rows/s", took, float64(done.Rows)/took)
+		}
+		return s
+	}
+	if w.CopyStarted.IsZero() {
 		return s
 	}
 	elapsed := now.Sub(w.CopyStarted).Seconds()

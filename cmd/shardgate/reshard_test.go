@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -553,4 +554,45 @@ func TestReshardCrashAnywhere(t *testing.T) {
 	t.Logf("%d writes acknowledged", w.acked)
 	e.check(w, 4)
 	e.ownRowsOnly()
+}
+
+// TestReshardCancelInCopy: a workflow cancelled in the middle of its copy
+// (its controller killed there, the cancel done by 'reshard cancel'
+// itself) leaves the targets without its tables and the sources as they
+// were: the same rows, no slot, no publication.
+func TestReshardCancelInCopy(t *testing.T) {
+	e := newReshardEnv(t)
+	sums := func() []string {
+		var out []string
+		for i := range 2 {
+			r := mustQuery(t, e.backend(i), "select (select sum(hashtext(a::text)) from accounts a), (select sum(hashtext(x::text)) from entries x), (select count(*) from notes)")
+			out = append(out, r[0]...)
+		}
+		return out
+	}
+	before := sums()
+	e.shardctl(0, "reshard", "create", "grow", "--keyspace", "app", "--to", "s2,s3", "--apply")
+	ctl, out := e.controller("grow", "SHARDGATE_TEST_CRASH=after-seed")
+	if err := ctl.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the controller killed in the copy: %v\n%s", err, out.String())
+	}
+	if show, _ := e.shardctl(0, "reshard", "show", "grow"); !hasField(show, "phase:", "copying") {
+		t.Fatalf("reshard show after the kill:\n%s\nwant phase copying", show)
+	}
+	cancelled, _ := e.shardctl(0, "reshard", "cancel", "grow")
+	if !strings.Contains(cancelled, "cancelled workflow grow") {
+		t.Errorf("reshard cancel printed %q", cancelled)
+	}
+	for i := range e.shards {
+		got := mustQuery(t, e.backend(i), "select (select count(*) from pg_replication_slots), (select count(*) from pg_publication), (select count(*) from pg_tables where schemaname = 'public')")
+		if got[0][0] != "0" || got[0][1] != "0" || i >= 2 && got[0][2] != "0" {
+			t.Errorf("shard s%d after the cancel: %s slots, %s publications, %s tables", i, got[0][0], got[0][1], got[0][2])
+		}
+	}
+	if after := sums(); !slices.Equal(before, after) {
+		t.Errorf("the sources changed: %v, then %v", before, after)
+	}
+	if list, _ := e.shardctl(0, "reshard", "list"); strings.Contains(list, "grow") {
+		t.Errorf("after the cancel, reshard list printed\n%s", list)
+	}
 }
