@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -55,13 +56,15 @@ type Stream struct {
 	Conns map[string]*pgconn.PgConn
 
 	relations map[uint32]*relation
-	open      map[string]bool // targets inside a transaction
-	inTxn     bool            // between a source transaction's Begin and Commit
-	flushed   atomic.Uint64   // LSN the targets hold everything up to
-	walEnd    atomic.Uint64   // the source's WAL end as last reported
-	applied   atomic.Int64    // changes applied
-	commitAt  time.Time       // the source commit time of the transaction being applied
-	lagNanos  atomic.Int64    // source commit to target commit, of the last transaction applied
+	open      map[string]bool // targets inside a transaction (its BEGIN sent or queued)
+	pending   map[string]*pgconn.Batch
+	pendingN  map[string]int // statements in pending
+	inTxn     bool           // between a source transaction's Begin and Commit
+	flushed   atomic.Uint64  // LSN the targets hold everything up to
+	walEnd    atomic.Uint64  // the source's WAL end as last reported
+	applied   atomic.Int64   // changes applied
+	commitAt  time.Time      // the source commit time of the transaction being applied
+	lagNanos  atomic.Int64   // source commit to target commit, of the last transaction applied
 	// noReference holds the target shards that get no reference-table
 	// changes (see StopReference).
 	noReference atomic.Pointer[map[string]bool]
@@ -217,6 +220,7 @@ const askEvery = 20 * time.Millisecond
 func (s *Stream) Run(ctx context.Context) error {
 	s.relations = map[uint32]*relation{}
 	s.open = map[string]bool{}
+	s.pending, s.pendingN = map[string]*pgconn.Batch{}, map[string]int{}
 	s.flushed.Store(uint64(s.Start))
 	defer s.Replication.Close(context.Background())
 	if err := s.start(ctx); err != nil {
@@ -369,7 +373,10 @@ func (s *Stream) apply(ctx context.Context, m pglogrepl.Message) error {
 		}
 	case *pglogrepl.CommitMessage:
 		for shard := range s.open {
-			if err := s.Conns[shard].Exec(ctx, "COMMIT").Close(); err != nil {
+			if err := s.exec(ctx, shard, "COMMIT", nil); err != nil {
+				return err
+			}
+			if err := s.flush(ctx, shard); err != nil {
 				return fmt.Errorf("committing on %s: %w", shard, err)
 			}
 			delete(s.open, shard)
@@ -594,17 +601,66 @@ func (s *Stream) upsert(ctx context.Context, t Target, r *relation, row *pglogre
 	return s.exec(ctx, t.Shard, sql, args)
 }
 
+// maxPending is the most statements queued for one target before they
+// are sent.
+const maxPending = 1000
+
+// exec queues sql for shard inside the target transaction of the source
+// transaction being applied, opening it first if needed. The queue goes
+// to the target in one round trip at the source transaction's commit, or
+// once it is long.
 func (s *Stream) exec(ctx context.Context, shard, sql string, args [][]byte) error {
-	_, err := s.execTag(ctx, shard, sql, args)
-	return err
+	if s.Conns[shard] == nil {
+		return fmt.Errorf("no connection to target %s", shard)
+	}
+	b := s.pending[shard]
+	if b == nil {
+		b = &pgconn.Batch{}
+		s.pending[shard] = b
+	}
+	if !s.open[shard] {
+		b.ExecParams("BEGIN", nil, nil, nil, nil)
+		s.open[shard] = true
+	}
+	// The change's values live in the connection's read buffer until the
+	// next message: the queue keeps copies.
+	kept := make([][]byte, len(args))
+	for i, a := range args {
+		if a != nil {
+			kept[i] = bytes.Clone(a)
+		}
+	}
+	b.ExecParams(sql, kept, nil, nil, nil)
+	if s.pendingN[shard]++; s.pendingN[shard] >= maxPending {
+		return s.flush(ctx, shard)
+	}
+	return nil
 }
 
-// execTag runs sql on shard inside the target transaction of the source
-// transaction being applied, opening it first if needed.
+// flush sends what is queued for shard and reads the results.
+func (s *Stream) flush(ctx context.Context, shard string) error {
+	b := s.pending[shard]
+	if b == nil {
+		return nil
+	}
+	delete(s.pending, shard)
+	s.pendingN[shard] = 0
+	if _, err := s.Conns[shard].ExecBatch(ctx, b).ReadAll(); err != nil {
+		return fmt.Errorf("applying changes on %s: %w", shard, err)
+	}
+	return nil
+}
+
+// execTag runs sql on shard at once, after what is queued, inside the
+// target transaction of the source transaction being applied, and returns
+// its command tag.
 func (s *Stream) execTag(ctx context.Context, shard, sql string, args [][]byte) (pgconn.CommandTag, error) {
 	conn := s.Conns[shard]
 	if conn == nil {
 		return pgconn.CommandTag{}, fmt.Errorf("no connection to target %s", shard)
+	}
+	if err := s.flush(ctx, shard); err != nil {
+		return pgconn.CommandTag{}, err
 	}
 	if !s.open[shard] {
 		if err := conn.Exec(ctx, "BEGIN").Close(); err != nil {
@@ -622,6 +678,8 @@ func (s *Stream) execTag(ctx context.Context, shard, sql string, args [][]byte) 
 // rollbackOpen ends the target transactions of a source transaction the
 // stream did not finish.
 func (s *Stream) rollbackOpen() {
+	clear(s.pending)
+	clear(s.pendingN)
 	for shard := range s.open {
 		_ = s.Conns[shard].Exec(context.Background(), "ROLLBACK").Close()
 	}
