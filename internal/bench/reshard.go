@@ -154,6 +154,9 @@ func (e *env) resharding(ctx context.Context, o options) (*reshardResult, error)
 		return nil, err
 	}
 	r.WritesDuring = sum.Txns
+	if o.verbose {
+		logf("shardctl reshard start said:\n%s", p.log.String())
+	}
 	if w, err = store.Workflow(ctx, "grow"); err != nil {
 		return nil, err
 	}
