@@ -113,22 +113,11 @@ func (d *driver) cutovers(ctx context.Context, x *world) error {
 // cutNext lifts a fence a controller before left up, then cuts over the
 // first batch not done, or ends the phase when all are.
 func (d *driver) cutNext(ctx context.Context, w *topology.Workflow, x *world) error {
-	snap, err := d.Store.Load(ctx)
+	ks, err := d.keyspaceNow(ctx, w)
 	if err != nil {
 		return err
 	}
-	ks := snap.Keyspace(w.Keyspace)
-	if ks == nil {
-		return fmt.Errorf("keyspace %s does not exist any more", w.Keyspace)
-	}
-	placed := func(b topology.Batch) bool {
-		for l := b.First; l <= b.Last; l++ {
-			if ks.Map.Placement[l] != b.To {
-				return false
-			}
-		}
-		return true
-	}
+	placed := func(b topology.Batch) bool { return placedOn(ks, b, b.To) }
 	// A controller that died between recording a batch's flip and making
 	// it left the streams' targets as if it had flipped: undo that while
 	// the fence still holds the batch's writes, and start the streams
@@ -174,6 +163,29 @@ func (d *driver) cutNext(ctx context.Context, w *topology.Workflow, x *world) er
 		d.OnPhase(topology.PhaseCutOver)
 	}
 	return err
+}
+
+// keyspaceNow reads w's keyspace as the topology has it now.
+func (d *driver) keyspaceNow(ctx context.Context, w *topology.Workflow) (*topology.Keyspace, error) {
+	snap, err := d.Store.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ks := snap.Keyspace(w.Keyspace)
+	if ks == nil {
+		return nil, fmt.Errorf("keyspace %s does not exist any more", w.Keyspace)
+	}
+	return ks, nil
+}
+
+// placedOn reports whether ks places every logical shard of b on shard.
+func placedOn(ks *topology.Keyspace, b topology.Batch, shard string) bool {
+	for l := b.First; l <= b.Last; l++ {
+		if ks.Map.Placement[l] != shard {
+			return false
+		}
+	}
+	return true
 }
 
 // liftFence takes fence id off keyspace ks (if it is still up) and off the
@@ -263,22 +275,11 @@ func (d *driver) onShard(ctx context.Context, x *world, shard string, f func(*pg
 // source, or ends the reverse when none is left. Like cutNext, it first
 // repairs what a controller that died in the middle of one left.
 func (d *driver) reverseNext(ctx context.Context, w *topology.Workflow, x *world) error {
-	snap, err := d.Store.Load(ctx)
+	ks, err := d.keyspaceNow(ctx, w)
 	if err != nil {
 		return err
 	}
-	ks := snap.Keyspace(w.Keyspace)
-	if ks == nil {
-		return fmt.Errorf("keyspace %s does not exist any more", w.Keyspace)
-	}
-	at := func(b topology.Batch, shard string) bool {
-		for l := b.First; l <= b.Last; l++ {
-			if ks.Map.Placement[l] != shard {
-				return false
-			}
-		}
-		return true
-	}
+	at := func(b topology.Batch, shard string) bool { return placedOn(ks, b, shard) }
 	for i, b := range w.Batches {
 		switch {
 		case b.BackLSN != "" && b.FlipLSN != "" && at(b, b.To):

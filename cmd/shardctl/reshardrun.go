@@ -43,6 +43,20 @@ func estimate(w topology.Workflow, shares []migrate.TableShare) topology.Size {
 	return e
 }
 
+// workflow opens etcd and reads workflow name.
+func (a *app) workflow(ctx context.Context, name string) (*topology.Store, *topology.Workflow, error) {
+	store, err := a.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var w *topology.Workflow
+	err = a.call(ctx, func(ctx context.Context, s *topology.Store) error {
+		w, err = s.Workflow(ctx, name)
+		return err
+	})
+	return store, w, err
+}
+
 // lockTTL is how long a controller that died holds its workflow's lock.
 const lockTTL = 10 * time.Second
 
@@ -80,15 +94,8 @@ over when the first stops or dies (after up to --lock-ttl). Interrupted
 or killed, a workflow resumes from what it recorded when started again.`,
 		Args: exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			store, err := a.open(c.Context())
+			store, w, err := a.workflow(c.Context(), args[0])
 			if err != nil {
-				return err
-			}
-			var w *topology.Workflow
-			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
-				w, err = s.Workflow(ctx, args[0])
-				return err
-			}); err != nil {
 				return err
 			}
 			if w.Controller != "" {
@@ -361,22 +368,16 @@ func (a *app) reshardVerifyCommand() *cobra.Command {
 		Long: `Compare, for every logical shard workflow NAME moves, each sharded table on
 its source with its target while the clients keep writing: a row count
 and an order-independent checksum per logical shard, then smaller and
-smaller key ranges down to the rows that differ. A difference is looked
-at again after the streams caught up, twice, and reported only if it
-stays, with its primary key: missing (on the target), extra (only on the
-target) or different. The result is recorded; 'reshard complete' needs
+smaller key ranges down to the rows that differ. Each such row is read
+again where the writes go, and on the other side once the stream passed
+that moment; it is reported, with its primary key, only if it still
+differs: missing (on the target), extra (only on the target) or
+different. A row that keeps changing is read again a few times. The result is recorded; 'reshard complete' needs
 a clean verify after the cutover. Exits 1 if rows differ.`,
 		Args: exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			store, err := a.open(c.Context())
+			store, w, err := a.workflow(c.Context(), args[0])
 			if err != nil {
-				return err
-			}
-			var w *topology.Workflow
-			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
-				w, err = s.Workflow(ctx, args[0])
-				return err
-			}); err != nil {
 				return err
 			}
 			start := time.Now()
