@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shardgate/shardgate/topology"
 	"github.com/shardgate/shardgate/vschema"
@@ -23,7 +25,12 @@ type Seed struct {
 	// Runs are the moves leaving this source.
 	Runs []Run
 	// Targets holds a connection per target shard of Runs.
-	Targets     map[string]*pgconn.PgConn
+	Targets map[string]*pgconn.PgConn
+	// Workers is how many tables copy at once, each over connections of
+	// its own: the first over Targets, the others over ones Connect
+	// opens (with Connect nil, one at a time).
+	Workers     int
+	Connect     func(ctx context.Context, target string) (*pgconn.PgConn, error)
 	Slot        string
 	Publication string
 	// NoReference names the targets that are shards of the keyspace
@@ -82,16 +89,7 @@ func (s *Seed) Copy(ctx context.Context) (*Seeded, error) {
 			copyTables[name].Progress = func(written topology.Size) { s.Progress(table, written) }
 		}
 	}
-	rows := map[string]int64{}
-	copyTo := func(target string, ct *CopyTable, lo, hi int64) error {
-		dst := s.Targets[target]
-		if dst == nil {
-			return fmt.Errorf("no connection to target %s", target)
-		}
-		n, err := CopyRange(ctx, src, dst, ct, lo, hi)
-		rows[ct.Name] += n
-		return err
-	}
+	var jobs []copyJob
 	referenced := map[string]bool{}
 	for _, r := range s.Runs {
 		lo, hi := KeyRange(s.LogicalCount, r.First, r.Last)
@@ -99,18 +97,95 @@ func (s *Seed) Copy(ctx context.Context) (*Seeded, error) {
 			ct := copyTables[name]
 			switch {
 			case ct.Table.Kind != vschema.Reference:
-				err = copyTo(r.To, ct, lo, hi)
+				jobs = append(jobs, copyJob{r.To, ct, lo, hi})
 			case !referenced[r.To] && !s.NoReference[r.To]:
-				err = copyTo(r.To, ct, lo, hi) // whole: reference rows have no range
-			}
-			if err != nil {
-				return nil, fmt.Errorf("copying %s to %s: %w", name, r.To, err)
+				jobs = append(jobs, copyJob{r.To, ct, lo, hi}) // whole: reference rows have no range
 			}
 		}
 		referenced[r.To] = true
+	}
+	rows, err := s.copyAll(ctx, src, slot.Snapshot, jobs)
+	if err != nil {
+		return nil, err
 	}
 	if err := src.Exec(ctx, "COMMIT").Close(); err != nil {
 		return nil, err
 	}
 	return &Seeded{Slot: slot, Rows: rows}, nil
+}
+
+// copyJob is one table's rows of one hash range, for one target.
+type copyJob struct {
+	to     string
+	ct     *CopyTable
+	lo, hi int64
+}
+
+// copyAll runs jobs, s.Workers at a time, and returns the rows copied per
+// table. src reads under snapshot already; every other worker opens a
+// source connection that reads under it too, so all rows are as of one
+// moment.
+func (s *Seed) copyAll(ctx context.Context, src *pgconn.PgConn, snapshot string, jobs []copyJob) (map[string]int64, error) {
+	workers := max(1, min(s.Workers, len(jobs)))
+	if s.Connect == nil {
+		workers = 1
+	}
+	var mu sync.Mutex
+	rows := map[string]int64{}
+	next := make(chan copyJob)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(next)
+		for _, j := range jobs {
+			select {
+			case next <- j:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	for w := range workers {
+		g.Go(func() error {
+			from, dsts := src, s.Targets
+			if w > 0 {
+				var err error
+				if from, err = pgconn.ConnectConfig(gctx, s.Source); err != nil {
+					return fmt.Errorf("source: %w", err)
+				}
+				defer from.Close(context.Background())
+				if err := from.Exec(gctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT "+quoteLiteral(snapshot)).Close(); err != nil {
+					return fmt.Errorf("reading under the slot's snapshot: %w", err)
+				}
+				dsts = map[string]*pgconn.PgConn{}
+				defer func() {
+					for _, c := range dsts {
+						c.Close(context.Background())
+					}
+				}()
+			}
+			for j := range next {
+				dst := dsts[j.to]
+				if dst == nil && w > 0 {
+					var err error
+					if dst, err = s.Connect(gctx, j.to); err != nil {
+						return fmt.Errorf("target %s: %w", j.to, err)
+					}
+					dsts[j.to] = dst
+				}
+				if dst == nil {
+					return fmt.Errorf("no connection to target %s", j.to)
+				}
+				n, err := CopyRange(gctx, from, dst, j.ct, j.lo, j.hi)
+				if err != nil {
+					return fmt.Errorf("copying %s to %s: %w", j.ct.Name, j.to, err)
+				}
+				mu.Lock()
+				rows[j.ct.Name] += n
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	return rows, g.Wait()
 }

@@ -36,6 +36,9 @@ type Controller struct {
 	// LockTTL is how long the lock outlives a controller that died: the
 	// wait before another takes over.
 	LockTTL time.Duration
+	// CopyWorkers is how many tables each source copies at once;
+	// DefaultCopyWorkers when 0.
+	CopyWorkers int
 	// OnPhase, when set, is told each phase the workflow is in as the
 	// controller takes it up.
 	OnPhase func(topology.WorkflowPhase)
@@ -45,6 +48,11 @@ type Controller struct {
 	// process there.
 	BeforeFlip, AfterSeed func()
 }
+
+// DefaultCopyWorkers is how many tables a source copies at once unless
+// told otherwise: enough to keep a source's and a target's disks and
+// cores busy while each COPY waits on the other side.
+const DefaultCopyWorkers = 4
 
 // recordEvery is how often progress (bytes copied, stream positions and
 // lag) is written to the record, and how often the controller looks for
@@ -297,6 +305,9 @@ func (d *driver) copy(ctx context.Context, w *topology.Workflow) error {
 	if err != nil {
 		return err
 	}
+	if err := d.markCopies(ctx, w); err != nil {
+		return err
+	}
 	if err := d.makeTables(ctx, w, x); err != nil {
 		return err
 	}
@@ -323,6 +334,26 @@ func (d *driver) copy(ctx context.Context, w *topology.Workflow) error {
 		return nil
 	})
 	return err
+}
+
+// markCopies records on the topology that the targets will hold rows of
+// logical shards they do not own, and waits until every gateway applied
+// that: a statement over several shards must pass over those rows on a
+// target that owns other logical shards from the first row copied.
+func (d *driver) markCopies(ctx context.Context, w *topology.Workflow) error {
+	incoming := map[string][]int{}
+	for _, mv := range w.Moves {
+		incoming[mv.To] = append(incoming[mv.To], mv.Logical)
+	}
+	var rev int64
+	for _, target := range targets(w) {
+		r, err := d.Store.AddCopies(ctx, w.Keyspace, target, incoming[target])
+		if err != nil {
+			return err
+		}
+		rev = max(rev, r)
+	}
+	return d.waitGateways(ctx, fmt.Sprintf("apply revision %d", rev), func(a topology.GatewayApplied) bool { return a.Revision >= rev })
 }
 
 // makeTables makes the keyspace's tables on every target, recording first
@@ -456,7 +487,11 @@ func (d *driver) seed(ctx context.Context, w *topology.Workflow, x *world, sourc
 	for _, shard := range x.ks.Shards() {
 		member[shard] = true
 	}
-	seed := &Seed{Source: cfg, Keyspace: x.vs, LogicalCount: x.ks.Map.LogicalCount, Runs: runs, Targets: conns, NoReference: member,
+	workers := d.CopyWorkers
+	if workers <= 0 {
+		workers = DefaultCopyWorkers
+	}
+	seed := &Seed{Source: cfg, Keyspace: x.vs, LogicalCount: x.ks.Map.LogicalCount, Runs: runs, Targets: conns, Workers: workers, Connect: x.connect, NoReference: member,
 		Slot: name, Publication: name, Progress: func(table string, written topology.Size) {
 			mu.Lock()
 			c := copied[table]

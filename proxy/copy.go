@@ -34,11 +34,17 @@ func (s *session) copyTo(ctx context.Context, ks *topology.Keyspace, st *planner
 	var total int64
 	started := false
 	for i, shard := range shards {
+		sql := cp.ShardSQL
+		if len(shards) > 1 {
+			if sql, err = s.srv.owned.limit(ks, shard, sql); err != nil {
+				return err
+			}
+		}
 		b, release, err := s.copyBackend(ctx, shard)
 		if err != nil {
 			return err
 		}
-		n, err := s.copyOutOf(ctx, b, cp.ShardSQL, &started, cp.Header && i > 0)
+		n, err := s.copyOutOf(ctx, b, sql, &started, cp.Header && i > 0)
 		release()
 		if err != nil {
 			return err

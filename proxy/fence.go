@@ -3,8 +3,6 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -226,9 +224,6 @@ func reaches(st *planner.Statement, ks *topology.Keyspace, args engine.Params, f
 // it began with only in the fenced logical shards, which it did not reach
 // yet. It returns the keyspace to route by.
 func (s *session) passFences(ctx context.Context, ks *topology.Keyspace, inTxn bool, args engine.Params, sts ...*planner.Statement) (*topology.Keyspace, error) {
-	if err := checkCopies(ks, args, sts); err != nil {
-		return nil, err
-	}
 	write := false
 	for _, st := range sts {
 		write = write || !st.ReadOnly
@@ -295,62 +290,4 @@ func (s *session) endActivity() {
 		s.srv.fences.delist(*s.activity)
 		s.activity = nil
 	}
-}
-
-// checkCopies refuses statements that send one query to several shards
-// while one of them keeps the rows of logical shards that moved away (see
-// topology.Keyspace.Copies): the query would find those rows twice, or
-// change the copy. Statements fixed to keys are not affected, nor are
-// reference tables and inserts.
-func checkCopies(ks *topology.Keyspace, args engine.Params, sts []*planner.Statement) error {
-	if len(ks.Copies) == 0 {
-		return nil
-	}
-	for _, st := range sts {
-		if st.Copy != nil && !st.Copy.From || st.Root != nil && spreads(st.Root, ks, args) {
-			var held []string
-			for shard := range ks.Copies {
-				held = append(held, shard)
-			}
-			slices.Sort(held)
-			return &planner.Error{Code: codeFeatureNotSupp, Message: fmt.Sprintf("keyspace %s: shards %s still hold the rows of logical shards that a reshard workflow moved away, until 'shardctl reshard complete' deletes them; statements that span shards are refused until then", ks.Name, strings.Join(held, ", "))}
-		}
-	}
-	return nil
-}
-
-// spreads reports whether plan p sends a query over partitioned rows to
-// several shards, one of which keeps copies of moved logical shards.
-func spreads(p engine.Primitive, ks *topology.Keyspace, args engine.Params) bool {
-	var target engine.Target
-	switch n := p.(type) {
-	case *engine.Route:
-		if len(n.Target.Resolve(ks, args)) <= 1 || n.Multi == nil {
-			return false
-		}
-		return spreads(n.Multi, ks, args)
-	case *engine.Broadcast, *engine.InsertSplit:
-		return false
-	case *engine.Scatter:
-		target = n.Target
-	case *engine.MergeSort:
-		target = n.Target
-	default:
-		for _, in := range p.Inputs() {
-			if spreads(in, ks, args) {
-				return true
-			}
-		}
-		return false
-	}
-	shards := target.Resolve(ks, args)
-	if target.Kind == engine.TargetAny || len(shards) <= 1 {
-		return false
-	}
-	for _, shard := range shards {
-		if len(ks.Copies[shard]) > 0 {
-			return true
-		}
-	}
-	return false
 }

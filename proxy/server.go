@@ -133,6 +133,7 @@ type Server struct {
 	parse     *parseGate // large statements take turns at parsing
 	plans     *planner.Cache
 	describes *describeCache
+	owned     *ownedRows // multi-shard statements for shards that keep copies
 	schema    SchemaLog
 
 	mu        sync.Mutex
@@ -162,7 +163,7 @@ func NewServer(cfg Config) *Server {
 		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, schema: cfg.Schema, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
-		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), fences: newFences(), parse: newParseGate(), plans: planner.NewCache(planCacheSize), describes: newDescribeCache(),
+		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), fences: newFences(), parse: newParseGate(), plans: planner.NewCache(planCacheSize), describes: newDescribeCache(), owned: newOwnedRows(),
 		listeners: map[net.Listener]bool{}, sessions: map[*session]clientState{}, keys: map[uint64]*session{}, pids: map[uint32]*session{}, pins: map[string]int{},
 	}
 	s.writeTimeout.Store(int64(cfg.ClientWriteTimeout))

@@ -1315,6 +1315,13 @@ func (x *sessionExecutor) Query(ctx context.Context, shard string, q engine.Quer
 }
 
 func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Query, emit func(*engine.Batch) error) (engine.Tag, error) {
+	if q.Spread {
+		sql, err := x.s.srv.owned.limit(x.ks, shard, q.SQL)
+		if err != nil {
+			return "", err
+		}
+		q.SQL = sql
+	}
 	b, err := x.acquire(ctx, shard)
 	if err != nil {
 		return "", err

@@ -37,6 +37,50 @@ func (s *Store) fenceKey(ks string) string   { return s.prefix + keyspacesDir + 
 func (s *Store) appliedKey(id string) string { return s.prefix + "applied/" + id }
 func (s *Store) copiesKey(ks string) string  { return s.prefix + keyspacesDir + ks + "/copies" }
 
+// AddCopies records that shard is about to hold rows of logical shards of
+// keyspace ks that it does not own (a reshard copies them in), and returns
+// the revision: from then on, gateways that applied it send shard a
+// statement over several shards limited to the rows it owns. Logical
+// shards placed on shard are left out; 0 means nothing was recorded.
+func (s *Store) AddCopies(ctx context.Context, ks, shard string, logical []int) (int64, error) {
+	for {
+		snap, err := s.Load(ctx)
+		if err != nil {
+			return 0, err
+		}
+		k := snap.Keyspace(ks)
+		if k == nil || k.Map == nil {
+			return 0, errorf(ErrNotFound, "keyspace %s does not exist or has no shard map", ks)
+		}
+		copies := map[string][]int{}
+		for sh, ls := range k.Copies {
+			copies[sh] = slices.Clone(ls)
+		}
+		for _, l := range logical {
+			if l < 0 || l >= len(k.Map.Placement) {
+				return 0, fmt.Errorf("keyspace %s has no logical shard %d", ks, l)
+			}
+			if k.Map.Placement[l] != shard && !slices.Contains(copies[shard], l) {
+				copies[shard] = append(copies[shard], l)
+			}
+		}
+		if len(copies[shard]) == 0 {
+			return 0, nil // nothing to record, nothing for gateways to apply
+		}
+		// Written even when unchanged: the revision returned is then one
+		// that gateways apply, which a caller can wait for.
+		slices.Sort(copies[shard])
+		c, _ := json.Marshal(copies)
+		tx, err := s.cli.Txn(ctx).If(s.unchangedSince(snap.Revision)...).Then(clientv3.OpPut(s.copiesKey(ks), string(c))).Commit()
+		if err != nil {
+			return 0, fmt.Errorf("add copies of keyspace %s: %w", ks, err)
+		}
+		if tx.Succeeded {
+			return tx.Header.Revision, nil
+		}
+	}
+}
+
 // DropCopies records that shard no longer holds copies of logical shards
 // of keyspace ks (the rows are deleted), and returns the revision.
 func (s *Store) DropCopies(ctx context.Context, ks, shard string, logical []int) (int64, error) {

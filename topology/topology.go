@@ -245,9 +245,11 @@ type Keyspace struct {
 	// Fence, when not nil, holds writes to some logical shards while a
 	// reshard workflow switches their placement (see Fence).
 	Fence *Fence
-	// Copies names, per physical shard, logical shards that moved away
-	// but whose rows it still holds until their workflow completes: a
-	// statement sent there without a key would read or change them too.
+	// Copies names, per physical shard, logical shards whose rows it
+	// holds without owning them: a reshard copies them in, or they moved
+	// away and stay until the workflow completes. A statement sent there
+	// without a key would read or change them too, so a statement over
+	// several shards passes over them there.
 	Copies map[string][]int
 	// shards lists Map's distinct physical shards, computed once;
 	// placed holds, per logical shard, its physical shard as a list of

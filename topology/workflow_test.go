@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,63 @@ func TestWorkflowLock(t *testing.T) {
 	}
 	if _, err := s.Workflow(ctx, "grow"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after the delete: %v", err)
+	}
+}
+
+// TestCopiesFollowTheMoves: the copies a keyspace records per shard follow a
+// reshard's steps: a target holds the rows it is sent before it owns them,
+// a flip makes the new place the owner and the old one a holder of copies,
+// and dropping them leaves nothing.
+func TestCopiesFollowTheMoves(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	addShards(t, s, "s0", "s1", "s2")
+	if err := s.CreateKeyspace(ctx, "app", 8, []string{"s0", "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	copies := func() map[string][]int {
+		t.Helper()
+		snap, err := s.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.Keyspace("app").Copies
+	}
+	// s1 owns 4-7 already: only 2 and 3 are copies there.
+	rev, err := s.AddCopies(ctx, "app", "s1", []int{4, 3, 2})
+	if err != nil || rev == 0 {
+		t.Fatalf("AddCopies = %d, %v", rev, err)
+	}
+	if got := copies(); !reflect.DeepEqual(got, map[string][]int{"s1": {2, 3}}) {
+		t.Fatalf("copies after AddCopies: %v, want s1: [2 3]", got)
+	}
+	if again, err := s.AddCopies(ctx, "app", "s1", []int{3}); err != nil || again <= rev {
+		t.Fatalf("AddCopies again = %d, %v: want a newer revision, which gateways apply", again, err)
+	}
+	if none, err := s.AddCopies(ctx, "app", "s0", []int{0}); err != nil || none != 0 {
+		t.Fatalf("AddCopies of an owned logical shard = %d, %v; want 0, nothing recorded", none, err)
+	}
+	if _, err := s.AddCopies(ctx, "app", "s1", []int{8}); err == nil {
+		t.Fatal("AddCopies of logical shard 8 of 8 succeeded")
+	}
+
+	if _, err := s.RaiseFence(ctx, "app", Fence{ID: "f1", Workflow: "grow", Logical: []int{2}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PlaceFenced(ctx, "app", "f1", map[int]string{2: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := copies(); !reflect.DeepEqual(got, map[string][]int{"s0": {2}, "s1": {3}}) {
+		t.Fatalf("copies after flipping 2 to s1: %v, want s0: [2], s1: [3]", got)
+	}
+	if _, err := s.DropCopies(ctx, "app", "s0", []int{2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DropCopies(ctx, "app", "s1", []int{3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := copies(); len(got) != 0 {
+		t.Fatalf("copies after dropping them all: %v", got)
 	}
 }

@@ -62,10 +62,10 @@ const lockTTL = 10 * time.Second
 
 // controller is a migrate.Controller for workflow name that logs to
 // stderr and says on stdout which phase it takes up.
-func (a *app) controller(store *topology.Store, name string, ttl time.Duration) *migrate.Controller {
+func (a *app) controller(store *topology.Store, name string, ttl time.Duration, workers int) *migrate.Controller {
 	host, _ := os.Hostname()
 	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(a.stderr), zap.InfoLevel))
-	c := &migrate.Controller{Store: store, Name: name, ID: fmt.Sprintf("shardctl@%s:%d", host, os.Getpid()), Log: log, LockTTL: ttl,
+	c := &migrate.Controller{Store: store, Name: name, ID: fmt.Sprintf("shardctl@%s:%d", host, os.Getpid()), Log: log, LockTTL: ttl, CopyWorkers: workers,
 		OnPhase: func(p topology.WorkflowPhase) { fmt.Fprintf(a.stdout, "workflow %s: %s\n", name, p) }}
 	// The crash tests' hooks: die by SIGKILL with a batch's writes held
 	// and its flip recorded but not made, or in the middle of the copy.
@@ -81,6 +81,7 @@ func (a *app) controller(store *topology.Store, name string, ttl time.Duration) 
 
 func (a *app) reshardStartCommand() *cobra.Command {
 	ttl := lockTTL
+	workers := migrate.DefaultCopyWorkers
 	c := &cobra.Command{
 		Use:   "start NAME",
 		Short: "Drive a reshard workflow: copy, then stream the sources' changes to the targets",
@@ -104,7 +105,10 @@ or killed, a workflow resumes from what it recorded when started again.`,
 			if ttl < time.Second {
 				return usageErrorf("--lock-ttl must be at least 1s, not %s", ttl)
 			}
-			err = a.controller(store, w.Name, ttl).Run(c.Context())
+			if workers < 1 {
+				return usageErrorf("--copy-workers must be at least 1, not %d", workers)
+			}
+			err = a.controller(store, w.Name, ttl, workers).Run(c.Context())
 			switch {
 			case err == nil:
 				fmt.Fprintf(a.stdout, "workflow %s ended\n", w.Name)
@@ -117,6 +121,7 @@ or killed, a workflow resumes from what it recorded when started again.`,
 		},
 	}
 	c.Flags().DurationVar(&ttl, "lock-ttl", lockTTL, "how long the workflow's lock outlives this process if it dies: the wait before another 'start' takes over")
+	c.Flags().IntVar(&workers, "copy-workers", workers, "how many tables (and hash ranges) each source copies at once, each over connections of its own")
 	return c
 }
 
@@ -195,7 +200,7 @@ func (a *app) endCommand(verb, request, short, long string, allowed func(*topolo
 			// The controller that drives the workflow does it; if it
 			// died, its lock expires and this process does it.
 			for asked := false; ; {
-				err = a.controller(store, w.Name, lockTTL).RunIfFree(ctx)
+				err = a.controller(store, w.Name, lockTTL, migrate.DefaultCopyWorkers).RunIfFree(ctx)
 				if !errors.Is(err, topology.ErrConflict) {
 					break
 				}

@@ -47,6 +47,11 @@ type Query struct {
 	// and is described, none is checked against the client's columns,
 	// and no row limit applies.
 	Internal bool
+	// Spread is set when the statement runs on several shards, each
+	// answering for the rows it owns: a shard that also keeps rows of
+	// logical shards it does not own (a reshard's copies) must pass over
+	// them.
+	Spread bool
 }
 
 // Executor runs SQL on physical shards. It is everything a primitive may ask

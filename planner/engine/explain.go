@@ -65,7 +65,7 @@ func (e *Explain) Stream(ctx context.Context, x Executor, args Params, emit func
 	}
 	for _, q := range queries {
 		lines = append(lines, fmt.Sprintf("Shard %s: %s", q.shard, q.query.SQL))
-		shardPlan := Query{SQL: e.Prefix + q.query.SQL, Params: q.query.Params}
+		shardPlan := Query{SQL: e.Prefix + q.query.SQL, Params: q.query.Params, Spread: q.query.Spread}
 		_, err := x.Query(ctx, q.shard, shardPlan, func(b *Batch) error {
 			for _, row := range b.Rows {
 				if len(row) > 0 && row[0] != nil {
@@ -114,9 +114,9 @@ func shardQueries(p Primitive, topo Topology, args Params) ([]shardQuery, error)
 			}
 			return visit(n.Multi)
 		case *Scatter:
-			each(n.Target.Resolve(topo, args), n.Query)
+			each(spread(n.Target.Resolve(topo, args), n.Query))
 		case *MergeSort:
-			each(n.Target.Resolve(topo, args), n.Query)
+			each(spread(n.Target.Resolve(topo, args), n.Query))
 		case *Broadcast:
 			each(n.Target.Resolve(topo, nil), Query{SQL: n.SQL})
 		case *InsertSplit:
@@ -140,4 +140,11 @@ func shardQueries(p Primitive, topo Topology, args Params) ([]shardQuery, error)
 		return nil
 	}
 	return out, visit(p)
+}
+
+// spread marks q as one shard's part of a statement when shards are
+// several, as Scatter and MergeSort do.
+func spread(shards []string, q Query) ([]string, Query) {
+	q.Spread = len(shards) > 1
+	return shards, q
 }

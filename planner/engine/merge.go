@@ -128,6 +128,7 @@ func (m *MergeSort) Stream(ctx context.Context, x Executor, args Params, emit fu
 			ack := make(chan error, 1)
 			q := m.Query
 			q.Gathered = true
+			q.Spread = len(shards) > 1
 			if lean {
 				q.SQL = m.Lean
 			}

@@ -27,6 +27,7 @@ var _ Primitive = (*Scatter)(nil)
 func (s *Scatter) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
 	shards := s.Target.Resolve(x.Topology(), args)
 	q := s.Query
+	q.Spread = len(shards) > 1
 	lean := s.Types.lean(x, s.Lean)
 	if lean {
 		q.SQL = s.Lean
