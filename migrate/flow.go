@@ -253,11 +253,17 @@ func (d *driver) stream(ctx context.Context, w *topology.Workflow, f flow) (*Str
 	for _, shard := range ks.Shards() {
 		s.StopReference(shard)
 	}
-	if s.Replication, err = pgconn.ConnectConfig(ctx, ReplicationConfig(cfg)); err != nil {
+	if s.Source, err = x.connect(ctx, f.shard); err == nil {
+		if s.Replication, err = pgconn.ConnectConfig(ctx, ReplicationConfig(cfg)); err != nil {
+			s.Source.Close(context.Background())
+			err = fmt.Errorf("shard %s, for replication: %w", f.shard, err)
+		}
+	}
+	if err != nil {
 		for _, c := range s.Conns {
 			c.Close(context.Background())
 		}
-		return nil, fmt.Errorf("shard %s, for replication: %w", f.shard, err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -269,6 +275,7 @@ func (d *driver) runStream(ctx context.Context, s *Stream, f flow, applied int64
 		for _, c := range s.Conns {
 			c.Close(context.Background())
 		}
+		s.Source.Close(context.Background())
 	}()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()

@@ -54,6 +54,11 @@ type Stream struct {
 	// alone. A Run stopped by its context in the middle of a change
 	// leaves that target's connection closed.
 	Conns map[string]*pgconn.PgConn
+	// Source is a plain connection to the source, for the values the
+	// stream leaves out of a row (large ones stored apart that an update
+	// did not change) when that update moves the row onto a target, which
+	// lacks them. Nil: such a move stops the stream.
+	Source *pgconn.PgConn
 
 	relations map[uint32]*relation
 	open      map[string]bool // targets inside a transaction (its BEGIN sent or queued)
@@ -472,7 +477,12 @@ func (s *Stream) write(ctx context.Context, r *relation, insert bool, old, row *
 		if lands, known, err = s.landing(r, row); err != nil {
 			return err
 		}
-		if !known {
+		switch {
+		case known:
+		case row.Columns[r.shardCol].DataType == pglogrepl.TupleDataTypeNull:
+			// No keyspace id: the row is in no logical shard, so it
+			// moves nowhere (the copy's hash ranges left it out too).
+		default:
 			return fmt.Errorf("table %s: a row's sharding column %s came without its value", r.name, r.table.Column)
 		}
 	}
@@ -553,7 +563,8 @@ func (r *relation) values(tuple *pglogrepl.TupleData, idx []int) ([][]byte, erro
 
 // upsert writes row on target t: inserted, or over the row of its key.
 // Columns the source left out as unchanged (large values stored apart)
-// keep what the target has, so such a row must be there already.
+// keep what the target has; a row the target lacks (it just moved into
+// t's keyspace ids) gets them from the source (see fillLeftOut).
 func (s *Stream) upsert(ctx context.Context, t Target, r *relation, row *pglogrepl.TupleData) error {
 	var cols, sets, params []string
 	var args [][]byte
@@ -587,10 +598,14 @@ func (s *Stream) upsert(ctx context.Context, t Target, r *relation, row *pglogre
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("table %s: an update moved a row whose large values were left out of the change stream onto %s; such a move is not supported yet", r.name, t.Shard)
+		if tag.RowsAffected() == 1 {
+			return nil
 		}
-		return nil
+		full, err := s.fillLeftOut(ctx, r, row, key)
+		if err != nil || full == nil {
+			return err
+		}
+		return s.upsert(ctx, t, r, full)
 	}
 	var keyCols []string
 	for _, k := range r.key {
@@ -599,6 +614,43 @@ func (s *Stream) upsert(ctx context.Context, t Target, r *relation, row *pglogre
 	sql := "INSERT INTO " + r.name + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(params, ", ") +
 		") ON CONFLICT (" + strings.Join(keyCols, ", ") + ") DO UPDATE SET " + strings.Join(sets, ", ")
 	return s.exec(ctx, t.Shard, sql, args)
+}
+
+// fillLeftOut returns row with the values the source left out read from
+// the source's row of the same key, or nil if the source has no such row
+// any more. That row may be newer than the change being applied, but only
+// in what later changes carry: a left-out value is one the change did not
+// touch, and a later change that touches it sends it whole.
+func (s *Stream) fillLeftOut(ctx context.Context, r *relation, row *pglogrepl.TupleData, key [][]byte) (*pglogrepl.TupleData, error) {
+	if s.Source == nil {
+		return nil, fmt.Errorf("table %s: an update moved a row whose large values were left out of the change stream onto a target, and the stream has no connection to the source to read them", r.name)
+	}
+	var missing []int
+	var names []string
+	for i, c := range row.Columns {
+		if c.DataType == pglogrepl.TupleDataTypeToast {
+			missing = append(missing, i)
+			names = append(names, pgx.Identifier{r.columns[i]}.Sanitize())
+		}
+	}
+	res := s.Source.ExecParams(ctx, "SELECT "+strings.Join(names, ", ")+" FROM "+r.name+" WHERE "+r.keyMatch(1), key, nil, nil, nil).Read()
+	if res.Err != nil {
+		return nil, fmt.Errorf("table %s: reading values the change stream left out from the source: %w", r.name, res.Err)
+	}
+	if len(res.Rows) == 0 {
+		return nil, nil // deleted or moved on since: a later change says so
+	}
+	full := &pglogrepl.TupleData{Columns: slices.Clone(row.Columns)}
+	for j, i := range missing {
+		c := *full.Columns[i]
+		if v := res.Rows[0][j]; v == nil {
+			c.DataType, c.Data = pglogrepl.TupleDataTypeNull, nil
+		} else {
+			c.DataType, c.Data = pglogrepl.TupleDataTypeText, v
+		}
+		full.Columns[i] = &c
+	}
+	return full, nil
 }
 
 // maxPending is the most statements queued for one target before they

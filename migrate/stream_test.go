@@ -30,13 +30,14 @@ var streamKeyspace = &vschema.Keyspace{Name: "app", Sharded: true, Tables: map[s
 // keyspace ids (and every reference row), whatever the source did
 // meanwhile: inserts, updates, updates that move a row in or out of the
 // moving ids or change its key, deletes, large values left out of the
-// stream, truncate, a rolled back transaction. Stopped and started again
+// stream (also in a row that moves in), rows without a sharding value,
+// truncate, a rolled back transaction. Stopped and started again
 // from the slot, it goes on without losing or doubling anything.
 func TestStream(t *testing.T) {
 	pg := pgtest.Start(t, 2)
 	src, dst := connect(t, pg[0]), connect(t, pg[1])
 	run(t, src, `create table users (id bigint primary key, name text, big text);
-create table orders (id bigint primary key, user_id bigint not null, note text);
+create table orders (id bigint primary key, user_id bigint, note text);
 create table countries (code text primary key, name text);
 insert into users select g, 'u' || g, null from generate_series(1, 300) g;
 insert into orders select g, g % 300 + 1, 'o' || g from generate_series(1, 600) g;
@@ -73,8 +74,8 @@ insert into countries values ('de', 'Germany'), ('fr', 'France');`)
 	lo, hi := KeyRange(64, 16, 31)
 	m := topology.ShardMap{LogicalCount: 64}
 	moving := func(id string) bool {
-		h, _ := streamKeyspace.Tables["users"].KeyspaceID(id)
-		return m.LogicalShard(h) >= 16 && m.LogicalShard(h) <= 31
+		h, ok := streamKeyspace.Tables["users"].KeyspaceID(id)
+		return ok && m.LogicalShard(h) >= 16 && m.LogicalShard(h) <= 31 // NULL has no keyspace id
 	}
 
 	// Changes made before the copy's snapshot are in the copy, after it in
@@ -96,7 +97,7 @@ insert into countries values ('de', 'Germany'), ('fr', 'France');`)
 
 	stream := func(repl *pgconn.PgConn, start pglogrepl.LSN) (*Stream, func()) {
 		s := &Stream{Replication: repl, Slot: slot.Name, Publication: "sg_test", Start: start, Keyspace: streamKeyspace,
-			Targets: []Target{{Lo: lo, Hi: hi, Shard: "t"}}, Conns: map[string]*pgconn.PgConn{"t": dst}}
+			Targets: []Target{{Lo: lo, Hi: hi, Shard: "t"}}, Conns: map[string]*pgconn.PgConn{"t": dst}, Source: connect(t, pg[0])}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() {
@@ -167,6 +168,10 @@ begin; delete from users; rollback;`)
 update users set id = id + 10000 where id between 100 and 150;
 update countries set name = 'Deutschland' where code = 'de';
 delete from orders where id % 13 = 0;`)
+	// A row without a sharding value is in no logical shard: it moves
+	// nowhere, and a moving row that loses its value leaves the target.
+	run(t, src, `insert into orders values (9001, null, 'no owner');
+update orders set user_id = null where id in (select id from orders where id % 5 = 1 limit 40)`)
 	// A large value is stored apart; an update of another column leaves
 	// it out of the stream.
 	var bigID string
@@ -177,6 +182,19 @@ delete from orders where id % 13 = 0;`)
 	}
 	run(t, src, "alter table users alter column big set storage external; update users set big = repeat('x', 100000) where id = "+bigID)
 	run(t, src, "update users set name = 'big' where id = "+bigID)
+	// A row with a large value moves into the moving ids by a change of
+	// its key: the target gets the value the stream left out from the
+	// source.
+	outside, inside := 0, 0
+	for id := 2001; outside == 0 || inside == 0; id++ {
+		if moving(fmt.Sprint(id)) {
+			inside = id
+		} else {
+			outside = id
+		}
+	}
+	run(t, src, fmt.Sprintf("insert into users values (%d, 'mover', repeat('y', 100000) || 'z')", outside))
+	run(t, src, fmt.Sprintf("update users set id = %d where id = %d", inside, outside))
 	caughtUp(s)
 	check()
 	if s.Applied() == 0 || s.LagBytes() != 0 {
