@@ -64,6 +64,16 @@ func (s *Store) lockWorkflow(ctx context.Context, name string, ttl time.Duration
 	return &WorkflowLock{store: s, name: name, session: session, mutex: mutex}, nil
 }
 
+// WorkflowDriven reports whether a controller holds (or waits for)
+// workflow name's lock: one whose lease expired holds it no more.
+func (s *Store) WorkflowDriven(ctx context.Context, name string) (bool, error) {
+	resp, err := s.cli.Get(ctx, s.workflowLockKey(name)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("workflow %s: its lock: %w", name, err)
+	}
+	return resp.Count > 0, nil
+}
+
 // Done is closed once the lock's lease is gone: the lock is lost.
 func (l *WorkflowLock) Done() <-chan struct{} { return l.session.Done() }
 

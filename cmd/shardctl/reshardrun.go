@@ -433,9 +433,13 @@ func (a *app) reshardShowCommand() *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			for {
 				var w *topology.Workflow
+				driven := false
 				if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
 					var err error
-					w, err = s.Workflow(ctx, args[0])
+					if w, err = s.Workflow(ctx, args[0]); err != nil {
+						return err
+					}
+					driven, err = s.WorkflowDriven(ctx, w.Name)
 					return err
 				}); err != nil {
 					if watch && errors.Is(err, topology.ErrNotFound) {
@@ -451,7 +455,7 @@ func (a *app) reshardShowCommand() *cobra.Command {
 				if watch && isTerminal(a.stdout) {
 					fmt.Fprint(a.stdout, "\033[H\033[2J")
 				}
-				printWorkflow(a.stdout, w, logical, time.Now())
+				printWorkflow(a.stdout, w, logical, driven, time.Now())
 				if !watch {
 					return nil
 				}
@@ -479,15 +483,20 @@ func isTerminal(out io.Writer) bool {
 }
 
 // printWorkflow shows a workflow's plan and where it stands.
-func printWorkflow(out io.Writer, w *topology.Workflow, logical int, now time.Time) {
+// driven tells whether a controller holds its lock now: the one the
+// record names may have died since.
+func printWorkflow(out io.Writer, w *topology.Workflow, logical int, driven bool, now time.Time) {
 	printPlan(out, *w, logical, nil)
 	t := table(out)
 	fmt.Fprintf(t, "phase:\t%s\n", w.Phase)
 	fmt.Fprintf(t, "planned against:\tshard map version %d\n", w.MapVersion)
 	fmt.Fprintf(t, "created:\t%s\n", w.Created.Format(time.RFC3339))
 	controller := w.Controller
-	if controller == "" {
+	switch {
+	case controller == "" || !driven && w.Phase == topology.PhasePlanned:
 		controller = fmt.Sprintf("none ('shardctl reshard start %s' drives it)", w.Name)
+	case !driven:
+		controller = fmt.Sprintf("none: %s stopped or died ('shardctl reshard start %s' resumes it)", controller, w.Name)
 	}
 	fmt.Fprintf(t, "controller:\t%s\n", controller)
 	if w.Request != "" {

@@ -647,6 +647,10 @@ func TestReshardCancelInCopy(t *testing.T) {
 	if show, _ := e.shardctl(0, "reshard", "show", "grow"); !hasField(show, "phase:", "copying") {
 		t.Fatalf("reshard show after the kill:\n%s\nwant phase copying", show)
 	}
+	eventually(t, time.Minute, "reshard show to say the controller died once its lock expired", func() bool {
+		show, _ := e.shardctl(0, "reshard", "show", "grow")
+		return strings.Contains(show, "stopped or died ('shardctl reshard start grow' resumes it)")
+	})
 	cancelled, _ := e.shardctl(0, "reshard", "cancel", "grow")
 	if !strings.Contains(cancelled, "cancelled workflow grow") {
 		t.Errorf("reshard cancel printed %q", cancelled)
