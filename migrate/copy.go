@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -54,7 +55,13 @@ func inRange(t *vschema.Table, lo, hi int64) string {
 	if t.Kind == vschema.Reference {
 		return "TRUE"
 	}
-	return fmt.Sprintf("%s BETWEEN %d AND %d", t.HashSQL(pgx.Identifier{t.Column}.Sanitize()), lo, hi)
+	col := pgx.Identifier{t.Column}.Sanitize()
+	if lo == math.MinInt64 {
+		// The gateways keep rows without a sharding value with the
+		// lowest keyspace id, on the shard of logical shard 0.
+		return fmt.Sprintf("(%s BETWEEN %d AND %d OR %s IS NULL)", t.HashSQL(col), lo, hi, col)
+	}
+	return fmt.Sprintf("%s BETWEEN %d AND %d", t.HashSQL(col), lo, hi)
 }
 
 // CopyRange copies the rows of keyspace ids lo..hi of one table from src

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -347,19 +348,19 @@ func (s *Stream) apply(ctx context.Context, m pglogrepl.Message) error {
 		if err != nil {
 			return err
 		}
-		return s.write(ctx, r, true, nil, m.Tuple)
+		return s.write(ctx, r, true, nil, false, m.Tuple)
 	case *pglogrepl.UpdateMessage:
 		r, err := s.rel(m.RelationID)
 		if err != nil {
 			return err
 		}
-		return s.write(ctx, r, false, m.OldTuple, m.NewTuple)
+		return s.write(ctx, r, false, m.OldTuple, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld, m.NewTuple)
 	case *pglogrepl.DeleteMessage:
 		r, err := s.rel(m.RelationID)
 		if err != nil {
 			return err
 		}
-		return s.write(ctx, r, false, m.OldTuple, nil)
+		return s.write(ctx, r, false, m.OldTuple, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeOld, nil)
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
 			r, err := s.rel(id)
@@ -443,18 +444,26 @@ func (r *relation) filter(t Target) string { return " WHERE " + inRange(r.table,
 
 // landing returns the targets a row is on: the one its keyspace id moves
 // to (none if it does not move), or every target for a reference table.
-// known is false when the tuple lacks the sharding column's value.
-func (s *Stream) landing(r *relation, tuple *pglogrepl.TupleData) (targets []Target, known bool, err error) {
+// A NULL sharding value is that of the rows the gateways keep with logical
+// shard 0 (see inRange), when nullIsValue says the tuple's NULL is one
+// rather than a value the source left out (a key-only old row). known is
+// false when the tuple lacks the sharding column's value.
+func (s *Stream) landing(r *relation, tuple *pglogrepl.TupleData, nullIsValue bool) (targets []Target, known bool, err error) {
 	if r.shardCol < 0 {
 		return s.referenceTargets(), true, nil
 	}
 	c := tuple.Columns[r.shardCol]
-	if c.DataType != pglogrepl.TupleDataTypeText {
+	var id int64
+	switch {
+	case c.DataType == pglogrepl.TupleDataTypeNull && nullIsValue:
+		id = math.MinInt64
+	case c.DataType != pglogrepl.TupleDataTypeText:
 		return nil, false, nil
-	}
-	id, ok := r.table.KeyspaceID(string(c.Data))
-	if !ok {
-		return nil, false, fmt.Errorf("table %s: sharding column value %q does not hash", r.name, c.Data)
+	default:
+		var ok bool
+		if id, ok = r.table.KeyspaceID(string(c.Data)); !ok {
+			return nil, false, fmt.Errorf("table %s: sharding column value %q does not hash", r.name, c.Data)
+		}
 	}
 	for _, t := range s.current() {
 		if id >= t.Lo && id <= t.Hi {
@@ -466,23 +475,19 @@ func (s *Stream) landing(r *relation, tuple *pglogrepl.TupleData) (targets []Tar
 
 // write applies one row change: an insert (row only), an update (old is
 // the old key or row when the key changed or the table logs whole rows,
-// else nil) or a delete (old only). The old row goes from the targets it
-// may be on, unless the new one replaces it there by the same key; the new
-// row is written on the target its keyspace id moves to.
-func (s *Stream) write(ctx context.Context, r *relation, insert bool, old, row *pglogrepl.TupleData) error {
+// else nil) or a delete (old only); oldFull says old is a whole row, not
+// just the key. The old row goes from the targets it may be on, unless the
+// new one replaces it there by the same key; the new row is written on the
+// target its keyspace id moves to.
+func (s *Stream) write(ctx context.Context, r *relation, insert bool, old *pglogrepl.TupleData, oldFull bool, row *pglogrepl.TupleData) error {
 	var lands []Target
 	if row != nil {
 		var known bool
 		var err error
-		if lands, known, err = s.landing(r, row); err != nil {
+		if lands, known, err = s.landing(r, row, true); err != nil {
 			return err
 		}
-		switch {
-		case known:
-		case row.Columns[r.shardCol].DataType == pglogrepl.TupleDataTypeNull:
-			// No keyspace id: the row is in no logical shard, so it
-			// moves nowhere (the copy's hash ranges left it out too).
-		default:
+		if !known {
 			return fmt.Errorf("table %s: a row's sharding column %s came without its value", r.name, r.table.Column)
 		}
 	}
@@ -493,7 +498,7 @@ func (s *Stream) write(ctx context.Context, r *relation, insert bool, old, row *
 	case old != nil:
 		var known bool
 		var err error
-		if from, known, err = s.landing(r, old); err != nil {
+		if from, known, err = s.landing(r, old, oldFull || slices.Contains(r.key, r.shardCol)); err != nil {
 			return err
 		}
 		if !known {

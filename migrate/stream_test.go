@@ -30,7 +30,8 @@ var streamKeyspace = &vschema.Keyspace{Name: "app", Sharded: true, Tables: map[s
 // keyspace ids (and every reference row), whatever the source did
 // meanwhile: inserts, updates, updates that move a row in or out of the
 // moving ids or change its key, deletes, large values left out of the
-// stream (also in a row that moves in), rows without a sharding value,
+// stream (also in a row that moves in), rows without a sharding value
+// (which move with logical shard 0),
 // truncate, a rolled back transaction. Stopped and started again
 // from the slot, it goes on without losing or doubling anything.
 func TestStream(t *testing.T) {
@@ -70,12 +71,18 @@ insert into countries values ('de', 'Germany'), ('fr', 'France');`)
 			t.Error(err)
 		}
 	})
-	// Logical shards 16-31 of 64 move.
+	// Logical shards 0-3 and 16-31 of 64 move; rows without a sharding
+	// value go with logical shard 0.
 	lo, hi := KeyRange(64, 16, 31)
+	lo0, hi0 := KeyRange(64, 0, 3)
 	m := topology.ShardMap{LogicalCount: 64}
 	moving := func(id string) bool {
 		h, ok := streamKeyspace.Tables["users"].KeyspaceID(id)
-		return ok && m.LogicalShard(h) >= 16 && m.LogicalShard(h) <= 31 // NULL has no keyspace id
+		if !ok { // NULL, which run gives as ""
+			return id == ""
+		}
+		l := m.LogicalShard(h)
+		return l >= 16 && l <= 31 || l <= 3
 	}
 
 	// Changes made before the copy's snapshot are in the copy, after it in
@@ -92,12 +99,18 @@ insert into countries values ('de', 'Germany'), ('fr', 'France');`)
 		if _, err := CopyRange(t.Context(), copySrc, dst, ct, lo, hi); err != nil {
 			t.Fatal(err)
 		}
+		if ct.Table.Kind == vschema.Reference {
+			continue
+		}
+		if _, err := CopyRange(t.Context(), copySrc, dst, ct, lo0, hi0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	run(t, copySrc, "commit")
 
 	stream := func(repl *pgconn.PgConn, start pglogrepl.LSN) (*Stream, func()) {
 		s := &Stream{Replication: repl, Slot: slot.Name, Publication: "sg_test", Start: start, Keyspace: streamKeyspace,
-			Targets: []Target{{Lo: lo, Hi: hi, Shard: "t"}}, Conns: map[string]*pgconn.PgConn{"t": dst}, Source: connect(t, pg[0])}
+			Targets: []Target{{Lo: lo, Hi: hi, Shard: "t"}, {Lo: lo0, Hi: hi0, Shard: "t"}}, Conns: map[string]*pgconn.PgConn{"t": dst}, Source: connect(t, pg[0])}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() {
@@ -168,10 +181,11 @@ begin; delete from users; rollback;`)
 update users set id = id + 10000 where id between 100 and 150;
 update countries set name = 'Deutschland' where code = 'de';
 delete from orders where id % 13 = 0;`)
-	// A row without a sharding value is in no logical shard: it moves
-	// nowhere, and a moving row that loses its value leaves the target.
+	// Rows without a sharding value move with logical shard 0; rows that
+	// lose their value move there, and back out when they get one.
 	run(t, src, `insert into orders values (9001, null, 'no owner');
-update orders set user_id = null where id in (select id from orders where id % 5 = 1 limit 40)`)
+update orders set user_id = null where id in (select id from orders where id % 5 = 1 limit 40);
+update orders set user_id = 77 where id in (select id from orders where user_id is null limit 10)`)
 	// A large value is stored apart; an update of another column leaves
 	// it out of the stream.
 	var bigID string

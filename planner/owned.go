@@ -23,7 +23,8 @@ type KeyRange struct{ Lo, Hi int64 }
 // WHERE, a condition on the keyspace id of each sharded table it reads;
 // COPY of a sharded table becomes COPY of a query. The condition lets a
 // NULL keyspace id through, so the rows an outer join pads with NULLs
-// stay. That equals filtering each table before the join because the
+// stay (rows whose sharding value is NULL, which go with the lowest
+// keyspace id, are told apart by their other columns). That equals filtering each table before the join because the
 // planner sends a join of sharded tables to the shards only when the rows
 // it pairs share a keyspace id: a row kept joins only rows kept, and a row
 // passed over only rows passed over. A sharded table the rewrite cannot
@@ -155,14 +156,18 @@ func (r *passOver) restrict(where *pg_query.Node, tables []*pg_query.RangeVar) *
 		if rv.Alias != nil {
 			name = rv.Alias.Aliasname
 		}
-		hash := t.HashSQL(quoteIdent(name) + "." + quoteIdent(t.Column))
+		col := quoteIdent(name) + "." + quoteIdent(t.Column)
+		hash := t.HashSQL(col)
+		// Rows without a sharding value go with the lowest keyspace id;
+		// a row an outer join padded with NULLs is not one of them.
+		nullKey := fmt.Sprintf("%s IS NULL AND NOT (ROW(%s.*) IS NULL)", col, quoteIdent(name))
 		var in []string
 		for _, kr := range r.skip {
 			switch {
 			case kr.Lo == math.MinInt64 && kr.Hi == math.MaxInt64:
-				in = append(in, hash+" IS NOT NULL")
+				in = append(in, hash+" IS NOT NULL", nullKey)
 			case kr.Lo == math.MinInt64:
-				in = append(in, fmt.Sprintf("%s <= %d", hash, kr.Hi))
+				in = append(in, fmt.Sprintf("%s <= %d", hash, kr.Hi), nullKey)
 			case kr.Hi == math.MaxInt64:
 				in = append(in, fmt.Sprintf("%s >= %d", hash, kr.Lo))
 			default:
