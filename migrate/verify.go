@@ -167,13 +167,20 @@ WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.
 // rowHash reads one row of table by its primary key (columns cols, values
 // as text) on conn: the hash of its text, "" if it is not there.
 func rowHash(ctx context.Context, conn *pgconn.PgConn, table string, cols, values []string) (string, error) {
+	hash, _, err := rowState(ctx, conn, table, cols, values)
+	return hash, err
+}
+
+// rowState is rowHash and the row version's xmin, "" for no row: a row
+// changed and changed back has its hash again, not its version.
+func rowState(ctx context.Context, conn *pgconn.PgConn, table string, cols, values []string) (hash, version string, err error) {
 	conds := make([]string, len(cols))
 	for i, c := range cols {
 		conds[i] = pgx.Identifier{c}.Sanitize() + " = " + quoteLiteral(values[i])
 	}
-	rows, err := query(ctx, conn, fmt.Sprintf("SELECT hashtextextended(t::text, 0) FROM %s t WHERE %s", quoteName(table), strings.Join(conds, " AND ")))
+	rows, err := query(ctx, conn, fmt.Sprintf("SELECT hashtextextended(t::text, 0), t.xmin FROM %s t WHERE %s", quoteName(table), strings.Join(conds, " AND ")))
 	if err != nil || len(rows) == 0 {
-		return "", err
+		return "", "", err
 	}
-	return rows[0][0], nil
+	return rows[0][0], rows[0][0] + "@" + rows[0][1], nil
 }

@@ -175,11 +175,12 @@ func confirm(ctx context.Context, store *topology.Store, name string, writer flo
 	todo := suspects
 	for attempt := 0; attempt < confirmAttempts && len(todo) > 0; attempt++ {
 		before := make([]string, len(todo))
+		version := make([]string, len(todo))
 		if err := wconn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ").Close(); err != nil {
 			return nil, false, err
 		}
 		for i, sp := range todo {
-			if before[i], err = rowHash(ctx, wconn, sp.d.Table, sp.cols, sp.d.values); err != nil {
+			if before[i], version[i], err = rowState(ctx, wconn, sp.d.Table, sp.cols, sp.d.values); err != nil {
 				_ = wconn.Exec(ctx, "ROLLBACK").Close()
 				return nil, false, err
 			}
@@ -208,13 +209,13 @@ func confirm(ctx context.Context, store *topology.Store, name string, writer flo
 			if err != nil {
 				return nil, false, err
 			}
-			after, err := rowHash(ctx, wconn, sp.d.Table, sp.cols, sp.d.values)
+			_, after, err := rowState(ctx, wconn, sp.d.Table, sp.cols, sp.d.values)
 			if err != nil {
 				return nil, false, err
 			}
 			switch {
-			case after != before[i]:
-				again = append(again, sp) // changed meanwhile
+			case after != version[i]:
+				again = append(again, sp) // changed meanwhile, maybe back
 			case other == before[i]:
 				// the same: it was lag
 			default:

@@ -35,7 +35,45 @@ func (p *planning) planDDL(stmt *pg_query.Node) (engine.Primitive, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.broadcast(), nil
+	// Every shard with the tables: a reshard's targets too.
+	return &engine.Broadcast{Target: engine.Target{Kind: engine.TargetSchema}, SQL: p.sql}, nil
+}
+
+// reshardSafe reports whether stmt is a schema change that may run while a
+// reshard workflow streams the keyspace's changes: it runs on the sources
+// and the targets alike, and the change streams carry rows of either
+// shape. Changes of what the streams depend on (tables, names, primary
+// keys, constraints that may be one) are not.
+func reshardSafe(stmt *pg_query.Node) bool {
+	switch n := stmt.Node.(type) {
+	case *pg_query.Node_IndexStmt:
+		return !n.IndexStmt.Primary
+	case *pg_query.Node_DropStmt:
+		return n.DropStmt.RemoveType == pg_query.ObjectType_OBJECT_INDEX
+	case *pg_query.Node_VacuumStmt, *pg_query.Node_TruncateStmt:
+		return true
+	case *pg_query.Node_AlterTableStmt:
+		for _, c := range n.AlterTableStmt.Cmds {
+			cmd := c.GetAlterTableCmd()
+			if cmd == nil {
+				return false
+			}
+			switch cmd.Subtype {
+			case pg_query.AlterTableType_AT_AddColumn, pg_query.AlterTableType_AT_DropColumn,
+				pg_query.AlterTableType_AT_ColumnDefault, pg_query.AlterTableType_AT_SetNotNull,
+				pg_query.AlterTableType_AT_DropNotNull, pg_query.AlterTableType_AT_AlterColumnType,
+				pg_query.AlterTableType_AT_SetStatistics, pg_query.AlterTableType_AT_SetStorage:
+			case pg_query.AlterTableType_AT_AddConstraint:
+				if con := cmd.Def.GetConstraint(); con == nil || con.Contype == pg_query.ConstrType_CONSTR_PRIMARY {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // vschemaTable resolves a DDL target, which must be a vschema table.

@@ -59,6 +59,10 @@ type Statement struct {
 	// mean (DDL, GRANT, DO, CALL: all but plain reads, writes and session
 	// commands), which makes remembered descriptions of statements stale.
 	ChangesSchema bool
+	// DuringReshard is set for the schema changes a reshard workflow lets
+	// through, which reach its targets too (see reshardSafe); other ones
+	// wait until it ends.
+	DuringReshard bool
 	// SessionState names the state the statement may leave on its backend
 	// connection beyond settings ("temporary tables", "cursors", ...), or
 	// is "": the session must keep that connection while the state lasts.
@@ -178,7 +182,7 @@ func Plan(vs *vschema.Keyspace, sql string) ([]*Statement, error) {
 		text := statementText(sql, raw)
 		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
 			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil, Discards: discards(raw.Stmt),
-			SessionState: sessionState(raw.Stmt), Fetch: raw.Stmt.GetFetchStmt() != nil, ChangesSchema: changesSchema(raw.Stmt),
+			SessionState: sessionState(raw.Stmt), Fetch: raw.Stmt.GetFetchStmt() != nil, ChangesSchema: changesSchema(raw.Stmt), DuringReshard: reshardSafe(raw.Stmt),
 			Deallocate: raw.Stmt.GetDeallocateStmt().GetName(), Signal: signal(raw.Stmt)}
 		if st.Control, err = control(raw.Stmt); err != nil {
 			return nil, err

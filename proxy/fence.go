@@ -224,6 +224,9 @@ func reaches(st *planner.Statement, ks *topology.Keyspace, args engine.Params, f
 // it began with only in the fenced logical shards, which it did not reach
 // yet. It returns the keyspace to route by.
 func (s *session) passFences(ctx context.Context, ks *topology.Keyspace, inTxn bool, args engine.Params, sts ...*planner.Statement) (*topology.Keyspace, error) {
+	if err := s.checkReshardDDL(ctx, ks, sts); err != nil {
+		return nil, err
+	}
 	write := false
 	for _, st := range sts {
 		write = write || !st.ReadOnly

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -70,4 +71,57 @@ func copyRanges(m *topology.ShardMap, held []int) []planner.KeyRange {
 		out = append(out, planner.KeyRange{Lo: lo, Hi: hi})
 	}
 	return out
+}
+
+// codeObjectNotInPrerequisiteState answers a schema change that waits for
+// a reshard's copy to end.
+const codeObjectNotInPrerequisiteState = "55000"
+
+// checkReshardDDL refuses schema changes a reshard workflow of ks cannot
+// carry while it runs (it holds copies somewhere): those of tables, names
+// and primary keys, which its change streams and its targets depend on,
+// and any while it copies, as they would wait for the copy's locks with
+// every statement on the table queued behind them. The rest run on the
+// targets too (engine.TargetSchema).
+func (s *session) checkReshardDDL(ctx context.Context, ks *topology.Keyspace, sts []*planner.Statement) error {
+	if len(ks.Copies) == 0 {
+		return nil
+	}
+	for _, st := range sts {
+		if !st.ChangesSchema {
+			continue
+		}
+		names, copying := s.srv.reshards(ctx, ks.Name)
+		switch {
+		case !st.DuringReshard:
+			return &planner.Error{Code: codeFeatureNotSupp, Message: fmt.Sprintf("keyspace %s: %s is moving logical shards; this schema change can run once it completes or is cancelled. Meanwhile ALTER TABLE of columns, defaults and constraints other than primary keys, CREATE INDEX, DROP INDEX, VACUUM, ANALYZE and TRUNCATE are allowed", ks.Name, names)}
+		case copying:
+			return &planner.Error{Code: codeObjectNotInPrerequisiteState, Message: fmt.Sprintf("keyspace %s: %s is copying; schema changes can run once it is catching up ('shardctl reshard show')", ks.Name, names)}
+		}
+	}
+	return nil
+}
+
+// reshards names the workflows of keyspace ks for an error message, and
+// says whether one is copying.
+func (srv *Server) reshards(ctx context.Context, ks string) (names string, copying bool) {
+	if srv.workflows == nil {
+		return "a reshard workflow", false
+	}
+	all, err := srv.workflows(ctx)
+	if err != nil {
+		return "a reshard workflow", false
+	}
+	var mine []string
+	for _, w := range all {
+		if w.Keyspace != ks {
+			continue
+		}
+		mine = append(mine, w.Name)
+		copying = copying || w.Phase == topology.PhaseCopying
+	}
+	if len(mine) == 0 {
+		return "a reshard workflow", false
+	}
+	return "reshard workflow " + strings.Join(mine, ", "), copying
 }

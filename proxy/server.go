@@ -37,6 +37,9 @@ type Config struct {
 	// every gateway's describe cache forgets what they made stale; without
 	// it, other gateways see them when their descriptions expire.
 	Schema SchemaLog
+	// Workflows reads the reshard workflows, to name the one a schema
+	// change waits for; nil names none.
+	Workflows func(context.Context) ([]topology.Workflow, error)
 	// GatewayID names this gateway in two-phase commit records.
 	GatewayID string
 	// Hooks are fault-injection points for crash-recovery tests.
@@ -135,6 +138,7 @@ type Server struct {
 	describes *describeCache
 	owned     *ownedRows // multi-shard statements for shards that keep copies
 	schema    SchemaLog
+	workflows func(context.Context) ([]topology.Workflow, error)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -160,7 +164,7 @@ type Server struct {
 // NewServer returns a Server for cfg.
 func NewServer(cfg Config) *Server {
 	s := &Server{
-		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, schema: cfg.Schema, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
+		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, schema: cfg.Schema, workflows: cfg.Workflows, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
 		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), fences: newFences(), parse: newParseGate(), plans: planner.NewCache(planCacheSize), describes: newDescribeCache(), owned: newOwnedRows(),

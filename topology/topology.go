@@ -7,10 +7,12 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/shardgate/shardgate/vschema"
@@ -281,6 +283,23 @@ func (k *Keyspace) ShardFor(h int64) string { return k.Map.ShardFor(h) }
 
 // Shards returns the keyspace's distinct physical shards in placement order.
 func (k *Keyspace) Shards() []string { return k.shards }
+
+// SchemaShards returns the shards that hold the keyspace's tables: its
+// own, then those that only keep copies (a reshard's targets before their
+// first logical shard moves, its sources after their last one did), which
+// schema changes must reach too.
+func (k *Keyspace) SchemaShards() []string {
+	if len(k.Copies) == 0 {
+		return k.shards
+	}
+	out := slices.Clone(k.shards)
+	for _, shard := range slices.Sorted(maps.Keys(k.Copies)) {
+		if !slices.Contains(out, shard) {
+			out = append(out, shard)
+		}
+	}
+	return out
+}
 
 // ShardListFor returns the physical shard that holds keyspace id h as a
 // list of one, which the caller must not change.

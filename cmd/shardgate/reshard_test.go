@@ -369,6 +369,19 @@ func (e *reshardEnv) ownRowsOnly() {
 	}
 }
 
+// sameSchema asserts that every shard has the same columns and indexes.
+func (e *reshardEnv) sameSchema() {
+	const schema = `select string_agg(table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, ''), ', ' order by table_name, ordinal_position)
+from information_schema.columns where table_schema = 'public'
+union all select string_agg(indexdef, ', ' order by indexdef) from pg_indexes where schemaname = 'public'`
+	want := mustQuery(e.t, e.backend(0), schema)
+	for i := 1; i < len(e.shards); i++ {
+		if got := mustQuery(e.t, e.backend(i), schema); !slices.EqualFunc(got, want, slices.Equal) {
+			e.t.Errorf("shard s%d's schema:\n%v\nshard s0's:\n%v", i, got, want)
+		}
+	}
+}
+
 // movedChecksum sums what the sources hold of the logical shards that
 // moved: it must not change once writes go to the targets.
 func (e *reshardEnv) movedChecksum() string {
@@ -450,6 +463,15 @@ func TestReshardUnderLoad(t *testing.T) {
 	out, _ = e.shardctl(0, "reshard", "verify", "grow")
 	t.Logf("verify while catching up:\n%s", out)
 
+	// Schema changes the streams carry run on the sources and the targets
+	// alike while the clients write; others wait for the workflow.
+	ddl := e.gws[1].connect("app")
+	mustQuery(t, ddl, "alter table entries add column memo text not null default 'm'")
+	if _, err := query(ddl, "alter table notes drop constraint notes_pkey"); pgCode(err) != "0A000" || !strings.Contains(err.Error(), "reshard workflow grow") {
+		t.Errorf("dropping a primary key while resharding: %v, want 0A000 naming the workflow", err)
+	}
+	w.waitFor(300)
+
 	// Steps out of order: one line each, nothing changed.
 	_, stderr = e.shardctl(1, "reshard", "complete", "grow")
 	if !strings.Contains(stderr, "complete needs every batch cut over") {
@@ -487,6 +509,11 @@ func TestReshardUnderLoad(t *testing.T) {
 	if !strings.Contains(stderr, "complete needs a verify") {
 		t.Errorf("complete before a verify: %q", stderr)
 	}
+	// On entries, which each transaction writes on one shard: DDL and a
+	// transaction that lock a table on two shards in opposite orders
+	// would wait for each other (no distributed deadlock detection).
+	mustQuery(t, ddl, "create index entries_memo on entries (memo)")
+	w.waitFor(300)
 	// The reverse streams keep the sources complete: verify compares them
 	// with the targets, the clients writing all along.
 	out, _ = e.shardctl(0, "reshard", "verify", "grow")
@@ -520,6 +547,7 @@ func TestReshardUnderLoad(t *testing.T) {
 	}
 	e.check(w, 4)
 	e.ownRowsOnly()
+	e.sameSchema()
 	if out, _ := e.shardctl(0, "reshard", "list"); strings.Contains(out, "grow") {
 		t.Errorf("after complete, reshard list printed\n%s", out)
 	}
@@ -651,10 +679,19 @@ func TestReshardCancelInCopy(t *testing.T) {
 		show, _ := e.shardctl(0, "reshard", "show", "grow")
 		return strings.Contains(show, "stopped or died ('shardctl reshard start grow' resumes it)")
 	})
+	// A schema change would wait for the copy's locks: it is refused.
+	ddl := e.gws[0].connect("app")
+	if _, err := query(ddl, "alter table notes add column seen bool"); pgCode(err) != "55000" || !strings.Contains(err.Error(), "reshard workflow grow is copying") {
+		t.Errorf("a schema change during the copy: %v, want 55000 naming the workflow", err)
+	}
 	cancelled, _ := e.shardctl(0, "reshard", "cancel", "grow")
 	if !strings.Contains(cancelled, "cancelled workflow grow") {
 		t.Errorf("reshard cancel printed %q", cancelled)
 	}
+	eventually(t, time.Minute, "the schema change to run once the workflow is gone", func() bool {
+		_, err := query(ddl, "alter table notes add column seen bool")
+		return err == nil
+	})
 	for i := range e.shards {
 		got := mustQuery(t, e.backend(i), "select (select count(*) from pg_replication_slots), (select count(*) from pg_publication), (select count(*) from pg_tables where schemaname = 'public')")
 		if got[0][0] != "0" || got[0][1] != "0" || i >= 2 && got[0][2] != "0" {

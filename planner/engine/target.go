@@ -60,7 +60,17 @@ const (
 	TargetAny
 	// TargetAnchor: the anchor shard (see AnchorShard).
 	TargetAnchor
+	// TargetSchema: every shard that holds the keyspace's tables: its
+	// shards and those a reshard copies rows into or keeps them on
+	// (schema changes).
+	TargetSchema
 )
+
+// schemaShards is a Topology that knows shards holding the keyspace's
+// tables besides its own (see TargetSchema).
+type schemaShards interface {
+	SchemaShards() []string
+}
 
 // Target says where a statement runs. It names keyspace ids, not physical
 // shards: it is resolved against the topology when the statement runs, so a
@@ -128,6 +138,11 @@ func (t Target) Resolve(topo Topology, args Params) []string {
 		return topo.Shards()[:1]
 	case TargetAnchor:
 		return []string{AnchorShard(topo)}
+	case TargetSchema:
+		if st, ok := topo.(schemaShards); ok {
+			return st.SchemaShards()
+		}
+		return topo.Shards()
 	case TargetKeys:
 	default:
 		return topo.Shards()
@@ -196,6 +211,8 @@ func (t Target) String() string {
 		return "any"
 	case TargetAnchor:
 		return "anchor"
+	case TargetSchema:
+		return "schema"
 	}
 	return fmt.Sprintf("TargetKind(%d)", int(t.Kind))
 }
