@@ -113,11 +113,11 @@ func (d *driver) cutovers(ctx context.Context, x *world) error {
 // cutNext lifts a fence a controller before left up, then cuts over the
 // first batch not done, or ends the phase when all are.
 func (d *driver) cutNext(ctx context.Context, w *topology.Workflow, x *world) error {
-	ks, err := d.keyspaceNow(ctx, w)
+	now, err := d.world(ctx, w) // the placement as it is now, not as x read it
 	if err != nil {
 		return err
 	}
-	placed := func(b topology.Batch) bool { return placedOn(ks, b, b.To) }
+	placed := func(b topology.Batch) bool { return placedOn(now.ks, b, b.To) }
 	// A controller that died between recording a batch's flip and making
 	// it left the streams' targets as if it had flipped: undo that while
 	// the fence still holds the batch's writes, and start the streams
@@ -163,19 +163,6 @@ func (d *driver) cutNext(ctx context.Context, w *topology.Workflow, x *world) er
 		d.OnPhase(topology.PhaseCutOver)
 	}
 	return err
-}
-
-// keyspaceNow reads w's keyspace as the topology has it now.
-func (d *driver) keyspaceNow(ctx context.Context, w *topology.Workflow) (*topology.Keyspace, error) {
-	snap, err := d.Store.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ks := snap.Keyspace(w.Keyspace)
-	if ks == nil {
-		return nil, fmt.Errorf("keyspace %s does not exist any more", w.Keyspace)
-	}
-	return ks, nil
 }
 
 // placedOn reports whether ks places every logical shard of b on shard.
@@ -275,11 +262,11 @@ func (d *driver) onShard(ctx context.Context, x *world, shard string, f func(*pg
 // source, or ends the reverse when none is left. Like cutNext, it first
 // repairs what a controller that died in the middle of one left.
 func (d *driver) reverseNext(ctx context.Context, w *topology.Workflow, x *world) error {
-	ks, err := d.keyspaceNow(ctx, w)
+	now, err := d.world(ctx, w) // the placement as it is now, not as x read it
 	if err != nil {
 		return err
 	}
-	at := func(b topology.Batch, shard string) bool { return placedOn(ks, b, shard) }
+	at := func(b topology.Batch, shard string) bool { return placedOn(now.ks, b, shard) }
 	for i, b := range w.Batches {
 		switch {
 		case b.BackLSN != "" && b.FlipLSN != "" && at(b, b.To):
@@ -309,7 +296,7 @@ func (d *driver) reverseNext(ctx context.Context, w *topology.Workflow, x *world
 	}
 	for i := len(w.Batches) - 1; i >= 0; i-- {
 		if b := w.Batches[i]; flipped(b) && at(b, b.To) {
-			return d.reverseBatch(ctx, w, x, ks, i)
+			return d.reverseBatch(ctx, w, x, now.ks, i)
 		}
 	}
 	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
