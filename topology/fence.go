@@ -43,47 +43,42 @@ func (s *Store) copiesKey(ks string) string  { return s.prefix + keyspacesDir + 
 // statement over several shards limited to the rows it owns. Logical
 // shards placed on shard are left out; 0 means nothing was recorded.
 func (s *Store) AddCopies(ctx context.Context, ks, shard string, logical []int) (int64, error) {
-	for {
-		snap, err := s.Load(ctx)
-		if err != nil {
-			return 0, err
-		}
-		k := snap.Keyspace(ks)
-		if k == nil || k.Map == nil {
-			return 0, errorf(ErrNotFound, "keyspace %s does not exist or has no shard map", ks)
-		}
-		copies := map[string][]int{}
-		for sh, ls := range k.Copies {
-			copies[sh] = slices.Clone(ls)
+	return s.changeCopies(ctx, ks, "add", func(k *Keyspace, copies map[string][]int) (bool, error) {
+		if k.Map == nil {
+			return false, errorf(ErrNotFound, "keyspace %s has no shard map", ks)
 		}
 		for _, l := range logical {
 			if l < 0 || l >= len(k.Map.Placement) {
-				return 0, fmt.Errorf("keyspace %s has no logical shard %d", ks, l)
+				return false, fmt.Errorf("keyspace %s has no logical shard %d", ks, l)
 			}
 			if k.Map.Placement[l] != shard && !slices.Contains(copies[shard], l) {
 				copies[shard] = append(copies[shard], l)
 			}
 		}
-		if len(copies[shard]) == 0 {
-			return 0, nil // nothing to record, nothing for gateways to apply
-		}
+		slices.Sort(copies[shard])
 		// Written even when unchanged: the revision returned is then one
 		// that gateways apply, which a caller can wait for.
-		slices.Sort(copies[shard])
-		c, _ := json.Marshal(copies)
-		tx, err := s.cli.Txn(ctx).If(s.unchangedSince(snap.Revision)...).Then(clientv3.OpPut(s.copiesKey(ks), string(c))).Commit()
-		if err != nil {
-			return 0, fmt.Errorf("add copies of keyspace %s: %w", ks, err)
-		}
-		if tx.Succeeded {
-			return tx.Header.Revision, nil
-		}
-	}
+		return len(copies[shard]) > 0, nil
+	})
 }
 
 // DropCopies records that shard no longer holds copies of logical shards
 // of keyspace ks (the rows are deleted), and returns the revision.
 func (s *Store) DropCopies(ctx context.Context, ks, shard string, logical []int) (int64, error) {
+	return s.changeCopies(ctx, ks, "drop", func(_ *Keyspace, copies map[string][]int) (bool, error) {
+		copies[shard] = slices.DeleteFunc(copies[shard], func(l int) bool { return slices.Contains(logical, l) })
+		if len(copies[shard]) == 0 {
+			delete(copies, shard)
+		}
+		return true, nil
+	})
+}
+
+// changeCopies applies change to a copy of keyspace ks's copies and, if it
+// says to write, records the result (no key for none) unless the topology
+// changed meanwhile, in which case it starts again. It returns the
+// revision written, 0 if nothing was.
+func (s *Store) changeCopies(ctx context.Context, ks, verb string, change func(k *Keyspace, copies map[string][]int) (write bool, err error)) (int64, error) {
 	for {
 		snap, err := s.Load(ctx)
 		if err != nil {
@@ -95,11 +90,11 @@ func (s *Store) DropCopies(ctx context.Context, ks, shard string, logical []int)
 		}
 		copies := map[string][]int{}
 		for sh, ls := range k.Copies {
-			for _, l := range ls {
-				if sh != shard || !slices.Contains(logical, l) {
-					copies[sh] = append(copies[sh], l)
-				}
-			}
+			copies[sh] = slices.Clone(ls)
+		}
+		write, err := change(k, copies)
+		if err != nil || !write {
+			return 0, err
 		}
 		op := clientv3.OpDelete(s.copiesKey(ks))
 		if len(copies) > 0 {
@@ -108,7 +103,7 @@ func (s *Store) DropCopies(ctx context.Context, ks, shard string, logical []int)
 		}
 		tx, err := s.cli.Txn(ctx).If(s.unchangedSince(snap.Revision)...).Then(op).Commit()
 		if err != nil {
-			return 0, fmt.Errorf("drop copies of keyspace %s: %w", ks, err)
+			return 0, fmt.Errorf("%s copies of keyspace %s: %w", verb, ks, err)
 		}
 		if tx.Succeeded {
 			return tx.Header.Revision, nil
