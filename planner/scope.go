@@ -31,6 +31,9 @@ type block struct {
 	keyed     bool         // WHERE fixes the sharding column to a set of values
 	keys      []engine.Key // those values
 	keyColumn string       // a sharding column, for messages: "users.id"
+	// padded names a reference table an outer join keeps rows of that
+	// match no row of a sharded table: every shard would return them.
+	padded string
 }
 
 func (b *block) sharded() []*tableRef {
@@ -162,7 +165,15 @@ func (p *planning) newBlock(stmt proto.Message, target *pg_query.RangeVar, from 
 			b.keyed, b.keys = true, ids
 		}
 	}
+	if b.padded != "" && (!b.keyed || len(b.keys) != 1) {
+		return nil, unsupported("an outer join that keeps the rows of reference table %s without a match in sharded table %s is supported only when the statement is fixed to one %s; every shard would return those rows", b.padded, sharded[0].table.Name, b.keyColumn)
+	}
 	return b, nil
+}
+
+// anySharded reports whether refs hold a sharded table.
+func anySharded(refs []*tableRef) bool {
+	return slices.ContainsFunc(refs, func(r *tableRef) bool { return r.table.Kind == vschema.Sharded })
 }
 
 // addFromItem adds the tables of one FROM item.
@@ -175,11 +186,22 @@ func (p *planning) addFromItem(b *block, item *pg_query.Node, joinQuals *[]*pg_q
 		if j.IsNatural {
 			return unsupported("NATURAL JOIN is not supported on a sharded keyspace; name the join columns")
 		}
+		before := len(b.refs)
 		if err := p.addFromItem(b, j.Larg, joinQuals); err != nil {
 			return err
 		}
+		middle := len(b.refs)
 		if err := p.addFromItem(b, j.Rarg, joinQuals); err != nil {
 			return err
+		}
+		left, right := b.refs[before:middle], b.refs[middle:]
+		keepsLeft := j.Jointype == pg_query.JoinType_JOIN_LEFT || j.Jointype == pg_query.JoinType_JOIN_FULL
+		keepsRight := j.Jointype == pg_query.JoinType_JOIN_RIGHT || j.Jointype == pg_query.JoinType_JOIN_FULL
+		switch {
+		case keepsLeft && b.padded == "" && !anySharded(left) && anySharded(right) && len(left) > 0:
+			b.padded = left[0].table.Name
+		case keepsRight && b.padded == "" && !anySharded(right) && anySharded(left) && len(right) > 0:
+			b.padded = right[0].table.Name
 		}
 		*joinQuals = append(*joinQuals, conjuncts(j.Quals)...)
 		*joinQuals = append(*joinQuals, usingEqualities(j)...)
