@@ -62,6 +62,9 @@ func (d *driver) cutovers(ctx context.Context, x *world) error {
 		}
 		switch {
 		case w.Phase == topology.PhaseCatchingUp && w.Request == topology.RequestCutover:
+			if err = d.checkGate(ctx, w); err != nil {
+				break
+			}
 			_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
 				w.Phase, w.Request = topology.PhaseCuttingOver, ""
 				w.Batches = PlanBatches(w, w.BatchSize)
@@ -91,6 +94,10 @@ func (d *driver) cutovers(ctx context.Context, x *world) error {
 		if errors.Is(err, errStreamsStale) {
 			return err
 		}
+		held := errors.Is(err, errGateHolds)
+		if held {
+			err = nil // recorded and logged by checkGate; tried again below
+		}
 		if err != nil && ctx.Err() == nil {
 			d.Log.Warn("cutover step failed; retrying", zap.String("workflow", d.Name), zap.Error(err))
 			_, _ = d.lock.Update(ctx, func(w *topology.Workflow) error {
@@ -99,7 +106,7 @@ func (d *driver) cutovers(ctx context.Context, x *world) error {
 			})
 		}
 		wait := recordEvery
-		if err == nil && (w.Phase == topology.PhaseCuttingOver || w.Phase == topology.PhaseReversing) {
+		if err == nil && !held && (w.Phase == topology.PhaseCuttingOver || w.Phase == topology.PhaseReversing) {
 			wait = 0 // the next batch at once
 		}
 		select {
@@ -153,6 +160,9 @@ func (d *driver) cutNext(ctx context.Context, w *topology.Workflow, x *world) er
 			})
 			return err
 		}
+		if err := d.checkGate(ctx, w); err != nil {
+			return err
+		}
 		return d.cutBatch(ctx, w, x, i)
 	}
 	_, err = d.lock.Update(ctx, func(w *topology.Workflow) error {
@@ -163,6 +173,62 @@ func (d *driver) cutNext(ctx context.Context, w *topology.Workflow, x *world) er
 		d.OnPhase(topology.PhaseCutOver)
 	}
 	return err
+}
+
+// errGateHolds is checkGate's answer while the shadow gate holds the
+// write cutover: the reason is in the record, and the cutover is tried
+// again after recordEvery.
+var errGateHolds = errors.New("the shadow gate holds the cutover")
+
+// gatePrefix starts the record's error while the shadow gate holds the
+// cutover. It says "waits", not "refused": a cutover command waiting for
+// the phase goes on waiting, since the differences age out of the window.
+const gatePrefix = "cutover waits: "
+
+// checkGate returns errGateHolds, with the reason recorded in w.Error,
+// when the gateways' shadow reads of w found more differences than w.Gate
+// allows, or when their reports cannot be read: a controller that cannot
+// tell does not cut. It logs a reason once, not at every try, and clears
+// the record's error once the gate lets the cutover go on.
+func (d *driver) checkGate(ctx context.Context, w *topology.Workflow) error {
+	sum, err := d.Store.Shadow(ctx, w.Name)
+	if err != nil && ctx.Err() != nil {
+		return err
+	}
+	if err == nil {
+		err = w.Gate.Check(sum, time.Now())
+	} else {
+		err = fmt.Errorf("the shadow reads' reports cannot be read, and the gate cannot be checked: %w", err)
+	}
+	if err == nil {
+		if held := d.gateHeld; held != "" {
+			d.gateHeld = ""
+			d.Log.Info("shadow gate open; the cutover goes on", zap.String("workflow", w.Name))
+			if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+				if w.Error == held {
+					w.Error = ""
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	msg := gatePrefix + err.Error()
+	if msg != d.gateHeld {
+		d.gateHeld = msg
+		d.Log.Warn("the shadow gate holds the cutover; trying again every second", zap.String("workflow", w.Name), zap.Error(err))
+	}
+	if w.Error != msg {
+		if _, err := d.lock.Update(ctx, func(w *topology.Workflow) error {
+			w.Error = msg
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return errGateHolds
 }
 
 // placedOn reports whether ks places every logical shard of b on shard.

@@ -212,8 +212,11 @@ func (s *Stream) LagSeconds() float64 {
 func (s *Stream) Applied() int64 { return s.applied.Load() }
 
 // standbyEvery is how often the stream confirms its position to the source
-// when nothing else makes it.
-const standbyEvery = time.Second
+// and asks for the source's: the slot's confirmed position is how the
+// gateways learn what the targets hold (they steer reads there by it), so
+// it must not lag much even when the source commits nothing of the
+// stream's tables.
+const standbyEvery = 100 * time.Millisecond
 
 // askEvery is how often the stream asks the source for its position while
 // someone waits for it to reach one (WaitFor): when the source is idle,
@@ -236,7 +239,7 @@ func (s *Stream) Run(ctx context.Context) error {
 	nextStatus := time.Now().Add(standbyEvery)
 	for {
 		if time.Now().After(nextStatus) {
-			if err := s.confirm(ctx); err != nil {
+			if err := s.status(ctx, true); err != nil {
 				return err
 			}
 			nextStatus = time.Now().Add(standbyEvery)

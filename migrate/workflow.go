@@ -193,6 +193,9 @@ type driver struct {
 	*Controller
 	lock  *topology.WorkflowLock
 	flows *flows // while catching up and cutting over
+	// gateHeld is the reason the shadow gate last held the cutover for,
+	// logged once; "" while it does not hold it.
+	gateHeld string
 }
 
 // world is what a step reads of the topology: the keyspace's vschema and
@@ -547,12 +550,20 @@ func (d *driver) cancel(ctx context.Context, w *topology.Workflow) error {
 		return errors.New(notCancellable(w))
 	}
 	if w.Phase == topology.PhasePlanned {
-		return d.lock.Delete(ctx) // nothing was made anywhere
+		// Nothing was made anywhere, and no reads can have gone to the
+		// targets; what a gateway may have reported goes with the record.
+		if err := d.Store.ClearReadTraffic(ctx, w.Keyspace, w.Name); err != nil {
+			return err
+		}
+		return d.lock.Delete(ctx)
 	}
 	if w.Fence != "" {
 		if err := d.liftFence(ctx, w.Keyspace, w.Fence); err != nil {
 			return err
 		}
+	}
+	if err := d.clearReads(ctx, w); err != nil {
+		return err
 	}
 	x, err := d.world(ctx, w)
 	if err != nil {
@@ -576,6 +587,47 @@ func (d *driver) cancel(ctx context.Context, w *topology.Workflow) error {
 	}
 	d.Log.Info("workflow cancelled", zap.String("workflow", w.Name))
 	return d.lock.Delete(ctx)
+}
+
+// clearReadsWait bounds the wait for the gateways to stop sending reads
+// to a workflow's targets before they are changed; a gateway slower than
+// that stops on its own once the targets' streams fall behind.
+const clearReadsWait = 30 * time.Second
+
+// clearReads takes w's read traffic (shadow reads and reads switched to
+// the targets) and its shadow reports off the topology. While the
+// traffic sent reads to the targets, it first turns them off and waits,
+// for at most clearReadsWait, until every gateway applied that, so that
+// no read goes to a target while its slot is dropped or its rows deleted.
+func (d *driver) clearReads(ctx context.Context, w *topology.Workflow) error {
+	t, err := d.Store.ReadTrafficOf(ctx, w.Keyspace)
+	if err != nil {
+		return err
+	}
+	if t != nil && t.Workflow == w.Name && (t.ReadPercent > 0 || t.ShadowPercent > 0) {
+		// A deletion has no revision to wait for; this write has.
+		rev, err := d.Store.SetReadTraffic(ctx, w.Keyspace, w.Name, func(t *topology.ReadTraffic) error {
+			t.ReadPercent, t.ShadowPercent = 0, 0
+			return nil
+		})
+		switch {
+		case errors.Is(err, topology.ErrConflict):
+			// Cleared meanwhile, and another workflow steers them now.
+		case err != nil:
+			return err
+		default:
+			wctx, cancel := context.WithTimeout(ctx, clearReadsWait)
+			err := d.waitGateways(wctx, fmt.Sprintf("apply revision %d", rev), func(a topology.GatewayApplied) bool { return a.Revision >= rev })
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				d.Log.Warn("a gateway is slow to stop sending reads to the targets; going on", zap.String("workflow", w.Name), zap.Error(err))
+			}
+		}
+	}
+	return d.Store.ClearReadTraffic(ctx, w.Keyspace, w.Name)
 }
 
 // clearTarget drops the tables the workflow made on target and deletes
@@ -650,6 +702,9 @@ const deleteBatch = 5000
 // at a time; the sources stop being recorded as holding copies, and the
 // record goes. Each step can be done again after a crash.
 func (d *driver) complete(ctx context.Context, w *topology.Workflow) error {
+	if err := d.clearReads(ctx, w); err != nil {
+		return err
+	}
 	x, err := d.world(ctx, w)
 	if err != nil {
 		return err

@@ -39,6 +39,9 @@ type AdminOptions struct {
 	GatewayID string
 	// Workflows reads the reshard workflows from etcd; nil serves none.
 	Workflows func(context.Context) ([]topology.Workflow, error)
+	// Shadow sums the shadow reads of a workflow over every gateway; nil
+	// serves none.
+	Shadow func(ctx context.Context, workflow string) (topology.ShadowSummary, error)
 }
 
 // AdminHandler serves the gateway's admin HTTP endpoints:
@@ -51,7 +54,8 @@ type AdminOptions struct {
 //	               503; the body tells each shard's state and warns of
 //	               superuser roles
 //	/topology      the current topology snapshot as JSON (passwords redacted)
-//	/workflows     the reshard workflows as JSON; /workflows/NAME one of them
+//	/workflows     the reshard workflows as JSON; /workflows/NAME one of them,
+//	               /workflows/NAME/shadow what its shadow reads found
 //	/metrics       Prometheus metrics of Gather
 //	/debug/pprof/  Go profiles (net/http/pprof)
 //
@@ -106,6 +110,19 @@ func AdminHandler(o AdminOptions) http.Handler {
 			}
 		}
 		http.Error(w, "no workflow "+r.PathValue("name"), http.StatusNotFound)
+	})
+	mux.HandleFunc("GET /workflows/{name}/shadow", func(w http.ResponseWriter, r *http.Request) {
+		sum := topology.ShadowSummary{}
+		if o.Shadow != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), healthCheckTimeout)
+			defer cancel()
+			var err error
+			if sum, err = o.Shadow(ctx, r.PathValue("name")); err != nil {
+				http.Error(w, "reading the shadow reads: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		writeJSON(w, sum)
 	})
 	// "GET /{$}" is the root alone; other unknown paths stay 404.
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { o.serveStatus(w, r, false) })

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -445,6 +446,25 @@ func (b *binding) decode(v []byte) (string, bool) {
 	}
 	s, err := b.enc.NewDecoder().Bytes(v)
 	return string(s), err == nil
+}
+
+// detached returns a copy of b that owns its values, for running the
+// statement again off the client's path, where no result is checked
+// against what the client was told. Nil stays nil.
+func (b *binding) detached() *binding {
+	if b == nil {
+		return nil
+	}
+	out := *b
+	out.values = make([][]byte, len(b.values))
+	for i, v := range b.values {
+		if v != nil {
+			out.values[i] = bytes.Clone(v)
+		}
+	}
+	out.formats, out.oids, out.resultFormats = slices.Clone(b.formats), slices.Clone(b.oids), slices.Clone(b.resultFormats)
+	out.unchecked = true
+	return &out
 }
 
 // subset returns the binding for a statement whose parameters are the

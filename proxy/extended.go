@@ -515,6 +515,10 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	if pt.held != nil {
 		return s.fetchHeld(pt, m.Portal, m.MaxRows)
 	}
+	ks, shadow := s.steerRead(ks, st, pt.bind)
+	if m.MaxRows > 0 {
+		shadow = nil // compared only when the source answers it whole
+	}
 	shards := engine.Shards(st.Root, ks, pt.bind)
 	maxRows := m.MaxRows
 	if m.MaxRows > 0 && len(shards) > 1 && s.txn != nil && s.txn.explicit {
@@ -529,7 +533,7 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 		// limit leaves for the next Executes.
 		emit, maxRows = s.holdRows(pt, m.MaxRows), 0
 	}
-	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, shape: pt.stmt.fields, portal: pt.name, maxRows: maxRows}
+	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, bind: pt.bind, shape: pt.stmt.fields, portal: pt.name, maxRows: maxRows, shadow: shadow}
 	run := func() (engine.Tag, error) {
 		tag, err := st.Root.Stream(ctx, x, pt.bind, emit)
 		s.countRefusal(err)

@@ -234,6 +234,9 @@ func (s *session) passFences(ctx context.Context, ks *topology.Keyspace, inTxn b
 	if !write && !inTxn && s.activity == nil {
 		return ks, nil // a read on its own goes on whatever happens
 	}
+	if write {
+		s.noteRoutedWrites(ks, args, sts)
+	}
 	fs := s.srv.fences
 	for held := time.Duration(0); ; {
 		var fc *fence

@@ -40,6 +40,9 @@ type Config struct {
 	// Workflows reads the reshard workflows, to name the one a schema
 	// change waits for; nil names none.
 	Workflows func(context.Context) ([]topology.Workflow, error)
+	// Shadow keeps what this gateway's shadow reads of reshard workflows
+	// found; nil keeps it in the gateway alone.
+	Shadow ShadowLog
 	// GatewayID names this gateway in two-phase commit records.
 	GatewayID string
 	// Hooks are fault-injection points for crash-recovery tests.
@@ -139,6 +142,12 @@ type Server struct {
 	owned     *ownedRows // multi-shard statements for shards that keep copies
 	schema    SchemaLog
 	workflows func(context.Context) ([]topology.Workflow, error)
+	// streams follows the reshard streams of sources whose reads are
+	// steered; shadows runs the shadow reads; steered counts the reads
+	// of moving logical shards by where they ran.
+	streams *streamWatch
+	shadows *shadows
+	steered *prometheus.CounterVec
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -172,6 +181,15 @@ func NewServer(cfg Config) *Server {
 	}
 	s.writeTimeout.Store(int64(cfg.ClientWriteTimeout))
 	s.background, s.stopBackground = context.WithCancel(context.Background())
+	s.streams = newStreamWatch(s.pools, s.log)
+	s.shadows = newShadows(s.topo, s.pools, s.streams, s.gatewayID, s.log)
+	s.steered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shardgate_reshard_reads_total",
+		Help: "Reads outside transactions of a reshard workflow's moving logical shards, while it steers them, by where they ran: source or target.",
+	}, []string{"workflow", "served_by"})
+	if cfg.Shadow != nil {
+		go s.shadows.publish(s.background, cfg.Shadow)
+	}
 	return s
 }
 
@@ -290,7 +308,10 @@ func (s *Server) draining() bool { return s.closing.Load() }
 
 // ApplyTopology raises and lifts the write fences of reshard cutovers as
 // snap has them. Call it with every snapshot installed.
-func (s *Server) ApplyTopology(snap *topology.Snapshot) { s.fences.Apply(snap) }
+func (s *Server) ApplyTopology(snap *topology.Snapshot) {
+	s.fences.Apply(snap)
+	s.streams.apply(s.background, snap)
+}
 
 // Applied is what this gateway applied of the topology, for the
 // controllers of reshard workflows: publish it whenever AppliedChanged
@@ -434,6 +455,8 @@ func (s *Server) Describe(ch chan<- *prometheus.Desc) {
 	ch <- planCacheDesc
 	ch <- planCacheEntriesDesc
 	ch <- describeCacheDesc
+	ch <- shadowReadsDesc
+	s.steered.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -456,6 +479,8 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(clientStateDesc, prometheus.GaugeValue, float64(n), string(state))
 	}
+	s.shadows.collect(ch)
+	s.steered.Collect(ch)
 }
 
 var _ prometheus.Collector = (*Server)(nil)

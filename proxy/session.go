@@ -63,6 +63,10 @@ type session struct {
 	// reported are the ParameterStatus values the client has.
 	reported map[string]string
 	txn      *txn
+	// steer is what the session wrote where a reshard steers reads (see
+	// steerRead); shadow is the shadow read of the statement about to run.
+	steer  *steerState
+	shadow *shadowRead
 	// pinned are the backends a session-pooled session holds.
 	pinned map[string]*backend
 
@@ -812,6 +816,10 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		s.sendError(err, sql, 0)
 		return
 	}
+	if len(stmts) == 1 {
+		ks, s.shadow = s.steerRead(ks, stmts[0], nil)
+		defer func() { s.shadow = nil }() // unused when the statement ran elsewhere
+	}
 	if shard, ok := oneShard(stmts, ks); ok && len(stmts) > 1 && s.txn == nil && len(s.pinned) == 0 && !discards(stmts) && !leavesState(stmts) {
 		// Every statement runs on the same shard: send the string as the
 		// client wrote it, so the shard gives it Postgres's implicit
@@ -931,7 +939,8 @@ func (s *session) execute(ctx context.Context, ks *topology.Keyspace, st *planne
 
 // stream runs a planned statement's primitives through the session.
 func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner.Statement) (engine.Tag, error) {
-	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites}
+	x := &sessionExecutor{s: s, ks: ks, st: st, policy: ks.VSchema().MultiShardWrites, shadow: s.shadow}
+	s.shadow = nil
 	tag, err := st.Root.Stream(ctx, x, nil, s.emitter())
 	s.countRefusal(err)
 	if pe := (*planner.Error)(nil); errors.As(err, &pe) && pe.Code == codeFeatureNotSupp {
@@ -1283,6 +1292,9 @@ type sessionExecutor struct {
 	shape   resultShape // the result columns the client was told of, with bind
 	portal  string
 	maxRows uint32
+	// shadow, when set, is run on its target too once its source
+	// answered it whole.
+	shadow *shadowRead
 
 	mu        sync.Mutex
 	suspended bool // set when maxRows cut the result short
@@ -1332,6 +1344,10 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 	if q.Values != nil {
 		bind = x.bind.withValues(q.Values)
 	}
+	shadow := x.shadowOn(shard, q.SQL, bind)
+	if shadow != nil {
+		emit = shadow.digesting(emit)
+	}
 	if bind == nil {
 		err = b.exec(ctx, q.SQL, emit, func(t engine.Tag) error {
 			tag = t
@@ -1355,7 +1371,23 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 		x.mu.Unlock()
 	}
 	b.gather = false
+	if shadow != nil && err == nil && !x.suspended {
+		x.s.srv.shadows.start(x.s.srv.background, shadow, time.Now())
+	}
 	return tag, x.done(b, err)
+}
+
+// shadowOn returns the statement's shadow read if q, bound as bind, is
+// what it runs on its source shard.
+func (x *sessionExecutor) shadowOn(shard, sql string, bind *binding) *shadowRead {
+	r := x.shadow
+	if r == nil || shard != r.source {
+		return nil
+	}
+	x.shadow = nil // one run only
+	r.sql, r.bind = sql, bind.detached()
+	r.settings = maps.Clone(x.s.effective(nil))
+	return r
 }
 
 // acquire gets the statement a backend of shard: the transaction's, or

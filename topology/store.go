@@ -27,6 +27,8 @@ import (
 //	keyspaces/<ks>/vschema        vschema.Keyspace (JSON)
 //	keyspaces/<ks>/fence          Fence (JSON), while a reshard cutover holds writes
 //	keyspaces/<ks>/copies         shard -> logical shards it keeps copies of after they moved
+//	keyspaces/<ks>/reads          ReadTraffic (JSON): reads a reshard sends to its targets
+//	shadow/<workflow>/<gateway>   ShadowReport (JSON): what a gateway's shadow reads found
 //	gateways/<id>                 GatewayInfo (JSON), bound to the gateway's lease
 //	applied/<id>                  GatewayApplied (JSON), bound to the gateway's lease
 //	twopc/<gid>                   TwoPC (JSON), until the transaction is resolved
@@ -281,7 +283,7 @@ func (s *Store) isTopologyKey(key string) bool {
 	case len(parts) == 2 && parts[0]+"/" == shardsDir:
 		return true
 	case len(parts) == 3 && parts[0]+"/" == keyspacesDir:
-		return parts[2] == "shardmap" || parts[2] == "vschema" || parts[2] == "schema" || parts[2] == "fence" || parts[2] == "copies"
+		return parts[2] == "shardmap" || parts[2] == "vschema" || parts[2] == "schema" || parts[2] == "fence" || parts[2] == "copies" || parts[2] == "reads"
 	}
 	return false
 }
@@ -355,6 +357,7 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 	changes := map[string]string{} // keyspace -> its latest schema change
 	fences := map[string]*Fence{}
 	copies := map[string]map[string][]int{}
+	reads := map[string]*ReadTraffic{}
 	for _, key := range keys {
 		if name, ok := s.userName(key); ok {
 			u, err := parseUser(name, kv[key])
@@ -397,6 +400,12 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 				return nil, fmt.Errorf("topology key %s: %w", key, err)
 			}
 			copies[parts[1]] = c
+		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "reads":
+			var t ReadTraffic
+			if err := json.Unmarshal(kv[key], &t); err != nil {
+				return nil, fmt.Errorf("topology key %s: %w", key, err)
+			}
+			reads[parts[1]] = &t
 		}
 	}
 	for name, c := range copies {
@@ -430,6 +439,12 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 			return nil, err
 		}
 		ks.vschema = v
+	}
+	for name, t := range reads {
+		if ks := snap.Keyspaces[name]; ks != nil {
+			ks.Reads = t
+			ks.setRouted() // after everything a view copies
+		}
 	}
 	return snap, nil
 }

@@ -253,6 +253,12 @@ type Keyspace struct {
 	// without a key would read or change them too, so a statement over
 	// several shards passes over them there.
 	Copies map[string][]int
+	// Reads, when not nil, sends some reads of a reshard's moving logical
+	// shards to its targets (see ReadTraffic); routed and readView are
+	// what it means now (see Routed and ReadView).
+	Reads    *ReadTraffic
+	routed   map[int]string
+	readView *Keyspace
 	// shards lists Map's distinct physical shards, computed once;
 	// placed holds, per logical shard, its physical shard as a list of
 	// one that shares shards' array, so that routing a key allocates

@@ -137,6 +137,9 @@ type Workflow struct {
 	BatchSize int `json:"batch_size,omitempty"`
 	// Batches are the write cutover's steps, planned when it begins.
 	Batches []Batch `json:"batches,omitempty"`
+	// Gate is when shadow reads' differences refuse the write cutover
+	// (see ShadowGate).
+	Gate ShadowGate `json:"shadow_gate"`
 	// Verify is the last 'reshard verify' of the workflow, nil before.
 	Verify *VerifyResult `json:"verify,omitempty"`
 	// Fence is the fence the controller raised and has not seen lifted:

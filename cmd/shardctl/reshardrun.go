@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -248,7 +250,11 @@ placement flips, every gateway applies it, and the writes go on at the
 target. A batch that takes longer than 5 s is given up and tried again,
 its writes going on at the source meanwhile. Reads are never held outside
 transactions. This waits until every batch is cut over and prints each
-batch's pause.`,
+batch's pause.
+
+Shadow reads gate it ('shardctl reshard shadow'): while they found more
+differences in the gate's window than it allows, the cutover is refused,
+and a cutover under way holds its next batch until they age out.`,
 		Args: exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if batch < 0 {
@@ -256,10 +262,16 @@ batch's pause.`,
 			}
 			var w *topology.Workflow
 			if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
-				var err error
+				sum, err := s.Shadow(ctx, args[0])
+				if err != nil {
+					return err
+				}
 				w, err = s.UpdateWorkflow(ctx, args[0], func(w *topology.Workflow) error {
 					if w.Phase != topology.PhaseCatchingUp {
 						return fmt.Errorf("workflow %s is in phase %s: cutover starts from %s", w.Name, w.Phase, topology.PhaseCatchingUp)
+					}
+					if err := w.Gate.Check(sum, time.Now()); err != nil {
+						return fmt.Errorf("workflow %s: cutover refused: %w", w.Name, err)
 					}
 					w.Request, w.BatchSize = topology.RequestCutover, batch
 					return nil
@@ -428,18 +440,31 @@ func (a *app) reshardShowCommand() *cobra.Command {
 	var watch bool
 	c := &cobra.Command{
 		Use:   "show NAME [--watch]",
-		Short: "Show a reshard workflow: its moves, phase, copy progress and lag",
+		Short: "Show a reshard workflow: its moves, phase, copy progress, lag and shadow reads",
 		Args:  exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			for {
-				var w *topology.Workflow
+				var (
+					w       *topology.Workflow
+					traffic *topology.ReadTraffic
+					shadow  topology.ShadowSummary
+				)
 				driven := false
 				if err := a.call(c.Context(), func(ctx context.Context, s *topology.Store) error {
 					var err error
 					if w, err = s.Workflow(ctx, args[0]); err != nil {
 						return err
 					}
-					driven, err = s.WorkflowDriven(ctx, w.Name)
+					if driven, err = s.WorkflowDriven(ctx, w.Name); err != nil {
+						return err
+					}
+					if traffic, err = s.ReadTrafficOf(ctx, w.Keyspace); err != nil {
+						return err
+					}
+					if traffic != nil && traffic.Workflow != w.Name {
+						traffic = nil // another workflow's
+					}
+					shadow, err = s.Shadow(ctx, w.Name)
 					return err
 				}); err != nil {
 					if watch && errors.Is(err, topology.ErrNotFound) {
@@ -455,7 +480,7 @@ func (a *app) reshardShowCommand() *cobra.Command {
 				if watch && isTerminal(a.stdout) {
 					fmt.Fprint(a.stdout, "\033[H\033[2J")
 				}
-				printWorkflow(a.stdout, w, logical, driven, time.Now())
+				printWorkflow(a.stdout, w, logical, driven, traffic, shadow, time.Now())
 				if !watch {
 					return nil
 				}
@@ -484,8 +509,10 @@ func isTerminal(out io.Writer) bool {
 
 // printWorkflow shows a workflow's plan and where it stands.
 // driven tells whether a controller holds its lock now: the one the
-// record names may have died since.
-func printWorkflow(out io.Writer, w *topology.Workflow, logical int, driven bool, now time.Time) {
+// record names may have died since. traffic is the keyspace's read
+// traffic when the workflow steers it (else nil), shadow what the
+// gateways' shadow reads of it found.
+func printWorkflow(out io.Writer, w *topology.Workflow, logical int, driven bool, traffic *topology.ReadTraffic, shadow topology.ShadowSummary, now time.Time) {
 	printPlan(out, *w, logical, nil)
 	t := table(out)
 	fmt.Fprintf(t, "phase:\t%s\n", w.Phase)
@@ -508,12 +535,30 @@ func printWorkflow(out io.Writer, w *topology.Workflow, logical int, driven bool
 	if w.Phase != topology.PhasePlanned {
 		fmt.Fprintf(t, "copy:\t%s\n", copyProgress(w, now))
 	}
+	if traffic != nil {
+		fmt.Fprintf(t, "reads:\t%s at the targets, %s of the rest shadowed\n", percentText(traffic.ReadPercent), percentText(traffic.ShadowPercent))
+	}
+	if traffic != nil || shadow.Total != (topology.ShadowTally{}) {
+		fmt.Fprintf(t, "shadow reads:\t%d matched, %d differed, %d skipped\n", shadow.Total.Matches, shadow.Total.Differences, shadow.Total.Skipped)
+	}
+	state := "open"
+	if w.Gate.Check(shadow, now) != nil {
+		state = fmt.Sprintf("closed: %d differences in the window refuse the cutover", shadow.Since(now.Add(-gateWindow(w.Gate))))
+	}
+	fmt.Fprintf(t, "cutover gate:\t%s (%s)\n", gateText(w.Gate), state)
 	t.Flush()
 	printBatches(out, w)
+	printStreams(out, w)
+	printShadow(out, shadow)
+}
+
+// printStreams shows where each of a workflow's sources and reverse
+// streams stands.
+func printStreams(out io.Writer, w *topology.Workflow) {
 	if len(w.Sources) == 0 {
 		return
 	}
-	t = table(out)
+	t := table(out)
 	fmt.Fprintln(t, "SOURCE\tSLOT\tCOPIED\tROWS\tBYTES\tFLUSHED LSN\tLAG\tPEAK LAG\tAPPLIED")
 	type row struct {
 		name string
@@ -591,4 +636,279 @@ func copyProgress(w *topology.Workflow, now time.Time) string {
 		s += fmt.Sprintf(", about %s left", time.Duration(float64(left)/rate*float64(time.Second)).Round(time.Second))
 	}
 	return s
+}
+
+// shownDifferences is how many of the latest shadow differences 'reshard
+// show' prints.
+const shownDifferences = 5
+
+// printShadow shows the logical shards whose shadow reads differed and the
+// latest differences.
+func printShadow(out io.Writer, sum topology.ShadowSummary) {
+	if sum.Total.Differences == 0 && len(sum.Recent) == 0 {
+		return
+	}
+	t := table(out)
+	fmt.Fprintln(t, "LOGICAL\tMATCHED\tDIFFERED\tSKIPPED")
+	for _, l := range topology.LogicalOrder(sum.Logical) {
+		if n := sum.Logical[l]; n.Differences > 0 {
+			fmt.Fprintf(t, "%d\t%d\t%d\t%d\n", l, n.Matches, n.Differences, n.Skipped)
+		}
+	}
+	t.Flush()
+	if len(sum.Recent) == 0 {
+		return
+	}
+	t = table(out)
+	fmt.Fprintln(t, "DIFFERED AT\tLOGICAL\tKEY\tSOURCE ROWS\tTARGET ROWS\tSQL")
+	for _, d := range sum.Recent[max(len(sum.Recent)-shownDifferences, 0):] {
+		// A statement's own line breaks and tabs would break the table.
+		sql := strings.Join(strings.Fields(d.SQL), " ")
+		fmt.Fprintf(t, "%s\t%d\t%s\t%d\t%d\t%s\n", d.At.Format(time.RFC3339), d.Logical, d.Key, d.SourceRows, d.TargetRows, sql)
+	}
+	t.Flush()
+}
+
+// gateWindow is the window g counts differences in.
+func gateWindow(g topology.ShadowGate) time.Duration {
+	if g.Window <= 0 {
+		return topology.DefaultShadowWindow
+	}
+	return g.Window
+}
+
+// gateText says when g refuses the cutover.
+func gateText(g topology.ShadowGate) string {
+	return fmt.Sprintf("at most %d shadow differences in the last %s", g.MaxDifferences, gateWindow(g))
+}
+
+// percentText prints a share of reads: 50%, 12.5%.
+func percentText(p float64) string { return strconv.FormatFloat(p, 'f', -1, 64) + "%" }
+
+// parsePercent reads flag's value, a share of reads from 0 to 100 with or
+// without a "%".
+func parsePercent(flag, s string) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")), 64)
+	if err != nil || math.IsNaN(v) || v < 0 || v > 100 {
+		return 0, usageErrorf("%s must be a percentage from 0 to 100 (50 or 50%%), not %q", flag, s)
+	}
+	return v, nil
+}
+
+// readPhases are the phases in which a workflow's targets hold a complete
+// copy of its moving logical shards that its change streams keep up to
+// date: the only ones in which reads may go there.
+var readPhases = []topology.WorkflowPhase{topology.PhaseCatchingUp, topology.PhaseCuttingOver, topology.PhaseCutOver, topology.PhaseReversing}
+
+// canSteer returns why w's reads cannot go to its targets now, nil if
+// they can.
+func canSteer(w *topology.Workflow) error {
+	if w.Request == topology.RequestCancel || w.Request == topology.RequestComplete {
+		return fmt.Errorf("workflow %s is asked to %s: its reads stay at its sources", w.Name, w.Request)
+	}
+	if !slices.Contains(readPhases, w.Phase) {
+		var phases []string
+		for _, p := range readPhases {
+			phases = append(phases, string(p))
+		}
+		return fmt.Errorf("workflow %s is in phase %s: reads may go to its targets only while they hold a complete copy the change streams keep up to date (phases %s)", w.Name, w.Phase, strings.Join(phases, ", "))
+	}
+	for _, source := range sources(w) {
+		if p := w.Sources[source]; p == nil || p.Slot == "" {
+			return fmt.Errorf("workflow %s: source %s has no replication slot recorded, so what its targets hold is unknown", w.Name, source)
+		}
+	}
+	return nil
+}
+
+// sources lists w's source shards.
+func sources(w *topology.Workflow) []string {
+	var out []string
+	for _, mv := range w.Moves {
+		if !slices.Contains(out, mv.From) {
+			out = append(out, mv.From)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// steerReads sets workflow name's read traffic: its targets and slots from
+// the record, then what set changes. change, when not nil, first changes
+// the record itself. A workflow asked to end meanwhile has the traffic
+// taken off again: its end may have cleared it before this wrote it.
+func (a *app) steerReads(ctx context.Context, name string, change func(*topology.Workflow), set func(*topology.ReadTraffic)) (*topology.Workflow, *topology.ReadTraffic, error) {
+	var (
+		w       *topology.Workflow
+		traffic *topology.ReadTraffic
+	)
+	err := a.call(ctx, func(ctx context.Context, s *topology.Store) error {
+		var err error
+		if change != nil {
+			w, err = s.UpdateWorkflow(ctx, name, func(w *topology.Workflow) error {
+				if err := canSteer(w); err != nil {
+					return err
+				}
+				change(w)
+				return nil
+			})
+		} else {
+			w, err = s.Workflow(ctx, name)
+		}
+		if err != nil {
+			return err
+		}
+		if err := canSteer(w); err != nil {
+			return err
+		}
+		if _, err := s.SetReadTraffic(ctx, w.Keyspace, w.Name, func(t *topology.ReadTraffic) error {
+			t.Targets, t.Slots = map[int]string{}, map[string]string{}
+			for _, mv := range w.Moves {
+				t.Targets[mv.Logical] = mv.To
+			}
+			for _, source := range sources(w) {
+				t.Slots[source] = w.Sources[source].Slot
+			}
+			set(t)
+			traffic = t
+			return nil
+		}); err != nil {
+			return err
+		}
+		now, err := s.Workflow(ctx, name)
+		if err == nil {
+			err = canSteer(now)
+		}
+		if err != nil {
+			if cerr := s.ClearReadTraffic(ctx, w.Keyspace, w.Name); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+			return fmt.Errorf("%w (meanwhile; its reads go to the sources again)", err)
+		}
+		return nil
+	})
+	return w, traffic, err
+}
+
+// trafficText says what traffic makes of workflow w's reads.
+func trafficText(w *topology.Workflow, t *topology.ReadTraffic) string {
+	reads := "every read of its moving logical shards goes to their sources"
+	if t.ReadPercent > 0 {
+		reads = percentText(t.ReadPercent) + " of the reads of its moving logical shards go to their targets"
+	}
+	shadow := "no shadow reads"
+	if t.ShadowPercent > 0 {
+		shadow = percentText(t.ShadowPercent) + " of the reads the sources answer also run on the targets and are compared (shadow reads)"
+	}
+	return fmt.Sprintf("workflow %s: %s; %s; writes are unchanged", w.Name, reads, shadow)
+}
+
+func (a *app) reshardShadowCommand() *cobra.Command {
+	var (
+		percent        string
+		window         time.Duration
+		maxDifferences int
+	)
+	c := &cobra.Command{
+		Use:   "shadow NAME --percent P [--window D] [--max-differences N]",
+		Short: "Compare a share of a workflow's reads on its targets with its sources",
+		Long: `Run P percent of the reads of workflow NAME's moving logical shards that
+their sources answer (outside transactions) on their targets too, off the
+client's path, and compare the rows. Only reads of one sharding key are
+compared, as multisets of rows, once the target's stream passed the
+source position the read saw; a read for which it did not is skipped.
+'shardctl reshard show NAME' sums what every gateway found. --percent 0
+stops them.
+
+The differences gate the write cutover: 'shardctl reshard cutover' is
+refused while shadow reads found more than --max-differences (default 0)
+in the last --window (default 10m), and a cutover under way holds its next
+batch until they age out of the window. --window and --max-differences
+are recorded in the workflow when given; otherwise they stay as they are.
+
+The targets must hold a complete copy the change streams keep up to date:
+the workflow must be in phase catching_up, cutting_over, cut_over or
+reversing.`,
+		Example: `  shardctl reshard shadow grow --percent 10
+  shardctl reshard shadow grow --percent 50% --window 30m --max-differences 2`,
+		Args: exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if !c.Flags().Changed("percent") {
+				return usageErrorf("missing --percent")
+			}
+			p, err := parsePercent("--percent", percent)
+			if err != nil {
+				return err
+			}
+			setWindow, setMax := c.Flags().Changed("window"), c.Flags().Changed("max-differences")
+			if setWindow && window <= 0 {
+				return usageErrorf("--window must be positive, not %s", window)
+			}
+			if setMax && (maxDifferences < 0 || maxDifferences >= topology.MaxShadowDifferences) {
+				return usageErrorf("--max-differences must be from 0 to %d, not %d", topology.MaxShadowDifferences-1, maxDifferences)
+			}
+			var change func(*topology.Workflow)
+			if setWindow || setMax {
+				change = func(w *topology.Workflow) {
+					if setWindow {
+						w.Gate.Window = window
+					}
+					if setMax {
+						w.Gate.MaxDifferences = maxDifferences
+					}
+				}
+			}
+			w, t, err := a.steerReads(c.Context(), args[0], change, func(t *topology.ReadTraffic) { t.ShadowPercent = p })
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s; the cutover allows %s\n", trafficText(w, t), gateText(w.Gate))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&percent, "percent", "", "share of the reads the sources answer that also run on the targets, 0 to 100 (0 stops them)")
+	c.Flags().DurationVar(&window, "window", topology.DefaultShadowWindow, "how far back the cutover gate counts differences")
+	c.Flags().IntVar(&maxDifferences, "max-differences", 0, "most differences in the window that the cutover gate lets through")
+	return c
+}
+
+func (a *app) reshardSwitchCommand() *cobra.Command {
+	var reads string
+	c := &cobra.Command{
+		Use:   "switch NAME --reads P%",
+		Short: "Send a share of a workflow's reads to its targets before its writes move",
+		Long: `Send P percent of the reads of workflow NAME's moving logical shards whose
+writes did not move yet to their targets instead of their sources: a
+gradual read cutover. Only reads outside transactions move. A session
+that wrote a logical shard keeps reading it at its source until the
+target's stream has that write, and a target is read only while its
+stream is at most about a second behind. --reads 0 sends every read back
+to the sources.
+
+Writes are not affected: they move with 'shardctl reshard cutover'.
+
+The targets must hold a complete copy the change streams keep up to date:
+the workflow must be in phase catching_up, cutting_over, cut_over or
+reversing.`,
+		Example: `  shardctl reshard switch grow --reads 10%
+  shardctl reshard switch grow --reads 0`,
+		Args: exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if !c.Flags().Changed("reads") {
+				return usageErrorf("missing --reads")
+			}
+			p, err := parsePercent("--reads", reads)
+			if err != nil {
+				return err
+			}
+			w, t, err := a.steerReads(c.Context(), args[0], nil, func(t *topology.ReadTraffic) { t.ReadPercent = p })
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, trafficText(w, t))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&reads, "reads", "", "share of the reads that go to the targets, 0 to 100, with or without % (0 sends them all back)")
+	return c
 }
