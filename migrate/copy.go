@@ -23,6 +23,9 @@ type CopyTable struct {
 	// Progress, when set, is told what CopyRange wrote as it goes: bytes
 	// as they stream, rows once a range committed.
 	Progress func(topology.Size)
+	// Pace, when set, is called before each chunk of rows goes to the
+	// target: it holds them while the copy must back off.
+	Pace func(ctx context.Context) error
 }
 
 // Columns reads, on the source, the columns of table a copy carries: all
@@ -81,8 +84,8 @@ func CopyRange(ctx context.Context, src, dst *pgconn.PgConn, ct *CopyTable, lo, 
 	pr, pw := io.Pipe()
 	readErr := make(chan error, 1)
 	var out io.Writer = pw
-	if ct.Progress != nil {
-		out = progressWriter{pw, ct.Progress}
+	if ct.Progress != nil || ct.Pace != nil {
+		out = progressWriter{ctx, pw, ct.Progress, ct.Pace}
 	}
 	go func() {
 		_, err := src.CopyTo(ctx, out, "COPY (SELECT "+cols+" FROM "+table+" WHERE "+ct.rangeFilter(lo, hi)+") TO STDOUT (FORMAT binary)")
@@ -109,15 +112,25 @@ func CopyRange(ctx context.Context, src, dst *pgconn.PgConn, ct *CopyTable, lo, 
 	return tag.RowsAffected(), nil
 }
 
-// progressWriter tells progress the bytes written through it.
+// progressWriter tells progress the bytes written through it, and waits
+// for pace before each write.
 type progressWriter struct {
+	ctx      context.Context
 	w        io.Writer
 	progress func(topology.Size)
+	pace     func(context.Context) error
 }
 
 func (p progressWriter) Write(b []byte) (int, error) {
+	if p.pace != nil {
+		if err := p.pace(p.ctx); err != nil {
+			return 0, err
+		}
+	}
 	n, err := p.w.Write(b)
-	p.progress(topology.Size{Bytes: int64(n)})
+	if p.progress != nil {
+		p.progress(topology.Size{Bytes: int64(n)})
+	}
 	return n, err
 }
 

@@ -235,7 +235,7 @@ func (d *driver) stream(ctx context.Context, w *topology.Workflow, f flow) (*Str
 	}
 	p := f.progress(w)
 	start, _ := pglogrepl.ParseLSN(p.Flushed)
-	s := &Stream{Slot: p.Slot, Publication: p.Publication, Start: start, Keyspace: x.vs, Conns: map[string]*pgconn.PgConn{}}
+	s := &Stream{Slot: p.Slot, Publication: p.Publication, Start: start, Keyspace: x.vs, Conns: map[string]*pgconn.PgConn{}, Hold: d.throttle.holding}
 	targets, conns := f.targets(w, ks.Map.LogicalCount)
 	s.Targets = targets
 	for _, shard := range conns {

@@ -40,6 +40,9 @@ type Seed struct {
 	// Progress, when set, is told what the copy wrote to a table as it
 	// goes (see CopyTable.Progress).
 	Progress func(table string, written topology.Size)
+	// Pace, when set, is called as rows stream and holds them while the
+	// copy must back off (see CopyTable.Pace).
+	Pace func(ctx context.Context) error
 }
 
 // Seeded is what a seed did: the slot whose changes the stream applies from
@@ -88,6 +91,7 @@ func (s *Seed) Copy(ctx context.Context) (*Seeded, error) {
 			table := name
 			copyTables[name].Progress = func(written topology.Size) { s.Progress(table, written) }
 		}
+		copyTables[name].Pace = s.Pace
 	}
 	var jobs []copyJob
 	referenced := map[string]bool{}

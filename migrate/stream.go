@@ -60,6 +60,10 @@ type Stream struct {
 	// did not change) when that update moves the row onto a target, which
 	// lacks them. Nil: such a move stops the stream.
 	Source *pgconn.PgConn
+	// Hold, when set, is asked between source transactions whether the
+	// stream must back off; it then reads nothing for a while, still
+	// confirming its position so the source keeps the connection.
+	Hold func() bool
 
 	relations map[uint32]*relation
 	open      map[string]bool // targets inside a transaction (its BEGIN sent or queued)
@@ -243,6 +247,14 @@ func (s *Stream) Run(ctx context.Context) error {
 				return err
 			}
 			nextStatus = time.Now().Add(standbyEvery)
+		}
+		if !s.inTxn && s.Hold != nil && s.Hold() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(standbyEvery): // backing off
+			}
+			continue
 		}
 		until := nextStatus
 		asking := s.waiters.Load() > 0

@@ -97,7 +97,13 @@ func (c *Controller) drive(ctx context.Context, lock *topology.WorkflowLock) err
 		case <-ctx.Done():
 		}
 	}()
-	d := &driver{Controller: c, lock: lock}
+	d := &driver{Controller: c, lock: lock, throttle: newThrottle()}
+	measured := make(chan struct{})
+	go d.watchThrottle(ctx, measured)
+	select {
+	case <-measured: // the copy starts held if it must
+	case <-ctx.Done():
+	}
 	var told topology.WorkflowPhase
 	for {
 		w, err := lock.Update(ctx, func(w *topology.Workflow) error {
@@ -193,6 +199,8 @@ type driver struct {
 	*Controller
 	lock  *topology.WorkflowLock
 	flows *flows // while catching up and cutting over
+	// throttle backs the copy and the streams off (see topology.Throttle).
+	throttle *throttle
 	// gateHeld is the reason the shadow gate last held the cutover for,
 	// logged once; "" while it does not hold it.
 	gateHeld string
@@ -502,7 +510,7 @@ func (d *driver) seed(ctx context.Context, w *topology.Workflow, x *world, sourc
 			c.Bytes += written.Bytes
 			copied[table] = c
 			mu.Unlock()
-		}}
+		}, Pace: d.throttle.wait}
 	seeded, err := seed.Copy(ctx)
 	close(stopRecording)
 	recorder.Wait()

@@ -148,6 +148,8 @@ type Server struct {
 	streams *streamWatch
 	shadows *shadows
 	steered *prometheus.CounterVec
+	// latency counts statement latencies for LatencyP99.
+	latency latencyWindow
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -317,6 +319,10 @@ func (s *Server) ApplyTopology(snap *topology.Snapshot) {
 // controllers of reshard workflows: publish it whenever AppliedChanged
 // gets a value.
 func (s *Server) Applied() topology.GatewayApplied { return s.fences.State() }
+
+// LatencyP99 returns the 99th percentile of the latencies of the
+// statements that ran on shards since the last call, 0 for none.
+func (s *Server) LatencyP99() time.Duration { return s.latency.p99() }
 
 // AppliedChanged gets a value whenever Applied may have changed.
 func (s *Server) AppliedChanged() <-chan struct{} { return s.fences.Changed() }

@@ -997,7 +997,11 @@ func (s *session) checkStatementSize(sql string) error {
 
 // observe counts a statement of a kind that started at start.
 func (s *session) observe(st *planner.Statement, kind StatementKind, start time.Time) {
-	s.srv.metrics.statement(kind, time.Since(start))
+	d := time.Since(start)
+	s.srv.metrics.statement(kind, d)
+	if kind != KindGateway && kind != KindRefused {
+		s.srv.latency.observe(d)
+	}
 }
 
 // countRefusal counts a statement the planner or the engine refused as

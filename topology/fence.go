@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -31,6 +32,9 @@ func (f *Fence) Covers(l int) bool { return slices.Contains(f.Logical, l) }
 type GatewayApplied struct {
 	Revision int64             `json:"revision"`
 	Fences   map[string]string `json:"fences,omitempty"`
+	// LatencyP99 is the 99th percentile of the gateway's statement
+	// latencies since it last published, for reshard throttling.
+	LatencyP99 time.Duration `json:"latency_p99,omitempty"`
 }
 
 func (s *Store) fenceKey(ks string) string   { return s.prefix + keyspacesDir + ks + "/fence" }

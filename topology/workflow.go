@@ -140,6 +140,9 @@ type Workflow struct {
 	// Gate is when shadow reads' differences refuse the write cutover
 	// (see ShadowGate).
 	Gate ShadowGate `json:"shadow_gate"`
+	// Throttle is when the copy and the streams back off, and whether
+	// they do now (see Throttle).
+	Throttle Throttle `json:"throttle"`
 	// Verify is the last 'reshard verify' of the workflow, nil before.
 	Verify *VerifyResult `json:"verify,omitempty"`
 	// Fence is the fence the controller raised and has not seen lifted:
@@ -155,6 +158,29 @@ type Workflow struct {
 	// Revision is the record's etcd modification revision, for updates
 	// that must not overwrite a change made meanwhile.
 	Revision int64 `json:"-"`
+}
+
+// Throttle is when a workflow's copy and change streams back off, so that
+// a reshard does not take production down: while a source's standbys
+// replay further behind than MaxReplicaLag, or a gateway's statements
+// took longer than MaxLatency (the 99th percentile of its last few
+// seconds). A zero limit is not watched. The streams back off only
+// before the write cutover begins: holding them during a cutover would
+// hold the clients' writes longer.
+type Throttle struct {
+	MaxReplicaLag time.Duration `json:"max_replica_lag,omitempty"`
+	MaxLatency    time.Duration `json:"max_latency,omitempty"`
+	// Reason says why the copy and the streams back off now, "" while
+	// they do not; Since is when they began to.
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitempty"`
+}
+
+// Throttles reports whether a workflow in phase backs off while over its
+// limits: before the write cutover, which holding the streams would make
+// the clients wait for.
+func (p WorkflowPhase) Throttles() bool {
+	return p == PhasePlanned || p == PhaseCopying || p == PhaseCatchingUp
 }
 
 // Size is an amount of rows and bytes.

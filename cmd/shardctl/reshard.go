@@ -24,7 +24,7 @@ func (a *app) reshardCommand() *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	c.AddCommand(a.reshardCreateCommand(), a.reshardListCommand(), a.reshardShowCommand(), a.reshardStartCommand(), a.reshardShadowCommand(), a.reshardSwitchCommand(), a.reshardCutoverCommand(), a.reshardReverseCommand(), a.reshardVerifyCommand(), a.reshardCompleteCommand(), a.reshardCancelCommand())
+	c.AddCommand(a.reshardCreateCommand(), a.reshardListCommand(), a.reshardShowCommand(), a.reshardStartCommand(), a.reshardShadowCommand(), a.reshardSwitchCommand(), a.reshardThrottleCommand(), a.reshardCutoverCommand(), a.reshardReverseCommand(), a.reshardVerifyCommand(), a.reshardCompleteCommand(), a.reshardCancelCommand())
 	return c
 }
 

@@ -84,8 +84,9 @@ func (a *app) controller(store *topology.Store, name string, ttl time.Duration, 
 func (a *app) reshardStartCommand() *cobra.Command {
 	ttl := lockTTL
 	workers := migrate.DefaultCopyWorkers
+	var throttle throttleFlags
 	c := &cobra.Command{
-		Use:   "start NAME",
+		Use:   "start NAME [--max-replica-lag D] [--max-latency D]",
 		Short: "Drive a reshard workflow: copy, then stream the sources' changes to the targets",
 		Long: `Drive workflow NAME in this process until it ends: make its tables on the
 targets, copy each source's moving logical shards under a replication
@@ -94,9 +95,17 @@ commit. Progress is recorded in etcd as it goes ('shardctl reshard show').
 
 One process drives a workflow at a time: a second 'start' waits and takes
 over when the first stops or dies (after up to --lock-ttl). Interrupted
-or killed, a workflow resumes from what it recorded when started again.`,
+or killed, a workflow resumes from what it recorded when started again.
+
+--max-replica-lag and --max-latency set the workflow's throttle before it
+is driven, as 'shardctl reshard throttle' does; a limit not given stays
+as recorded.`,
 		Args: exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
+			limits, err := throttle.change(c)
+			if err != nil {
+				return err
+			}
 			store, w, err := a.workflow(c.Context(), args[0])
 			if err != nil {
 				return err
@@ -109,6 +118,12 @@ or killed, a workflow resumes from what it recorded when started again.`,
 			}
 			if workers < 1 {
 				return usageErrorf("--copy-workers must be at least 1, not %d", workers)
+			}
+			if limits != nil {
+				if w, err = a.setThrottle(c.Context(), w.Name, limits); err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, throttleSummary(w))
 			}
 			err = a.controller(store, w.Name, ttl, workers).Run(c.Context())
 			switch {
@@ -124,6 +139,7 @@ or killed, a workflow resumes from what it recorded when started again.`,
 	}
 	c.Flags().DurationVar(&ttl, "lock-ttl", lockTTL, "how long the workflow's lock outlives this process if it dies: the wait before another 'start' takes over")
 	c.Flags().IntVar(&workers, "copy-workers", workers, "how many tables (and hash ranges) each source copies at once, each over connections of its own")
+	throttle.add(c)
 	return c
 }
 
@@ -546,6 +562,11 @@ func printWorkflow(out io.Writer, w *topology.Workflow, logical int, driven bool
 		state = fmt.Sprintf("closed: %d differences in the window refuse the cutover", shadow.Since(now.Add(-gateWindow(w.Gate))))
 	}
 	fmt.Fprintf(t, "cutover gate:\t%s (%s)\n", gateText(w.Gate), state)
+	throttle := limitsText(w.Throttle)
+	if w.Throttle.Reason != "" {
+		throttle += "; " + backingOffText(w)
+	}
+	fmt.Fprintf(t, "throttle:\t%s\n", throttle)
 	t.Flush()
 	printBatches(out, w)
 	printStreams(out, w)
@@ -910,5 +931,152 @@ reversing.`,
 		},
 	}
 	c.Flags().StringVar(&reads, "reads", "", "share of the reads that go to the targets, 0 to 100, with or without % (0 sends them all back)")
+	return c
+}
+
+// throttleFlags are the --max-replica-lag and --max-latency flags of
+// 'reshard throttle' and 'reshard start'.
+type throttleFlags struct{ replicaLag, latency time.Duration }
+
+func (f *throttleFlags) add(c *cobra.Command) {
+	c.Flags().DurationVar(&f.replicaLag, "max-replica-lag", 0, "back off the copy and the streams while a source's physical standbys replay further behind than this (0: not watched; unchanged when not given)")
+	c.Flags().DurationVar(&f.latency, "max-latency", 0, "back off the copy and the streams while a gateway's p99 statement latency is over this (0: not watched; unchanged when not given)")
+}
+
+// change returns what the flags given set in a workflow's throttle, nil
+// when none was given.
+func (f *throttleFlags) change(c *cobra.Command) (func(*topology.Throttle), error) {
+	setLag, setLatency := c.Flags().Changed("max-replica-lag"), c.Flags().Changed("max-latency")
+	switch {
+	case setLag && f.replicaLag < 0:
+		return nil, usageErrorf("--max-replica-lag must be 0 (not watched) or positive, not %s", f.replicaLag)
+	case setLatency && f.latency < 0:
+		return nil, usageErrorf("--max-latency must be 0 (not watched) or positive, not %s", f.latency)
+	case !setLag && !setLatency:
+		return nil, nil
+	}
+	return func(t *topology.Throttle) {
+		if setLag {
+			t.MaxReplicaLag = f.replicaLag
+		}
+		if setLatency {
+			t.MaxLatency = f.latency
+		}
+	}, nil
+}
+
+// setThrottle applies change to workflow name's throttle. With no limit
+// left nothing is watched, so nothing is backed off for either.
+func (a *app) setThrottle(ctx context.Context, name string, change func(*topology.Throttle)) (*topology.Workflow, error) {
+	var w *topology.Workflow
+	err := a.call(ctx, func(ctx context.Context, s *topology.Store) error {
+		var err error
+		w, err = s.UpdateWorkflow(ctx, name, func(w *topology.Workflow) error {
+			change(&w.Throttle)
+			if w.Throttle.MaxReplicaLag == 0 && w.Throttle.MaxLatency == 0 {
+				w.Throttle.Reason, w.Throttle.Since = "", time.Time{}
+			}
+			return nil
+		})
+		return err
+	})
+	return w, err
+}
+
+// throttleLimits lists what t watches, as the ends of "back off while ...".
+func throttleLimits(t topology.Throttle) []string {
+	var limits []string
+	if t.MaxReplicaLag > 0 {
+		limits = append(limits, fmt.Sprintf("a source's standbys lag more than %s", t.MaxReplicaLag))
+	}
+	if t.MaxLatency > 0 {
+		limits = append(limits, fmt.Sprintf("a gateway's p99 latency is over %s", t.MaxLatency))
+	}
+	return limits
+}
+
+// limitsText is t's limits for 'reshard show'.
+func limitsText(t topology.Throttle) string {
+	var limits []string
+	if t.MaxReplicaLag > 0 {
+		limits = append(limits, fmt.Sprintf("standby replay lag over %s", t.MaxReplicaLag))
+	}
+	if t.MaxLatency > 0 {
+		limits = append(limits, fmt.Sprintf("gateway p99 latency over %s", t.MaxLatency))
+	}
+	if len(limits) == 0 {
+		return "none"
+	}
+	return "backs off while " + strings.Join(limits, " or ")
+}
+
+// backingOffText says since when and why w's throttle backs off now
+// (Reason is set); once the write cutover began, that a limit is
+// exceeded but nothing is held.
+func backingOffText(w *topology.Workflow) string {
+	t := w.Throttle
+	since := ""
+	if !t.Since.IsZero() {
+		since = " since " + t.Since.Format(time.RFC3339)
+	}
+	if !w.Phase.Throttles() {
+		return fmt.Sprintf("over a limit%s: %s (the streams are not held once the write cutover began)", since, t.Reason)
+	}
+	return fmt.Sprintf("backing off%s: %s", since, t.Reason)
+}
+
+// throttleSummary says in one line what workflow w's throttle does, and
+// whether it backs off now.
+func throttleSummary(w *topology.Workflow) string {
+	s := fmt.Sprintf("workflow %s is not throttled (no limits)", w.Name)
+	if limits := throttleLimits(w.Throttle); len(limits) > 0 {
+		s = fmt.Sprintf("workflow %s backs off its copy and streams while %s", w.Name, strings.Join(limits, " or "))
+	}
+	if w.Throttle.Reason != "" {
+		s += "; " + backingOffText(w)
+	}
+	return s
+}
+
+func (a *app) reshardThrottleCommand() *cobra.Command {
+	var flags throttleFlags
+	c := &cobra.Command{
+		Use:   "throttle NAME [--max-replica-lag D] [--max-latency D]",
+		Short: "Set when a workflow's copy and change streams back off to spare the sources and clients",
+		Long: `Set when workflow NAME's copy and change streams back off: while a
+source's physical standbys replay further behind than --max-replica-lag
+(as pg_stat_replication on the source reports), or while a gateway's
+99th percentile statement latency over its last few seconds is over
+--max-latency. The controller checks every second; the copy pauses
+between chunks of rows and the streams between source transactions while
+a limit is exceeded. The streams are not held once the write cutover
+began: that would hold the clients' writes longer.
+
+Each flag is recorded only when given; 0 stops watching that limit. With
+no flag, the limits and whether the workflow backs off now are printed.
+Any phase; 'shardctl reshard start' takes the same flags.`,
+		Example: `  shardctl reshard throttle grow --max-replica-lag 10s --max-latency 50ms
+  shardctl reshard throttle grow --max-latency 0
+  shardctl reshard throttle grow`,
+		Args: exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			change, err := flags.change(c)
+			if err != nil {
+				return err
+			}
+			var w *topology.Workflow
+			if change == nil {
+				_, w, err = a.workflow(c.Context(), args[0])
+			} else {
+				w, err = a.setThrottle(c.Context(), args[0], change)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, throttleSummary(w))
+			return nil
+		},
+	}
+	flags.add(c)
 	return c
 }

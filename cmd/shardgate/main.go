@@ -290,6 +290,7 @@ func publishApplied(ctx context.Context, srv *proxy.Server, reg *topology.Regist
 	for {
 		a := srv.Applied()
 		if a.Revision != last.Revision || !maps.Equal(a.Fences, last.Fences) || time.Since(at) >= again {
+			a.LatencyP99 = srv.LatencyP99()
 			pctx, cancel := context.WithTimeout(ctx, again)
 			if err := reg.PublishApplied(pctx, a); err != nil {
 				if ctx.Err() == nil {

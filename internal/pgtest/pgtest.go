@@ -696,3 +696,39 @@ func tail(b []byte, n int) []byte {
 	lines := bytes.SplitAfter(b, []byte("\n"))
 	return bytes.Join(lines[max(0, len(lines)-n):], nil)
 }
+
+// StartStandby starts a streaming standby of primary, made from a base
+// backup of it (pg_basebackup -R), on a free loopback port, and stops it
+// when the test ends.
+func StartStandby(t testing.TB, primary *Cluster) *Cluster {
+	t.Helper()
+	ctx := t.Context()
+	dir, err := primary.run.mkdirTemp("pgtest-standby-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := primary.run.command(ctx, filepath.Join(primary.bin, "pg_basebackup"), "-h", primary.Host, "-p", strconv.Itoa(primary.Port),
+		"-U", "postgres", "-D", dir, "-R", "-X", "stream", "--checkpoint=fast").CombinedOutput()
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("pgtest: pg_basebackup: %v\n%s", err, tail(out, 10))
+	}
+	c, err := StartCluster(ctx, Options{Dir: dir, Settings: primary.settings, TLS: primary.tls})
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	c.temp = true
+	t.Cleanup(func() { c.Stop() })
+	return c
+}
+
+// CrashRestart stops the server at once, as a crash would (pg_ctl stop -m
+// immediate: no checkpoint, recovery at the next start), and starts it
+// again on the same port.
+func (c *Cluster) CrashRestart(ctx context.Context) error {
+	if err := c.stopServer("immediate"); err != nil {
+		return err
+	}
+	return c.start(ctx, c.Port)
+}

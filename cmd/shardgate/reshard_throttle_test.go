@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shardgate/shardgate/internal/pgtest"
+)
+
+// showField returns the value of a 'reshard show' line that starts with
+// key.
+func showField(out, key string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), key); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return ""
+}
+
+// TestReshardThrottle: with a latency limit no gateway can meet, the copy
+// holds its rows; while a source's standby does not replay, the streams
+// hold the sources' changes; 'reshard show' says why each time. Lifting the
+// limit, and the standby catching up, let each go on, and the reshard ends
+// with every acknowledged write in place.
+func TestReshardThrottle(t *testing.T) {
+	e := newReshardEnv(t)
+	standby := pgtest.StartStandby(t, e.shards[0])
+	w := e.run(2)
+	w.waitFor(100)
+	// The controller reads the gateways' latencies once before it copies:
+	// they must have published some by then.
+	eventually(t, time.Minute, "every gateway's latency published", func() bool {
+		applied, err := e.store().GatewaysApplied(context.Background())
+		if err != nil || len(applied) != len(e.gws) {
+			return false
+		}
+		for _, a := range applied {
+			if a.LatencyP99 == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	e.shardctl(0, "reshard", "create", "grow", "--keyspace", "app", "--to", "s2,s3", "--apply")
+	e.shardctl(0, "reshard", "throttle", "grow", "--max-latency", "1ns")
+	e.controller("grow")
+	e.waitPhase("grow", "copying")
+	var show string
+	eventually(t, time.Minute, "the copy backing off", func() bool {
+		show, _ = e.shardctl(0, "reshard", "show", "grow")
+		return strings.Contains(showField(show, "throttle:"), "backing off")
+	})
+	if !strings.Contains(show, "p99 statement latency") {
+		t.Errorf("reshard show does not say why the copy backs off:\n%s", show)
+	}
+	w.waitFor(300) // time for a copy that is not held to finish
+	show, _ = e.shardctl(0, "reshard", "show", "grow")
+	if phase := showField(show, "phase:"); phase != "copying" {
+		t.Fatalf("the copy went on while held: phase %s\n%s", phase, show)
+	}
+	t.Logf("held:\n%s", show)
+
+	e.shardctl(0, "reshard", "throttle", "grow", "--max-latency", "0")
+	e.waitPhase("grow", "catching_up")
+	show, _ = e.shardctl(0, "reshard", "show", "grow")
+	if strings.Contains(showField(show, "throttle:"), "backing off") {
+		t.Errorf("still backing off with no limit:\n%s", show)
+	}
+
+	// The streams hold while a source's standby replays too far behind:
+	// the sources' changes wait.
+	e.shardctl(0, "reshard", "throttle", "grow", "--max-replica-lag", "1s")
+	replica, err := pgconn.Connect(context.Background(), standby.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close(context.Background())
+	mustQuery(t, replica, "select pg_wal_replay_pause()")
+	eventually(t, time.Minute, "the streams backing off", func() bool {
+		show, _ = e.shardctl(0, "reshard", "show", "grow")
+		return strings.Contains(showField(show, "throttle:"), "backing off")
+	})
+	if !strings.Contains(show, "source s0's standbys replay") {
+		t.Errorf("reshard show does not say why the streams back off:\n%s", show)
+	}
+	// A change made now stays on its source while the streams hold.
+	x := e.movingAccounts(2)[0]
+	onTargets := func() string {
+		t.Helper()
+		for i := 2; i < 4; i++ {
+			if rows := mustQuery(t, e.backend(i), fmt.Sprintf("select body from notes where account_id = %d", x)); len(rows) == 1 {
+				return rows[0][0]
+			}
+		}
+		t.Fatalf("account %d's note is on no target", x)
+		return ""
+	}
+	mustQuery(t, e.gws[0].connect("app"), fmt.Sprintf("update notes set body = 'held' where account_id = %d", x))
+	w.waitFor(300)
+	if got := onTargets(); got == "held" {
+		t.Fatalf("a change reached the target while the streams held")
+	}
+	mustQuery(t, replica, "select pg_wal_replay_resume()")
+	eventually(t, time.Minute, "the streams going on once the standby caught up", func() bool {
+		show, _ = e.shardctl(0, "reshard", "show", "grow")
+		return !strings.Contains(showField(show, "throttle:"), "backing off")
+	})
+	eventually(t, time.Minute, "the held change on the target", func() bool { return onTargets() == "held" })
+	e.shardctl(0, "reshard", "cutover", "grow")
+	w.waitFor(200)
+	if verified, _ := e.shardctl(0, "reshard", "verify", "grow"); !strings.Contains(verified, "no difference") {
+		t.Errorf("reshard verify printed\n%s", verified)
+	}
+	w.end()
+	e.check(w, 4)
+	e.shardctl(0, "reshard", "complete", "grow")
+	e.check(w, 4)
+}
