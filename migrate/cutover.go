@@ -520,6 +520,7 @@ func (d *driver) moveBatch(ctx context.Context, w *topology.Workflow, x *world, 
 	if _, err := d.Store.RaiseFence(ctx, w.Keyspace, topology.Fence{ID: id, Workflow: w.Name, Logical: logical}); err != nil {
 		return err
 	}
+	d.at(HookAfterFence)
 	giveUp := func(err error) error {
 		if lerr := d.liftFence(context.WithoutCancel(ctx), w.Keyspace, id); lerr != nil {
 			err = errors.Join(err, lerr)
@@ -574,9 +575,7 @@ func (d *driver) moveBatch(ctx context.Context, w *topology.Workflow, x *world, 
 		pair.s.SetTargets(targets)
 	}
 	dir.refs()
-	if d.BeforeFlip != nil {
-		d.BeforeFlip()
-	}
+	d.at(HookBeforeFlip)
 	rev, err := d.Store.PlaceFenced(ctx, w.Keyspace, id, placement)
 	if err != nil {
 		_, uerr := d.lock.Update(context.WithoutCancel(ctx), func(w *topology.Workflow) error {
@@ -585,6 +584,7 @@ func (d *driver) moveBatch(ctx context.Context, w *topology.Workflow, x *world, 
 		})
 		return errors.Join(giveUp(err), uerr, errStreamsStale)
 	}
+	d.at(HookAfterFlip)
 	actx, cancelAck := context.WithTimeout(ctx, ackTimeout)
 	defer cancelAck()
 	if err := d.waitGateways(actx, fmt.Sprintf("apply revision %d", rev), func(a topology.GatewayApplied) bool { return a.Revision >= rev }); err != nil {

@@ -141,48 +141,57 @@ func (d *driver) overLimits(ctx context.Context, w *topology.Workflow, conns map
 			}
 		}
 	}
-	if lim.MaxReplicaLag <= 0 {
+	if lim.MaxReplicaLag <= 0 && lim.MaxActive <= 0 {
 		return ""
 	}
 	for _, source := range sources(w) {
-		lag, err := d.replicaLag(ctx, source, conns)
+		lag, active, err := d.sourceLoad(ctx, source, conns)
 		if err != nil {
-			d.Log.Debug("reading a source's replica lag", zap.String("source", source), zap.Error(err))
+			d.Log.Debug("reading a source's load", zap.String("source", source), zap.Error(err))
 			continue
 		}
-		if lag > lim.MaxReplicaLag {
+		if lim.MaxReplicaLag > 0 && lag > lim.MaxReplicaLag {
 			return fmt.Sprintf("source %s's standbys replay %s behind (limit %s)", source, lag.Round(time.Millisecond), lim.MaxReplicaLag)
+		}
+		if lim.MaxActive > 0 && active > lim.MaxActive {
+			return fmt.Sprintf("source %s runs %d statements at once (limit %d)", source, active, lim.MaxActive)
 		}
 	}
 	return ""
 }
 
-// replicaLag is how far behind the source's physical standbys replay, the
-// slowest; the workflow's own logical streams are left out.
-func (d *driver) replicaLag(ctx context.Context, source string, conns map[string]*pgconn.PgConn) (time.Duration, error) {
+// sourceLoad is how far behind the source's physical standbys replay, the
+// slowest (the workflow's own logical streams left out), and how many of
+// its client sessions run a statement now (this one left out).
+func (d *driver) sourceLoad(ctx context.Context, source string, conns map[string]*pgconn.PgConn) (time.Duration, int, error) {
 	conn := conns[source]
 	if conn == nil || conn.IsClosed() {
 		snap, err := d.Store.Load(ctx)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if conn, err = Connect(ctx, snap.Shards[source]); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		conns[source] = conn
 	}
-	const q = `SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication
-WHERE pid NOT IN (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL)`
+	const q = `SELECT (SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication
+  WHERE pid NOT IN (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL)),
+ (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid())`
 	qctx, cancel := context.WithTimeout(ctx, throttleEvery)
 	defer cancel()
 	rr := conn.ExecParams(qctx, q, nil, nil, nil, nil).Read()
 	if rr.Err != nil {
 		conn.Close(context.Background())
-		return 0, rr.Err
+		return 0, 0, rr.Err
 	}
 	secs, err := strconv.ParseFloat(string(rr.Rows[0][0]), 64)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return time.Duration(secs * float64(time.Second)), nil
+	active, err := strconv.Atoi(string(rr.Rows[0][1]))
+	if err != nil {
+		return 0, 0, err
+	}
+	return time.Duration(secs * float64(time.Second)), active, nil
 }

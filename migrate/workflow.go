@@ -42,11 +42,34 @@ type Controller struct {
 	// OnPhase, when set, is told each phase the workflow is in as the
 	// controller takes it up.
 	OnPhase func(topology.WorkflowPhase)
-	// BeforeFlip, when set, is called in a cutover with the batch's
-	// writes held and its flip recorded, just before the placement flips;
-	// AfterSeed once a source's copy is recorded as done. Tests kill the
-	// process there.
-	BeforeFlip, AfterSeed func()
+	// At, when set, is called at the points tests kill the process at
+	// (see the Hook constants).
+	At func(Hook)
+}
+
+// Hook names a point of a workflow where tests kill the controller.
+type Hook string
+
+// Hooks.
+const (
+	// HookAfterSeed: a source's copy is recorded as done.
+	HookAfterSeed Hook = "after-seed"
+	// HookAfterFence: a cutover batch's fence is up: the gateways hold its
+	// writes.
+	HookAfterFence Hook = "after-fence"
+	// HookBeforeFlip: a batch's writes are held and its flip recorded,
+	// the placement not flipped yet.
+	HookBeforeFlip Hook = "before-flip"
+	// HookAfterFlip: a batch's placement flipped, the batch not recorded
+	// as done yet.
+	HookAfterFlip Hook = "after-flip"
+)
+
+// at calls the At hook, if any.
+func (c *Controller) at(h Hook) {
+	if c.At != nil {
+		c.At(h)
+	}
 }
 
 // DefaultCopyWorkers is how many tables a source copies at once unless
@@ -452,9 +475,11 @@ func (d *driver) seed(ctx context.Context, w *topology.Workflow, x *world, sourc
 	}()
 	for _, r := range runs {
 		if conns[r.To] == nil {
-			if conns[r.To], err = x.connect(ctx, r.To); err != nil {
-				return err
+			conn, err := x.connect(ctx, r.To)
+			if err != nil {
+				return fmt.Errorf("target %s: %w", r.To, err)
 			}
+			conns[r.To] = conn
 		}
 	}
 	var mu sync.Mutex
@@ -522,9 +547,7 @@ func (d *driver) seed(ctx context.Context, w *topology.Workflow, x *world, sourc
 	if err := record(ctx, true, seeded.Slot.Consistent, time.Since(started)); err != nil {
 		return err
 	}
-	if d.AfterSeed != nil {
-		d.AfterSeed()
-	}
+	d.at(HookAfterSeed)
 	return nil
 }
 

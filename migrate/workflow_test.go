@@ -51,7 +51,11 @@ func controllerProcess() int {
 	c := &Controller{Store: topology.NewStore(cli, os.Getenv(envCluster)), Name: os.Getenv(envWorkflow),
 		ID: fmt.Sprintf("child %d", os.Getpid()), Log: zap.NewNop(), LockTTL: time.Second}
 	if os.Getenv(envKillAfterSeed) != "" {
-		c.AfterSeed = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+		c.At = func(h Hook) {
+			if h == HookAfterSeed {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
 	}
 	if err := c.Run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -235,6 +235,12 @@ func (s *session) passFences(ctx context.Context, ks *topology.Keyspace, inTxn b
 		return ks, nil // a read on its own goes on whatever happens
 	}
 	if write {
+		if err := s.waitStanding(ctx, ks); err != nil {
+			return nil, err
+		}
+		if ks = s.routingKeyspace(); ks == nil {
+			return nil, &planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}
+		}
 		s.noteRoutedWrites(ks, args, sts)
 	}
 	fs := s.srv.fences
@@ -275,6 +281,54 @@ func (s *session) passFences(ctx context.Context, ks *topology.Keyspace, inTxn b
 		}
 		if ks = s.routingKeyspace(); ks == nil {
 			return nil, &planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}
+		}
+	}
+}
+
+// standingPoll is how often a write held by waitStanding looks again.
+const standingPoll = 20 * time.Millisecond
+
+// waitStanding holds a write to keyspace ks, while a reshard moves some of
+// its logical shards, for as long as this gateway may have dropped out of
+// the gateways a cutover waits for (its etcd lease may have expired), and
+// then until its topology is at least as new as its registering again: a
+// cutover may have gone on without it meanwhile, and a write by the
+// placement from before would land where no stream carries it.
+func (s *session) waitStanding(ctx context.Context, ks *topology.Keyspace) error {
+	if s.srv.standing == nil || len(ks.Copies) == 0 && ks.Fence == nil {
+		return nil
+	}
+	deadline := time.Now().Add(fenceHoldMax)
+	for waited := false; ; waited = true {
+		lapsed, rejoined := s.srv.standing()
+		if !lapsed && s.srv.topo().Revision >= rejoined {
+			if !waited {
+				return nil
+			}
+			t := s.txn
+			if t != nil && len(t.wrote) > 0 {
+				// What it wrote before may be where a cutover made
+				// meanwhile no longer carries it from: it must not commit.
+				if t.explicit {
+					t.failed = true
+				}
+				return &planner.Error{Code: "40001", Message: fmt.Sprintf("could not serialize access: this gateway lost touch with etcd while a reshard moves logical shards of keyspace %s", ks.Name),
+					Hint: "Run the transaction again."}
+			}
+			if t != nil && t.ks != nil {
+				if now := s.srv.topo().Keyspace(ks.Name); now != nil {
+					t.ks = now
+				}
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return &planner.Error{Code: codeLockNotAvailable, Message: fmt.Sprintf("keyspace %s: this gateway lost touch with etcd while a reshard moves logical shards; writes wait until it is back, and waited for over %s", ks.Name, fenceHoldMax)}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(standingPoll):
 		}
 	}
 }

@@ -40,6 +40,10 @@ type Config struct {
 	// Workflows reads the reshard workflows, to name the one a schema
 	// change waits for; nil names none.
 	Workflows func(context.Context) ([]topology.Workflow, error)
+	// Standing says whether this gateway may have dropped out of the
+	// gateways a reshard cutover waits for (see
+	// topology.Registration.Standing); nil: it never does.
+	Standing func() (lapsed bool, rejoined int64)
 	// Shadow keeps what this gateway's shadow reads of reshard workflows
 	// found; nil keeps it in the gateway alone.
 	Shadow ShadowLog
@@ -142,6 +146,7 @@ type Server struct {
 	owned     *ownedRows // multi-shard statements for shards that keep copies
 	schema    SchemaLog
 	workflows func(context.Context) ([]topology.Workflow, error)
+	standing  func() (lapsed bool, rejoined int64)
 	// streams follows the reshard streams of sources whose reads are
 	// steered; shadows runs the shadow reads; steered counts the reads
 	// of moving logical shards by where they ran.
@@ -175,7 +180,7 @@ type Server struct {
 // NewServer returns a Server for cfg.
 func NewServer(cfg Config) *Server {
 	s := &Server{
-		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, schema: cfg.Schema, workflows: cfg.Workflows, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
+		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, schema: cfg.Schema, workflows: cfg.Workflows, standing: cfg.Standing, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
 		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), fences: newFences(), parse: newParseGate(), plans: planner.NewCache(planCacheSize), describes: newDescribeCache(), owned: newOwnedRows(),

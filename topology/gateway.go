@@ -45,6 +45,11 @@ type Registration struct {
 
 	mu    sync.Mutex
 	lease clientv3.LeaseID // the lease the key was last put under; 0 if none
+	// confirmed is when etcd last answered that the lease lives; rejoined
+	// is the etcd revision at which the key was put again under a new
+	// lease after the old one was lost (0: never).
+	confirmed time.Time
+	rejoined  int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -78,11 +83,11 @@ func (s *Store) RegisterGateway(ctx context.Context, info GatewayInfo, ttl time.
 		ttl:   int64((ttl + time.Second - 1) / time.Second),
 		done:  make(chan struct{}),
 	}
-	lease, err := r.register(ctx)
+	lease, _, err := r.register(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("register gateway %s: %w", info.ID, err)
 	}
-	r.lease = lease
+	r.lease, r.confirmed = lease, time.Now()
 	runCtx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
 	go r.run(runCtx, lease)
@@ -91,11 +96,11 @@ func (s *Store) RegisterGateway(ctx context.Context, info GatewayInfo, ttl time.
 
 // register grants a lease and creates the key under it, unless the key
 // exists. On failure it leaves no lease behind (best effort).
-func (r *Registration) register(ctx context.Context) (clientv3.LeaseID, error) {
+func (r *Registration) register(ctx context.Context) (clientv3.LeaseID, int64, error) {
 	cli := r.store.cli
 	g, err := cli.Grant(ctx, r.ttl)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(r.key), "=", 0)).
@@ -105,9 +110,31 @@ func (r *Registration) register(ctx context.Context) (clientv3.LeaseID, error) {
 	}
 	if err != nil {
 		_ = r.revoke(g.ID)
-		return 0, err
+		return 0, 0, err
 	}
-	return g.ID, nil
+	return g.ID, resp.Header.Revision, nil
+}
+
+// Standing says whether this gateway may have dropped out of the
+// registered gateways that a reshard cutover waits for: lapsed while
+// etcd has not confirmed its lease for so long that it may have expired
+// (a cutover may then go on without this gateway), and, once it is
+// registered again under a new lease, the etcd revision at which it was
+// (a topology older than that may miss a cutover made meanwhile).
+func (r *Registration) Standing() (lapsed bool, rejoined int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Keepalives go out every third of the TTL: one answered renewed the
+	// lease for a whole TTL from a moment shortly before the answer.
+	safe := time.Duration(r.ttl) * time.Second * 2 / 3
+	return time.Since(r.confirmed) > safe, r.rejoined
+}
+
+// confirm notes that etcd answered that the lease lives.
+func (r *Registration) confirm() {
+	r.mu.Lock()
+	r.confirmed = time.Now()
+	r.mu.Unlock()
 }
 
 // run keeps lease alive until ctx ends, registering anew whenever the key
@@ -124,6 +151,7 @@ func (r *Registration) run(ctx context.Context, lease clientv3.LeaseID) {
 		ka, err := cli.KeepAlive(ctx, lease)
 		if err == nil {
 			for range ka {
+				r.confirm()
 			}
 		}
 		// A keepalive that could not even start is not retried at once.
@@ -162,14 +190,15 @@ func (r *Registration) recover(ctx context.Context, lease clientv3.LeaseID, time
 		return 0, err
 	}
 	if resp.Succeeded {
+		r.confirm()
 		return lease, nil
 	}
-	next, err := r.register(actx)
+	next, rev, err := r.register(actx)
 	if err != nil {
 		return 0, err
 	}
 	r.mu.Lock()
-	r.lease = next
+	r.lease, r.confirmed, r.rejoined = next, time.Now(), rev
 	r.mu.Unlock()
 	// The old lease holds no key any more; if it is still alive, don't wait
 	// for it to expire.

@@ -325,8 +325,17 @@ func TestRegistrationReturnsAfterPartition(t *testing.T) {
 		t.Fatal("not registered")
 	}
 
+	if lapsed, rejoined := r.Standing(); lapsed || rejoined != 0 {
+		t.Fatalf("Standing of a fresh registration = %v, %d", lapsed, rejoined)
+	}
+
 	proxy.cutOff()
 	cut := time.Now()
+	eventually(t, func() bool { lapsed, _ := r.Standing(); return lapsed }, 10*time.Second,
+		"the gateway knowing its lease may have lapsed")
+	if _, ok := liveIDs(t, s)["gw1"]; !ok {
+		t.Fatal("the gateway counted its registration lapsed only after etcd dropped it: a cutover could have gone on without it while it wrote")
+	}
 	eventually(t, func() bool { _, ok := liveIDs(t, s)["gw1"]; return !ok }, 10*time.Second,
 		"registration gone while the gateway cannot reach etcd")
 	t.Logf("the key disappeared %v after the cut", time.Since(cut))
@@ -335,6 +344,8 @@ func TestRegistrationReturnsAfterPartition(t *testing.T) {
 	healed := time.Now()
 	eventually(t, func() bool { l, ok := keyLease(t, te.cli, key); return ok && l != first }, 30*time.Second,
 		"registration back under a new lease after the partition healed")
+	eventually(t, func() bool { lapsed, rejoined := r.Standing(); return !lapsed && rejoined > 0 }, 10*time.Second,
+		"the gateway back in standing, with the revision it registered again at")
 	t.Logf("the key came back %v after the partition healed", time.Since(healed))
 	if got := liveIDs(t, s)["gw1"]; got.Addr != info.Addr {
 		t.Fatalf("re-registered as %+v", got)

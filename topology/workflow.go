@@ -162,13 +162,16 @@ type Workflow struct {
 
 // Throttle is when a workflow's copy and change streams back off, so that
 // a reshard does not take production down: while a source's standbys
-// replay further behind than MaxReplicaLag, or a gateway's statements
-// took longer than MaxLatency (the 99th percentile of its last few
-// seconds). A zero limit is not watched. The streams back off only
-// before the write cutover begins: holding them during a cutover would
-// hold the clients' writes longer.
+// replay further behind than MaxReplicaLag, a source runs more than
+// MaxActive statements at once (its client sessions active in
+// pg_stat_activity: the load Postgres shows, as host CPU it does not), or
+// a gateway's statements took longer than MaxLatency (the 99th percentile
+// of its last few seconds). A zero limit is not watched. The streams back
+// off only before the write cutover begins: holding them during a cutover
+// would hold the clients' writes longer.
 type Throttle struct {
 	MaxReplicaLag time.Duration `json:"max_replica_lag,omitempty"`
+	MaxActive     int           `json:"max_active,omitempty"`
 	MaxLatency    time.Duration `json:"max_latency,omitempty"`
 	// Reason says why the copy and the streams back off now, "" while
 	// they do not; Since is when they began to.

@@ -69,14 +69,14 @@ func (a *app) controller(store *topology.Store, name string, ttl time.Duration, 
 	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(a.stderr), zap.InfoLevel))
 	c := &migrate.Controller{Store: store, Name: name, ID: fmt.Sprintf("shardctl@%s:%d", host, os.Getpid()), Log: log, LockTTL: ttl, CopyWorkers: workers,
 		OnPhase: func(p topology.WorkflowPhase) { fmt.Fprintf(a.stdout, "workflow %s: %s\n", name, p) }}
-	// The crash tests' hooks: die by SIGKILL with a batch's writes held
-	// and its flip recorded but not made, or in the middle of the copy.
-	kill := func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	switch os.Getenv("SHARDGATE_TEST_CRASH") {
-	case "before-flip":
-		c.BeforeFlip = kill
-	case "after-seed":
-		c.AfterSeed = kill
+	// The crash tests' hook: die by SIGKILL at the point named (see
+	// migrate.Hook).
+	if point := os.Getenv("SHARDGATE_TEST_CRASH"); point != "" {
+		c.At = func(h migrate.Hook) {
+			if string(h) == point {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
 	}
 	return c
 }
@@ -86,7 +86,7 @@ func (a *app) reshardStartCommand() *cobra.Command {
 	workers := migrate.DefaultCopyWorkers
 	var throttle throttleFlags
 	c := &cobra.Command{
-		Use:   "start NAME [--max-replica-lag D] [--max-latency D]",
+		Use:   "start NAME [--max-replica-lag D] [--max-active N] [--max-latency D]",
 		Short: "Drive a reshard workflow: copy, then stream the sources' changes to the targets",
 		Long: `Drive workflow NAME in this process until it ends: make its tables on the
 targets, copy each source's moving logical shards under a replication
@@ -97,7 +97,7 @@ One process drives a workflow at a time: a second 'start' waits and takes
 over when the first stops or dies (after up to --lock-ttl). Interrupted
 or killed, a workflow resumes from what it recorded when started again.
 
---max-replica-lag and --max-latency set the workflow's throttle before it
+--max-replica-lag, --max-active and --max-latency set the workflow's throttle before it
 is driven, as 'shardctl reshard throttle' does; a limit not given stays
 as recorded.`,
 		Args: exactArgs("NAME"),
@@ -934,30 +934,39 @@ reversing.`,
 	return c
 }
 
-// throttleFlags are the --max-replica-lag and --max-latency flags of
+// throttleFlags are the --max-replica-lag, --max-active and --max-latency flags of
 // 'reshard throttle' and 'reshard start'.
-type throttleFlags struct{ replicaLag, latency time.Duration }
+type throttleFlags struct {
+	replicaLag, latency time.Duration
+	active              int
+}
 
 func (f *throttleFlags) add(c *cobra.Command) {
 	c.Flags().DurationVar(&f.replicaLag, "max-replica-lag", 0, "back off the copy and the streams while a source's physical standbys replay further behind than this (0: not watched; unchanged when not given)")
+	c.Flags().IntVar(&f.active, "max-active", 0, "back off the copy and the streams while a source runs more statements at once than this (its active client sessions; 0: not watched; unchanged when not given)")
 	c.Flags().DurationVar(&f.latency, "max-latency", 0, "back off the copy and the streams while a gateway's p99 statement latency is over this (0: not watched; unchanged when not given)")
 }
 
 // change returns what the flags given set in a workflow's throttle, nil
 // when none was given.
 func (f *throttleFlags) change(c *cobra.Command) (func(*topology.Throttle), error) {
-	setLag, setLatency := c.Flags().Changed("max-replica-lag"), c.Flags().Changed("max-latency")
+	setLag, setLatency, setActive := c.Flags().Changed("max-replica-lag"), c.Flags().Changed("max-latency"), c.Flags().Changed("max-active")
 	switch {
 	case setLag && f.replicaLag < 0:
 		return nil, usageErrorf("--max-replica-lag must be 0 (not watched) or positive, not %s", f.replicaLag)
 	case setLatency && f.latency < 0:
 		return nil, usageErrorf("--max-latency must be 0 (not watched) or positive, not %s", f.latency)
-	case !setLag && !setLatency:
+	case setActive && f.active < 0:
+		return nil, usageErrorf("--max-active must be 0 (not watched) or positive, not %d", f.active)
+	case !setLag && !setLatency && !setActive:
 		return nil, nil
 	}
 	return func(t *topology.Throttle) {
 		if setLag {
 			t.MaxReplicaLag = f.replicaLag
+		}
+		if setActive {
+			t.MaxActive = f.active
 		}
 		if setLatency {
 			t.MaxLatency = f.latency
@@ -973,7 +982,7 @@ func (a *app) setThrottle(ctx context.Context, name string, change func(*topolog
 		var err error
 		w, err = s.UpdateWorkflow(ctx, name, func(w *topology.Workflow) error {
 			change(&w.Throttle)
-			if w.Throttle.MaxReplicaLag == 0 && w.Throttle.MaxLatency == 0 {
+			if w.Throttle.MaxReplicaLag == 0 && w.Throttle.MaxLatency == 0 && w.Throttle.MaxActive == 0 {
 				w.Throttle.Reason, w.Throttle.Since = "", time.Time{}
 			}
 			return nil
@@ -989,6 +998,9 @@ func throttleLimits(t topology.Throttle) []string {
 	if t.MaxReplicaLag > 0 {
 		limits = append(limits, fmt.Sprintf("a source's standbys lag more than %s", t.MaxReplicaLag))
 	}
+	if t.MaxActive > 0 {
+		limits = append(limits, fmt.Sprintf("a source runs more than %d statements at once", t.MaxActive))
+	}
 	if t.MaxLatency > 0 {
 		limits = append(limits, fmt.Sprintf("a gateway's p99 latency is over %s", t.MaxLatency))
 	}
@@ -1000,6 +1012,9 @@ func limitsText(t topology.Throttle) string {
 	var limits []string
 	if t.MaxReplicaLag > 0 {
 		limits = append(limits, fmt.Sprintf("standby replay lag over %s", t.MaxReplicaLag))
+	}
+	if t.MaxActive > 0 {
+		limits = append(limits, fmt.Sprintf("source active statements over %d", t.MaxActive))
 	}
 	if t.MaxLatency > 0 {
 		limits = append(limits, fmt.Sprintf("gateway p99 latency over %s", t.MaxLatency))
@@ -1041,11 +1056,14 @@ func throttleSummary(w *topology.Workflow) string {
 func (a *app) reshardThrottleCommand() *cobra.Command {
 	var flags throttleFlags
 	c := &cobra.Command{
-		Use:   "throttle NAME [--max-replica-lag D] [--max-latency D]",
+		Use:   "throttle NAME [--max-replica-lag D] [--max-active N] [--max-latency D]",
 		Short: "Set when a workflow's copy and change streams back off to spare the sources and clients",
 		Long: `Set when workflow NAME's copy and change streams back off: while a
 source's physical standbys replay further behind than --max-replica-lag
-(as pg_stat_replication on the source reports), or while a gateway's
+(as pg_stat_replication on the source reports), while a source runs more
+statements at once than --max-active (its client sessions active in
+pg_stat_activity: the load Postgres shows, as it shows no host CPU), or
+while a gateway's
 99th percentile statement latency over its last few seconds is over
 --max-latency. The controller checks every second; the copy pauses
 between chunks of rows and the streams between source transactions while

@@ -47,6 +47,7 @@ func TestReshardThrottle(t *testing.T) {
 		{[]string{"throttle", "nope", "--max-latency", "50ms"}, "workflow nope does not exist"},
 		{[]string{"throttle", "nope"}, "workflow nope does not exist"},
 		{[]string{"start", "grow", "--max-replica-lag", "-2s"}, "--max-replica-lag must be 0 (not watched) or positive"},
+		{[]string{"throttle", "grow", "--max-active", "-3"}, "--max-active must be 0 (not watched) or positive, not -3"},
 	} {
 		e.run("", append([]string{"reshard"}, tt.args...)...).fails(t, tt.want)
 	}
@@ -67,6 +68,15 @@ func TestReshardThrottle(t *testing.T) {
 	}
 	if th := throttle(); th != (topology.Throttle{MaxReplicaLag: 10 * time.Second, MaxLatency: 50 * time.Millisecond}) {
 		t.Fatalf("throttle %+v, want 10s and 50ms", th)
+	}
+
+	out = e.run("", "reshard", "throttle", "grow", "--max-active", "32").ok(t)
+	if want := "workflow grow backs off its copy and streams while a source's standbys lag more than 10s or a source runs more than 32 statements at once or a gateway's p99 latency is over 50ms\n"; out != want {
+		t.Errorf("throttle --max-active printed %q, want %q", out, want)
+	}
+	e.run("", "reshard", "throttle", "grow", "--max-active", "0").ok(t)
+	if th := throttle(); th != (topology.Throttle{MaxReplicaLag: 10 * time.Second, MaxLatency: 50 * time.Millisecond}) {
+		t.Fatalf("after --max-active 0, throttle %+v, want 10s and 50ms again", th)
 	}
 
 	// A flag not given leaves its limit as it is; 0 turns one off.

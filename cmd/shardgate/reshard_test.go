@@ -49,8 +49,13 @@ type reshardEnv struct {
 	gws []*gateway
 }
 
-func newReshardEnv(t *testing.T) *reshardEnv {
-	e := &reshardEnv{env: &env{t: t, shards: pgtest.Start(t, 4), etcdDir: t.TempDir()}}
+func newReshardEnv(t *testing.T, gatewayArgs ...string) *reshardEnv {
+	return newReshardEnvWith(t, nil, gatewayArgs...)
+}
+
+// newReshardEnvWith is newReshardEnv with the shards' server settings.
+func newReshardEnvWith(t *testing.T, settings map[string]string, gatewayArgs ...string) *reshardEnv {
+	e := &reshardEnv{env: &env{t: t, shards: pgtest.StartWith(t, 4, settings), etcdDir: t.TempDir()}}
 	e.startEtcd("")
 	for i, c := range e.shards {
 		e.shardctl(0, "shard", "add", fmt.Sprintf("s%d", i), "--dsn", c.DSN("postgres"))
@@ -74,7 +79,7 @@ insert into notes select g, 1, 'note ' || g from generate_series(1, %[1]d) g whe
 insert into currencies values ('eur', 'euro'), ('usd', 'dollar');
 analyze`, reshardAccounts, lo, hi, 2*reshardAccounts))
 	}
-	e.gws = []*gateway{startGateway(t, e.etcd.Endpoints(), "--admin-token", reshardToken), startGateway(t, e.etcd.Endpoints())}
+	e.gws = []*gateway{startGateway(t, e.etcd.Endpoints(), append([]string{"--admin-token", reshardToken}, gatewayArgs...)...), startGateway(t, e.etcd.Endpoints(), gatewayArgs...)}
 	return e
 }
 

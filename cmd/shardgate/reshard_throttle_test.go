@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,8 +25,9 @@ func showField(out, key string) string {
 }
 
 // TestReshardThrottle: with a latency limit no gateway can meet, the copy
-// holds its rows; while a source's standby does not replay, the streams
-// hold the sources' changes; 'reshard show' says why each time. Lifting the
+// holds its rows; while a source's standby does not replay, and while a
+// source runs more statements at once than allowed, the streams hold the
+// sources' changes; 'reshard show' says why each time. Lifting the
 // limit, and the standby catching up, let each go on, and the reshard ends
 // with every acknowledged write in place.
 func TestReshardThrottle(t *testing.T) {
@@ -35,18 +37,7 @@ func TestReshardThrottle(t *testing.T) {
 	w.waitFor(100)
 	// The controller reads the gateways' latencies once before it copies:
 	// they must have published some by then.
-	eventually(t, time.Minute, "every gateway's latency published", func() bool {
-		applied, err := e.store().GatewaysApplied(context.Background())
-		if err != nil || len(applied) != len(e.gws) {
-			return false
-		}
-		for _, a := range applied {
-			if a.LatencyP99 == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	e.waitLatencies()
 	e.shardctl(0, "reshard", "create", "grow", "--keyspace", "app", "--to", "s2,s3", "--apply")
 	e.shardctl(0, "reshard", "throttle", "grow", "--max-latency", "1ns")
 	e.controller("grow")
@@ -112,6 +103,24 @@ func TestReshardThrottle(t *testing.T) {
 		return !strings.Contains(showField(show, "throttle:"), "backing off")
 	})
 	eventually(t, time.Minute, "the held change on the target", func() bool { return onTargets() == "held" })
+
+	// And while a source runs too many statements at once.
+	e.shardctl(0, "reshard", "throttle", "grow", "--max-replica-lag", "0", "--max-active", "3")
+	var sleepers sync.WaitGroup
+	for range 5 {
+		conn := e.backend(0)
+		sleepers.Go(func() { _, _ = conn.Exec(context.Background(), "select pg_sleep(120)").ReadAll() })
+	}
+	eventually(t, time.Minute, "the streams backing off for a busy source", func() bool {
+		show, _ = e.shardctl(0, "reshard", "show", "grow")
+		return strings.Contains(showField(show, "throttle:"), "statements at once")
+	})
+	mustQuery(t, e.backend(0), "select pg_cancel_backend(pid) from pg_stat_activity where query = 'select pg_sleep(120)'")
+	sleepers.Wait()
+	eventually(t, time.Minute, "the streams going on once the source is quiet", func() bool {
+		show, _ = e.shardctl(0, "reshard", "show", "grow")
+		return !strings.Contains(showField(show, "throttle:"), "backing off")
+	})
 	e.shardctl(0, "reshard", "cutover", "grow")
 	w.waitFor(200)
 	if verified, _ := e.shardctl(0, "reshard", "verify", "grow"); !strings.Contains(verified, "no difference") {

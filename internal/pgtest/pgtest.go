@@ -656,13 +656,18 @@ func (c *Cluster) Stop() error {
 
 // Start starts n temporary clusters concurrently for a test, fails the test
 // if any does not start, and stops them all when the test ends.
-func Start(t testing.TB, n int) []*Cluster {
+func Start(t testing.TB, n int) []*Cluster { return StartWith(t, n, nil) }
+
+// StartWith is Start with server settings that replace the defaults (for
+// example synchronous_commit=on, for a test that crashes a server and
+// expects every acknowledged commit after it).
+func StartWith(t testing.TB, n int, settings map[string]string) []*Cluster {
 	t.Helper()
 	clusters := make([]*Cluster, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { clusters[i], errs[i] = StartCluster(t.Context(), Options{}) })
+		wg.Go(func() { clusters[i], errs[i] = StartCluster(t.Context(), Options{Settings: settings}) })
 	}
 	wg.Wait()
 	for _, c := range clusters {
