@@ -16,16 +16,8 @@ import (
 // the cutover; a cancel takes the traffic and the reports off again.
 func TestReshardShadowSwitch(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.addShards(3)
-	e.run("", "keyspace", "create", "app", "--logical-shards", "8", "--shards", "s0,s1").ok(t)
-	store := e.store()
+	e, store := newGrowWorkflow(t)
 	ctx := t.Context()
-	if err := store.CreateWorkflow(ctx, topology.Workflow{Name: "grow", Keyspace: "app", Moves: []topology.Move{
-		{Logical: 6, From: "s1", To: "s2"}, {Logical: 7, From: "s1", To: "s2"},
-	}}); err != nil {
-		t.Fatal(err)
-	}
 	traffic := func() *topology.ReadTraffic {
 		t.Helper()
 		tr, err := store.ReadTrafficOf(ctx, "app")
@@ -194,4 +186,20 @@ func TestReshardShadowSwitch(t *testing.T) {
 	if tr := traffic(); tr == nil || tr.Workflow != "other" || !maps.Equal(tr.Targets, map[int]string{0: "s2"}) || tr.ReadPercent != 10 {
 		t.Errorf("after switch other, read traffic %+v", tr)
 	}
+}
+
+// newGrowWorkflow is keyspace app, 8 logical shards over s0 and s1, and a
+// planned workflow grow that moves 6 and 7 from s1 to s2.
+func newGrowWorkflow(t *testing.T) (*testEnv, *topology.Store) {
+	t.Helper()
+	e := newEnv(t)
+	e.addShards(3)
+	e.run("", "keyspace", "create", "app", "--logical-shards", "8", "--shards", "s0,s1").ok(t)
+	store := e.store()
+	if err := store.CreateWorkflow(t.Context(), topology.Workflow{Name: "grow", Keyspace: "app", Moves: []topology.Move{
+		{Logical: 6, From: "s1", To: "s2"}, {Logical: 7, From: "s1", To: "s2"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return e, store
 }

@@ -1009,16 +1009,7 @@ func throttleLimits(t topology.Throttle) []string {
 
 // limitsText is t's limits for 'reshard show'.
 func limitsText(t topology.Throttle) string {
-	var limits []string
-	if t.MaxReplicaLag > 0 {
-		limits = append(limits, fmt.Sprintf("standby replay lag over %s", t.MaxReplicaLag))
-	}
-	if t.MaxActive > 0 {
-		limits = append(limits, fmt.Sprintf("source active statements over %d", t.MaxActive))
-	}
-	if t.MaxLatency > 0 {
-		limits = append(limits, fmt.Sprintf("gateway p99 latency over %s", t.MaxLatency))
-	}
+	limits := throttleLimits(t)
 	if len(limits) == 0 {
 		return "none"
 	}

@@ -16,16 +16,8 @@ import (
 // and 'reshard start' records its limits before it drives the workflow.
 func TestReshardThrottle(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.addShards(3)
-	e.run("", "keyspace", "create", "app", "--logical-shards", "8", "--shards", "s0,s1").ok(t)
-	store := e.store()
+	e, store := newGrowWorkflow(t)
 	ctx := t.Context()
-	if err := store.CreateWorkflow(ctx, topology.Workflow{Name: "grow", Keyspace: "app", Moves: []topology.Move{
-		{Logical: 6, From: "s1", To: "s2"}, {Logical: 7, From: "s1", To: "s2"},
-	}}); err != nil {
-		t.Fatal(err)
-	}
 	throttle := func() topology.Throttle {
 		t.Helper()
 		w, err := store.Workflow(ctx, "grow")
@@ -99,7 +91,7 @@ func TestReshardThrottle(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = e.run("", "reshard", "show", "grow").ok(t)
-	if !hasLine(out, "throttle:", "standby replay lag over 10s", "; backing off since 2026-12-04T12:30:05Z: "+reason) {
+	if !hasLine(out, "throttle:", "a source's standbys lag more than 10s", "; backing off since 2026-12-04T12:30:05Z: "+reason) {
 		t.Errorf("reshard show printed\n%s\nwant the throttle's limit and reason", out)
 	}
 	if strings.Contains(out, "latency over") {
