@@ -432,6 +432,47 @@ func (d *driver) waitNoPrepared(ctx context.Context, x *world, shard string) err
 	}
 }
 
+// clock reads shard's clock, as its transactions' start times are on it.
+func (d *driver) clock(ctx context.Context, x *world, shard string) (string, error) {
+	var now string
+	err := d.onShard(ctx, x, shard, func(conn *pgconn.PgConn) error {
+		rows, err := query(ctx, conn, "SELECT clock_timestamp()::text")
+		if err == nil {
+			now = rows[0][0]
+		}
+		return err
+	})
+	return now, err
+}
+
+// waitOlderTransactions waits until no client transaction that began
+// before before (on shard's clock) runs in shard's database.
+func (d *driver) waitOlderTransactions(ctx context.Context, x *world, shard, before string) error {
+	const q = `SELECT pid::text, xact_start::text, left(query, 200) FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND datname = current_database() AND pid <> pg_backend_pid() AND xact_start < $1::timestamptz
+ORDER BY xact_start LIMIT 1`
+	for {
+		var older []string
+		if err := d.onShard(ctx, x, shard, func(conn *pgconn.PgConn) error {
+			rows, err := query(ctx, conn, q, before)
+			if err == nil && len(rows) > 0 {
+				older = rows[0]
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		if older == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("shard %s still runs a transaction that began before the fence (pid %s, since %s: %s): %w", shard, older[0], older[1], older[2], ctx.Err())
+		case <-time.After(pollEvery):
+		}
+	}
+}
+
 // direction is one way a batch's writes move: to its target (a cutover)
 // or back to its source (a reverse).
 type direction struct {
@@ -529,6 +570,10 @@ func (d *driver) moveBatch(ctx context.Context, w *topology.Workflow, x *world, 
 	}
 	bctx, cancel := context.WithTimeout(ctx, CutoverTimeout)
 	defer cancel()
+	raised, err := d.clock(bctx, x, dir.writer)
+	if err != nil {
+		return giveUp(err)
+	}
 	if err := d.waitGateways(bctx, "drain fence "+id, func(a topology.GatewayApplied) bool { return a.Fences[w.Keyspace] == id }); err != nil {
 		return giveUp(err)
 	}
@@ -537,6 +582,12 @@ func (d *driver) moveBatch(ctx context.Context, w *topology.Workflow, x *world, 
 	// a resolver: at the writer, after the flip, where no stream would
 	// carry it. The batch waits for it.
 	if err := d.waitNoPrepared(bctx, x, dir.writer); err != nil {
+		return giveUp(err)
+	}
+	// So does a statement that began before the fence and that no live
+	// gateway drained: one of a gateway that died, or lost its etcd lease,
+	// still running at the writer; it may commit there after the flip.
+	if err := d.waitOlderTransactions(bctx, x, dir.writer, raised); err != nil {
 		return giveUp(err)
 	}
 	lsn, err := d.position(bctx, x, dir.writer)

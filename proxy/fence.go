@@ -235,11 +235,14 @@ func (s *session) passFences(ctx context.Context, ks *topology.Keyspace, inTxn b
 		return ks, nil // a read on its own goes on whatever happens
 	}
 	if write {
-		if err := s.waitStanding(ctx, ks); err != nil {
+		waited, err := s.waitStanding(ctx, ks)
+		if err != nil {
 			return nil, err
 		}
-		if ks = s.routingKeyspace(); ks == nil {
-			return nil, &planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}
+		if waited {
+			if ks = s.routingKeyspace(); ks == nil {
+				return nil, &planner.Error{Code: codeInvalidCatalogName, Message: fmt.Sprintf("database %q does not exist", s.keyspace)}
+			}
 		}
 		s.noteRoutedWrites(ks, args, sts)
 	}
@@ -294,16 +297,16 @@ const standingPoll = 20 * time.Millisecond
 // then until its topology is at least as new as its registering again: a
 // cutover may have gone on without it meanwhile, and a write by the
 // placement from before would land where no stream carries it.
-func (s *session) waitStanding(ctx context.Context, ks *topology.Keyspace) error {
+func (s *session) waitStanding(ctx context.Context, ks *topology.Keyspace) (waited bool, err error) {
 	if s.srv.standing == nil || len(ks.Copies) == 0 && ks.Fence == nil {
-		return nil
+		return false, nil
 	}
 	deadline := time.Now().Add(fenceHoldMax)
-	for waited := false; ; waited = true {
+	for ; ; waited = true {
 		lapsed, rejoined := s.srv.standing()
 		if !lapsed && s.srv.topo().Revision >= rejoined {
 			if !waited {
-				return nil
+				return false, nil
 			}
 			t := s.txn
 			if t != nil && len(t.wrote) > 0 {
@@ -312,7 +315,7 @@ func (s *session) waitStanding(ctx context.Context, ks *topology.Keyspace) error
 				if t.explicit {
 					t.failed = true
 				}
-				return &planner.Error{Code: "40001", Message: fmt.Sprintf("could not serialize access: this gateway lost touch with etcd while a reshard moves logical shards of keyspace %s", ks.Name),
+				return true, &planner.Error{Code: "40001", Message: fmt.Sprintf("could not serialize access: this gateway lost touch with etcd while a reshard moves logical shards of keyspace %s", ks.Name),
 					Hint: "Run the transaction again."}
 			}
 			if t != nil && t.ks != nil {
@@ -320,14 +323,17 @@ func (s *session) waitStanding(ctx context.Context, ks *topology.Keyspace) error
 					t.ks = now
 				}
 			}
-			return nil
+			return true, nil
 		}
 		if time.Now().After(deadline) {
-			return &planner.Error{Code: codeLockNotAvailable, Message: fmt.Sprintf("keyspace %s: this gateway lost touch with etcd while a reshard moves logical shards; writes wait until it is back, and waited for over %s", ks.Name, fenceHoldMax)}
+			if t := s.txn; t != nil && t.explicit && len(t.wrote) > 0 {
+				t.failed = true
+			}
+			return true, &planner.Error{Code: codeLockNotAvailable, Message: fmt.Sprintf("keyspace %s: this gateway lost touch with etcd while a reshard moves logical shards; writes wait until it is back, and waited for over %s", ks.Name, fenceHoldMax)}
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return true, ctx.Err()
 		case <-time.After(standingPoll):
 		}
 	}

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"errors"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/shardgate/shardgate/planner"
@@ -119,7 +121,7 @@ func (s *session) steerRead(ks *topology.Keyspace, st *planner.Statement, args e
 	}
 	clear(state.pending)
 	if t.ReadPercent > 0 && rand.Float64()*100 < t.ReadPercent {
-		every := true
+		every, some := true, false
 		keep := func(l int) bool {
 			source := ks.Map.Placement[l]
 			sw := s.srv.streams.source(source, t.Slots[source])
@@ -132,23 +134,18 @@ func (s *session) steerRead(ks *topology.Keyspace, st *planner.Statement, args e
 			every = every && ok
 			return ok
 		}
-		view := ks
+		touched := p.touched
 		if p.all {
-			for l := range routed {
-				keep(l)
-			}
-		} else {
-			for _, l := range p.touched {
-				keep(l)
-			}
+			touched = slices.Collect(maps.Keys(routed))
 		}
-		switch {
-		case every:
-			view = ks.ReadView(nil)
-		default:
-			view = ks.ReadView(keep)
+		for _, l := range touched {
+			some = keep(l) || some
 		}
-		if view != ks {
+		if some {
+			view := ks.ReadView(nil)
+			if !every {
+				view = ks.ReadView(keep)
+			}
 			s.srv.steered.WithLabelValues(t.Workflow, "target").Inc()
 			return view, nil
 		}

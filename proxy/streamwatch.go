@@ -23,10 +23,20 @@ const maxTargetStaleness = 2 * time.Second
 
 // streamWatch follows, for each source shard whose reads a reshard steers
 // (see topology.ReadTraffic), how far the stream that keeps its targets
-// up to date got: it asks the source its WAL position and its slot's
+// up to date got: it asks the source its WAL positions and its slot's
 // confirmed position at once, again and again. A target holds every
 // commit made on the source before the latest asking whose position the
 // slot confirmed since.
+//
+// Each asking has two positions. Everything inserted before it bounds
+// every commit a reader could see then, but WAL that no commit flushed
+// (a read's page pruning) may wait unflushed, and so undecoded, for long
+// on a source that commits nothing: by it a quiet source's targets would
+// never look fresh. Everything flushed bounds every commit made with
+// synchronous_commit on. Freshness, which bounds how far behind a read at
+// a target may be, goes by the flushed one; a session's own writes and
+// shadow reads, which must see exactly what the source saw, by the
+// inserted one.
 type streamWatch struct {
 	pools *Pools
 	log   *zap.Logger
@@ -42,18 +52,20 @@ type sourceWatch struct {
 	stop context.CancelFunc
 
 	mu sync.Mutex
-	// asked are the recent askings, oldest first: when, and the source's
-	// WAL position then.
+	// asked are the recent askings the targets do not hold yet by their
+	// inserted position, oldest first.
 	asked []asking
-	// held is the time of the latest asking the targets hold.
-	held time.Time
+	// held and flushed are the times of the latest askings the targets
+	// hold by their inserted and flushed positions.
+	held, flushed time.Time
 	// moved is closed and replaced whenever held moves.
 	moved chan struct{}
 }
 
+// asking is one question to the source: when, and its WAL positions then.
 type asking struct {
-	at  time.Time
-	lsn pglogrepl.LSN
+	at              time.Time
+	inserted, flush pglogrepl.LSN
 }
 
 func newStreamWatch(pools *Pools, log *zap.Logger) *streamWatch {
@@ -65,8 +77,10 @@ func newStreamWatch(pools *Pools, log *zap.Logger) *streamWatch {
 func (w *streamWatch) apply(ctx context.Context, snap *topology.Snapshot) {
 	want := map[streamKey]*topology.Shard{}
 	for _, ks := range snap.Keyspaces {
+		// Watched while the traffic routes any, even at 0%: a share
+		// raised again finds the targets' freshness known.
 		t := ks.Reads
-		if t == nil || len(ks.Routed()) == 0 || (t.ReadPercent <= 0 && t.ShadowPercent <= 0) {
+		if t == nil || len(ks.Routed()) == 0 {
 			continue
 		}
 		for l := range ks.Routed() {
@@ -104,7 +118,7 @@ func (w *streamWatch) source(shard, slot string) *sourceWatch {
 
 // run asks the source every streamWatchEvery until ctx ends.
 func (w *streamWatch) run(ctx context.Context, sh *topology.Shard, slot string, sw *sourceWatch) {
-	q := "SELECT pg_current_wal_insert_lsn()::text, (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = " + quoteLiteral(slot) + ")"
+	q := "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text, (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = " + quoteLiteral(slot) + ")"
 	tick := time.NewTicker(streamWatchEvery)
 	defer tick.Stop()
 	failing := false
@@ -142,20 +156,24 @@ func (w *streamWatch) ask(ctx context.Context, sh *topology.Shard, q string, sw 
 	if err != nil {
 		return err
 	}
-	if len(row) != 2 || row[0] == nil {
+	if len(row) != 3 || row[0] == nil || row[1] == nil {
 		return nil
 	}
-	lsn, err := pglogrepl.ParseLSN(string(row[0]))
+	inserted, err := pglogrepl.ParseLSN(string(row[0]))
+	if err != nil {
+		return err
+	}
+	flush, err := pglogrepl.ParseLSN(string(row[1]))
 	if err != nil {
 		return err
 	}
 	var confirmed pglogrepl.LSN
-	if row[1] != nil {
-		if confirmed, err = pglogrepl.ParseLSN(string(row[1])); err != nil {
+	if row[2] != nil {
+		if confirmed, err = pglogrepl.ParseLSN(string(row[2])); err != nil {
 			return err
 		}
 	}
-	sw.note(asking{at, lsn}, confirmed)
+	sw.note(asking{at, inserted, flush}, confirmed)
 	return nil
 }
 
@@ -164,10 +182,13 @@ func (sw *sourceWatch) note(a asking, confirmed pglogrepl.LSN) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	sw.asked = append(sw.asked, a)
-	held := sw.held
+	held, flushed := sw.held, sw.flushed
 	done := 0
 	for i, x := range sw.asked {
-		if x.lsn <= confirmed {
+		if x.flush <= confirmed && x.at.After(flushed) {
+			flushed = x.at
+		}
+		if x.inserted <= confirmed {
 			held, done = x.at, i+1
 		}
 	}
@@ -175,6 +196,10 @@ func (sw *sourceWatch) note(a asking, confirmed pglogrepl.LSN) {
 	if len(sw.asked) > 1000 { // the stream is stuck: keep the latest
 		sw.asked = append(sw.asked[:0], sw.asked[len(sw.asked)-1000:]...)
 	}
+	if held.After(flushed) { // what was inserted before was flushed too
+		flushed = held
+	}
+	sw.flushed = flushed
 	if held.After(sw.held) {
 		sw.held = held
 		close(sw.moved)
@@ -190,8 +215,13 @@ func (sw *sourceWatch) holds(t time.Time) bool {
 	return !sw.held.Before(t)
 }
 
-// fresh reports whether the targets are at most maxTargetStaleness behind.
-func (sw *sourceWatch) fresh() bool { return sw.holds(time.Now().Add(-maxTargetStaleness)) }
+// fresh reports whether the targets are at most maxTargetStaleness
+// behind, by what the source flushed.
+func (sw *sourceWatch) fresh() bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return !sw.flushed.Before(time.Now().Add(-maxTargetStaleness))
+}
 
 // waitHolds waits until the targets hold every commit made on the source
 // before t, and reports whether they did before ctx ended.
