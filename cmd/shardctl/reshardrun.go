@@ -903,8 +903,8 @@ writes did not move yet to their targets instead of their sources: a
 gradual read cutover. Only reads outside transactions move. A session
 that wrote a logical shard keeps reading it at its source until the
 target's stream has that write, and a target is read only while its
-stream is at most about a second behind. --reads 0 sends every read back
-to the sources.
+stream is at most two seconds behind (another session's write may show
+there that late). --reads 0 sends every read back to the sources.
 
 Writes are not affected: they move with 'shardctl reshard cutover'.
 
