@@ -451,23 +451,31 @@ func (d *driver) waitOlderTransactions(ctx context.Context, x *world, shard, bef
 	const q = `SELECT pid::text, xact_start::text, left(query, 200) FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND datname = current_database() AND pid <> pg_backend_pid() AND xact_start < $1::timestamptz
 ORDER BY xact_start LIMIT 1`
+	var older []string
+	holding := func() error {
+		return fmt.Errorf("shard %s still runs a transaction that began before the fence (pid %s, since %s: %s): %w", shard, older[0], older[1], older[2], ctx.Err())
+	}
 	for {
-		var older []string
+		var found []string
 		if err := d.onShard(ctx, x, shard, func(conn *pgconn.PgConn) error {
 			rows, err := query(ctx, conn, q, before)
 			if err == nil && len(rows) > 0 {
-				older = rows[0]
+				found = rows[0]
 			}
 			return err
 		}); err != nil {
+			if older != nil && ctx.Err() != nil {
+				return holding()
+			}
 			return err
 		}
-		if older == nil {
+		if found == nil {
 			return nil
 		}
+		older = found
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("shard %s still runs a transaction that began before the fence (pid %s, since %s: %s): %w", shard, older[0], older[1], older[2], ctx.Err())
+			return holding()
 		case <-time.After(pollEvery):
 		}
 	}
