@@ -18,6 +18,26 @@ func columnName(n *pg_query.Node) string {
 // real name, 1 for a fallback (a cast's type, "case"), 0 for none.
 func figureName(n *pg_query.Node) (string, int) {
 	switch v := n.GetNode().(type) {
+	case *pg_query.Node_SubLink:
+		switch v.SubLink.SubLinkType {
+		case pg_query.SubLinkType_EXISTS_SUBLINK:
+			return "exists", 2
+		case pg_query.SubLinkType_ARRAY_SUBLINK:
+			return "array", 2
+		case pg_query.SubLinkType_EXPR_SUBLINK:
+			// The subquery's own column name.
+			s := v.SubLink.Subselect.GetSelectStmt()
+			for s != nil && !isPlainSelect(s) {
+				s = s.Larg
+			}
+			if s != nil && len(s.TargetList) > 0 {
+				rt := s.TargetList[0].GetResTarget()
+				if rt.GetName() != "" {
+					return rt.GetName(), 2
+				}
+				return columnName(rt.GetVal()), 2
+			}
+		}
 	case *pg_query.Node_ColumnRef:
 		if name := lastString(v.ColumnRef.Fields); name != "" {
 			return name, 2

@@ -12,23 +12,14 @@ import (
 )
 
 func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) {
-	if s.WithClause != nil {
-		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
-	}
 	if s.IntoClause != nil {
 		return nil, unsupported("SELECT INTO is not supported on a sharded keyspace; use CREATE TABLE and INSERT")
 	}
-	var root *block
-	if isPlainSelect(s) {
-		var err error
-		if root, err = p.newBlock(s, nil, s.FromClause, s.WhereClause); err != nil {
-			return nil, err
-		}
-	}
-	a, err := p.analyze(s, root)
+	a, err := p.analyzeSelect(s)
 	if err != nil {
 		return nil, err
 	}
+	root := a.root
 	if err := checkFunctions(s, false); err != nil {
 		return nil, err
 	}
@@ -41,14 +32,18 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) 
 	r := p.route(*target)
 	switch {
 	case target.Single():
-	case requireOneLevel(a) != nil:
-		r.Refusal = requireOneLevel(a)
+	case a.blocker != nil:
+		r.Refusal = a.blocker
+	case len(a.pulled) > 0 || len(a.relations) > 0:
+		r.Multi, r.Refusal = p.pullSubqueries(s, a)
+	case root == nil:
+		r.Multi, r.Refusal = p.setOpSelect(s, *target)
 	case onlyCounts(s):
 		r.Multi = &engine.CountSum{Input: p.scatter(*target)}
 	default:
 		switch r.Refusal = scatterShape(s, root); {
 		case r.Refusal != nil:
-		case len(s.DistinctClause) > 0:
+		case len(s.DistinctClause) > 0 && !distinctOnKey(s, root):
 			r.Multi, r.Refusal = p.distinctSelect(s, *target, root)
 		case needsAggregate(s, root):
 			r.Multi, r.Refusal = p.aggregateSelect(s, *target, root)
@@ -57,6 +52,14 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) 
 		}
 	}
 	return r, nil
+}
+
+// distinctOnKey reports whether a SELECT DISTINCT returns a sharding
+// column as it is, so that equal rows are on one shard: each shard's
+// distinct rows are the answer's.
+func distinctOnKey(s *pg_query.SelectStmt, b *block) bool {
+	out, _ := keyOutput(s, b)
+	return out != "" && len(s.DistinctClause) == 1 && s.DistinctClause[0].GetNode() == nil && !needsAggregate(s, b)
 }
 
 // scatter runs the statement as it is on every shard target resolves to.
@@ -84,30 +87,12 @@ func onlyCounts(s *pg_query.SelectStmt) bool {
 // scatterShape refuses a SELECT whose rows, gathered from several shards,
 // the engine cannot yet combine into one Postgres's answer.
 func scatterShape(s *pg_query.SelectStmt, b *block) *Error {
-	switch {
-	case len(s.WindowClause) > 0:
-		return spanError(b, "a window function")
-	}
 	for _, g := range s.GroupClause {
 		if g.GetGroupingSet() != nil {
 			return spanError(b, "GROUPING SETS, ROLLUP or CUBE")
 		}
 	}
-	var err *Error
-	for _, e := range append(append([]*pg_query.Node{}, s.TargetList...), s.HavingClause) {
-		walk(e, func(m proto.Message) bool {
-			switch n := m.(type) {
-			case *pg_query.SelectStmt:
-				return false // a nested level, checked on its own
-			case *pg_query.FuncCall:
-				if n.Over != nil {
-					err = spanError(b, "a window function")
-				}
-			}
-			return err == nil
-		})
-	}
-	return err
+	return windowsOffKey(s, b)
 }
 
 // planWrite plans an UPDATE (set is its SET list) or a DELETE.
@@ -131,24 +116,24 @@ func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, w
 	if err != nil {
 		return nil, err
 	}
-	// Walk the pieces of the statement for nested levels.
-	a := &analysis{root: root}
-	if len(root.sharded()) > 0 {
+	a := p.analysis()
+	a.root = root
+	if len(root.real()) > 0 {
 		a.blocks = append(a.blocks, root)
 	}
-	for _, part := range append(append(append([]*pg_query.Node{}, from...), where), set...) {
-		sub, err := p.analyze(part, nil)
-		if err != nil {
-			return nil, err
-		}
-		a.blocks = append(a.blocks, sub.blocks...)
-		a.catalog = a.catalog || sub.catalog
+	a.catalog = a.catalog || root.catalog
+	if root.blocker != nil {
+		a.block(root.blocker)
+	}
+	// The subqueries of its FROM, WHERE and SET.
+	if _, err := p.analyze(stmtParts(from, where, set), root); err != nil {
+		return nil, err
 	}
 	if a.catalog {
 		return nil, unsupported("a write that reads system catalogs is not supported on a sharded keyspace")
 	}
 	if t.Kind == vschema.Reference {
-		if len(a.blocks) > 0 {
+		if len(a.blocks) > 0 || a.blocker != nil {
 			return nil, unsupported("a write to reference table %s that reads sharded tables is not supported: every copy must get the same rows", t.Name)
 		}
 		if err := checkFunctions(stmtParts(from, where, set), true); err != nil {
@@ -164,7 +149,7 @@ func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, w
 	if r.Target.Single() {
 		return r, nil
 	}
-	if r.Refusal = requireOneLevel(a); r.Refusal == nil {
+	if r.Refusal = a.blocker; r.Refusal == nil {
 		if r.Refusal = checkFunctions(parts, true); r.Refusal == nil {
 			r.Multi = p.scatter(r.Target)
 		}
@@ -200,7 +185,7 @@ func (p *planning) planInsert(ins *pg_query.InsertStmt) (engine.Primitive, error
 	}
 	if sub, err := p.analyze(ins, nil); err != nil {
 		return nil, err
-	} else if len(sub.blocks) > 0 || sub.catalog {
+	} else if len(sub.blocks) > 0 || sub.catalog || sub.blocker != nil {
 		return nil, unsupported("an INSERT whose values read tables is not supported on a sharded keyspace yet")
 	}
 	if t.Kind == vschema.Reference {

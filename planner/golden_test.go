@@ -11,14 +11,21 @@ import (
 	"github.com/shardgate/shardgate/planner/engine"
 )
 
-// TestGolden plans the SQL of testdata/plans and compares the printed plan
+// TestGolden plans the SQL of testdata/plans and testdata/levels (nested
+// query levels: WITH, subqueries, set operations) and compares the printed plan
 // trees (plan) or refusals (plan-error) with the expected ones. Each plan
 // is followed by where it runs against the fake topology ("-> s0, s1"), or
 // the error running it gives. Regenerate with
 // `go test ./planner -run Golden -rewrite` and review the diff.
 func TestGolden(t *testing.T) {
 	f := newFake(t)
-	datadriven.RunTest(t, "testdata/plans", func(t *testing.T, d *datadriven.TestData) string {
+	for _, file := range []string{"testdata/plans", "testdata/levels"} {
+		t.Run(file, func(t *testing.T) { golden(t, f, file) })
+	}
+}
+
+func golden(t *testing.T, f *fakeTopology, file string) {
+	datadriven.RunTest(t, file, func(t *testing.T, d *datadriven.TestData) string {
 		stmts, err := Plan(f.vs, d.Input)
 		switch d.Cmd {
 		case "plan":

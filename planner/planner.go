@@ -219,6 +219,17 @@ type planning struct {
 	vs      *vschema.Keyspace
 	sql     string
 	version int32 // of the parse tree, needed to deparse
+
+	// While the statement is analyzed (see levels.go):
+	an    *analysis
+	outer []*block   // the enclosing query levels, innermost last
+	scope *withScope // the WITH queries in scope
+	infos map[*pg_query.SelectStmt]levelInfo
+	// pulling is set while a SELECT is analyzed: its uncorrelated
+	// subqueries can run before it (analysis.pulled).
+	pulling bool
+	// boundFrom is the first parameter the engine binds, 0 for none.
+	boundFrom int
 }
 
 func (p *planning) plan(stmt *pg_query.Node) (engine.Primitive, error) {

@@ -54,9 +54,13 @@ func (r *recorder) Query(_ context.Context, shard string, q engine.Query, emit f
 		if err != nil {
 			return "", err
 		}
-		fields := make([]engine.Field, len(tree.Stmts[0].Stmt.GetSelectStmt().GetTargetList()))
+		sel := tree.Stmts[0].Stmt.GetSelectStmt()
+		for sel.GetLarg() != nil {
+			sel = sel.Larg // a set operation's columns are its first arm's
+		}
+		fields := make([]engine.Field, len(sel.GetTargetList()))
 		for i := range fields {
-			fields[i] = engine.Field{Name: "c", DataTypeOID: 1700, TypeModifier: -1}
+			fields[i] = engine.Field{Name: "c" + strconv.Itoa(i+1), DataTypeOID: 1700, TypeModifier: -1}
 		}
 		if err := emit(&engine.Batch{Fields: fields}); err != nil {
 			return "", err
@@ -211,9 +215,9 @@ func TestPlanRefusals(t *testing.T) {
 		{"select variance(distinct id) from users", CodeFeatureNotSupported, "variance(DISTINCT"},
 		{"select distinct name, count(*) from users group by name", CodeFeatureNotSupported, "DISTINCT with aggregates"},
 		{"select row_number() over () from users", CodeFeatureNotSupported, "window"},
-		{"select * from users where id = (select max(user_id) from orders)", CodeFeatureNotSupported, "subqueries"},
-		{"select * from countries where code in (select country from users)", CodeFeatureNotSupported, "subqueries"},
-		{"select id from users union select user_id from orders", CodeFeatureNotSupported, "set operations"},
+		{"select * from users u where name = (select max(name) from orders o where o.amount = u.id)", CodeFeatureNotSupported, "subqueries"},
+		{"select * from countries c where code in (select country from users u where u.name = c.name)", CodeFeatureNotSupported, "subqueries"},
+		{"select id from users intersect select user_id from orders order by 1", CodeFeatureNotSupported, "ORDER BY"},
 		{"select * from users u join sessions s on s.token = u.name", CodeFeatureNotSupported, "co-located"},
 		{"select * from users u join orders o using (id)", CodeFeatureNotSupported, "co-located"},
 		{"select * from users u join orders o on o.id = u.id", CodeFeatureNotSupported, "co-located"},
@@ -239,7 +243,7 @@ func TestPlanRefusals(t *testing.T) {
 		{"alter table users drop column id", CodeFeatureNotSupported, "sharding column"},
 		{"select set_config('a', 'b', false) from users", CodeFeatureNotSupported, "set_config()"},
 		{"create function f() returns int as 'select 1' language sql", CodeFeatureNotSupported, "CREATE FUNCTION"},
-		{"with x as (select 1) select * from x", CodeFeatureNotSupported, "WITH"},
+		{"with x as (delete from users returning id) select * from x", CodeFeatureNotSupported, "WITH"},
 		{"create temp table t (a int)", CodeFeatureNotSupported, "temporary"},
 		{"select pg_advisory_lock(id) from users where id = 1", CodeFeatureNotSupported, "anchor shard"},
 		{"declare c cursor for select 1", CodeFeatureNotSupported, "cursors"},

@@ -18,6 +18,10 @@ type tableRef struct {
 	name  string // how the query refers to it: its alias, else its name
 	table *vschema.Table
 	group int // union-find parent among the block's sharded refs
+	// derived is set for a derived table or WITH query whose rows are
+	// partitioned across shards (see levelInfo): a sharded table whose
+	// table names its output column carrying the sharding key, if any.
+	derived bool
 }
 
 // block is one query level: a SELECT's FROM and WHERE, or the target,
@@ -34,6 +38,32 @@ type block struct {
 	// padded names a reference table an outer join keeps rows of that
 	// match no row of a sharded table: every shard would return them.
 	padded string
+	// names are the range names of its FROM (tables, derived tables,
+	// functions), which hide those of enclosing levels.
+	names map[string]bool
+	// quals are its WHERE terms and join conditions.
+	quals []*pg_query.Node
+	// follows is set for a level whose rows are read only where the rows
+	// of an enclosing level with the same sharding key are: a subquery
+	// correlated on the sharding column. It needs no shard of its own.
+	follows bool
+	// blocker says why the level cannot run as one statement per shard,
+	// nil when it can.
+	blocker *Error
+	// boundFrom is the first parameter the engine binds (see
+	// pullSubqueries), 0 for none: it does not route.
+	boundFrom int
+}
+
+// real returns the block's sharded tables, not its derived ones.
+func (b *block) real() []*tableRef {
+	var out []*tableRef
+	for _, r := range b.refs {
+		if r.table.Kind == vschema.Sharded && !r.derived {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (b *block) sharded() []*tableRef {
@@ -51,21 +81,42 @@ type analysis struct {
 	root    *block   // the top query level, nil for a set operation
 	blocks  []*block // every query level that reads sharded tables
 	catalog bool
+	// blocker says why the statement cannot run as one statement per
+	// shard (see levels.go), nil when it can.
+	blocker *Error
+	// pulled are the subqueries that run before the statement when it
+	// reaches several shards (see pullSubqueries), and relations the
+	// derived tables and WITH queries whose rows span shards.
+	pulled    []*pg_query.SubLink
+	relations []pulledRelation
 }
 
-// analyze finds every query level of a statement. root is the top level,
-// already built by the caller (nil for a set operation); nested SELECTs
-// (subqueries, set operation arms) are found by walking stmt.
-func (p *planning) analyze(stmt proto.Message, root *block) (*analysis, error) {
-	a := &analysis{root: root}
-	add := func(b *block) {
-		a.catalog = a.catalog || b.catalog
-		if len(b.sharded()) > 0 {
-			a.blocks = append(a.blocks, b)
-		}
+// pulledRelation is a derived table (sub) or a reference to a WITH query
+// (ref, of with) that runs before the statement, its rows bound into it.
+type pulledRelation struct {
+	sub  *pg_query.RangeSubselect
+	ref  *pg_query.RangeVar
+	with *pg_query.CommonTableExpr
+}
+
+// block records the first reason the statement cannot run as one
+// statement per shard.
+func (a *analysis) block(e *Error) {
+	if a.blocker == nil {
+		a.blocker = e
 	}
-	if root != nil {
-		add(root)
+}
+
+// analyze finds the query levels below stmt, a part of a statement whose
+// own level (if any) the caller analyzed: SELECTs in an INSERT's VALUES,
+// subqueries of a write's SET and WHERE. Each one that reads sharded rows
+// and does not follow parent's rows (a subquery correlated on the sharding
+// column) blocks the statement from running on several shards.
+func (p *planning) analyze(stmt proto.Message, parent *block) (*analysis, error) {
+	a := p.analysis()
+	if parent != nil {
+		p.outer = append(p.outer, parent)
+		defer func() { p.outer = p.outer[:len(p.outer)-1] }()
 	}
 	var err error
 	walk(stmt, func(m proto.Message) bool {
@@ -73,25 +124,19 @@ func (p *planning) analyze(stmt proto.Message, root *block) (*analysis, error) {
 			return false
 		}
 		switch n := m.(type) {
-		case *pg_query.WithClause:
-			err = unsupported("WITH queries are not supported on a sharded keyspace yet")
-			return false
+		case *pg_query.RangeSubselect:
+			return parent == nil // a write's FROM: its block has it
+		case *pg_query.SubLink:
+			if parent != nil {
+				err = p.sublink(n, parent, false)
+				return false
+			}
 		case *pg_query.SelectStmt:
-			if n.WithClause != nil {
-				err = unsupported("WITH queries are not supported on a sharded keyspace yet")
-				return false
+			var info levelInfo
+			if info, _, err = p.level(n); err == nil && info.sharded {
+				a.block(unsupported("a subquery over sharded tables is supported here only when the statement is fixed to one shard"))
 			}
-			if !isPlainSelect(n) {
-				return true
-			}
-			if root != nil && proto.Message(n) == root.stmt {
-				return true
-			}
-			var b *block
-			if b, err = p.newBlock(n, nil, n.FromClause, n.WhereClause); err != nil {
-				return false
-			}
-			add(b)
+			return false
 		}
 		return true
 	})
@@ -113,10 +158,16 @@ func (p *planning) target(a *analysis) *engine.Target {
 	}
 	t := &engine.Target{Kind: engine.TargetKeys}
 	for _, b := range a.blocks {
-		if !b.keyed {
+		switch {
+		case b.follows:
+		case !b.keyed:
 			return &engine.Target{Kind: engine.TargetAll}
+		default:
+			t.Keys = append(t.Keys, b.keys...)
 		}
-		t.Keys = append(t.Keys, b.keys...)
+	}
+	if len(t.Keys) == 0 {
+		return &engine.Target{Kind: engine.TargetAll}
 	}
 	return t
 }
@@ -125,7 +176,7 @@ func (p *planning) target(a *analysis) *engine.Target {
 // are co-located and joined on their sharding columns, and finds the
 // sharding-column values its WHERE fixes.
 func (p *planning) newBlock(stmt proto.Message, target *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node) (*block, error) {
-	b := &block{stmt: stmt}
+	b := &block{stmt: stmt, names: map[string]bool{}, boundFrom: p.boundFrom}
 	var joinQuals []*pg_query.Node
 	if target != nil {
 		if err := p.addTable(b, target); err != nil {
@@ -137,6 +188,8 @@ func (p *planning) newBlock(stmt proto.Message, target *pg_query.RangeVar, from 
 			return nil, err
 		}
 	}
+	conjuncts := conjuncts(where)
+	b.quals = append(joinQuals, conjuncts...)
 	sharded := b.sharded()
 	if len(sharded) == 0 {
 		return b, nil
@@ -144,31 +197,49 @@ func (p *planning) newBlock(stmt proto.Message, target *pg_query.RangeVar, from 
 	for i, r := range sharded {
 		r.group = i
 	}
-	conjuncts := conjuncts(where)
-	for _, q := range append(joinQuals, conjuncts...) {
+	for _, q := range b.quals {
 		l, r := b.columnEquality(q)
 		if l != nil && r != nil && l.table.CoLocated(r.table) {
 			b.union(l, r)
 		}
 	}
+	real := b.real()
 	for _, r := range sharded[1:] {
-		if b.find(r) != b.find(sharded[0]) {
+		if b.find(r) == b.find(sharded[0]) {
+			continue
+		}
+		if len(real) > 1 && !r.derived && !sharded[0].derived {
 			return nil, unsupported("join of sharded tables %s and %s is not supported: they must be co-located and joined on equal sharding columns (%s.%s = %s.%s)",
 				sharded[0].table.Name, r.table.Name, sharded[0].name, sharded[0].table.Column, r.name, r.table.Column)
+		}
+		if b.blocker == nil {
+			b.blocker = unsupported("a join of %s and %s across shards is not supported: they must be co-located and joined on their sharding columns", sharded[0].name, r.name)
 		}
 	}
 	b.keyColumn = sharded[0].name + "." + sharded[0].table.Column
 	// Only WHERE conditions restrict the rows: a condition in an outer
 	// join's ON clause does not remove rows of the other side.
-	for _, c := range conjuncts {
-		if ids, ok := b.constraint(c); ok && (!b.keyed || len(ids) < len(b.keys)) {
-			b.keyed, b.keys = true, ids
+	if len(real) > 0 {
+		for _, c := range conjuncts {
+			if ids, ok := b.constraint(c); ok && !b.bound(ids) && (!b.keyed || len(ids) < len(b.keys)) {
+				b.keyed, b.keys = true, ids
+			}
 		}
 	}
 	if b.padded != "" && (!b.keyed || len(b.keys) != 1) {
 		return nil, unsupported("an outer join that keeps the rows of reference table %s without a match in sharded table %s is supported only when the statement is fixed to one %s; every shard would return those rows", b.padded, sharded[0].table.Name, b.keyColumn)
 	}
 	return b, nil
+}
+
+// bound reports whether keys read a parameter the engine binds.
+func (b *block) bound(keys []engine.Key) bool {
+	for _, k := range keys {
+		if b.boundFrom > 0 && k.Param >= b.boundFrom {
+			return true
+		}
+	}
+	return false
 }
 
 // anySharded reports whether refs hold a sharded table.
@@ -206,12 +277,35 @@ func (p *planning) addFromItem(b *block, item *pg_query.Node, joinQuals *[]*pg_q
 		*joinQuals = append(*joinQuals, conjuncts(j.Quals)...)
 		*joinQuals = append(*joinQuals, usingEqualities(j)...)
 		return nil
-	case *pg_query.Node_RangeSubselect, *pg_query.Node_RangeFunction:
-		// A subquery is a query level of its own, found by analyze; a
-		// function in FROM reads no table.
+	case *pg_query.Node_RangeSubselect:
+		return p.derivedTable(b, n.RangeSubselect)
+	case *pg_query.Node_RangeFunction:
+		// A function in FROM reads no table; subqueries in its arguments
+		// are found with the level's other subqueries.
+		a := n.RangeFunction.GetAlias()
+		if a != nil {
+			b.names[a.Aliasname] = true
+		}
+		if boundRows(n.RangeFunction) && a != nil {
+			// The rows of a pulled relation, the same on every shard.
+			b.refs = append(b.refs, &tableRef{name: a.Aliasname, table: &vschema.Table{Name: a.Aliasname, Kind: vschema.Reference}})
+		}
 		return nil
 	}
 	return unsupported("this kind of FROM item is not supported on a sharded keyspace yet")
+}
+
+// boundRows reports whether a function in FROM stands for a pulled
+// relation's rows (see pullSubqueries).
+func boundRows(rf *pg_query.RangeFunction) bool {
+	if len(rf.Functions) != 1 {
+		return false
+	}
+	items := rf.Functions[0].GetList().GetItems()
+	if len(items) == 0 {
+		return false
+	}
+	return strings.HasPrefix(funcName(items[0].GetFuncCall()), "sg_bound_rows_")
 }
 
 // usingEqualities turns JOIN ... USING (c) between two plain tables into the
@@ -240,17 +334,21 @@ func usingEqualities(j *pg_query.JoinExpr) []*pg_query.Node {
 
 // addTable resolves a table reference against the vschema.
 func (p *planning) addTable(b *block, rv *pg_query.RangeVar) error {
+	if e := p.withQuery(rv); e != nil {
+		return p.withReference(b, rv, e)
+	}
 	t, catalog, err := p.resolve(rv)
 	if err != nil {
 		return err
 	}
-	if catalog {
-		b.catalog = true
-		return nil
-	}
 	name := rv.Relname
 	if rv.Alias != nil {
 		name = rv.Alias.Aliasname
+	}
+	b.names[name] = true
+	if catalog {
+		b.catalog = true
+		return nil
 	}
 	b.refs = append(b.refs, &tableRef{name: name, table: t})
 	return nil
@@ -499,25 +597,6 @@ func literalText(typ vschema.ColumnType, n *pg_query.Node) (string, bool) {
 		return v.Sval.Sval, true
 	}
 	return "", false
-}
-
-// requireOneLevel refuses a multi-shard statement whose sharded rows are read
-// by more than its top query level: a subquery over a sharded table would
-// run on each shard against only that shard's rows.
-func requireOneLevel(a *analysis) *Error {
-	if len(a.blocks) == 1 && a.blocks[0] == a.root {
-		return nil
-	}
-	names := []string{}
-	for _, b := range a.blocks {
-		for _, r := range b.sharded() {
-			if !slices.Contains(names, r.table.Name) {
-				names = append(names, r.table.Name)
-			}
-		}
-	}
-	return unsupported("subqueries and set operations over sharded tables (%s) are supported only when every part is fixed to the same shard; this statement reaches several shards",
-		strings.Join(names, ", "))
 }
 
 // spanError describes why a multi-shard statement was refused.

@@ -499,6 +499,36 @@ func (b *binding) withValues(values [][]byte) *binding {
 	return out
 }
 
+// withBound returns the binding for a statement whose parameters from
+// $from on are the engine's own (see engine.Bind): the client's before
+// them, theirs in text after; b is nil in the simple protocol.
+func (b *binding) withBound(from int, bound []engine.BoundValue) *binding {
+	// In the simple protocol the client learns the columns from the
+	// statement, as it would from Query.
+	out := &binding{unchecked: true, describe: true}
+	if b != nil {
+		out.resultFormats, out.enc, out.unchecked, out.describe = b.resultFormats, b.enc, b.unchecked, false
+	}
+	for i := 0; i < from-1; i++ {
+		var (
+			v   []byte
+			f   int16
+			oid uint32
+		)
+		if b != nil && i < len(b.values) {
+			v, f = b.values[i], b.format(i)
+			if i < len(b.oids) {
+				oid = b.oids[i]
+			}
+		}
+		out.values, out.formats, out.oids = append(out.values, v), append(out.formats, f), append(out.oids, oid)
+	}
+	for _, v := range bound {
+		out.values, out.formats, out.oids = append(out.values, v.Text), append(out.formats, 0), append(out.oids, v.OID)
+	}
+	return out
+}
+
 // forEngine returns the binding for a statement the engine reads: one that
 // appends hidden columns to the client's result gets them in text, unless
 // the client asked for one format for every column; one whose columns the
@@ -508,7 +538,7 @@ func (b *binding) forEngine(q engine.Query) *binding {
 		return b
 	}
 	out := *b
-	out.hidden, out.describe = q.Hidden, q.Describe || q.Internal
+	out.hidden, out.describe = q.Hidden, b.describe || q.Describe || q.Internal
 	switch {
 	case q.Internal:
 		// The client never sees it: all in text, whatever its columns.

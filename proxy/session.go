@@ -1348,6 +1348,9 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 	if q.Values != nil {
 		bind = x.bind.withValues(q.Values)
 	}
+	if q.Bound != nil {
+		bind = bind.withBound(q.BoundFrom, q.Bound)
+	}
 	shadow := x.shadowOn(shard, q.SQL, bind)
 	if shadow != nil {
 		emit = shadow.digesting(emit)

@@ -30,7 +30,7 @@ import (
 
 // corpusCategories are the corpus files, in the order the summary lists them.
 var corpusCategories = []string{"point", "in_any", "ranges", "order_by", "limit", "aggregates",
-	"group_by", "distinct", "types", "nulls", "errors", "empty"}
+	"group_by", "distinct", "types", "nulls", "errors", "empty", "set_ops", "ctes", "subqueries", "windows", "joins"}
 
 const (
 	// corpusSeed fixes the gateway's insert order and the random queries;

@@ -11,9 +11,6 @@ import (
 	"strings"
 )
 
-// maxDistinctBytes bounds the keys a HashDistinct remembers.
-const maxDistinctBytes = 256 << 20
-
 // distinctEntryBytes is what a HashDistinct counts for each key it
 // remembers besides the key's own bytes: the map entry and the string's
 // header and allocation slack.
@@ -27,8 +24,9 @@ const distinctEntryBytes = 48
 // '30 days' are equal; all NULLs of a column are equal to each other and to
 // no value — dropping the others and the hidden columns. A row goes to the
 // client as soon as it arrives; HashDistinct remembers a key per row it
-// passed on, up to maxDistinctBytes, past which the statement fails with
-// 53200. The command tag counts the rows passed on.
+// passed on, up to the session's shardgate.query_memory (memoryLimit),
+// past which the statement fails with 53200. The command tag counts the
+// rows passed on.
 //
 // Text (text, varchar, name, and character without its trailing spaces) is
 // equal when its bytes are, which is Postgres's equality under a
@@ -47,9 +45,6 @@ type HashDistinct struct {
 	// Deterministic says the last hidden column is true when every
 	// column's collation is deterministic.
 	Deterministic bool
-
-	// limit replaces maxDistinctBytes when set, for tests.
-	limit int
 }
 
 var _ Primitive = (*HashDistinct)(nil)
@@ -64,9 +59,9 @@ func (d *HashDistinct) Describe() string {
 
 // Stream implements Primitive.
 func (d *HashDistinct) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
-	limit := d.limit
-	if limit <= 0 {
-		limit = maxDistinctBytes
+	limit, err := memoryLimit(x)
+	if err != nil {
+		return "", err
 	}
 	var (
 		described bool
@@ -80,7 +75,7 @@ func (d *HashDistinct) Stream(ctx context.Context, x Executor, args Params, emit
 		fields    []Field
 		checked   bool // the collations were checked
 	)
-	_, err := d.Input.Stream(ctx, x, args, func(b *Batch) error {
+	_, err = d.Input.Stream(ctx, x, args, func(b *Batch) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -95,7 +90,7 @@ func (d *HashDistinct) Stream(ctx context.Context, x Executor, args Params, emit
 				return internal("DISTINCT's shards returned %d columns, want %d and %d hidden", len(b.Fields), len(d.Columns), d.Hidden)
 			}
 			for i, f := range b.Fields[:visible] {
-				k, err := distinctKey(d.Columns[i], f.DataTypeOID, f.Format, x)
+				k, err := distinctKey("DISTINCT "+d.Columns[i], f.DataTypeOID, f.Format, x)
 				if err != nil {
 					return err
 				}
@@ -117,25 +112,16 @@ func (d *HashDistinct) Stream(ctx context.Context, x Executor, args Params, emit
 				}
 				checked = true
 			}
-			key = key[:0]
-			for i, k := range keys {
-				v := row[i]
-				if v == nil {
-					key = append(key, 0)
-					continue
-				}
-				var ok bool
-				if key, ok = k(append(key, 1), v); !ok {
-					return unreadable(d.Columns[i], types[i], v)
-				}
+			var err error
+			if key, err = appendRowKey(key[:0], row, keys, d.Columns, types); err != nil {
+				return err
 			}
 			if _, dup := seen[string(key)]; dup {
 				continue
 			}
 			if held += len(key) + distinctEntryBytes; held > limit {
-				return &Error{Code: "53200",
-					Message: fmt.Sprintf("out of memory: the distinct rows of a statement across shards take more than %s in the gateway", byteSize(limit)),
-					Hint:    "Add an ORDER BY of the distinct columns, so that the gateway merges the shards' distinct rows in order instead of remembering them, or narrow the statement."}
+				return outOfMemory("the distinct rows of a statement across shards take", limit,
+					"Add an ORDER BY of the distinct columns, so that the gateway merges the shards' distinct rows in order instead of remembering them, narrow the statement")
 			}
 			seen[string(key)] = struct{}{}
 			out = append(out, row[:len(keys):len(keys)])
@@ -171,12 +157,31 @@ func (d *HashDistinct) checkCollations(v []byte, format int16) error {
 	return nil
 }
 
-// byteSize prints a memory limit, in MiB when it is a whole number of them.
+// byteSize prints a memory limit, a whole number of KiB, in MiB when it
+// is a whole number of them.
 func byteSize(n int) string {
-	if n >= 1<<20 && n%(1<<20) == 0 {
+	if n%(1<<20) == 0 {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
-	return fmt.Sprintf("%d bytes", n)
+	return fmt.Sprintf("%d KiB", n>>10)
+}
+
+// appendRowKey appends to dst the key of row's first len(keys) columns,
+// each NULL or its value's key, so that rows get the same key if and only
+// if Postgres calls them equal; columns and types name them in messages.
+func appendRowKey(dst []byte, row [][]byte, keys []keyFunc, columns, types []string) ([]byte, error) {
+	for i, k := range keys {
+		v := row[i]
+		if v == nil {
+			dst = append(dst, 0)
+			continue
+		}
+		var ok bool
+		if dst, ok = k(append(dst, 1), v); !ok {
+			return dst, unreadable(columns[i], types[i], v)
+		}
+	}
+	return dst, nil
 }
 
 // keyFunc appends to dst a canonical form of a non-NULL value of one
@@ -187,16 +192,17 @@ func byteSize(n int) string {
 type keyFunc func(dst, v []byte) ([]byte, bool)
 
 // distinctKey returns the keyFunc for values of type oid sent in format
-// (0 text, 1 binary), under settings env, for the DISTINCT column column;
-// or an *Error with code 0A000 when the gateway cannot tell such values
-// equal as Postgres does (XX000 for a format other than 0 and 1).
-func distinctKey(column string, oid uint32, format int16, env Settings) (keyFunc, error) {
+// (0 text, 1 binary), under settings env, for the column use describes
+// ("DISTINCT name", "UNION name"); or an *Error with code 0A000 when the
+// gateway cannot tell such values equal as Postgres does (XX000 for a
+// format other than 0 and 1).
+func distinctKey(use string, oid uint32, format int16, env Settings) (keyFunc, error) {
 	// Telling values equal needs what ordering them needs: values that
 	// print alike only when they are equal (extra_float_digits), in a form
 	// the readers know (DateStyle, IntervalStyle), in an encoding that
 	// keeps text apart (client_encoding). comparator refuses the rest,
 	// and the types it cannot read.
-	if _, err := comparator("DISTINCT "+column, oid, format, env); err != nil {
+	if _, err := comparator(use, oid, format, env); err != nil {
 		return nil, err
 	}
 	text := format == 0
@@ -253,7 +259,7 @@ func distinctKey(column string, oid uint32, format int16, env Settings) (keyFunc
 	if elem, ok := arrayElements[oid]; ok && !collatable(elem) && elem != oidBytea {
 		// One-dimensional arrays from 1, as comparator takes them: the
 		// elements' keys, each marked NULL or not, then their count.
-		elemKey, err := distinctKey(column, elem, format, env)
+		elemKey, err := distinctKey(use, elem, format, env)
 		if err != nil {
 			return nil, err
 		}
@@ -278,7 +284,7 @@ func distinctKey(column string, oid uint32, format int16, env Settings) (keyFunc
 			return binary.AppendUvarint(append(dst, 2), uint64(len(a.elems))), true
 		}, nil
 	}
-	return nil, Unsupported("DISTINCT %s of type %s across shards is not supported", column, typeName(oid))
+	return nil, Unsupported("%s of type %s across shards is not supported", use, typeName(oid))
 }
 
 // keyBy appends what put makes of what read makes of a value.

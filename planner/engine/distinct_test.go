@@ -173,7 +173,7 @@ func TestHashDistinctFormatsAgree(t *testing.T) {
 		t.Run(fmt.Sprintf("%s %s", typeName(tt.oid), tt.text), func(t *testing.T) {
 			var keys [2]string
 			for format, v := range []string{tt.text, tt.binary} {
-				k, err := distinctKey("v", tt.oid, int16(format), sessionSettings{})
+				k, err := distinctKey("DISTINCT v", tt.oid, int16(format), sessionSettings{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -416,7 +416,7 @@ func TestHashDistinctRefusals(t *testing.T) {
 	// The same settings do not matter in binary.
 	for _, f := range []Field{typedField("f", oidFloat8, 1), typedField("d", oidDate, 1), typedField("i", oidInterval, 1)} {
 		settings := sessionSettings{"extra_float_digits": "0", "DateStyle": "German, DMY", "IntervalStyle": "iso_8601"}
-		if _, err := distinctKey(f.Name, f.DataTypeOID, f.Format, settings); err != nil {
+		if _, err := distinctKey("DISTINCT "+f.Name, f.DataTypeOID, f.Format, settings); err != nil {
 			t.Errorf("%s in binary: %v", typeName(f.DataTypeOID), err)
 		}
 	}
@@ -450,35 +450,39 @@ func TestHashDistinctBrokenShards(t *testing.T) {
 }
 
 // TestHashDistinctMemoryLimit proves HashDistinct fails with 53200 once
-// the keys it remembers pass its limit, and stops reading its input there;
-// duplicates, which it does not remember again, do not count.
+// the keys it remembers pass the session's shardgate.query_memory, and
+// stops reading its input there; duplicates, which it does not remember
+// again, do not count.
 func TestHashDistinctMemoryLimit(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	fs := []Field{typedField("k", oidInt8, 0)}
-	const limit = 10*(distinctEntryBytes+2) + 5 // room for ten keys of a small integer
+	fs := []Field{typedField("k", oidText, 0)}
+	// Each key takes 1 KiB: a NULL mark, the length in 2 bytes, the 973
+	// bytes and distinctEntryBytes. 64 of them fill the 64 kB limit.
+	value := func(i int) string { return fmt.Sprintf("%0973d", i) }
 	var vals []string
 	for i := range 100 {
-		vals = append(vals, strconv.Itoa(i))
+		vals = append(vals, value(i))
 	}
-	in := &sortInput{fields: fs, batches: [][][][]byte{oneColumn(vals[:5]...), oneColumn(vals[5:]...)}}
-	c, _, err := runDistinct(t, &HashDistinct{Input: in, Columns: []string{"k"}, limit: limit}, nil, nil)
+	settings := sessionSettings{"shardgate.query_memory": "64kB"}
+	in := &sortInput{fields: fs, batches: [][][][]byte{oneColumn(vals[:64]...), oneColumn(vals[64:]...)}}
+	c, _, err := runDistinct(t, &HashDistinct{Input: in, Columns: []string{"k"}}, nil, settings)
 	e := wantCode(t, err, "53200")
-	if want := fmt.Sprintf("out of memory: the distinct rows of a statement across shards take more than %d bytes in the gateway", limit); e.Message != want {
+	if want := "out of memory: the distinct rows of a statement across shards take more than 64 KiB in the gateway"; e.Message != want {
 		t.Errorf("message %q, want %q", e.Message, want)
 	}
-	if !strings.Contains(e.Hint, "ORDER BY") {
-		t.Errorf("hint %q does not suggest ORDER BY", e.Hint)
+	if !strings.Contains(e.Hint, "ORDER BY") || !strings.Contains(e.Hint, "SET shardgate.query_memory") {
+		t.Errorf("hint %q does not suggest ORDER BY and the setting", e.Hint)
 	}
-	if in.emitErr == nil || in.emitted != 5 {
-		t.Errorf("the input emitted %d rows and got %v: want 5 and the error", in.emitted, in.emitErr)
+	if in.emitErr == nil || in.emitted != 64 {
+		t.Errorf("the input emitted %d rows and got %v: want 64 and the error", in.emitted, in.emitErr)
 	}
-	if c.rowsN != 5 {
-		t.Errorf("client got %d rows, want the 5 of the first batch", c.rowsN)
+	if c.rowsN != 64 {
+		t.Errorf("client got %d rows, want the 64 of the first batch", c.rowsN)
 	}
 
 	// Many duplicates of few values stay under the limit.
-	in = &sortInput{fields: fs, repeat: row("7"), n: 1000, tag: "SELECT 1000"}
-	c, tag, err := runDistinct(t, &HashDistinct{Input: in, Columns: []string{"k"}, limit: limit}, nil, nil)
+	in = &sortInput{fields: fs, repeat: row(value(7)), n: 1000, tag: "SELECT 1000"}
+	c, tag, err := runDistinct(t, &HashDistinct{Input: in, Columns: []string{"k"}}, nil, settings)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,13 +490,18 @@ func TestHashDistinctMemoryLimit(t *testing.T) {
 		t.Errorf("client got %d rows, tag %q", c.rowsN, tag)
 	}
 
-	// Without a limit of its own, HashDistinct's is maxDistinctBytes.
+	// Without the setting, the limit is the default's.
 	in = &sortInput{fields: fs, batches: [][][][]byte{oneColumn(vals...)}}
 	if _, _, err := runDistinct(t, &HashDistinct{Input: in, Columns: []string{"k"}}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := byteSize(maxDistinctBytes); got != "256 MiB" {
-		t.Errorf("the limit prints as %q", got)
+
+	// A malformed setting fails before the input runs.
+	in = &sortInput{fields: fs, batches: [][][][]byte{oneColumn(vals...)}}
+	c, _, err = runDistinct(t, &HashDistinct{Input: in, Columns: []string{"k"}}, nil, sessionSettings{"shardgate.query_memory": "lots"})
+	wantCode(t, err, codeInvalidParameterValue)
+	if len(c.batches) != 0 {
+		t.Errorf("client got %+v", c.batches)
 	}
 }
 

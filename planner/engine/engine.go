@@ -37,6 +37,10 @@ type Query struct {
 	// Values, when not nil, are the statement's parameters, in text,
 	// instead of the client's (Params is then not used).
 	Values [][]byte
+	// Bound, when not nil, are parameters the engine binds after the
+	// client's (see Bind): $BoundFrom is the first.
+	Bound     []BoundValue
+	BoundFrom int
 	// Gathered is set when the rows go to another goroutine, which merges
 	// or gathers several shards: the executor hands over rows it has
 	// already read in batches of several, as each hand-over costs

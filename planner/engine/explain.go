@@ -59,13 +59,16 @@ func (e *Explain) Stream(ctx context.Context, x Executor, args Params, emit func
 	if err := emit(&Batch{Fields: []Field{{Name: "QUERY PLAN", DataTypeOID: 25, DataTypeSize: -1, TypeModifier: -1}}}); err != nil {
 		return "", err
 	}
-	queries, err := shardQueries(e.Plan, topo, args)
+	// A Bind's subqueries run, so that its statement's shards can plan
+	// with their values.
+	queries, err := shardQueries(e.Plan, topo, args, func(b *Bind) (int, []BoundValue, error) { return b.values(ctx, x, args) })
 	if err != nil {
 		return "", err
 	}
 	for _, q := range queries {
-		lines = append(lines, fmt.Sprintf("Shard %s: %s", q.shard, q.query.SQL))
-		shardPlan := Query{SQL: e.Prefix + q.query.SQL, Params: q.query.Params, Spread: q.query.Spread}
+		sq := q.query.boundOn(q.shard)
+		lines = append(lines, fmt.Sprintf("Shard %s: %s", q.shard, sq.SQL))
+		shardPlan := Query{SQL: e.Prefix + sq.SQL, Params: sq.Params, Spread: sq.Spread, Bound: sq.Bound, BoundFrom: sq.BoundFrom}
 		_, err := x.Query(ctx, q.shard, shardPlan, func(b *Batch) error {
 			for _, row := range b.Rows {
 				if len(row) > 0 && row[0] != nil {
@@ -89,10 +92,16 @@ func (e *Explain) Stream(ctx context.Context, x Executor, args Params, emit func
 }
 
 // shardQueries lists the statements a plan sends to shards with these
-// parameters, resolved against topo, in plan order.
-func shardQueries(p Primitive, topo Topology, args Params) ([]shardQuery, error) {
+// parameters, resolved against topo, in plan order; bind gives a Bind's
+// values.
+func shardQueries(p Primitive, topo Topology, args Params, bind func(*Bind) (int, []BoundValue, error)) ([]shardQuery, error) {
 	var out []shardQuery
+	var bound []BoundValue
+	from := 0
 	each := func(shards []string, q Query) {
+		if bound != nil && q.Values == nil && q.Params == nil {
+			q.Bound, q.BoundFrom = bound, from
+		}
 		for _, s := range shards {
 			out = append(out, shardQuery{shard: s, query: q})
 		}
@@ -131,6 +140,21 @@ func shardQueries(p Primitive, topo Topology, args Params) ([]shardQuery, error)
 			for _, g := range groups {
 				each([]string{g.shard}, Query{SQL: n.Prefix + strings.Join(g.rows, ", ") + n.Suffix})
 			}
+		case *Bind:
+			for _, sq := range n.Subqueries {
+				if err := visit(sq.Plan); err != nil {
+					return err
+				}
+			}
+			f, values, err := bind(n)
+			if err != nil {
+				return err
+			}
+			outer, outerFrom := bound, from
+			bound, from = values, f
+			err = visit(n.Input)
+			bound, from = outer, outerFrom
+			return err
 		}
 		for _, in := range p.Inputs() {
 			if err := visit(in); err != nil {

@@ -8,14 +8,11 @@ import (
 	"strings"
 )
 
-// maxSortBytes bounds the rows a Sort holds.
-const maxSortBytes = 256 << 20
-
 // Sort orders a result the shards could not order for the gateway — the
 // groups of an aggregate by an aggregate's value — by holding every row,
-// up to maxSortBytes, past which the statement fails with 53200. Keys are
-// output columns (Ordinal); their collations come in hidden columns that
-// Input appends and Sort takes away.
+// up to the session's shardgate.query_memory (memoryLimit), past which the
+// statement fails with 53200. Keys are output columns (Ordinal); their
+// collations come in hidden columns that Input appends and Sort takes away.
 type Sort struct {
 	Input  Primitive
 	Keys   []SortKey
@@ -41,6 +38,10 @@ func (s *Sort) Describe() string {
 
 // Stream implements Primitive.
 func (s *Sort) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
+	limit, err := memoryLimit(x)
+	if err != nil {
+		return "", err
+	}
 	var (
 		fields  []Field
 		visible int
@@ -78,9 +79,8 @@ func (s *Sort) Stream(ctx context.Context, x Executor, args Params, emit func(*B
 					size += len(v) + 24
 				}
 			}
-			if size > maxSortBytes {
-				return &Error{Code: "53200", Message: fmt.Sprintf("out of memory: sorting the combined groups of a statement across shards takes more than %d MiB in the gateway", maxSortBytes>>20),
-					Hint: "Sort by the group keys, or narrow the statement."}
+			if size > limit {
+				return outOfMemory("sorting the combined groups of a statement across shards takes", limit, "Sort by the group keys, narrow the statement")
 			}
 			rows = append(rows, kept)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -200,21 +201,39 @@ func TestSortUnreadableKey(t *testing.T) {
 	}
 }
 
+// runSortWith runs s with the session's settings.
+func runSortWith(t *testing.T, s *Sort, settings sessionSettings) (*collector, Tag, error) {
+	t.Helper()
+	c := &collector{}
+	tag, err := s.Stream(testCtx(t), distinctExec{newFake(newTopo(), nil), settings}, nil, c.emit)
+	if c.badOrder {
+		t.Errorf("rows before Fields")
+	}
+	return c, tag, err
+}
+
 // TestSortMemoryLimit proves Sort fails with 53200 once the rows it holds
-// pass maxSortBytes, and stops reading its input there.
+// pass the session's shardgate.query_memory, and stops reading its input
+// there.
 func TestSortMemoryLimit(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	const size = 4 << 20
+	const limit, size = 1 << 20, 64 << 10
 	big := make([]byte, size)
 	in := &sortInput{fields: []Field{typedField("n", oidInt8, 0), typedField("pad", oidBytea, 0)},
-		repeat: [][]byte{[]byte("1"), big}, n: maxSortBytes/size + 10, tag: "SELECT"}
-	c, _, err := runSort(t, &Sort{Input: in, Keys: []SortKey{{Ordinal: 1, Collation: -1, Text: "n"}}})
-	wantCode(t, err, "53200")
+		repeat: [][]byte{[]byte("1"), big}, n: limit/size + 10, tag: "SELECT"}
+	c, _, err := runSortWith(t, &Sort{Input: in, Keys: []SortKey{{Ordinal: 1, Collation: -1, Text: "n"}}}, sessionSettings{"shardgate.query_memory": "1MB"})
+	e := wantCode(t, err, "53200")
+	if want := "out of memory: sorting the combined groups of a statement across shards takes more than 1 MiB in the gateway"; e.Message != want {
+		t.Errorf("message %q, want %q", e.Message, want)
+	}
+	if !strings.Contains(e.Hint, "SET shardgate.query_memory") {
+		t.Errorf("hint %q does not name the setting", e.Hint)
+	}
 	if in.emitErr == nil {
 		t.Errorf("the input's emit never failed")
 	}
-	if limit := maxSortBytes / size; in.emitted > limit {
-		t.Errorf("the input emitted %d rows of %d bytes, past the limit of %d bytes", in.emitted, size, maxSortBytes)
+	if in.emitted > limit/size {
+		t.Errorf("the input emitted %d rows of %d bytes, past the limit of %d bytes", in.emitted, size, limit)
 	}
 	if c.rowsN != 0 {
 		t.Errorf("client got %d rows", c.rowsN)
@@ -224,15 +243,27 @@ func TestSortMemoryLimit(t *testing.T) {
 // TestSortBelowMemoryLimit proves rows just under the limit sort.
 func TestSortBelowMemoryLimit(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	const size = 4 << 20
+	const limit, size = 1 << 20, 64 << 10
 	big := make([]byte, size-64)
 	in := &sortInput{fields: []Field{typedField("n", oidInt8, 0), typedField("pad", oidBytea, 0)},
-		repeat: [][]byte{[]byte("1"), big}, n: maxSortBytes/size - 1, tag: "SELECT"}
-	c, _, err := runSort(t, &Sort{Input: in, Keys: []SortKey{{Ordinal: 1, Collation: -1, Text: "n"}}})
+		repeat: [][]byte{[]byte("1"), big}, n: limit/size - 1, tag: "SELECT"}
+	c, _, err := runSortWith(t, &Sort{Input: in, Keys: []SortKey{{Ordinal: 1, Collation: -1, Text: "n"}}}, sessionSettings{"shardgate.query_memory": "1024"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.rowsN != maxSortBytes/size-1 {
-		t.Errorf("client got %d rows, want %d", c.rowsN, maxSortBytes/size-1)
+	if c.rowsN != limit/size-1 {
+		t.Errorf("client got %d rows, want %d", c.rowsN, limit/size-1)
+	}
+}
+
+// TestSortBadMemorySetting proves a malformed shardgate.query_memory
+// fails the statement with 22023 before the input runs.
+func TestSortBadMemorySetting(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	in := &sortInput{fields: []Field{typedField("n", oidInt8, 0)}, batches: [][][][]byte{{row("1")}}}
+	c, _, err := runSortWith(t, &Sort{Input: in, Keys: []SortKey{{Ordinal: 1, Collation: -1, Text: "n"}}}, sessionSettings{"shardgate.query_memory": "1 mb"})
+	wantCode(t, err, codeInvalidParameterValue)
+	if len(c.batches) != 0 || in.emitted != 0 {
+		t.Errorf("client got %+v, the input emitted %d rows", c.batches, in.emitted)
 	}
 }

@@ -1,0 +1,462 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// Bind runs a statement's uncorrelated subqueries over sharded tables
+// first, each as a plan of its own over every shard it needs, and binds
+// their results into the statement as parameters after the client's: a
+// subquery run inside each shard's statement would see that shard's rows
+// only. Input is the statement with each subquery replaced by its
+// parameter ($Param), a value, a bool (EXISTS) or an array (IN, ANY,
+// ALL, ARRAY()).
+type Bind struct {
+	Subqueries []Subquery
+	Input      Primitive
+}
+
+// SubqueryKind is what a subquery gives the statement.
+type SubqueryKind int
+
+// The kinds of subqueries Bind runs.
+const (
+	// SubqueryValue is a scalar subquery: its one value, NULL for no
+	// row, an error for more than one.
+	SubqueryValue SubqueryKind = iota + 1
+	// SubqueryExists is EXISTS: whether it returns a row.
+	SubqueryExists
+	// SubqueryArray is the values of its one column, in its order, as an
+	// array: for x IN (...), x op ANY/ALL (...) and ARRAY(...).
+	SubqueryArray
+	// SubqueryRows is its rows, as a relation in the statement's FROM: a
+	// derived table or WITH query whose rows span shards, or the outer
+	// side of a join the gateway runs (see Subquery.Partition).
+	SubqueryRows
+)
+
+func (k SubqueryKind) String() string {
+	switch k {
+	case SubqueryValue:
+		return "value"
+	case SubqueryExists:
+		return "exists"
+	case SubqueryArray:
+		return "array"
+	case SubqueryRows:
+		return "rows"
+	}
+	return fmt.Sprintf("SubqueryKind(%d)", int(k))
+}
+
+// Subquery is one subquery Bind runs.
+type Subquery struct {
+	Plan  Primitive
+	Kind  SubqueryKind
+	Param int // its parameter in the statement, 1-based
+	SQL   string
+	// Columns, for SubqueryRows, rename its first columns (a derived
+	// table's column aliases).
+	Columns []string
+	// Partition, for SubqueryRows, sends each shard only the rows whose
+	// column Partition.Column would be stored there as Partition.Table's
+	// sharding column: the rows of a join's outer side go where the rows
+	// they join live, each to one shard (those with NULL to the first), so
+	// that an outer join pads each once.
+	Partition *Partition
+}
+
+// Partition says how SubqueryRows spreads its rows over shards.
+type Partition struct {
+	Column string
+	Table  *vschema.Table
+}
+
+// The statement reads a SubqueryRows relation through two placeholders
+// the planner writes, which Bind replaces with the relation once its
+// columns are known: RowsFunction(n)() AS alias(RowsColumns(n)).
+func RowsFunction(param int) string { return "sg_bound_rows_" + strconv.Itoa(param) }
+
+// RowsColumns names the placeholder of a SubqueryRows relation's columns.
+func RowsColumns(param int) string { return "sg_bound_columns_" + strconv.Itoa(param) }
+
+// BoundValue is a parameter the engine binds after the client's: its text
+// (nil for NULL) and its type.
+type BoundValue struct {
+	Text []byte
+	OID  uint32
+	// PerShard, when set, gives each shard its own text (a partitioned
+	// SubqueryRows), "[]" for a shard it does not name.
+	PerShard map[string][]byte
+	// From and To replace the placeholders of a SubqueryRows relation in
+	// the statement's text.
+	From, To [2]string
+}
+
+var _ Primitive = (*Bind)(nil)
+
+// Inputs implements Primitive: the subqueries' plans, then the statement.
+func (b *Bind) Inputs() []Primitive {
+	out := make([]Primitive, 0, len(b.Subqueries)+1)
+	for _, s := range b.Subqueries {
+		out = append(out, s.Plan)
+	}
+	return append(out, b.Input)
+}
+
+// Describe implements Primitive.
+func (b *Bind) Describe() string {
+	parts := make([]string, len(b.Subqueries))
+	for i, s := range b.Subqueries {
+		parts[i] = fmt.Sprintf("$%d=%s of %q", s.Param, s.Kind, s.SQL)
+	}
+	return "Bind " + strings.Join(parts, ", ")
+}
+
+// Stream implements Primitive.
+func (b *Bind) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
+	from, values, err := b.values(ctx, x, args)
+	if err != nil {
+		return "", err
+	}
+	return b.Input.Stream(ctx, boundExecutor{Executor: x, from: from, values: values}, args, emit)
+}
+
+// values runs the subqueries, returning the parameter number of the first
+// and every one's value.
+func (b *Bind) values(ctx context.Context, x Executor, args Params) (int, []BoundValue, error) {
+	if len(b.Subqueries) == 0 {
+		return 0, nil, internal("Bind without subqueries")
+	}
+	limit, err := memoryLimit(x)
+	if err != nil {
+		return 0, nil, err
+	}
+	from := b.Subqueries[0].Param
+	values := make([]BoundValue, len(b.Subqueries))
+	held := 0
+	for i, s := range b.Subqueries {
+		if s.Param != from+i {
+			return 0, nil, internal("Bind's parameters are not consecutive")
+		}
+		v, err := s.run(ctx, x, args, limit-held)
+		if err != nil {
+			return 0, nil, err
+		}
+		held += len(v.Text)
+		values[i] = v
+	}
+	return from, values, nil
+}
+
+// errEnough stops a subquery whose answer is known.
+var errEnough = errors.New("the subquery's answer is known")
+
+// run runs one subquery for its value, holding at most limit bytes.
+func (s *Subquery) run(ctx context.Context, x Executor, args Params, limit int) (BoundValue, error) {
+	if s.Kind == SubqueryRows {
+		return s.rows(ctx, x, args, limit)
+	}
+	var (
+		field *Field
+		rows  int
+		value []byte
+		null  bool
+		array strings.Builder
+	)
+	_, err := s.Plan.Stream(ctx, internalExecutor{x}, args, func(b *Batch) error {
+		if b.Fields != nil {
+			if field != nil {
+				return nil
+			}
+			if len(b.Fields) != 1 && s.Kind != SubqueryExists {
+				return &Error{Code: CodeSyntaxError, Message: "subquery must return only one column"}
+			}
+			f := b.Fields[0]
+			field = &f
+			if (f.DataTypeOID == oidFloat4 || f.DataTypeOID == oidFloat8) && !exactFloatText(x) {
+				e := Unsupported("a subquery of type %s across shards is not supported with extra_float_digits %q: its value would not print exactly", typeName(f.DataTypeOID), x.Setting("extra_float_digits"))
+				e.Hint = "Set extra_float_digits to 1 or more."
+				return e
+			}
+			return nil
+		}
+		for _, row := range b.Rows {
+			rows++
+			switch s.Kind {
+			case SubqueryExists:
+				return errEnough
+			case SubqueryValue:
+				if rows > 1 {
+					return &Error{Code: "21000", Message: "more than one row returned by a subquery used as an expression"}
+				}
+				value, null = append([]byte(nil), row[0]...), row[0] == nil
+			case SubqueryArray:
+				if rows > 1 {
+					array.WriteByte(',')
+				}
+				arrayElement(&array, row[0])
+				if array.Len() > limit {
+					return outOfMemory("holding the values of a subquery takes", limit, "Make the subquery return fewer values")
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return BoundValue{}, err
+	}
+	if s.Kind == SubqueryExists {
+		return BoundValue{Text: []byte(strconv.FormatBool(rows > 0)), OID: oidBool}, nil
+	}
+	if field == nil {
+		return BoundValue{}, internal("subquery %q came without its columns", s.SQL)
+	}
+	if s.Kind == SubqueryValue {
+		if rows == 0 || null {
+			return BoundValue{OID: field.DataTypeOID}, nil
+		}
+		return BoundValue{Text: value, OID: field.DataTypeOID}, nil
+	}
+	oid, ok := arrayTypes[field.DataTypeOID]
+	if !ok {
+		return BoundValue{}, Unsupported("a subquery returning type %s compared across shards is not supported yet", typeName(field.DataTypeOID))
+	}
+	return BoundValue{Text: []byte("{" + array.String() + "}"), OID: oid}, nil
+}
+
+// rows runs a SubqueryRows subquery: its rows as a JSON array of objects,
+// which jsonb_to_recordset reads back through each column type's input,
+// so every value is exactly the one the shard printed.
+func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int) (BoundValue, error) {
+	var (
+		fields  []Field
+		names   []string
+		part    = -1 // the column that partitions the rows
+		all     []byte
+		byShard = map[string][]byte{}
+		held    int
+	)
+	topo := x.Topology()
+	_, err := s.Plan.Stream(ctx, internalExecutor{x}, args, func(b *Batch) error {
+		if b.Fields != nil {
+			if fields != nil {
+				return nil
+			}
+			fields = append([]Field(nil), b.Fields...)
+			for i, f := range fields {
+				name := f.Name
+				if i < len(s.Columns) {
+					name = s.Columns[i]
+				}
+				for _, n := range names {
+					if n == name {
+						return Unsupported("a subquery whose rows span shards with two columns named %q is not supported; give them other names", name)
+					}
+				}
+				names = append(names, name)
+				if s.Partition != nil && f.Name == s.Partition.Column {
+					part = i
+				}
+				if (f.DataTypeOID == oidFloat4 || f.DataTypeOID == oidFloat8) && !exactFloatText(x) {
+					e := Unsupported("a subquery whose rows span shards with a column of type %s is not supported with extra_float_digits %q: its values would not print exactly", typeName(f.DataTypeOID), x.Setting("extra_float_digits"))
+					e.Hint = "Set extra_float_digits to 1 or more."
+					return e
+				}
+			}
+			if s.Partition != nil && part < 0 {
+				return internal("the rows of %q lack join column %s", s.SQL, s.Partition.Column)
+			}
+			return nil
+		}
+		if fields == nil {
+			return internal("subquery %q came without its columns", s.SQL)
+		}
+		for _, row := range b.Rows {
+			obj, err := jsonRow(names, fields, row)
+			if err != nil {
+				return err
+			}
+			held += len(obj) + 1
+			if held > limit {
+				return outOfMemory("holding the rows of a subquery whose rows span shards takes", limit, "Narrow the subquery")
+			}
+			if s.Partition == nil {
+				all = appendJSONElement(all, obj)
+				continue
+			}
+			shard := topo.Shards()[0]
+			if v := row[part]; v != nil {
+				h, ok := s.Partition.Table.KeyspaceID(string(v))
+				if !ok {
+					return Unsupported("joining %s.%s with value %q across shards is not supported: it is not a value of the sharding column's type", s.Partition.Table.Name, s.Partition.Table.Column, v)
+				}
+				shard = shardList(topo, h)[0]
+			}
+			byShard[shard] = appendJSONElement(byShard[shard], obj)
+		}
+		return nil
+	})
+	if err != nil {
+		return BoundValue{}, err
+	}
+	if fields == nil {
+		return BoundValue{}, internal("subquery %q came without its columns", s.SQL)
+	}
+	defs := make([]string, len(fields))
+	for i, f := range fields {
+		t, ok := literalType(f)
+		if !ok {
+			return BoundValue{}, Unsupported("a subquery whose rows span shards with column %s of type %s is not supported yet", names[i], typeName(f.DataTypeOID))
+		}
+		defs[i] = QuoteIdent(names[i]) + " " + t
+	}
+	v := BoundValue{OID: oidJsonb,
+		From: [2]string{RowsFunction(s.Param) + "()", "(" + RowsColumns(s.Param) + ")"},
+		To:   [2]string{"pg_catalog.jsonb_to_recordset($" + strconv.Itoa(s.Param) + ")", "(" + strings.Join(defs, ", ") + ")"}}
+	if s.Partition == nil {
+		v.Text = closeJSONArray(all)
+		return v, nil
+	}
+	v.PerShard = map[string][]byte{}
+	for shard, rows := range byShard {
+		v.PerShard[shard] = closeJSONArray(rows)
+	}
+	return v, nil
+}
+
+// jsonRow writes one row as a JSON object: values as strings (json and
+// jsonb as they are), NULL as null.
+func jsonRow(names []string, fields []Field, row [][]byte) ([]byte, error) {
+	if len(row) != len(fields) {
+		return nil, internal("a subquery row has %d values for %d columns", len(row), len(fields))
+	}
+	out := []byte{'{'}
+	for i, v := range row {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		key, _ := json.Marshal(names[i])
+		out = append(append(out, key...), ':')
+		switch {
+		case v == nil:
+			out = append(out, "null"...)
+		case fields[i].DataTypeOID == 114 || fields[i].DataTypeOID == oidJsonb:
+			out = append(out, v...)
+		default:
+			if !utf8.Valid(v) {
+				return nil, Unsupported("a subquery whose rows span shards is supported only in a UTF-8 client encoding")
+			}
+			str, _ := json.Marshal(string(v))
+			out = append(out, str...)
+		}
+	}
+	return append(out, '}'), nil
+}
+
+// appendJSONElement adds an element to a JSON array being written.
+func appendJSONElement(arr, elem []byte) []byte {
+	if len(arr) == 0 {
+		arr = append(arr, '[')
+	} else {
+		arr = append(arr, ',')
+	}
+	return append(arr, elem...)
+}
+
+// closeJSONArray ends a JSON array being written.
+func closeJSONArray(arr []byte) []byte {
+	if len(arr) == 0 {
+		return []byte("[]")
+	}
+	return append(arr, ']')
+}
+
+// arrayElement writes v, a text value, as an array element: quoted, so
+// that nothing in it reads as array syntax.
+func arrayElement(a *strings.Builder, v []byte) {
+	if v == nil {
+		a.WriteString("NULL")
+		return
+	}
+	a.WriteByte('"')
+	for _, c := range v {
+		if c == '"' || c == '\\' {
+			a.WriteByte('\\')
+		}
+		a.WriteByte(c)
+	}
+	a.WriteByte('"')
+}
+
+// arrayTypes maps element types to their array types.
+var arrayTypes = map[uint32]uint32{
+	oidBool: 1000, oidBytea: 1001, 18: 1002, oidName: 1003, oidInt2: 1005,
+	oidInt4: 1007, oidText: 1009, oidOID: 1028, oidBpchar: 1014,
+	oidVarchar: 1015, oidInt8: 1016, oidFloat4: 1021, oidFloat8: 1022,
+	oidDate: 1182, oidTime: 1183, oidTimestamp: 1115, oidTimestamptz: 1185,
+	oidInterval: 1187, oidNumeric: 1231, oidTimetz: 1270, oidUUID: 2951,
+	114: 199, oidJsonb: 3807, 790: 791, oidInet: 1041, oidCidr: 651, 829: 1040,
+}
+
+// internalExecutor runs a subquery's statements for the gateway: every
+// column in text and described.
+type internalExecutor struct{ Executor }
+
+// Query implements Executor.
+func (e internalExecutor) Query(ctx context.Context, shard string, q Query, emit func(*Batch) error) (Tag, error) {
+	q.Internal, q.Describe = true, true
+	return e.Executor.Query(ctx, shard, q, emit)
+}
+
+// boundExecutor runs the statement Bind finishes: its parameters from
+// from on are the subqueries' values.
+type boundExecutor struct {
+	Executor
+	from   int
+	values []BoundValue
+}
+
+// Query implements Executor.
+func (e boundExecutor) Query(ctx context.Context, shard string, q Query, emit func(*Batch) error) (Tag, error) {
+	if q.Values == nil && q.Params == nil {
+		// The engine's own statements (Values, Params) read other
+		// parameters.
+		q.Bound, q.BoundFrom = e.values, e.from
+		q = q.boundOn(shard)
+	}
+	return e.Executor.Query(ctx, shard, q, emit)
+}
+
+// boundOn returns q as it runs on shard: its bound relations in its text,
+// each with that shard's rows.
+func (q Query) boundOn(shard string) Query {
+	var values []BoundValue
+	for i, v := range q.Bound {
+		if v.From[0] == "" {
+			continue
+		}
+		if values == nil {
+			values = append([]BoundValue(nil), q.Bound...)
+		}
+		q.SQL = strings.ReplaceAll(strings.ReplaceAll(q.SQL, v.From[0], v.To[0]), v.From[1], v.To[1])
+		if v.PerShard != nil {
+			values[i].Text = v.PerShard[shard]
+			if values[i].Text == nil {
+				values[i].Text = []byte("[]")
+			}
+		}
+	}
+	if values != nil {
+		q.Bound = values
+	}
+	return q
+}
