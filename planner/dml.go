@@ -29,6 +29,11 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) 
 		// has the same answer.
 		return p.anyShard(), nil
 	}
+	if a.joinsAtGateway() {
+		// The table joined at the gateway is not among the levels' tables:
+		// its rows may be anywhere.
+		target = &engine.Target{Kind: engine.TargetAll}
+	}
 	r := p.route(*target)
 	switch {
 	case target.Single():
@@ -50,6 +55,17 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) 
 		default:
 			r.Multi, r.Refusal = p.multiShardSelect(s, *target)
 		}
+	}
+	switch {
+	case r.Refusal != nil && p.gathers():
+		// What the shards cannot compute apart, one of them computes with
+		// the rows of every sharded table it reads.
+		if g, err := p.gatherSelect(); err == nil {
+			r.Multi, r.Refusal = g, nil
+		}
+	case r.Multi != nil && !target.Single() && p.gathers():
+		// Also when the engine refuses it once it sees the columns' types.
+		r.Gathers = true
 	}
 	return r, nil
 }

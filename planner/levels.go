@@ -1,6 +1,8 @@
 package planner
 
 import (
+	"slices"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 
@@ -71,7 +73,8 @@ func (p *planning) analysis() *analysis {
 // analyzeSelect analyzes a whole SELECT.
 func (p *planning) analyzeSelect(s *pg_query.SelectStmt) (*analysis, error) {
 	a := p.analysis()
-	p.pulling = true
+	// Rows of a relation bound into the statement cannot be locked.
+	p.pulling = !locks(s)
 	_, root, err := p.level(s)
 	p.pulling = false
 	if err != nil {
@@ -584,4 +587,101 @@ func windowsOffKey(s *pg_query.SelectStmt, b *block) *Error {
 		})
 	}
 	return err
+}
+
+// joinAtGateway lets a SELECT join sharded tables that are not co-located
+// (devices d JOIN users u ON u.id = d.owner_id): a table x alone in its
+// group, joined on one of its columns to another group's sharding column,
+// runs first as a plan of its own (with the WHERE terms that read only x,
+// when an outer join does not pad it), and each of its rows is sent to the
+// shard that holds the rows it joins (engine.Partition): there the join
+// runs with x's rows as a relation. x leaves b's tables. Groups are joined
+// this way until one is left or none can be.
+func (p *planning) joinAtGateway(b *block) {
+	for {
+		real := b.real()
+		groups := map[int]int{}
+		for _, r := range real {
+			groups[b.find(r)]++
+		}
+		if len(groups) < 2 {
+			return
+		}
+		x, col, y := b.gatewayJoin(real, groups)
+		if x == nil {
+			return
+		}
+		var pushed []*pg_query.Node
+		if !x.nullable {
+			for _, c := range conjuncts(b.whereOf()) {
+				if onlyReads(c, x.name) {
+					pushed = append(pushed, c)
+				}
+			}
+		}
+		a := p.analysis()
+		a.relations = append(a.relations, pulledRelation{join: x.rv, column: col, table: y.table, pushed: pushed})
+		b.refs = slices.DeleteFunc(b.refs, func(r *tableRef) bool { return r == x })
+		for i, r := range b.sharded() {
+			r.group = i
+		}
+		for _, q := range b.quals {
+			l, r := b.columnEquality(q)
+			if l != nil && r != nil && l.table.CoLocated(r.table) {
+				b.union(l, r)
+			}
+		}
+	}
+}
+
+// gatewayJoin finds a table alone in its group joined by a column to the
+// sharding column of a table of another group (x.col = y.key).
+func (b *block) gatewayJoin(real []*tableRef, groups map[int]int) (x *tableRef, col string, y *tableRef) {
+	for _, q := range b.quals {
+		l, r := equalityOperands(q)
+		if l == nil {
+			continue
+		}
+		for _, pair := range [2][2]*pg_query.Node{{l, r}, {r, l}} {
+			key := b.shardingColumn(pair[1])
+			cr := pair[0].GetColumnRef()
+			if key == nil || key.derived || cr == nil || len(cr.Fields) != 2 {
+				continue
+			}
+			qual, c := cr.Fields[0].GetString_().GetSval(), cr.Fields[1].GetString_().GetSval()
+			for _, r := range real {
+				if r.name == qual && r != key && r.rv != nil && groups[b.find(r)] == 1 && b.find(r) != b.find(key) && c != "" {
+					return r, c, key
+				}
+			}
+		}
+	}
+	return nil, "", nil
+}
+
+// whereOf is the level's WHERE clause.
+func (b *block) whereOf() *pg_query.Node {
+	if s, ok := b.stmt.(*pg_query.SelectStmt); ok {
+		return s.WhereClause
+	}
+	return nil
+}
+
+// onlyReads reports whether a condition reads columns of the table named
+// qual only, each qualified, and no subquery.
+func onlyReads(c *pg_query.Node, qual string) bool {
+	ok, any := true, false
+	walk(c, func(m proto.Message) bool {
+		switch n := m.(type) {
+		case *pg_query.SubLink, *pg_query.SelectStmt:
+			ok = false
+		case *pg_query.ColumnRef:
+			any = true
+			if len(n.Fields) != 2 || n.Fields[0].GetString_().GetSval() != qual {
+				ok = false
+			}
+		}
+		return ok
+	})
+	return ok && any
 }

@@ -22,6 +22,10 @@ type tableRef struct {
 	// partitioned across shards (see levelInfo): a sharded table whose
 	// table names its output column carrying the sharding key, if any.
 	derived bool
+	// rv is the table's reference in FROM; nullable is set when an outer
+	// join pads its columns with NULLs.
+	rv       *pg_query.RangeVar
+	nullable bool
 }
 
 // block is one query level: a SELECT's FROM and WHERE, or the target,
@@ -91,12 +95,29 @@ type analysis struct {
 	relations []pulledRelation
 }
 
-// pulledRelation is a derived table (sub) or a reference to a WITH query
-// (ref, of with) that runs before the statement, its rows bound into it.
+// pulledRelation is a derived table (sub), a reference to a WITH query
+// (ref, of with) or a table joined at the gateway (join, see
+// joinAtGateway) that runs before the statement, its rows bound into it.
 type pulledRelation struct {
 	sub  *pg_query.RangeSubselect
 	ref  *pg_query.RangeVar
 	with *pg_query.CommonTableExpr
+	join *pg_query.RangeVar
+	// For join: the column whose value sends each row to the shard of
+	// table's sharding column, and the WHERE terms that read join only.
+	column string
+	table  *vschema.Table
+	pushed []*pg_query.Node
+}
+
+// joinsAtGateway reports whether a table is joined at the gateway.
+func (a *analysis) joinsAtGateway() bool {
+	for _, r := range a.relations {
+		if r.table != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // block records the first reason the statement cannot run as one
@@ -203,12 +224,16 @@ func (p *planning) newBlock(stmt proto.Message, target *pg_query.RangeVar, from 
 			b.union(l, r)
 		}
 	}
+	if p.pulling {
+		p.joinAtGateway(b)
+		sharded = b.sharded()
+	}
 	real := b.real()
 	for _, r := range sharded[1:] {
 		if b.find(r) == b.find(sharded[0]) {
 			continue
 		}
-		if len(real) > 1 && !r.derived && !sharded[0].derived {
+		if len(real) > 1 && !r.derived && !sharded[0].derived && !p.pulling {
 			return nil, unsupported("join of sharded tables %s and %s is not supported: they must be co-located and joined on equal sharding columns (%s.%s = %s.%s)",
 				sharded[0].table.Name, r.table.Name, sharded[0].name, sharded[0].table.Column, r.name, r.table.Column)
 		}
@@ -226,8 +251,8 @@ func (p *planning) newBlock(stmt proto.Message, target *pg_query.RangeVar, from 
 			}
 		}
 	}
-	if b.padded != "" && (!b.keyed || len(b.keys) != 1) {
-		return nil, unsupported("an outer join that keeps the rows of reference table %s without a match in sharded table %s is supported only when the statement is fixed to one %s; every shard would return those rows", b.padded, sharded[0].table.Name, b.keyColumn)
+	if b.padded != "" && (!b.keyed || len(b.keys) != 1) && b.blocker == nil {
+		b.blocker = unsupported("an outer join that keeps the rows of reference table %s without a match in sharded table %s is supported only when the statement is fixed to one %s; every shard would return those rows", b.padded, sharded[0].table.Name, b.keyColumn)
 	}
 	return b, nil
 }
@@ -268,6 +293,12 @@ func (p *planning) addFromItem(b *block, item *pg_query.Node, joinQuals *[]*pg_q
 		left, right := b.refs[before:middle], b.refs[middle:]
 		keepsLeft := j.Jointype == pg_query.JoinType_JOIN_LEFT || j.Jointype == pg_query.JoinType_JOIN_FULL
 		keepsRight := j.Jointype == pg_query.JoinType_JOIN_RIGHT || j.Jointype == pg_query.JoinType_JOIN_FULL
+		for _, r := range left {
+			r.nullable = r.nullable || keepsRight
+		}
+		for _, r := range right {
+			r.nullable = r.nullable || keepsLeft
+		}
 		switch {
 		case keepsLeft && b.padded == "" && !anySharded(left) && anySharded(right) && len(left) > 0:
 			b.padded = left[0].table.Name
@@ -350,7 +381,7 @@ func (p *planning) addTable(b *block, rv *pg_query.RangeVar) error {
 		b.catalog = true
 		return nil
 	}
-	b.refs = append(b.refs, &tableRef{name: name, table: t})
+	b.refs = append(b.refs, &tableRef{name: name, table: t, rv: rv})
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shardgate/shardgate/planner/engine"
+	"github.com/shardgate/shardgate/vschema"
 )
 
 // pullSubqueries plans a SELECT over several shards whose uncorrelated
@@ -100,6 +101,121 @@ func (p *planning) pullSubqueries(s *pg_query.SelectStmt, a *analysis) (engine.P
 	return &engine.Bind{Subqueries: subs, Input: outer}, nil
 }
 
+// gathers reports whether a SELECT the shards cannot compute apart may be
+// gathered (see gatherSelect): not when it locks rows, which the copies
+// of them would not.
+func (p *planning) gathers() bool {
+	tree, err := pg_query.Parse(p.sql)
+	return err == nil && len(tree.Stmts) == 1 && tree.Stmts[0].Stmt.GetSelectStmt() != nil && !locks(tree.Stmts[0].Stmt)
+}
+
+// locks reports whether a statement locks rows (FOR UPDATE, FOR SHARE).
+func locks(stmt proto.Message) bool {
+	found := false
+	walk(stmt, func(m proto.Message) bool {
+		if _, ok := m.(*pg_query.LockingClause); ok {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// Gather plans sql, one SELECT, by gathering the rows of its sharded
+// tables to one shard (see gatherSelect): for a statement whose plan over
+// shards was refused when it ran.
+func Gather(vs *vschema.Keyspace, sql string) (engine.Primitive, error) {
+	tree, err := pg_query.Parse(sql)
+	if err != nil || len(tree.Stmts) != 1 {
+		return nil, &Error{Code: CodeInternal, Message: "gather: not one statement"}
+	}
+	p := &planning{vs: vs, sql: sql, version: tree.Version}
+	if !p.gathers() {
+		return nil, unsupported("this statement cannot be gathered")
+	}
+	g, perr := p.gatherSelect()
+	if perr != nil {
+		return nil, perr
+	}
+	return g, nil
+}
+
+// gatherSelect plans a SELECT that the shards cannot compute apart (a
+// window over all rows, a subquery correlated on another column, an
+// outer join that pads a reference table, a recursive WITH query over
+// sharded tables): every sharded table it reads runs first as a plan of
+// its own, with the WHERE terms that read only that table when it stands
+// alone in its FROM, and one shard runs the statement over their rows,
+// bound as relations. Postgres computes every part of it then, exactly;
+// the gateway holds the rows up to the memory limit, past which the
+// statement fails with 53200.
+func (p *planning) gatherSelect() (engine.Primitive, *Error) {
+	tree, err := pg_query.Parse(p.sql)
+	if err != nil {
+		return nil, &Error{Code: CodeSyntaxError, Message: err.Error()}
+	}
+	s := tree.Stmts[0].Stmt.GetSelectStmt()
+	withNames := map[string]bool{}
+	walk(s, func(m proto.Message) bool {
+		if c, ok := m.(*pg_query.CommonTableExpr); ok {
+			withNames[c.Ctename] = true
+		}
+		return true
+	})
+	var relations []pulledRelation
+	var ferr *Error
+	var fromItem func(item *pg_query.Node, where *pg_query.Node, alone bool)
+	fromItem = func(item *pg_query.Node, where *pg_query.Node, alone bool) {
+		switch n := item.Node.(type) {
+		case *pg_query.Node_JoinExpr:
+			inner := n.JoinExpr.Jointype == pg_query.JoinType_JOIN_INNER
+			fromItem(n.JoinExpr.Larg, where, alone && inner)
+			fromItem(n.JoinExpr.Rarg, where, alone && inner)
+		case *pg_query.Node_RangeVar:
+			rv := n.RangeVar
+			if rv.Schemaname == "" && withNames[rv.Relname] {
+				return
+			}
+			t, catalog, err := p.resolve(rv)
+			if err != nil {
+				ferr = asError(err)
+				return
+			}
+			if catalog || t.Kind != vschema.Sharded {
+				return
+			}
+			r := pulledRelation{join: rv}
+			name := rv.Relname
+			if rv.Alias != nil {
+				name = rv.Alias.Aliasname
+			}
+			if alone {
+				for _, c := range conjuncts(where) {
+					if onlyReads(c, name) {
+						r.pushed = append(r.pushed, c)
+					}
+				}
+			}
+			relations = append(relations, r)
+		}
+	}
+	walk(s, func(m proto.Message) bool {
+		if lvl, ok := m.(*pg_query.SelectStmt); ok && isPlainSelect(lvl) {
+			for _, item := range lvl.FromClause {
+				fromItem(item, lvl.WhereClause, true)
+			}
+		}
+		return ferr == nil
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	if len(relations) == 0 {
+		return nil, unsupported("nothing to gather")
+	}
+	return p.pullSubqueries(s, &analysis{relations: relations})
+}
+
 // boundRelation is a pulled relation as planned: its subquery, and what
 // stands for it in the statement.
 type boundRelation struct {
@@ -125,9 +241,12 @@ func (p *planning) pullRelations(pulled []pulledRelation, first int) ([]boundRel
 			sub   *pg_query.SelectStmt
 			names []*pg_query.Node
 		)
-		if r.with != nil {
+		switch {
+		case r.with != nil:
 			sub, names = r.with.Ctequery.GetSelectStmt(), r.with.Aliascolnames
-		} else {
+		case r.join != nil:
+			sub = joinSide(r)
+		default:
 			sub, names = r.sub.Subquery.GetSelectStmt(), r.sub.GetAlias().GetColnames()
 		}
 		sql, err := p.selectText(sub)
@@ -140,6 +259,9 @@ func (p *planning) pullRelations(pulled []pulledRelation, first int) ([]boundRel
 		}
 		sq := engine.Subquery{Plan: plan, Kind: engine.SubqueryRows, Param: first + n, SQL: sql}
 		n++
+		if r.table != nil {
+			sq.Partition = &engine.Partition{Column: r.column, Table: r.table}
+		}
 		for _, c := range names {
 			sq.Columns = append(sq.Columns, c.GetString_().GetSval())
 		}
@@ -149,10 +271,32 @@ func (p *planning) pullRelations(pulled []pulledRelation, first int) ([]boundRel
 	return out, nil
 }
 
+// joinSide is the statement that reads the rows of a table joined at the
+// gateway: all its columns, with the WHERE terms that read it only.
+func joinSide(r pulledRelation) *pg_query.SelectStmt {
+	s := &pg_query.SelectStmt{
+		TargetList:  []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeAStarNode()}, -1), -1)},
+		FromClause:  []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: r.join}}},
+		Op:          pg_query.SetOperation_SETOP_NONE,
+		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
+	}
+	switch len(r.pushed) {
+	case 0:
+	case 1:
+		s.WhereClause = r.pushed[0]
+	default:
+		s.WhereClause = pg_query.MakeBoolExprNode(pg_query.BoolExprType_AND_EXPR, r.pushed, -1)
+	}
+	return s
+}
+
 // stands reports whether FROM item n is the pulled relation.
 func (r *boundRelation) stands(n *pg_query.Node) bool {
-	if r.with != nil {
+	switch {
+	case r.with != nil:
 		return n.GetRangeVar() == r.ref
+	case r.join != nil:
+		return n.GetRangeVar() == r.join
 	}
 	return n.GetRangeSubselect() == r.pulledRelation.sub
 }
@@ -173,8 +317,12 @@ func (r *boundRelation) placeholder(n *pg_query.Node) *pg_query.Node {
 		alias.Aliasname = "sg_derived_" + strconv.Itoa(r.plan.Param)
 	}
 	alias.Colnames = []*pg_query.Node{pg_query.MakeStrNode(engine.RowsColumns(r.plan.Param))}
+	fn := engine.RowsFunction(r.plan.Param)
+	if r.table != nil {
+		fn = engine.PartsFunction(r.plan.Param)
+	}
 	call := &pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: &pg_query.FuncCall{
-		Funcname:   []*pg_query.Node{pg_query.MakeStrNode(engine.RowsFunction(r.plan.Param))},
+		Funcname:   []*pg_query.Node{pg_query.MakeStrNode(fn)},
 		Funcformat: pg_query.CoercionForm_COERCE_EXPLICIT_CALL,
 	}}}
 	return &pg_query.Node{Node: &pg_query.Node_RangeFunction{RangeFunction: &pg_query.RangeFunction{

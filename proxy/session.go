@@ -1311,6 +1311,11 @@ var _ engine.Executor = (*sessionExecutor)(nil)
 // it.
 func (x *sessionExecutor) Topology() engine.Topology { return x.ks }
 
+// Gather implements engine.Gatherer.
+func (x *sessionExecutor) Gather(sql string) (engine.Primitive, error) {
+	return planner.Gather(x.ks.VSchema(), sql)
+}
+
 // Query implements engine.Executor.
 func (x *sessionExecutor) Query(ctx context.Context, shard string, q engine.Query, emit func(*engine.Batch) error) (engine.Tag, error) {
 	if !q.AnyShard || !x.st.ReadOnly {

@@ -336,22 +336,30 @@ func (ag *aggregation) describe(fields []Field) error {
 			ag.cmps[i] = cmp
 		case AggSum:
 			if f.DataTypeOID != oidInt8 && f.DataTypeOID != oidNumeric {
-				return Unsupported("%s across shards is not supported for type %s: only sums of integers and numerics add up exactly (cast to numeric)", c.Text, typeName(f.DataTypeOID))
+				return floatFinal(f, Unsupported("%s across shards is not supported for type %s: only sums of integers and numerics add up exactly (cast to numeric)", c.Text, typeName(f.DataTypeOID)))
 			}
 		case AggAvg:
 			if f.DataTypeOID != oidNumeric {
-				return Unsupported("%s across shards is not supported for type %s: only averages of integers and numerics come out exactly (cast to numeric)", c.Text, typeName(f.DataTypeOID))
+				return floatFinal(f, Unsupported("%s across shards is not supported for type %s: only averages of integers and numerics come out exactly (cast to numeric)", c.Text, typeName(f.DataTypeOID)))
 			}
 			if s := fields[ag.visible+c.Sum].DataTypeOID; s != oidInt8 && s != oidNumeric {
 				return Unsupported("%s across shards is not supported for this argument type", c.Text)
 			}
 		case AggVarSamp, AggVarPop, AggStddevSamp, AggStddevPop:
 			if f.DataTypeOID != oidNumeric {
-				return Unsupported("%s across shards is not supported for type %s: only variances of integers and numerics come out exactly (cast to numeric)", c.Text, typeName(f.DataTypeOID))
+				return floatFinal(f, Unsupported("%s across shards is not supported for type %s: only variances of integers and numerics come out exactly (cast to numeric)", c.Text, typeName(f.DataTypeOID)))
 			}
 		}
 	}
 	return ag.emit(&Batch{Fields: out})
+}
+
+// floatFinal marks the refusal of an aggregate of a float column final:
+// its value depends on the order Postgres adds the rows in, which
+// gathering them to one shard would not reproduce either.
+func floatFinal(f Field, e *Error) *Error {
+	e.Final = f.DataTypeOID == oidFloat4 || f.DataTypeOID == oidFloat8
+	return e
 }
 
 // describeOrdered checks an ordered aggregate's partials and makes its

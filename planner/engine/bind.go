@@ -85,6 +85,10 @@ type Partition struct {
 // columns are known: RowsFunction(n)() AS alias(RowsColumns(n)).
 func RowsFunction(param int) string { return "sg_bound_rows_" + strconv.Itoa(param) }
 
+// PartsFunction names the placeholder of a partitioned SubqueryRows
+// relation, which differs on each shard.
+func PartsFunction(param int) string { return "sg_bound_parts_" + strconv.Itoa(param) }
+
 // RowsColumns names the placeholder of a SubqueryRows relation's columns.
 func RowsColumns(param int) string { return "sg_bound_columns_" + strconv.Itoa(param) }
 
@@ -311,17 +315,26 @@ func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int)
 	if fields == nil {
 		return BoundValue{}, internal("subquery %q came without its columns", s.SQL)
 	}
-	defs := make([]string, len(fields))
+	defs, cols := make([]string, len(fields)), make([]string, len(fields))
 	for i, f := range fields {
 		t, ok := literalType(f)
 		if !ok {
 			return BoundValue{}, Unsupported("a subquery whose rows span shards with column %s of type %s is not supported yet", names[i], typeName(f.DataTypeOID))
 		}
-		defs[i] = QuoteIdent(names[i]) + " " + t
+		name := QuoteIdent(names[i])
+		defs[i] = name + " pg_catalog.text"
+		cols[i] = "sg_r." + name + "::" + t + " AS " + name
 	}
+	fn := RowsFunction(s.Param)
+	if s.Partition != nil {
+		fn = PartsFunction(s.Param)
+	}
+	// Every value comes as text and is cast to its type, so that it is
+	// read by the type's own input, as it was printed.
 	v := BoundValue{OID: oidJsonb,
-		From: [2]string{RowsFunction(s.Param) + "()", "(" + RowsColumns(s.Param) + ")"},
-		To:   [2]string{"pg_catalog.jsonb_to_recordset($" + strconv.Itoa(s.Param) + ")", "(" + strings.Join(defs, ", ") + ")"}}
+		From: [2]string{fn + "()", "(" + RowsColumns(s.Param) + ")"},
+		To: [2]string{"(SELECT " + strings.Join(cols, ", ") + " FROM pg_catalog.jsonb_to_recordset($" + strconv.Itoa(s.Param) + ") AS sg_r(" +
+			strings.Join(defs, ", ") + "))", ""}}
 	if s.Partition == nil {
 		v.Text = closeJSONArray(all)
 		return v, nil
@@ -333,8 +346,8 @@ func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int)
 	return v, nil
 }
 
-// jsonRow writes one row as a JSON object: values as strings (json and
-// jsonb as they are), NULL as null.
+// jsonRow writes one row as a JSON object: values as strings, NULL as
+// null.
 func jsonRow(names []string, fields []Field, row [][]byte) ([]byte, error) {
 	if len(row) != len(fields) {
 		return nil, internal("a subquery row has %d values for %d columns", len(row), len(fields))
@@ -349,8 +362,6 @@ func jsonRow(names []string, fields []Field, row [][]byte) ([]byte, error) {
 		switch {
 		case v == nil:
 			out = append(out, "null"...)
-		case fields[i].DataTypeOID == 114 || fields[i].DataTypeOID == oidJsonb:
-			out = append(out, v...)
 		default:
 			if !utf8.Valid(v) {
 				return nil, Unsupported("a subquery whose rows span shards is supported only in a UTF-8 client encoding")

@@ -20,6 +20,9 @@ type Error struct {
 	Detail   string
 	Hint     string
 	Position int // 1-based character position in the statement, 0 if none
+	// Final marks a refusal no other plan avoids: one Postgres's answer
+	// depends on an order no plan over shards reproduces (a float sum).
+	Final bool
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -19,6 +20,16 @@ type Route struct {
 	Multi Primitive
 	// Refusal is the error of a multi-shard execution when Multi is nil.
 	Refusal *Error
+	// Gathers is set when, should Multi refuse the statement (0A000, not
+	// Final) before the client saw a row, the plan that gathers the rows
+	// of its sharded tables to one shard may run instead (see Gatherer).
+	Gathers bool
+}
+
+// Gatherer is an Executor that can plan a statement by gathering the rows
+// of its sharded tables to one shard.
+type Gatherer interface {
+	Gather(sql string) (Primitive, error)
 }
 
 var _ Primitive = (*Route)(nil)
@@ -31,6 +42,9 @@ func (r *Route) Stream(ctx context.Context, x Executor, args Params, emit func(*
 		q.AnyShard = r.Target.Kind == TargetAny
 		return x.Query(ctx, shards[0], q, emit)
 	}
+	if g, ok := x.(Gatherer); ok && r.Multi != nil && r.Gathers {
+		return r.multiOrGather(ctx, x, g, args, emit)
+	}
 	if r.Multi != nil {
 		return r.Multi.Stream(ctx, x, args, emit)
 	}
@@ -38,6 +52,37 @@ func (r *Route) Stream(ctx context.Context, x Executor, args Params, emit func(*
 		return "", r.Refusal
 	}
 	return "", internal("statement %q reaches %d shards and has no plan for that", r.Query.SQL, len(shards))
+}
+
+// multiOrGather runs Multi, and Gather when Multi refuses the statement
+// before the client saw anything: the columns wait for the first row.
+func (r *Route) multiOrGather(ctx context.Context, x Executor, gather Gatherer, args Params, emit func(*Batch) error) (Tag, error) {
+	var columns *Batch
+	sent := false
+	tag, err := r.Multi.Stream(ctx, x, args, func(b *Batch) error {
+		if b.Fields != nil && !sent {
+			columns = &Batch{Fields: append([]Field(nil), b.Fields...)}
+			return nil
+		}
+		if !sent && columns != nil {
+			if err := emit(columns); err != nil {
+				return err
+			}
+		}
+		sent = true
+		return emit(b)
+	})
+	var e *Error
+	if err != nil && !sent && errors.As(err, &e) && e.Code == CodeFeatureNotSupported && !e.Final {
+		if g, gerr := gather.Gather(r.Query.SQL); gerr == nil {
+			return g.Stream(ctx, x, args, emit)
+		}
+		return "", err
+	}
+	if err == nil && !sent && columns != nil {
+		err = emit(columns)
+	}
+	return tag, err
 }
 
 // Inputs implements Primitive.
