@@ -2,6 +2,7 @@ package planner
 
 import (
 	"strconv"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -240,24 +241,38 @@ func (p *planning) pullRelations(pulled []pulledRelation, first int) ([]boundRel
 		var (
 			sub   *pg_query.SelectStmt
 			names []*pg_query.Node
+			err   *Error
 		)
 		switch {
 		case r.with != nil:
 			sub, names = r.with.Ctequery.GetSelectStmt(), r.with.Aliascolnames
 		case r.join != nil:
-			sub = joinSide(r)
+			if sub, err = p.joinSide(r); err != nil {
+				return nil, err
+			}
 		default:
 			sub, names = r.sub.Subquery.GetSelectStmt(), r.sub.GetAlias().GetColnames()
 		}
-		sql, err := p.selectText(sub)
+		var (
+			plan engine.Primitive
+			sql  string
+		)
+		collations := r.join != nil
+		switch {
+		case r.join != nil:
+			plan, sql, err = p.joinSidePlan(sub)
+		default:
+			if sql, err = p.selectText(sub); err != nil {
+				return nil, err
+			}
+			if plan, collations = p.probedPlan(sub, sql); plan == nil {
+				plan, err = (&planning{vs: p.vs, sql: sql, version: p.version}).planSubquery(sub)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
-		plan, err := (&planning{vs: p.vs, sql: sql, version: p.version}).planSubquery(sub)
-		if err != nil {
-			return nil, err
-		}
-		sq := engine.Subquery{Plan: plan, Kind: engine.SubqueryRows, Param: first + n, SQL: sql}
+		sq := engine.Subquery{Plan: plan, Kind: engine.SubqueryRows, Param: first + n, SQL: sql, Collations: collations}
 		n++
 		if r.table != nil {
 			sq.Partition = &engine.Partition{Column: r.column, Table: r.table}
@@ -272,10 +287,24 @@ func (p *planning) pullRelations(pulled []pulledRelation, first int) ([]boundRel
 }
 
 // joinSide is the statement that reads the rows of a table joined at the
-// gateway: all its columns, with the WHERE terms that read it only.
-func joinSide(r pulledRelation) *pg_query.SelectStmt {
+// gateway: all its columns, with the WHERE terms that read it only, and
+// last the collations its columns declare (see engine.Subquery.Collations).
+func (p *planning) joinSide(r pulledRelation) (*pg_query.SelectStmt, *Error) {
+	rel := quoteIdent(r.join.Relname)
+	if r.join.Schemaname != "" {
+		rel = quoteIdent(r.join.Schemaname) + "." + rel
+	}
+	collations, err := p.parseExpr(`(SELECT pg_catalog.jsonb_object_agg(a.attname, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.collname)) ` +
+		`FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_collation c ON c.oid = a.attcollation JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace ` +
+		`WHERE a.attrelid = ` + quoteLiteral(rel) + `::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attcollation <> 100)`)
+	if err != nil {
+		return nil, err
+	}
 	s := &pg_query.SelectStmt{
-		TargetList:  []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeAStarNode()}, -1), -1)},
+		TargetList: []*pg_query.Node{
+			pg_query.MakeResTargetNodeWithVal(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeAStarNode()}, -1), -1),
+			{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Name: "sg_collations", Val: collations}}},
+		},
 		FromClause:  []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: r.join}}},
 		Op:          pg_query.SetOperation_SETOP_NONE,
 		LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT,
@@ -287,7 +316,82 @@ func joinSide(r pulledRelation) *pg_query.SelectStmt {
 	default:
 		s.WhereClause = pg_query.MakeBoolExprNode(pg_query.BoolExprType_AND_EXPR, r.pushed, -1)
 	}
-	return s
+	return s, nil
+}
+
+// probedPlan plans a derived table or WITH query whose rows are bound into
+// the statement with a last column naming its columns' collations (see
+// engine.Subquery.Collations), so that a column of a table that declares
+// its own keeps it; nil when the query has no such plain form (a set
+// operation, a *, many columns) or it does not plan so.
+func (p *planning) probedPlan(sub *pg_query.SelectStmt, sql string) (engine.Primitive, bool) {
+	if !isPlainSelect(sub) || len(sub.TargetList) == 0 || len(sub.TargetList) > 50 {
+		return nil, false
+	}
+	var args []string
+	for _, t := range sub.TargetList {
+		rt := t.GetResTarget()
+		if isStar(rt.GetVal()) {
+			return nil, false
+		}
+		name := rt.GetName()
+		if name == "" {
+			name = columnName(rt.GetVal())
+		}
+		text, err := p.exprText(rt.GetVal())
+		if err != nil {
+			return nil, false
+		}
+		args = append(args, quoteLiteral(name), "pg_catalog.pg_collation_for(("+text+")::text)")
+	}
+	probe, err := p.parseExpr("pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(" + strings.Join(args, ", ") + "))")
+	if err != nil {
+		return nil, false
+	}
+	probed := proto.Clone(sub).(*pg_query.SelectStmt)
+	probed.TargetList = append(probed.TargetList, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Name: "sg_collations", Val: probe}}})
+	text, err := p.selectText(probed)
+	if err != nil {
+		return nil, false
+	}
+	plan, err := (&planning{vs: p.vs, sql: text, version: p.version}).planSubquery(probed)
+	if err != nil {
+		return nil, false
+	}
+	return plan, true
+}
+
+// joinSidePlan plans the statement of joinSide: routed as it is without
+// its last column, which reads the catalog, the same on every shard;
+// that text names it in messages.
+func (p *planning) joinSidePlan(s *pg_query.SelectStmt) (engine.Primitive, string, *Error) {
+	sql, err := p.selectText(s)
+	if err != nil {
+		return nil, "", err
+	}
+	bare := proto.Clone(s).(*pg_query.SelectStmt)
+	bare.TargetList = bare.TargetList[:1]
+	bareSQL, err := p.selectText(bare)
+	if err != nil {
+		return nil, "", err
+	}
+	plan, err := (&planning{vs: p.vs, sql: bareSQL, version: p.version}).planSubquery(bare)
+	if err != nil {
+		return nil, "", err
+	}
+	r, ok := plan.(*engine.Route)
+	sc, scatters := r.Multi.(*engine.Scatter)
+	if !ok || r.Refusal != nil || r.Multi != nil && !scatters {
+		return nil, "", &Error{Code: CodeInternal, Message: "the rows of a table joined at the gateway did not plan as a scatter"}
+	}
+	nr := *r
+	nr.Query.SQL = sql
+	if scatters {
+		nsc := *sc
+		nsc.Query.SQL = sql
+		nr.Multi = &nsc
+	}
+	return &nr, bareSQL, nil
 }
 
 // stands reports whether FROM item n is the pulled relation.

@@ -78,11 +78,12 @@ func TestOrderByAndLimitAcrossShards(t *testing.T) {
 			t.Errorf("%s: %v, want %s", sql, err, want)
 		}
 	}
-	// A collation that does not order by bytes is refused, never merged
-	// in another order.
-	_, err := c.Exec(t.Context(), `select name from users order by name collate "und-x-icu"`).ReadAll()
-	if code(err) != "0A000" || !strings.Contains(err.Error(), "und-x-icu") {
-		t.Errorf("ORDER BY under an ICU collation: %v, want 0A000 naming the collation", err)
+	// A collation that does not order by bytes is never merged in
+	// another order: the merge refuses it and the rows are gathered to
+	// one shard, which sorts them.
+	icu := `select name, id from users order by name collate "und-x-icu", id`
+	if got, want := allRows(t, c, icu, nil, nil), allRows(t, direct, strings.ReplaceAll(icu, "from users", "from users_all"), nil, nil); !slices.Equal(got, want) {
+		t.Errorf("ORDER BY under an ICU collation: got %q, want %q", got, want)
 	}
 	// The session goes on.
 	if got := one(t, c, "select count(*) from users"); got != "300" {
@@ -233,7 +234,7 @@ func TestExplainAcrossShards(t *testing.T) {
 			t.Errorf("EXPLAIN ANALYZE of a merged aggregate lacks %q:\n%s", want, merged)
 		}
 	}
-	if _, err := c.Exec(t.Context(), "explain select jsonb_agg(name) from users").ReadAll(); code(err) != "0A000" {
+	if _, err := c.Exec(t.Context(), "explain select name from users order by id limit 3 for update").ReadAll(); code(err) != "0A000" {
 		t.Errorf("EXPLAIN of a refused statement: %v, want 0A000", err)
 	}
 	// Extended protocol, with a parameter.
@@ -423,18 +424,13 @@ func TestMergeLeanAcrossTypeChanges(t *testing.T) {
 	exec(t, direct, "alter table users_all alter column score type int using score::int")
 	check("integer key again, changed through the gateway")
 
-	// Behind the gateway's back: one refusal, then Postgres's answers.
+	// Behind the gateway's back: the merge refuses its first run, which
+	// then gathers the rows to one shard; Postgres's answers every time.
 	for i := range g.shards {
 		shard := g.direct(t, i)
 		exec(t, shard, "alter table users alter column score type text using score::text")
 		shard.Close(t.Context())
 	}
 	exec(t, direct, "alter table users_all alter column score type text using score::text")
-	for _, q := range queries {
-		_, err := c.Exec(t.Context(), q).ReadAll()
-		if code(err) != "0A000" || !strings.Contains(err.Error(), "changed its type") {
-			t.Fatalf("%s, first run after the column became text on the shards: %v, want 0A000 about the changed type", q, err)
-		}
-	}
 	check("text key, changed on the shards")
 }

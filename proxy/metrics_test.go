@@ -94,7 +94,7 @@ func TestMetricsMove(t *testing.T) {
 	if _, err := c.Exec(t.Context(), "select 1/0 from users where id = 1").ReadAll(); code(err) != "22012" {
 		t.Fatalf("division by zero: %v", err)
 	}
-	if _, err := c.Exec(t.Context(), "select row_number() over () from users").ReadAll(); code(err) != "0A000" {
+	if _, err := c.Exec(t.Context(), "select name from users order by id limit 3 for update").ReadAll(); code(err) != "0A000" {
 		t.Fatalf("a refused statement: %v", err)
 	}
 	if _, err := g.connectErr("nosuch"); code(err) != "3D000" {

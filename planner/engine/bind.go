@@ -66,6 +66,11 @@ type Subquery struct {
 	// Columns, for SubqueryRows, rename its first columns (a derived
 	// table's column aliases).
 	Columns []string
+	// Collations, for SubqueryRows, says its last column is not one of
+	// its rows' but names the collations of their columns that have
+	// one of their own (a JSON object by column name, the same in every
+	// row): the relation's columns get them back.
+	Collations bool
 	// Partition, for SubqueryRows, sends each shard only the rows whose
 	// column Partition.Column would be stored there as Partition.Table's
 	// sharding column: the rows of a join's outer side go where the rows
@@ -242,12 +247,13 @@ func (s *Subquery) run(ctx context.Context, x Executor, args Params, limit int) 
 // so every value is exactly the one the shard printed.
 func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int) (BoundValue, error) {
 	var (
-		fields  []Field
-		names   []string
-		part    = -1 // the column that partitions the rows
-		all     []byte
-		byShard = map[string][]byte{}
-		held    int
+		fields     []Field
+		names      []string
+		part       = -1 // the column that partitions the rows
+		all        []byte
+		byShard    = map[string][]byte{}
+		held       int
+		collations map[string]string
 	)
 	topo := x.Topology()
 	_, err := s.Plan.Stream(ctx, internalExecutor{x}, args, func(b *Batch) error {
@@ -256,6 +262,12 @@ func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int)
 				return nil
 			}
 			fields = append([]Field(nil), b.Fields...)
+			if s.Collations {
+				if len(fields) == 0 {
+					return internal("the rows of %q lack their collations", s.SQL)
+				}
+				fields = fields[:len(fields)-1]
+			}
 			for i, f := range fields {
 				name := f.Name
 				if i < len(s.Columns) {
@@ -285,6 +297,20 @@ func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int)
 			return internal("subquery %q came without its columns", s.SQL)
 		}
 		for _, row := range b.Rows {
+			if s.Collations {
+				if len(row) != len(fields)+1 {
+					return internal("a row of %q has %d values for %d columns", s.SQL, len(row), len(fields)+1)
+				}
+				if collations == nil {
+					collations = map[string]string{}
+					if v := row[len(fields)]; v != nil {
+						if err := json.Unmarshal(v, &collations); err != nil {
+							return internal("the collations of %q: %v", s.SQL, err)
+						}
+					}
+				}
+				row = row[:len(fields)]
+			}
 			obj, err := jsonRow(names, fields, row)
 			if err != nil {
 				return err
@@ -323,7 +349,14 @@ func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int)
 		}
 		name := QuoteIdent(names[i])
 		defs[i] = name + " pg_catalog.text"
-		cols[i] = "sg_r." + name + "::" + t + " AS " + name
+		cols[i] = "sg_r." + name + "::" + t
+		if c, ok := collations[fields[i].Name]; ok && c != `"default"` && collatable(fields[i].DataTypeOID) {
+			if !collationName.MatchString(c) {
+				return BoundValue{}, internal("a shard named the collation of %s %q", names[i], c)
+			}
+			cols[i] += " COLLATE " + c
+		}
+		cols[i] += " AS " + name
 	}
 	fn := RowsFunction(s.Param)
 	if s.Partition != nil {
