@@ -56,14 +56,15 @@ func (p *planning) planSelect(s *pg_query.SelectStmt) (engine.Primitive, error) 
 			r.Multi, r.Refusal = p.multiShardSelect(s, *target)
 		}
 	}
+	gathers := !locks(s)
 	switch {
-	case r.Refusal != nil && p.gathers():
+	case r.Refusal != nil && gathers:
 		// What the shards cannot compute apart, one of them computes with
 		// the rows of every sharded table it reads.
 		if g, err := p.gatherSelect(); err == nil {
 			r.Multi, r.Refusal = g, nil
 		}
-	case r.Multi != nil && !target.Single() && p.gathers():
+	case r.Multi != nil && !target.Single() && gathers:
 		// Also when the engine refuses it once it sees the columns' types.
 		r.Gathers = true
 	}

@@ -620,7 +620,7 @@ func (p *planning) joinAtGateway(b *block) {
 			}
 		}
 		a := p.analysis()
-		a.relations = append(a.relations, pulledRelation{join: x.rv, column: col, table: y.table, pushed: pushed})
+		a.relations = append(a.relations, pulledRelation{join: x.rv, column: col, table: y.table, pushed: pushed, rowWise: !x.nullable})
 		b.refs = slices.DeleteFunc(b.refs, func(r *tableRef) bool { return r == x })
 		for i, r := range b.sharded() {
 			r.group = i

@@ -88,7 +88,7 @@ func (r *passOver) visit(m proto.Message) bool {
 		}
 		// COPY t (a, b) TO is COPY (SELECT a, b FROM t) TO, which a
 		// condition can restrict.
-		target := []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeAStarNode()}, -1), -1)}
+		target := []*pg_query.Node{starTarget()}
 		if len(n.Attlist) > 0 {
 			target = target[:0]
 			for _, a := range n.Attlist {

@@ -108,6 +108,9 @@ type pulledRelation struct {
 	column string
 	table  *vschema.Table
 	pushed []*pg_query.Node
+	// rowWise is set when no outer join pads the joined table: every row
+	// of the statement reads one of its rows (see rowWise).
+	rowWise bool
 }
 
 // joinsAtGateway reports whether a table is joined at the gateway.

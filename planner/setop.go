@@ -133,7 +133,7 @@ func (p *planning) unionSelect(s *pg_query.SelectStmt, target engine.Target, ded
 	body.SortClause, body.LimitCount, body.LimitOffset = nil, nil, nil
 	body.LimitOption = pg_query.LimitOption_LIMIT_OPTION_DEFAULT
 	outer := &pg_query.SelectStmt{
-		TargetList: []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeAStarNode()}, -1), -1)},
+		TargetList: []*pg_query.Node{starTarget()},
 		FromClause: []*pg_query.Node{{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
 			Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: body}},
 			Alias:    &pg_query.Alias{Aliasname: "sg_u"},
@@ -275,7 +275,7 @@ func (p *planning) armPlan(s *pg_query.SelectStmt, target engine.Target, arms []
 				return n
 			}
 			return &pg_query.SelectStmt{
-				TargetList: []*pg_query.Node{pg_query.MakeResTargetNodeWithVal(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeAStarNode()}, -1), -1)},
+				TargetList: []*pg_query.Node{starTarget()},
 				FromClause: []*pg_query.Node{{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
 					Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: n}},
 					Alias:    &pg_query.Alias{Aliasname: "sg_empty" + strconv.Itoa(next)},

@@ -96,10 +96,39 @@ func (p *planning) pullSubqueries(s *pg_query.SelectStmt, a *analysis) (engine.P
 	if perr != nil {
 		return nil, asError(perr)
 	}
-	if r, ok := outer.(*engine.Route); ok && r.Refusal != nil && !r.Target.Single() {
+	r, ok := outer.(*engine.Route)
+	if ok && r.Refusal != nil && !r.Target.Single() {
 		return nil, r.Refusal
 	}
+	if _, scatters := r.Multi.(*engine.Scatter); ok && scatters && len(subs) == 1 && len(relations) == 1 && relations[0].rowWise && rowWise(s) {
+		subs[0].Rounds = true
+	}
 	return &engine.Bind{Subqueries: subs, Input: outer}, nil
+}
+
+// rowWise reports whether a SELECT's rows each come from one row of its
+// FROM: no aggregate, grouping, DISTINCT, window, ORDER BY or LIMIT, so
+// that it may run over the rows of a relation a round at a time.
+func rowWise(s *pg_query.SelectStmt) bool {
+	if !isPlainSelect(s) || len(s.GroupClause) > 0 || s.HavingClause != nil || len(s.DistinctClause) > 0 || len(s.WindowClause) > 0 ||
+		len(s.SortClause) > 0 || s.LimitCount != nil || s.LimitOffset != nil {
+		return false
+	}
+	ok := true
+	for _, t := range s.TargetList {
+		walk(t, func(m proto.Message) bool {
+			switch n := m.(type) {
+			case *pg_query.SelectStmt:
+				return false
+			case *pg_query.FuncCall:
+				if n.Over != nil || isAggregate(n) {
+					ok = false
+				}
+			}
+			return ok
+		})
+	}
+	return ok
 }
 
 // gathers reports whether a SELECT the shards cannot compute apart may be
@@ -302,7 +331,7 @@ func (p *planning) joinSide(r pulledRelation) (*pg_query.SelectStmt, *Error) {
 	}
 	s := &pg_query.SelectStmt{
 		TargetList: []*pg_query.Node{
-			pg_query.MakeResTargetNodeWithVal(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeAStarNode()}, -1), -1),
+			starTarget(),
 			{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Name: "sg_collations", Val: collations}}},
 		},
 		FromClause:  []*pg_query.Node{{Node: &pg_query.Node_RangeVar{RangeVar: r.join}}},
@@ -328,21 +357,17 @@ func (p *planning) probedPlan(sub *pg_query.SelectStmt, sql string) (engine.Prim
 	if !isPlainSelect(sub) || len(sub.TargetList) == 0 || len(sub.TargetList) > 50 {
 		return nil, false
 	}
+	names, ok := outputNames(sub)
+	if !ok {
+		return nil, false
+	}
 	var args []string
-	for _, t := range sub.TargetList {
-		rt := t.GetResTarget()
-		if isStar(rt.GetVal()) {
-			return nil, false
-		}
-		name := rt.GetName()
-		if name == "" {
-			name = columnName(rt.GetVal())
-		}
-		text, err := p.exprText(rt.GetVal())
+	for i, t := range sub.TargetList {
+		text, err := p.exprText(t.GetResTarget().GetVal())
 		if err != nil {
 			return nil, false
 		}
-		args = append(args, quoteLiteral(name), "pg_catalog.pg_collation_for(("+text+")::text)")
+		args = append(args, quoteLiteral(names[i]), "pg_catalog.pg_collation_for(("+text+")::text)")
 	}
 	probe, err := p.parseExpr("pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(" + strings.Join(args, ", ") + "))")
 	if err != nil {

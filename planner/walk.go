@@ -91,3 +91,8 @@ func rewriteBelow(m protoreflect.Message, replace func(*pg_query.Node) *pg_query
 		}
 	}
 }
+
+// starTarget is a select list's *.
+func starTarget() *pg_query.Node {
+	return pg_query.MakeResTargetNodeWithVal(pg_query.MakeColumnRefNode([]*pg_query.Node{pg_query.MakeAStarNode()}, -1), -1)
+}

@@ -1311,9 +1311,20 @@ var _ engine.Executor = (*sessionExecutor)(nil)
 // it.
 func (x *sessionExecutor) Topology() engine.Topology { return x.ks }
 
-// Gather implements engine.Gatherer.
+// Gather implements engine.Gatherer. Not inside a transaction: the plan
+// that refused may have left a shard's part of it failed.
 func (x *sessionExecutor) Gather(sql string) (engine.Primitive, error) {
+	if x.InTransaction() {
+		return nil, errors.New("gathering inside a transaction")
+	}
 	return planner.Gather(x.ks.VSchema(), sql)
+}
+
+// InTransaction implements engine.Transactional.
+func (x *sessionExecutor) InTransaction() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.s.txn != nil
 }
 
 // Query implements engine.Executor.

@@ -281,8 +281,8 @@ func TestCorpus(t *testing.T) {
 	for _, c := range corpusCategories {
 		queries = append(queries, readCorpus(t, c)...)
 	}
-	if len(queries) < 400 {
-		t.Fatalf("the corpus holds %d hand-written queries, want at least 400", len(queries))
+	if len(queries) < 600 {
+		t.Fatalf("the corpus holds %d hand-written queries, want at least 600", len(queries))
 	}
 	queries = append(queries, corpusRandomQueries(seed, corpusRandom)...)
 

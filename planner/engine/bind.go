@@ -71,6 +71,12 @@ type Subquery struct {
 	// one of their own (a JSON object by column name, the same in every
 	// row): the relation's columns get them back.
 	Collations bool
+	// Rounds, for a partitioned SubqueryRows that is a statement's only
+	// subquery, says the statement answers row by row of the relation (no
+	// aggregate, DISTINCT, window or ORDER BY over it): outside a
+	// transaction Bind runs it once per round of rows as they come, so
+	// the gateway holds one round, not the whole table.
+	Rounds bool
 	// Partition, for SubqueryRows, sends each shard only the rows whose
 	// column Partition.Column would be stored there as Partition.Table's
 	// sharding column: the rows of a join's outer side go where the rows
@@ -126,17 +132,69 @@ func (b *Bind) Describe() string {
 	parts := make([]string, len(b.Subqueries))
 	for i, s := range b.Subqueries {
 		parts[i] = fmt.Sprintf("$%d=%s of %q", s.Param, s.Kind, s.SQL)
+		if s.Rounds {
+			parts[i] += " in rounds"
+		}
 	}
 	return "Bind " + strings.Join(parts, ", ")
 }
 
+// Transactional is an Executor that knows whether its statement runs in a
+// transaction block.
+type Transactional interface {
+	InTransaction() bool
+}
+
 // Stream implements Primitive.
 func (b *Bind) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
+	if t, ok := x.(Transactional); ok && len(b.Subqueries) == 1 && b.Subqueries[0].Rounds && b.Subqueries[0].Partition != nil && !t.InTransaction() {
+		return b.rounds(ctx, x, args, emit)
+	}
 	from, values, err := b.values(ctx, x, args)
 	if err != nil {
 		return "", err
 	}
 	return b.Input.Stream(ctx, boundExecutor{Executor: x, from: from, values: values}, args, emit)
+}
+
+// rounds runs the statement once per round of its relation's rows while
+// they come, each shard's part of each round on the shard of its rows:
+// the subquery's shards hold their connections meanwhile, which is why a
+// transaction, with one connection per shard, never runs in rounds.
+func (b *Bind) rounds(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
+	limit, err := memoryLimit(x)
+	if err != nil {
+		return "", err
+	}
+	s := &b.Subqueries[0]
+	var (
+		total     Tag
+		described bool
+	)
+	run := func(v BoundValue) error {
+		tag, err := b.Input.Stream(ctx, boundExecutor{Executor: x, from: s.Param, values: []BoundValue{v}}, args, func(batch *Batch) error {
+			if batch.Fields != nil {
+				if described {
+					return nil
+				}
+				described = true
+			}
+			return emit(batch)
+		})
+		if err != nil {
+			return err
+		}
+		total, err = total.plus(tag)
+		return err
+	}
+	last, err := s.rows(ctx, x, args, limit, run)
+	if err != nil {
+		return "", err
+	}
+	if err := run(last); err != nil {
+		return "", err
+	}
+	return total, nil
 }
 
 // values runs the subqueries, returning the parameter number of the first
@@ -172,7 +230,7 @@ var errEnough = errors.New("the subquery's answer is known")
 // run runs one subquery for its value, holding at most limit bytes.
 func (s *Subquery) run(ctx context.Context, x Executor, args Params, limit int) (BoundValue, error) {
 	if s.Kind == SubqueryRows {
-		return s.rows(ctx, x, args, limit)
+		return s.rows(ctx, x, args, limit, nil)
 	}
 	var (
 		field *Field
@@ -244,8 +302,10 @@ func (s *Subquery) run(ctx context.Context, x Executor, args Params, limit int) 
 
 // rows runs a SubqueryRows subquery: its rows as a JSON array of objects,
 // which jsonb_to_recordset reads back through each column type's input,
-// so every value is exactly the one the shard printed.
-func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int) (BoundValue, error) {
+// so every value is exactly the one the shard printed. With round set,
+// every rowsRound bytes of rows go to round as they come, and the value
+// returned holds the rest.
+func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int, round func(BoundValue) error) (BoundValue, error) {
 	var (
 		fields     []Field
 		names      []string
@@ -319,6 +379,16 @@ func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int)
 			if held > limit {
 				return outOfMemory("holding the rows of a subquery whose rows span shards takes", limit, "Narrow the subquery")
 			}
+			if round != nil && held >= rowsRound {
+				v, err := s.value(fields, names, collations, all, byShard)
+				if err != nil {
+					return err
+				}
+				if err := round(v); err != nil {
+					return err
+				}
+				all, byShard, held = nil, map[string][]byte{}, 0
+			}
 			if s.Partition == nil {
 				all = appendJSONElement(all, obj)
 				continue
@@ -341,6 +411,17 @@ func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int)
 	if fields == nil {
 		return BoundValue{}, internal("subquery %q came without its columns", s.SQL)
 	}
+	return s.value(fields, names, collations, all, byShard)
+}
+
+// rowsRound is how many bytes of a joined table's rows one round of a
+// statement Bind runs in rounds reads (see Subquery.Rounds); a variable
+// for tests.
+var rowsRound = 1 << 20
+
+// value is a SubqueryRows relation of the rows gathered: all of them, or
+// each shard's.
+func (s *Subquery) value(fields []Field, names []string, collations map[string]string, all []byte, byShard map[string][]byte) (BoundValue, error) {
 	defs, cols := make([]string, len(fields)), make([]string, len(fields))
 	for i, f := range fields {
 		t, ok := literalType(f)

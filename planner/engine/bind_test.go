@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -328,6 +329,76 @@ func TestBindMemoryLimit(t *testing.T) {
 		}
 		if _, err := collect(t, b, x); code(err) != "53200" {
 			t.Errorf("%s of 200 kB under a 64 kB limit: %v, want 53200", kind, err)
+		}
+	}
+}
+
+// roundsExec is a sqlExec that says whether it runs in a transaction.
+type roundsExec struct {
+	*sqlExec
+	inTxn bool
+}
+
+func (e *roundsExec) InTransaction() bool { return e.inTxn }
+
+// TestBindRounds: a join whose statement answers row by row runs once per
+// round of the joined table's rows as they come, outside a transaction;
+// inside one, once with all of them.
+func TestBindRounds(t *testing.T) {
+	defer func(old int) { rowsRound = old }(rowsRound)
+	rowsRound = 60
+	topo := newTopo()
+	table := testTable(t)
+	var side [][]byte
+	for i := range 20 {
+		side = append(side, []byte(strconv.Itoa(i)))
+	}
+	for _, inTxn := range []bool{false, true} {
+		x := &roundsExec{sqlExec: &sqlExec{topo: topo, answers: map[string]func(context.Context, string, Query, func(*Batch) error) (Tag, error){
+			"SELECT * FROM devices": rowsAnswer("owner", oidInt8, side...),
+			"SELECT d.owner":        outerAnswer,
+		}}, inTxn: inTxn}
+		b := &Bind{
+			Subqueries: []Subquery{{Plan: &Route{Target: Target{Kind: TargetAny}, Query: Query{SQL: "SELECT * FROM devices d"}}, Kind: SubqueryRows, Param: 1,
+				SQL: "SELECT * FROM devices d", Partition: &Partition{Column: "owner", Table: table}, Rounds: true}},
+			Input: &Scatter{Target: Target{Kind: TargetAll}, Query: Query{SQL: "SELECT d.owner FROM " + PartsFunction(1) + "() d(" + RowsColumns(1) + ")"}},
+		}
+		var fields, rows int
+		tag, err := b.Stream(context.Background(), x, nil, func(batch *Batch) error {
+			if batch.Fields != nil {
+				fields++
+			}
+			rows += len(batch.Rows)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		statements := len(x.callsOf("SELECT d.owner")) / len(topo.Shards())
+		seen := map[string]int{}
+		for _, c := range x.callsOf("SELECT d.owner") {
+			var got []map[string]*string
+			if err := json.Unmarshal(c.q.Bound[0].Text, &got); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range got {
+				seen[*r["owner"]]++
+			}
+		}
+		switch {
+		case !inTxn && statements < 3, inTxn && statements != 1:
+			t.Errorf("in a transaction %v: the statement ran %d times", inTxn, statements)
+		case fields != 1:
+			t.Errorf("in a transaction %v: the columns came %d times", inTxn, fields)
+		case rows != statements*len(topo.Shards()) || tag != Tag("SELECT "+strconv.Itoa(rows)):
+			t.Errorf("in a transaction %v: %d rows, tag %q", inTxn, rows, tag)
+		case len(seen) != len(side):
+			t.Errorf("in a transaction %v: %d of %d rows reached the statement", inTxn, len(seen), len(side))
+		}
+		for v, n := range seen {
+			if n != 1 {
+				t.Errorf("row %s went to the statement %d times", v, n)
+			}
 		}
 	}
 }

@@ -210,25 +210,13 @@ func (ev *evaluation) text(i int) string {
 	return "$" + strconv.Itoa(i+1)
 }
 
-// element adds v, a text value, to column i's array: quoted, so that
-// nothing in it reads as array syntax.
+// element adds v, a text value, to column i's array.
 func (ev *evaluation) element(i int, v []byte) {
 	a := &ev.arrays[i]
 	if ev.pending > 0 {
 		a.WriteByte(',')
 	}
-	if v == nil {
-		a.WriteString("NULL")
-		return
-	}
-	a.WriteByte('"')
-	for _, c := range v {
-		if c == '"' || c == '\\' {
-			a.WriteByte('\\')
-		}
-		a.WriteByte(c)
-	}
-	a.WriteByte('"')
+	arrayElement(a, v)
 }
 
 // flush evaluates the pending rows.
