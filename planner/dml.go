@@ -143,7 +143,7 @@ func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, w
 		a.block(root.blocker)
 	}
 	// The subqueries of its FROM, WHERE and SET.
-	if _, err := p.analyze(stmtParts(from, where, set), root); err != nil {
+	if _, err := p.analyze(stmtParts(from, where, set), root, where); err != nil {
 		return nil, err
 	}
 	if a.catalog {
@@ -200,7 +200,7 @@ func (p *planning) planInsert(ins *pg_query.InsertStmt) (engine.Primitive, error
 	if sel != nil && len(sel.ValuesLists) == 0 {
 		return nil, unsupported("INSERT ... SELECT is not supported on a sharded keyspace yet; insert VALUES")
 	}
-	if sub, err := p.analyze(ins, nil); err != nil {
+	if sub, err := p.analyze(ins, nil, nil); err != nil {
 		return nil, err
 	} else if len(sub.blocks) > 0 || sub.catalog || sub.blocker != nil {
 		return nil, unsupported("an INSERT whose values read tables is not supported on a sharded keyspace yet")

@@ -357,7 +357,7 @@ func (p *planning) sublinkReads(sl *pg_query.SubLink, b *block, inWhere bool) (b
 		return false, nil
 	}
 	if sl.Testexpr != nil {
-		if _, err := p.analyze(sl.Testexpr, b); err != nil {
+		if _, err := p.analyze(sl.Testexpr, b, nil); err != nil {
 			return false, err
 		}
 	}

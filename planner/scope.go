@@ -111,6 +111,8 @@ type pulledRelation struct {
 	// rowWise is set when no outer join pads the joined table: every row
 	// of the statement reads one of its rows (see rowWise).
 	rowWise bool
+	// summed are the columns the statement adds up (engine.Subquery.Summed).
+	summed []string
 }
 
 // joinsAtGateway reports whether a table is joined at the gateway.
@@ -133,14 +135,21 @@ func (a *analysis) block(e *Error) {
 
 // analyze finds the query levels below stmt, a part of a statement whose
 // own level (if any) the caller analyzed: SELECTs in an INSERT's VALUES,
-// subqueries of a write's SET and WHERE. Each one that reads sharded rows
+// subqueries of a write's SET and WHERE (where, whose terms may be
+// semi-joins on the sharding column). Each one that reads sharded rows
 // and does not follow parent's rows (a subquery correlated on the sharding
 // column) blocks the statement from running on several shards.
-func (p *planning) analyze(stmt proto.Message, parent *block) (*analysis, error) {
+func (p *planning) analyze(stmt proto.Message, parent *block, where *pg_query.Node) (*analysis, error) {
 	a := p.analysis()
 	if parent != nil {
 		p.outer = append(p.outer, parent)
 		defer func() { p.outer = p.outer[:len(p.outer)-1] }()
+	}
+	inWhere := map[*pg_query.SubLink]bool{}
+	for _, c := range conjuncts(where) {
+		if sl := c.GetSubLink(); sl != nil {
+			inWhere[sl] = true
+		}
 	}
 	var err error
 	walk(stmt, func(m proto.Message) bool {
@@ -152,7 +161,7 @@ func (p *planning) analyze(stmt proto.Message, parent *block) (*analysis, error)
 			return parent == nil // a write's FROM: its block has it
 		case *pg_query.SubLink:
 			if parent != nil {
-				err = p.sublink(n, parent, false)
+				err = p.sublink(n, parent, inWhere[n])
 				return false
 			}
 		case *pg_query.SelectStmt:
@@ -283,7 +292,15 @@ func (p *planning) addFromItem(b *block, item *pg_query.Node, joinQuals *[]*pg_q
 	case *pg_query.Node_JoinExpr:
 		j := n.JoinExpr
 		if j.IsNatural {
-			return unsupported("NATURAL JOIN is not supported on a sharded keyspace; name the join columns")
+			e := unsupported("NATURAL JOIN is not supported on a sharded keyspace; name the join columns")
+			if !p.pulling {
+				return e
+			}
+			// Its columns are the catalog's to tell: gathered, it is
+			// Postgres's own.
+			if b.blocker == nil {
+				b.blocker = e
+			}
 		}
 		before := len(b.refs)
 		if err := p.addFromItem(b, j.Larg, joinQuals); err != nil {

@@ -243,7 +243,39 @@ func (p *planning) gatherSelect() (engine.Primitive, *Error) {
 	if len(relations) == 0 {
 		return nil, unsupported("nothing to gather")
 	}
+	summed := summedColumns(s)
+	for i := range relations {
+		relations[i].summed = summed
+	}
 	return p.pullSubqueries(s, &analysis{relations: relations})
+}
+
+// orderedSums are the aggregates whose value over floats depends on the
+// order they add their rows in.
+var orderedSums = setOf("sum", "avg", "variance", "var_samp", "var_pop", "stddev", "stddev_samp", "stddev_pop",
+	"corr", "covar_pop", "covar_samp", "regr_avgx", "regr_avgy", "regr_intercept", "regr_r2", "regr_slope", "regr_sxx", "regr_sxy", "regr_syy")
+
+// summedColumns names the columns a statement's orderedSums read.
+func summedColumns(s *pg_query.SelectStmt) []string {
+	var out []string
+	walk(s, func(m proto.Message) bool {
+		f, ok := m.(*pg_query.FuncCall)
+		if !ok || !orderedSums[strings.ToLower(funcName(f))] {
+			return true
+		}
+		for _, a := range f.Args {
+			walk(a, func(m proto.Message) bool {
+				if cr, ok := m.(*pg_query.ColumnRef); ok {
+					if name := lastString(cr.Fields); name != "" {
+						out = append(out, name)
+					}
+				}
+				return true
+			})
+		}
+		return true
+	})
+	return out
 }
 
 // boundRelation is a pulled relation as planned: its subquery, and what
@@ -301,7 +333,7 @@ func (p *planning) pullRelations(pulled []pulledRelation, first int) ([]boundRel
 		if err != nil {
 			return nil, err
 		}
-		sq := engine.Subquery{Plan: plan, Kind: engine.SubqueryRows, Param: first + n, SQL: sql, Collations: collations}
+		sq := engine.Subquery{Plan: plan, Kind: engine.SubqueryRows, Param: first + n, SQL: sql, Collations: collations, Summed: r.summed}
 		n++
 		if r.table != nil {
 			sq.Partition = &engine.Partition{Column: r.column, Table: r.table}

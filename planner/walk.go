@@ -20,20 +20,24 @@ func walkReflect(m protoreflect.Message, visit func(proto.Message) bool) {
 	if !m.IsValid() || !visit(m.Interface()) {
 		return
 	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsMap() {
-			return true
+	// In the fields' declared order (Range's is undefined), so that what
+	// a walk finds comes in the same order every time.
+	fields := m.Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if fd.Message() == nil || fd.IsMap() || !m.Has(fd) {
+			continue
 		}
+		v := m.Get(fd)
 		if fd.IsList() {
 			l := v.List()
 			for i := 0; i < l.Len(); i++ {
 				walkReflect(l.Get(i).Message(), visit)
 			}
-			return true
+			continue
 		}
 		walkReflect(v.Message(), visit)
-		return true
-	})
+	}
 }
 
 // isPlainSelect reports whether s is a query level of its own rather than a

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -71,6 +72,10 @@ type Subquery struct {
 	// one of their own (a JSON object by column name, the same in every
 	// row): the relation's columns get them back.
 	Collations bool
+	// Summed, for SubqueryRows, names the columns the statement adds up
+	// (sum, avg, ...): such a column of a float type is refused (finally),
+	// as its sum's last digits depend on the order its rows came in.
+	Summed []string
 	// Rounds, for a partitioned SubqueryRows that is a statement's only
 	// subquery, says the statement answers row by row of the relation (no
 	// aggregate, DISTINCT, window or ORDER BY over it): outside a
@@ -341,6 +346,11 @@ func (s *Subquery) rows(ctx context.Context, x Executor, args Params, limit int,
 				names = append(names, name)
 				if s.Partition != nil && f.Name == s.Partition.Column {
 					part = i
+				}
+				if (f.DataTypeOID == oidFloat4 || f.DataTypeOID == oidFloat8) && slices.Contains(s.Summed, f.Name) {
+					e := Unsupported("a statement that adds up values over rows of several shards with a column of type %s (%s) is not supported: its last digits depend on the order the rows are added in; cast to numeric", typeName(f.DataTypeOID), name)
+					e.Final = true
+					return e
 				}
 				if (f.DataTypeOID == oidFloat4 || f.DataTypeOID == oidFloat8) && !exactFloatText(x) {
 					e := Unsupported("a subquery whose rows span shards with a column of type %s is not supported with extra_float_digits %q: its values would not print exactly", typeName(f.DataTypeOID), x.Setting("extra_float_digits"))
