@@ -35,8 +35,10 @@ func (p *planning) pullSubqueries(s *pg_query.SelectStmt, a *analysis) (engine.P
 		subs[i] = engine.Subquery{Plan: plan, Param: first + i, SQL: sql}
 		switch sl.SubLinkType {
 		case pg_query.SubLinkType_EXPR_SUBLINK:
+			// Cast to the subquery's type with its modifier once known.
 			subs[i].Kind = engine.SubqueryValue
-			replace[sl] = param
+			replace[sl] = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{Arg: param,
+				TypeName: &pg_query.TypeName{Names: []*pg_query.Node{pg_query.MakeStrNode(engine.ValueType(first + i))}, Typemod: -1}}}}
 		case pg_query.SubLinkType_EXISTS_SUBLINK:
 			subs[i].Kind = engine.SubqueryExists
 			replace[sl] = param

@@ -101,6 +101,11 @@ type Partition struct {
 // columns are known: RowsFunction(n)() AS alias(RowsColumns(n)).
 func RowsFunction(param int) string { return "sg_bound_rows_" + strconv.Itoa(param) }
 
+// ValueType names the placeholder type a SubqueryValue's parameter is
+// cast to: the subquery's own type, with its modifier (numeric(10,2)),
+// once known, which the parameter's type alone lacks.
+func ValueType(param int) string { return "sg_bound_type_" + strconv.Itoa(param) }
+
 // PartsFunction names the placeholder of a partitioned SubqueryRows
 // relation, which differs on each shard.
 func PartsFunction(param int) string { return "sg_bound_parts_" + strconv.Itoa(param) }
@@ -270,7 +275,7 @@ func (s *Subquery) run(ctx context.Context, x Executor, args Params, limit int) 
 				if rows > 1 {
 					return &Error{Code: "21000", Message: "more than one row returned by a subquery used as an expression"}
 				}
-				value, null = append([]byte(nil), row[0]...), row[0] == nil
+				value, null = append([]byte{}, row[0]...), row[0] == nil // empty text is not NULL
 			case SubqueryArray:
 				if rows > 1 {
 					array.WriteByte(',')
@@ -293,10 +298,14 @@ func (s *Subquery) run(ctx context.Context, x Executor, args Params, limit int) 
 		return BoundValue{}, internal("subquery %q came without its columns", s.SQL)
 	}
 	if s.Kind == SubqueryValue {
+		v := BoundValue{Text: value, OID: field.DataTypeOID, From: [2]string{"::" + ValueType(s.Param)}}
 		if rows == 0 || null {
-			return BoundValue{OID: field.DataTypeOID}, nil
+			v.Text = nil
 		}
-		return BoundValue{Text: value, OID: field.DataTypeOID}, nil
+		if t, ok := literalType(*field); ok && field.TypeModifier >= 0 {
+			v.To[0] = "::" + t
+		}
+		return v, nil
 	}
 	oid, ok := arrayTypes[field.DataTypeOID]
 	if !ok {
@@ -582,7 +591,11 @@ func (q Query) boundOn(shard string) Query {
 		if values == nil {
 			values = append([]BoundValue(nil), q.Bound...)
 		}
-		q.SQL = strings.ReplaceAll(strings.ReplaceAll(q.SQL, v.From[0], v.To[0]), v.From[1], v.To[1])
+		for j, from := range v.From {
+			if from != "" {
+				q.SQL = strings.ReplaceAll(q.SQL, from, v.To[j])
+			}
+		}
 		if v.PerShard != nil {
 			values[i].Text = v.PerShard[shard]
 			if values[i].Text == nil {

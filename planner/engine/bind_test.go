@@ -150,6 +150,7 @@ func TestBindNoRowsAndTooMany(t *testing.T) {
 	x := &sqlExec{topo: newTopo(), answers: map[string]func(context.Context, string, Query, func(*Batch) error) (Tag, error){
 		"SELECT none":   rowsAnswer("v", oidInt4),
 		"SELECT two":    rowsAnswer("v", oidInt4, []byte("1"), []byte("2")),
+		"SELECT empty":  rowsAnswer("v", oidText, []byte{}),
 		"SELECT * FROM": outerAnswer,
 	}}
 	run := func(kind SubqueryKind, sql string) (*Query, error) {
@@ -167,6 +168,10 @@ func TestBindNoRowsAndTooMany(t *testing.T) {
 	q, err := run(SubqueryValue, "SELECT none")
 	if err != nil || q.Bound[0].Text != nil || q.Bound[0].OID != oidInt4 {
 		t.Errorf("a scalar subquery without rows: %v %+v, want NULL of its type", err, q)
+	}
+	q, err = run(SubqueryValue, "SELECT empty")
+	if err != nil || q.Bound[0].Text == nil || len(q.Bound[0].Text) != 0 {
+		t.Errorf("a scalar subquery of an empty string: %v %+v, want the empty string, not NULL", err, q)
 	}
 	q, err = run(SubqueryExists, "SELECT none")
 	if err != nil || string(q.Bound[0].Text) != "false" {

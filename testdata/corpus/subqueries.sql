@@ -77,3 +77,7 @@ select t.id, t.name from (select id, name from customers where id = 42) t;
 select c.id, c.name, (select count(*) from orders o where o.customer_id = 42) from customers c where c.id = 42;
 select c.id from customers c where c.id = 42 and exists (select 1 from orders o where o.customer_id = 42 and o.customer_id = c.id);
 select id, amount from orders where customer_id = 7 and amount = (select max(amount) from orders where customer_id = 7);
+-- A scalar subquery's column keeps its type modifier (numeric(10,2),
+-- varchar(40)) when the gateway binds its value into the statement.
+select c.id, (select o.amount from orders o where o.id = 13) as a, (select o.note from orders o where o.id = 13) as n from customers c where c.id between 1 and 4;
+select (select max(balance) from customers) as top, (select min(nick) from customers) as least_nick;

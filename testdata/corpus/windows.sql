@@ -72,3 +72,6 @@ select customer_id, id, amount, sum(amount) over (order by id) from orders where
 select customer_id, id, rank() over (order by amount desc nulls last), lag(id) over (order by id) from orders where customer_id = 7;
 select customer_id, id, amount, round(amount / sum(amount) over (), 4) as share from orders where customer_id = 7 order by id limit 15; -- ordered
 select customer_id, id, status, count(*) over (partition by status) from orders where customer_id = 7;
+-- Gathered rows keep empty strings apart from NULLs.
+select nick, count(*) over () as n from customers where nick = '' or nick is null order by nick nulls first, n;
+select coalesce(nick, '<null>') as k, row_number() over (order by id) as r from customers where nick = '' or nick is null order by r; -- ordered
