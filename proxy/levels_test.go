@@ -75,6 +75,26 @@ func TestQueryLevelsAcrossShards(t *testing.T) {
 		t.Errorf("pulled subquery: got %q", got)
 	}
 
+	// With the client's parameters, in the extended protocol: the
+	// subquery and the statement each read theirs, the subquery's value
+	// bound after them.
+	r := c.ExecParams(t.Context(), "select id from users where id > (select avg(id) + $1 from users) and name <> $2 order by id", [][]byte{[]byte("15"), []byte("user 39")}, nil, nil, nil).Read()
+	var got []string
+	for _, row := range r.Rows {
+		got = append(got, string(row[0]))
+	}
+	if r.Err != nil || !slices.Equal(got, []string{"36", "37", "38", "40"}) {
+		t.Errorf("pulled subquery with parameters: %v %q", r.Err, got)
+	}
+	r = c.ExecParams(t.Context(), "select u.id, rank() over (order by u.name desc) from users u where u.id < $1 order by 2", [][]byte{[]byte("4")}, nil, nil, nil).Read()
+	got = nil
+	for _, row := range r.Rows {
+		got = append(got, string(row[0])+"|"+string(row[1]))
+	}
+	if r.Err != nil || !slices.Equal(got, []string{"3|1", "2|2", "1|3"}) {
+		t.Errorf("gathered window with a parameter: %v %q", r.Err, got)
+	}
+
 	// Rows gathered to one shard keep the collation their column declares:
 	// a window over all rows sorts them as Postgres would.
 	ranked := rowsOf(t, c, "select label, rank() over (order by label) from tags where tag < 'tag-09' order by 2")
