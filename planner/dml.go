@@ -112,8 +112,8 @@ func scatterShape(s *pg_query.SelectStmt, b *block) *Error {
 	return windowsOffKey(s, b)
 }
 
-// planWrite plans an UPDATE (set is its SET list) or a DELETE.
-func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, with *pg_query.WithClause, set []*pg_query.Node) (engine.Primitive, error) {
+// planWrite plans an UPDATE (set is its SET list) or a DELETE, stmt.
+func (p *planning) planWrite(stmt *pg_query.Node, target *pg_query.RangeVar, from []*pg_query.Node, where *pg_query.Node, with *pg_query.WithClause, set []*pg_query.Node) (engine.Primitive, error) {
 	if with != nil {
 		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
 	}
@@ -154,7 +154,7 @@ func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, w
 			return nil, unsupported("a write to reference table %s that reads sharded tables is not supported: every copy must get the same rows", t.Name)
 		}
 		if err := checkFunctions(stmtParts(from, where, set), true); err != nil {
-			return nil, err
+			return p.broadcastOnce(stmt, nil, []*pg_query.Node{stmt}, err)
 		}
 		return p.broadcast(), nil
 	}
@@ -169,9 +169,44 @@ func (p *planning) planWrite(target *pg_query.RangeVar, from []*pg_query.Node, w
 	if r.Refusal = a.blocker; r.Refusal == nil {
 		if r.Refusal = checkFunctions(parts, true); r.Refusal == nil {
 			r.Multi = p.scatter(r.Target)
+		} else if multi, err := p.bindOnce(stmt, nil, []*pg_query.Node{stmt}, r.Refusal, func(sql string) engine.Primitive {
+			return &engine.Scatter{Target: r.Target, Query: engine.Query{SQL: sql}}
+		}); err == nil {
+			r.Multi, r.Refusal = multi, nil
 		}
 	}
 	return r, nil
+}
+
+// broadcastOnce plans a write to a reference table's copies whose
+// now(), random() and the like the gateway computes once (see bindOnce).
+func (p *planning) broadcastOnce(stmt *pg_query.Node, values, rest []*pg_query.Node, refusal *Error) (engine.Primitive, error) {
+	prim, err := p.bindOnce(stmt, values, rest, refusal, func(sql string) engine.Primitive {
+		return &engine.Broadcast{Target: engine.Target{Kind: engine.TargetAll}, SQL: sql}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return prim, nil
+}
+
+// bindOnce plans a write across shards whose now(), random() and the
+// like the gateway computes once (see volatile.go): values are its VALUES
+// rows, rest the parts where it answers per row; run makes the write of
+// the rewritten text. refusal is what stands when that cannot be.
+func (p *planning) bindOnce(stmt *pg_query.Node, values, rest []*pg_query.Node, refusal *Error, run func(sql string) engine.Primitive) (engine.Primitive, *Error) {
+	subs, ok := p.bindVolatile(stmt, values, rest)
+	if !ok || len(subs) == 0 {
+		return nil, refusal
+	}
+	if err := checkFunctions(stmt, true); err != nil {
+		return nil, err
+	}
+	sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+	if err != nil {
+		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print the write: %v", err)}
+	}
+	return &engine.Bind{Subqueries: subs, Input: run(sql)}, nil
 }
 
 // broadcast runs the statement on every shard, one after another.
@@ -185,7 +220,7 @@ func stmtParts(from []*pg_query.Node, where *pg_query.Node, set []*pg_query.Node
 	return &pg_query.List{Items: items}
 }
 
-func (p *planning) planInsert(ins *pg_query.InsertStmt) (engine.Primitive, error) {
+func (p *planning) planInsert(stmt *pg_query.Node, ins *pg_query.InsertStmt) (engine.Primitive, error) {
 	if ins.WithClause != nil {
 		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
 	}
@@ -207,7 +242,7 @@ func (p *planning) planInsert(ins *pg_query.InsertStmt) (engine.Primitive, error
 	}
 	if t.Kind == vschema.Reference {
 		if err := checkFunctions(ins, true); err != nil {
-			return nil, err
+			return p.broadcastOnce(stmt, sel.GetValuesLists(), insertRest(ins), err)
 		}
 		return p.broadcast(), nil
 	}
@@ -253,6 +288,17 @@ func (p *planning) planInsert(ins *pg_query.InsertStmt) (engine.Primitive, error
 		// One row goes to one shard: no split to prepare.
 		return split, nil
 	}
+	var bound []engine.Subquery
+	if split.Refusal != nil {
+		// Rows that span shards get the gateway's values.
+		if subs, ok := p.bindVolatile(stmt, sel.ValuesLists, insertRest(ins)); ok && len(subs) > 0 && checkFunctions(ins, true) == nil {
+			sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+			if err != nil {
+				return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print the insert: %v", err)}
+			}
+			split.Query.SQL, split.Refusal, bound = sql, nil, subs
+		}
+	}
 	if split.Prefix, split.Suffix, err = p.valuesFrame(ins); err != nil {
 		return nil, err
 	}
@@ -261,7 +307,20 @@ func (p *planning) planInsert(ins *pg_query.InsertStmt) (engine.Primitive, error
 			return nil, err
 		}
 	}
+	if bound != nil {
+		return &engine.Bind{Subqueries: bound, Input: split}, nil
+	}
 	return split, nil
+}
+
+// insertRest are the parts of an INSERT besides its VALUES rows, where
+// values are computed per row.
+func insertRest(ins *pg_query.InsertStmt) []*pg_query.Node {
+	rest := append([]*pg_query.Node(nil), ins.ReturningList...)
+	if ins.OnConflictClause != nil {
+		rest = append(rest, &pg_query.Node{Node: &pg_query.Node_OnConflictClause{OnConflictClause: ins.OnConflictClause}})
+	}
+	return rest
 }
 
 // valuesMarker stands for the rows of an INSERT while it is printed.

@@ -265,13 +265,13 @@ func (p *planning) plan(stmt *pg_query.Node) (engine.Primitive, error) {
 	case *pg_query.Node_SelectStmt:
 		return p.planSelect(n.SelectStmt)
 	case *pg_query.Node_InsertStmt:
-		return p.planInsert(n.InsertStmt)
+		return p.planInsert(stmt, n.InsertStmt)
 	case *pg_query.Node_UpdateStmt:
 		u := n.UpdateStmt
-		return p.planWrite(u.Relation, u.FromClause, u.WhereClause, u.WithClause, u.TargetList)
+		return p.planWrite(stmt, u.Relation, u.FromClause, u.WhereClause, u.WithClause, u.TargetList)
 	case *pg_query.Node_DeleteStmt:
 		d := n.DeleteStmt
-		return p.planWrite(d.Relation, d.UsingClause, d.WhereClause, d.WithClause, nil)
+		return p.planWrite(stmt, d.Relation, d.UsingClause, d.WhereClause, d.WithClause, nil)
 	case *pg_query.Node_CreateStmt, *pg_query.Node_AlterTableStmt, *pg_query.Node_DropStmt,
 		*pg_query.Node_IndexStmt, *pg_query.Node_TruncateStmt, *pg_query.Node_VacuumStmt:
 		return p.planDDL(stmt)
