@@ -580,6 +580,30 @@ func (e boundExecutor) Query(ctx context.Context, shard string, q Query, emit fu
 	return e.Executor.Query(ctx, shard, q, emit)
 }
 
+// replaceToken replaces each from in s that no digit follows: the
+// placeholder of $1 is the start of $10's.
+func replaceToken(s, from, to string) string {
+	if !strings.Contains(s, from) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, from)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(from)
+		b.WriteString(s[:i])
+		if end < len(s) && s[end] >= '0' && s[end] <= '9' {
+			b.WriteString(from)
+		} else {
+			b.WriteString(to)
+		}
+		s = s[end:]
+	}
+}
+
 // boundOn returns q as it runs on shard: its bound relations in its text,
 // each with that shard's rows.
 func (q Query) boundOn(shard string) Query {
@@ -593,7 +617,7 @@ func (q Query) boundOn(shard string) Query {
 		}
 		for j, from := range v.From {
 			if from != "" {
-				q.SQL = strings.ReplaceAll(q.SQL, from, v.To[j])
+				q.SQL = replaceToken(q.SQL, from, v.To[j])
 			}
 		}
 		if v.PerShard != nil {

@@ -407,3 +407,16 @@ func TestBindRounds(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundOnTokens: a placeholder is replaced only where it stands
+// whole, so $1's does not eat the start of $10's.
+func TestBoundOnTokens(t *testing.T) {
+	var bound []BoundValue
+	for i := 1; i <= 10; i++ {
+		bound = append(bound, BoundValue{OID: oidNumeric, From: [2]string{"::" + ValueType(i)}, To: [2]string{"::pg_catalog.numeric(" + strconv.Itoa(i) + ", 0)"}})
+	}
+	q := Query{SQL: "SELECT $1::" + ValueType(1) + ", $10::" + ValueType(10), Bound: bound, BoundFrom: 1}.boundOn("s0")
+	if want := "SELECT $1::pg_catalog.numeric(1, 0), $10::pg_catalog.numeric(10, 0)"; q.SQL != want {
+		t.Fatalf("got %s\nwant %s", q.SQL, want)
+	}
+}
