@@ -202,9 +202,9 @@ func (p *planning) bindOnce(stmt *pg_query.Node, values, rest []*pg_query.Node, 
 	if err := checkFunctions(stmt, true); err != nil {
 		return nil, err
 	}
-	sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+	sql, err := p.deparse(stmt)
 	if err != nil {
-		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print the write: %v", err)}
+		return nil, err
 	}
 	return &engine.Bind{Subqueries: subs, Input: run(sql)}, nil
 }
@@ -292,9 +292,9 @@ func (p *planning) planInsert(stmt *pg_query.Node, ins *pg_query.InsertStmt) (en
 	if split.Refusal != nil {
 		// Rows that span shards get the gateway's values.
 		if subs, ok := p.bindVolatile(stmt, sel.ValuesLists, insertRest(ins)); ok && len(subs) > 0 && checkFunctions(ins, true) == nil {
-			sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+			sql, err := p.deparse(stmt)
 			if err != nil {
-				return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("print the insert: %v", err)}
+				return nil, err
 			}
 			split.Query.SQL, split.Refusal, bound = sql, nil, subs
 		}

@@ -384,12 +384,6 @@ func (p *planning) sublinkReads(sl *pg_query.SubLink, b *block, inWhere bool) (b
 	return true, nil
 }
 
-// sublink analyzes a subquery of level b, for analyze.
-func (p *planning) sublink(sl *pg_query.SubLink, b *block, inWhere bool) error {
-	_, err := p.sublinkReads(sl, b, inWhere)
-	return err
-}
-
 // pullable reports whether a subquery can run on its own, before the
 // statement, its result bound into it (see pullSubqueries): it refers to
 // no column or WITH query of an enclosing level, and gives a value, a

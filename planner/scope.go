@@ -161,7 +161,7 @@ func (p *planning) analyze(stmt proto.Message, parent *block, where *pg_query.No
 			return parent == nil // a write's FROM: its block has it
 		case *pg_query.SubLink:
 			if parent != nil {
-				err = p.sublink(n, parent, inWhere[n])
+				_, err = p.sublinkReads(n, parent, inWhere[n])
 				return false
 			}
 		case *pg_query.SelectStmt:

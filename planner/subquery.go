@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -37,8 +38,7 @@ func (p *planning) pullSubqueries(s *pg_query.SelectStmt, a *analysis) (engine.P
 		case pg_query.SubLinkType_EXPR_SUBLINK:
 			// Cast to the subquery's type with its modifier once known.
 			subs[i].Kind = engine.SubqueryValue
-			replace[sl] = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{Arg: param,
-				TypeName: &pg_query.TypeName{Names: []*pg_query.Node{pg_query.MakeStrNode(engine.ValueType(first + i))}, Typemod: -1}}}}
+			replace[sl] = valueParam(first + i)
 		case pg_query.SubLinkType_EXISTS_SUBLINK:
 			subs[i].Kind = engine.SubqueryExists
 			replace[sl] = param
@@ -133,14 +133,6 @@ func rowWise(s *pg_query.SelectStmt) bool {
 	return ok
 }
 
-// gathers reports whether a SELECT the shards cannot compute apart may be
-// gathered (see gatherSelect): not when it locks rows, which the copies
-// of them would not.
-func (p *planning) gathers() bool {
-	tree, err := pg_query.Parse(p.sql)
-	return err == nil && len(tree.Stmts) == 1 && tree.Stmts[0].Stmt.GetSelectStmt() != nil && !locks(tree.Stmts[0].Stmt)
-}
-
 // locks reports whether a statement locks rows (FOR UPDATE, FOR SHARE).
 func locks(stmt proto.Message) bool {
 	found := false
@@ -158,13 +150,14 @@ func locks(stmt proto.Message) bool {
 // shards was refused when it ran.
 func Gather(vs *vschema.Keyspace, sql string) (engine.Primitive, error) {
 	tree, err := pg_query.Parse(sql)
-	if err != nil || len(tree.Stmts) != 1 {
-		return nil, &Error{Code: CodeInternal, Message: "gather: not one statement"}
+	if err != nil || len(tree.Stmts) != 1 || tree.Stmts[0].Stmt.GetSelectStmt() == nil {
+		return nil, &Error{Code: CodeInternal, Message: "gather: not one SELECT"}
 	}
-	p := &planning{vs: vs, sql: sql, version: tree.Version}
-	if !p.gathers() {
+	if locks(tree.Stmts[0].Stmt) {
+		// The copies of rows cannot be locked.
 		return nil, unsupported("this statement cannot be gathered")
 	}
+	p := &planning{vs: vs, sql: sql, version: tree.Version}
 	g, perr := p.gatherSelect()
 	if perr != nil {
 		return nil, perr
@@ -521,6 +514,23 @@ func dropPulledWith(s *pg_query.SelectStmt, relations []boundRelation) {
 		}
 		return true
 	})
+}
+
+// valueParam is parameter n cast to the placeholder of its type, which
+// engine.Bind replaces with the value's own type and modifier.
+func valueParam(n int) *pg_query.Node {
+	return &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+		Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: &pg_query.ParamRef{Number: int32(n)}}},
+		TypeName: &pg_query.TypeName{Names: []*pg_query.Node{pg_query.MakeStrNode(engine.ValueType(n))}, Typemod: -1}}}}
+}
+
+// deparse prints a statement the planner rewrote.
+func (p *planning) deparse(stmt *pg_query.Node) (string, *Error) {
+	sql, err := pg_query.Deparse(&pg_query.ParseResult{Version: p.version, Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+	if err != nil {
+		return "", &Error{Code: CodeInternal, Message: fmt.Sprintf("print the rewritten statement: %v", err)}
+	}
+	return sql, nil
 }
 
 // planSubquery plans a subquery that runs on its own.

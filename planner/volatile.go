@@ -110,9 +110,7 @@ func (p *planning) bindVolatile(stmt *pg_query.Node, values, rest []*pg_query.No
 	replace := map[*pg_query.Node]*pg_query.Node{}
 	for i, c := range calls {
 		sql := "SELECT " + c.text
-		param := &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: &pg_query.ParamRef{Number: int32(first + i)}}}
-		replace[c.node] = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{Arg: param,
-			TypeName: &pg_query.TypeName{Names: []*pg_query.Node{pg_query.MakeStrNode(engine.ValueType(first + i))}, Typemod: -1}}}}
+		replace[c.node] = valueParam(first + i)
 		subs = append(subs, engine.Subquery{
 			Plan:  &engine.Route{Target: engine.Target{Kind: engine.TargetAny}, Query: engine.Query{SQL: sql}},
 			Kind:  engine.SubqueryValue,
