@@ -420,3 +420,27 @@ func TestBoundOnTokens(t *testing.T) {
 		t.Fatalf("got %s\nwant %s", q.SQL, want)
 	}
 }
+
+// TestBindRowsPartitionType: a join column whose printed value would not
+// hash as the key it equals (char(n) keeps trailing spaces a comparison
+// with text drops) is refused before any row, not finally: the statement
+// may gather instead.
+func TestBindRowsPartitionType(t *testing.T) {
+	x := &sqlExec{topo: newTopo(), answers: map[string]func(context.Context, string, Query, func(*Batch) error) (Tag, error){
+		"SELECT * FROM c": rowsAnswer("code", oidBpchar, []byte("a   ")),
+		"SELECT c.code":   outerAnswer,
+	}}
+	b := &Bind{
+		Subqueries: []Subquery{{Plan: &Route{Target: Target{Kind: TargetAny}, Query: Query{SQL: "SELECT * FROM c"}}, Kind: SubqueryRows, Param: 1,
+			SQL: "SELECT * FROM c", Partition: &Partition{Column: "code", Table: testTable(t)}}},
+		Input: &Scatter{Target: Target{Kind: TargetAll}, Query: Query{SQL: "SELECT c.code FROM " + PartsFunction(1) + "() c(" + RowsColumns(1) + ")"}},
+	}
+	_, err := collect(t, b, x)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != "0A000" || e.Final {
+		t.Fatalf("a char(n) join column: %v, want a refusal that is not final", err)
+	}
+	if n := len(x.callsOf("SELECT c.code")); n != 0 {
+		t.Fatalf("the statement ran %d times", n)
+	}
+}
