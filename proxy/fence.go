@@ -303,8 +303,7 @@ func (s *session) waitStanding(ctx context.Context, ks *topology.Keyspace) (wait
 	}
 	deadline := time.Now().Add(fenceHoldMax)
 	for ; ; waited = true {
-		lapsed, rejoined := s.srv.standing()
-		if !lapsed && s.srv.topo().Revision >= rejoined {
+		if s.srv.standing() {
 			if !waited {
 				return false, nil
 			}

@@ -40,10 +40,12 @@ type Config struct {
 	// Workflows reads the reshard workflows, to name the one a schema
 	// change waits for; nil names none.
 	Workflows func(context.Context) ([]topology.Workflow, error)
-	// Standing says whether this gateway may have dropped out of the
-	// gateways a reshard cutover waits for (see
-	// topology.Registration.Standing); nil: it never does.
-	Standing func() (lapsed bool, rejoined int64)
+	// Standing says whether this gateway is among the gateways a reshard
+	// cutover waits for: its etcd lease is surely alive (see
+	// topology.Registration.Standing), and its topology has every change
+	// made up to when it last registered. A gateway not in standing may
+	// have missed a cutover made without it. nil: always in standing.
+	Standing func() bool
 	// Shadow keeps what this gateway's shadow reads of reshard workflows
 	// found; nil keeps it in the gateway alone.
 	Shadow ShadowLog
@@ -146,7 +148,7 @@ type Server struct {
 	owned     *ownedRows // multi-shard statements for shards that keep copies
 	schema    SchemaLog
 	workflows func(context.Context) ([]topology.Workflow, error)
-	standing  func() (lapsed bool, rejoined int64)
+	standing  func() bool
 	// streams follows the reshard streams of sources whose reads are
 	// steered; shadows runs the shadow reads; steered counts the reads
 	// of moving logical shards by where they ran.

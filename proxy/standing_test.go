@@ -24,7 +24,7 @@ func TestWritesWaitForStanding(t *testing.T) {
 	g.cur.Store(snap)
 	var lapsed atomic.Bool
 	var rejoined atomic.Int64
-	g.srv.standing = func() (bool, int64) { return lapsed.Load(), rejoined.Load() }
+	g.srv.standing = func() bool { return !lapsed.Load() && g.cur.Load().Revision >= rejoined.Load() }
 
 	c := g.connect(t, "app", "")
 	exec(t, c, "insert into users (id, name) values (1, 'before')")

@@ -24,13 +24,35 @@ type Watcher struct {
 	ready  chan struct{}
 	once   sync.Once
 	notify func(*Snapshot)
+
+	// through is the etcd revision up to which the current snapshot holds
+	// every topology change: its own, or later once etcd told the watch
+	// that nothing changed since. progress asks the watch for that news.
+	through  atomic.Int64
+	progress chan struct{}
 }
 
 // NewWatcher returns a Watcher for store. Call Run to start it. notify, if
 // not nil, is called (from Run's goroutine) after each new snapshot is
 // installed.
 func NewWatcher(store *Store, log *zap.Logger, notify func(*Snapshot)) *Watcher {
-	return &Watcher{store: store, log: log, ready: make(chan struct{}), notify: notify}
+	return &Watcher{store: store, log: log, ready: make(chan struct{}), notify: notify, progress: make(chan struct{}, 1)}
+}
+
+// Current reports whether the current snapshot holds every topology
+// change made up to etcd revision rev. When it does not know yet, it asks
+// etcd (at most one request at a time) to tell the watch how far it is,
+// so a caller polling it sees true soon after the watch caught up, even
+// while no topology key changes.
+func (w *Watcher) Current(rev int64) bool {
+	if w.through.Load() >= rev {
+		return true
+	}
+	select {
+	case w.progress <- struct{}{}:
+	default:
+	}
+	return false
 }
 
 // Snapshot returns the current topology, or nil before the first load.
@@ -109,6 +131,7 @@ func (w *Watcher) follow(ctx context.Context) (loaded bool, err error) {
 	// watch, so that a gateway acknowledging it has really applied every
 	// topology change up to it; users may be more recent than it.
 	topoRev := rev
+	var asked time.Time
 	for {
 		var wr clientv3.WatchResponse
 		var ok, isTopo bool
@@ -116,6 +139,12 @@ func (w *Watcher) follow(ctx context.Context) (loaded bool, err error) {
 		case wr, ok = <-topo:
 			isTopo = true
 		case wr, ok = <-users:
+		case <-w.progress:
+			if time.Since(asked) >= progressEvery {
+				asked = time.Now()
+				w.requestProgress(wctx)
+			}
+			continue
 		}
 		if !ok {
 			break
@@ -162,12 +191,30 @@ func (w *Watcher) follow(ctx context.Context) (loaded bool, err error) {
 		}
 		if changed {
 			w.install(topoRev, kv)
+		} else if isTopo {
+			w.through.Store(max(w.through.Load(), topoRev))
 		}
 	}
 	if ctx.Err() == nil {
 		return true, errors.New("etcd closed the watch")
 	}
 	return true, ctx.Err()
+}
+
+// progressEvery spaces the progress requests of waiting callers.
+const progressEvery = 50 * time.Millisecond
+
+// requestProgress asks etcd for a progress notification on the watches of
+// wctx, in the background: the request waits on the stream whose
+// responses this goroutine reads. etcd answers once the watches caught up
+// with its current revision; an unanswered request is asked again by the
+// next Current.
+func (w *Watcher) requestProgress(wctx context.Context) {
+	go func() {
+		ctx, cancel := context.WithTimeout(wctx, 5*time.Second)
+		defer cancel()
+		_ = w.store.cli.RequestProgress(ctx)
+	}()
 }
 
 func (w *Watcher) logSkippedUser(err error) {
@@ -183,6 +230,7 @@ func (w *Watcher) install(rev int64, kv map[string][]byte) {
 		return
 	}
 	w.cur.Store(snap)
+	w.through.Store(max(w.through.Load(), rev))
 	w.once.Do(func() { close(w.ready) })
 	w.log.Info("topology installed", zap.Int64("revision", rev), zap.Int("keyspaces", len(snap.Keyspaces)), zap.Int("shards", len(snap.Shards)), zap.Int("users", len(snap.Users)))
 	if w.notify != nil {

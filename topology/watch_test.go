@@ -604,3 +604,53 @@ func TestWatcherIgnoresGatewaysAndTwoPC(t *testing.T) {
 		t.Fatalf("watcher snapshot:\n%s\nStore.Load:\n%s", describe(w.Snapshot()), describe(want))
 	}
 }
+
+// TestWatcherCurrent: Current tells whether the snapshot holds every
+// topology change up to a revision. A revision reached by other keys
+// alone (a gateway registering again) becomes current without any
+// topology change, once etcd tells the watch it caught up; one past a
+// topology change becomes current once that change is installed.
+func TestWatcherCurrent(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	addShards(t, s, "a", "b")
+	if err := s.CreateKeyspace(ctx, "app", 4, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := watcherLogger(t)
+	w := NewWatcher(s, log, nil)
+	runWatcher(t, w)
+	waitReady(t, w)
+	if !w.Current(w.Snapshot().Revision) {
+		t.Fatal("the first snapshot is not current at its own revision")
+	}
+
+	// Only keys the topology does not read change.
+	resp, err := te.cli.Put(ctx, s.prefix+"gateways/gw1", "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := w.Snapshot()
+	eventually(t, func() bool { return w.Current(resp.Header.Revision) }, 10*time.Second,
+		"the snapshot current at a revision reached by a gateway key alone")
+	if w.Snapshot() != installed {
+		t.Fatal("a new snapshot was installed, though no topology key changed")
+	}
+
+	// A topology change comes first.
+	if _, err := s.MoveLogicalShards(ctx, "app", 0, 0, "b"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = te.cli.Put(ctx, s.prefix+"gateways/gw1", "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return w.Current(resp.Header.Revision) }, 10*time.Second,
+		"the snapshot current after the move")
+	if m := appMap(w); m == nil || m.Version != 2 {
+		t.Fatalf("current past the move, and the snapshot's map is %v", m)
+	}
+}

@@ -203,7 +203,10 @@ func run(ctx context.Context, cfg config, log *zap.Logger, level zap.AtomicLevel
 	}
 	srv := proxy.NewServer(proxy.Config{
 		Topology: watcher.Snapshot, Pools: pools, Log: log.Named("proxy"),
-		TwoPC: store, Schema: store, Workflows: store.Workflows, Shadow: store, Standing: reg.Standing, GatewayID: gatewayID, Hooks: crashHooks(os.Getenv("SHARDGATE_TEST_CRASH")),
+		TwoPC: store, Schema: store, Workflows: store.Workflows, Shadow: store, Standing: func() bool {
+			lapsed, rejoined := reg.Standing()
+			return !lapsed && watcher.Current(rejoined)
+		}, GatewayID: gatewayID, Hooks: crashHooks(os.Getenv("SHARDGATE_TEST_CRASH")),
 		MaxClientConns: int(cfg.MaxClientConns), MaxClientConnsPerUser: int(cfg.MaxConnsPerUser),
 		Auth: proxy.AuthMode(cfg.Auth), TLS: clientTLS, SSLMode: proxy.SSLMode(cfg.SSL),
 		StartupTimeout: cfg.StartupTimeout, MaxMessageSize: int(cfg.MaxMessageSize), MaxStatementSize: int(cfg.MaxStatement), ClientWriteTimeout: cfg.ClientWrite, Metrics: metrics,
