@@ -10,33 +10,140 @@ import (
 	"github.com/shardgate/shardgate/vschema"
 )
 
-// planDDL sends schema changes of vschema tables to every shard of the
-// keyspace, after refusing definitions that sharding would make wrong.
+// planDDL sends schema changes to every shard of the keyspace, after
+// refusing definitions that sharding would make wrong: one transaction
+// there, committed on all or none (see the proxy), except for the few
+// statements Postgres runs outside a transaction.
 func (p *planning) planDDL(stmt *pg_query.Node) (engine.Primitive, error) {
-	var err error
-	switch n := stmt.Node.(type) {
-	case *pg_query.Node_CreateStmt:
-		err = p.checkCreate(n.CreateStmt)
-	case *pg_query.Node_AlterTableStmt:
-		err = p.checkAlter(n.AlterTableStmt)
-	case *pg_query.Node_IndexStmt:
-		err = p.checkIndex(n.IndexStmt)
-	case *pg_query.Node_DropStmt:
-		err = p.checkDrop(n.DropStmt)
-	case *pg_query.Node_TruncateStmt:
-		for _, r := range n.TruncateStmt.Relations {
-			if _, err = p.vschemaTable(r.GetRangeVar()); err != nil {
-				break
-			}
-		}
-	case *pg_query.Node_VacuumStmt:
-		// VACUUM and ANALYZE change no data; run them everywhere.
-	}
-	if err != nil {
+	if err := p.checkDDL(stmt); err != nil {
 		return nil, err
 	}
 	// Every shard with the tables: a reshard's targets too.
-	return &engine.Broadcast{Target: engine.Target{Kind: engine.TargetSchema}, SQL: p.sql}, nil
+	return &engine.Broadcast{Target: engine.Target{Kind: engine.TargetSchema}, SQL: p.sql, Apart: noTransaction(stmt), Undo: undo(stmt)}, nil
+}
+
+// undo removes the invalid index a failed CREATE INDEX CONCURRENTLY leaves
+// behind, so that it can be run again, IF NOT EXISTS or not. An index
+// without a name cannot be found again: Postgres chose it.
+func undo(stmt *pg_query.Node) *engine.Undo {
+	ix := stmt.GetIndexStmt()
+	if ix == nil || !ix.Concurrent || ix.Idxname == "" {
+		return nil
+	}
+	name := quoteIdent(ix.Idxname)
+	if s := ix.Relation.GetSchemaname(); s != "" {
+		name = quoteIdent(s) + "." + name
+	}
+	return &engine.Undo{
+		Check: "SELECT 1 FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass(" + quoteLiteral(name) + ") AND NOT indisvalid",
+		SQL:   "DROP INDEX CONCURRENTLY IF EXISTS " + name,
+	}
+}
+
+// checkDDL refuses a schema change that sharding would make wrong.
+func (p *planning) checkDDL(stmt *pg_query.Node) error {
+	switch n := stmt.Node.(type) {
+	case *pg_query.Node_CreateStmt:
+		return p.checkCreate(n.CreateStmt)
+	case *pg_query.Node_AlterTableStmt:
+		return p.checkAlter(n.AlterTableStmt)
+	case *pg_query.Node_IndexStmt:
+		return p.checkIndex(n.IndexStmt)
+	case *pg_query.Node_DropStmt:
+		return p.checkDrop(n.DropStmt)
+	case *pg_query.Node_TruncateStmt:
+		for _, r := range n.TruncateStmt.Relations {
+			if _, err := p.vschemaTable(r.GetRangeVar()); err != nil {
+				return err
+			}
+		}
+	case *pg_query.Node_CreateSchemaStmt:
+		return p.checkSchemaElements(n.CreateSchemaStmt)
+	case *pg_query.Node_RenameStmt:
+		return p.checkRename(n.RenameStmt)
+	case *pg_query.Node_AlterObjectSchemaStmt:
+		if rv := n.AlterObjectSchemaStmt.Relation; rv != nil && p.listed(rv) != nil {
+			return unsupported("moving table %s to another schema is not supported: the vschema names it by its schema", vschema.TableName(rv.Schemaname, rv.Relname))
+		}
+	case *pg_query.Node_CreateTableAsStmt:
+		if n.CreateTableAsStmt.Objtype != pg_query.ObjectType_OBJECT_MATVIEW {
+			return unsupported("CREATE TABLE ... AS is not supported on a sharded keyspace; create the table, then INSERT ... SELECT")
+		}
+	}
+	return nil
+}
+
+// schemaChange reports whether stmt is a schema change planDDL runs on every
+// shard: tables and the objects around them (schemas, types, functions,
+// views, triggers, sequences, extensions, policies, comments, privileges)
+// and DO blocks, which migrations use to make them. Objects of the whole
+// server (roles, databases, tablespaces) are not: shards may share one.
+func schemaChange(stmt *pg_query.Node) bool {
+	switch stmt.Node.(type) {
+	case *pg_query.Node_CreateStmt, *pg_query.Node_AlterTableStmt, *pg_query.Node_DropStmt,
+		*pg_query.Node_IndexStmt, *pg_query.Node_TruncateStmt, *pg_query.Node_VacuumStmt,
+		*pg_query.Node_CreateSchemaStmt, *pg_query.Node_RenameStmt, *pg_query.Node_AlterObjectSchemaStmt,
+		*pg_query.Node_AlterOwnerStmt, *pg_query.Node_CreateEnumStmt, *pg_query.Node_AlterEnumStmt,
+		*pg_query.Node_CompositeTypeStmt, *pg_query.Node_CreateDomainStmt, *pg_query.Node_AlterDomainStmt,
+		*pg_query.Node_CreateRangeStmt, *pg_query.Node_AlterTypeStmt, *pg_query.Node_DefineStmt,
+		*pg_query.Node_CreateFunctionStmt, *pg_query.Node_AlterFunctionStmt, *pg_query.Node_ViewStmt,
+		*pg_query.Node_CreateTableAsStmt, *pg_query.Node_RefreshMatViewStmt, *pg_query.Node_CreateTrigStmt,
+		*pg_query.Node_CreateEventTrigStmt, *pg_query.Node_AlterEventTrigStmt, *pg_query.Node_RuleStmt,
+		*pg_query.Node_CreateExtensionStmt, *pg_query.Node_AlterExtensionStmt, *pg_query.Node_AlterExtensionContentsStmt,
+		*pg_query.Node_CreateSeqStmt, *pg_query.Node_AlterSeqStmt, *pg_query.Node_CreatePolicyStmt,
+		*pg_query.Node_AlterPolicyStmt, *pg_query.Node_CommentStmt, *pg_query.Node_SecLabelStmt,
+		*pg_query.Node_GrantStmt, *pg_query.Node_AlterDefaultPrivilegesStmt, *pg_query.Node_DoStmt,
+		*pg_query.Node_CreateCastStmt, *pg_query.Node_CreateOpClassStmt, *pg_query.Node_CreateOpFamilyStmt,
+		*pg_query.Node_AlterOpFamilyStmt, *pg_query.Node_AlterOperatorStmt, *pg_query.Node_CreateConversionStmt,
+		*pg_query.Node_CreateTransformStmt, *pg_query.Node_CreateStatsStmt, *pg_query.Node_AlterStatsStmt,
+		*pg_query.Node_AlterCollationStmt, *pg_query.Node_AlterTsdictionaryStmt, *pg_query.Node_AlterTsconfigurationStmt,
+		*pg_query.Node_ReindexStmt, *pg_query.Node_DropOwnedStmt, *pg_query.Node_ReassignOwnedStmt:
+		return true
+	}
+	return false
+}
+
+// listed returns the vschema table rv names, nil if none.
+func (p *planning) listed(rv *pg_query.RangeVar) *vschema.Table {
+	return p.vs.Table(vschema.TableName(rv.Schemaname, rv.Relname))
+}
+
+// checkSchemaElements checks the objects CREATE SCHEMA makes with it, which
+// are made in the new schema.
+func (p *planning) checkSchemaElements(cs *pg_query.CreateSchemaStmt) error {
+	for _, e := range cs.SchemaElts {
+		for _, rv := range []*pg_query.RangeVar{e.GetCreateStmt().GetRelation(), e.GetIndexStmt().GetRelation(), e.GetViewStmt().GetView(), e.GetCreateSeqStmt().GetSequence(), e.GetCreateTrigStmt().GetRelation()} {
+			if rv != nil && rv.Schemaname == "" {
+				rv.Schemaname = cs.Schemaname
+			}
+		}
+		if err := p.checkDDL(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRename refuses renaming what the vschema names: a table, its
+// sharding column, the schema of a table.
+func (p *planning) checkRename(r *pg_query.RenameStmt) error {
+	switch r.RenameType {
+	case pg_query.ObjectType_OBJECT_TABLE:
+		if t := p.listed(r.Relation); t != nil {
+			return unsupported("renaming table %s is not supported: the vschema names it; add the new name to the vschema, copy the rows, then drop the old table", t.Name)
+		}
+	case pg_query.ObjectType_OBJECT_COLUMN:
+		if t := p.listed(r.Relation); t != nil && t.Kind == vschema.Sharded && r.Subname == t.Column {
+			return unsupported("renaming sharding column %s.%s is not supported: the vschema names it", t.Name, t.Column)
+		}
+	case pg_query.ObjectType_OBJECT_SCHEMA:
+		for _, name := range p.vs.TableNames() {
+			if strings.HasPrefix(name, r.Subname+".") {
+				return unsupported("renaming schema %s is not supported: the vschema names table %s in it", r.Subname, name)
+			}
+		}
+	}
+	return nil
 }
 
 // reshardSafe reports whether stmt is a schema change that may run while a
@@ -174,10 +281,10 @@ func checkConstraint(t *vschema.Table, con *pg_query.Constraint, column string) 
 	case pg_query.ConstrType_CONSTR_IDENTITY:
 		return unsupported("identity column %s.%s is not supported on a sharded keyspace: each shard would hand out the same ids", t.Name, column)
 	case pg_query.ConstrType_CONSTR_DEFAULT:
-		if t.Kind == vschema.Reference {
-			if err := checkFunctions(con.RawExpr, true); err != nil {
-				return fmt.Errorf("default of %s.%s: %w", t.Name, column, err)
-			}
+		// Each shard's sequence would repeat the others' values; each
+		// copy of a reference table would store its own volatile value.
+		if err := checkFunctions(con.RawExpr, t.Kind == vschema.Reference); err != nil {
+			return fmt.Errorf("default of %s.%s: %w", t.Name, column, err)
 		}
 	case pg_query.ConstrType_CONSTR_PRIMARY, pg_query.ConstrType_CONSTR_UNIQUE, pg_query.ConstrType_CONSTR_EXCLUSION:
 		if t.Kind != vschema.Sharded {
@@ -243,8 +350,8 @@ func (p *planning) checkAlter(a *pg_query.AlterTableStmt) error {
 				}
 			}
 		case pg_query.AlterTableType_AT_ColumnDefault:
-			if t.Kind == vschema.Reference && cmd.Def != nil {
-				if err := checkFunctions(cmd.Def, true); err != nil {
+			if cmd.Def != nil {
+				if err := checkFunctions(cmd.Def, t.Kind == vschema.Reference); err != nil {
 					return err
 				}
 			}
@@ -254,9 +361,13 @@ func (p *planning) checkAlter(a *pg_query.AlterTableStmt) error {
 }
 
 func (p *planning) checkIndex(ix *pg_query.IndexStmt) error {
-	t, err := p.vschemaTable(ix.Relation)
-	if err != nil {
-		return err
+	t, catalog, err := p.resolve(ix.Relation)
+	switch {
+	case catalog:
+		return unsupported("changing system catalogs through shardgate is not supported")
+	case err != nil:
+		// Not a table of the vschema: a materialized view's index.
+		return nil
 	}
 	if !ix.Unique || t.Kind != vschema.Sharded {
 		return nil

@@ -9,24 +9,33 @@ import (
 	"github.com/cockroachdb/datadriven"
 
 	"github.com/shardgate/shardgate/planner/engine"
+	"github.com/shardgate/shardgate/vschema"
 )
 
-// TestGolden plans the SQL of testdata/plans and testdata/levels (nested
-// query levels: WITH, subqueries, set operations) and compares the printed plan
+// TestGolden plans the SQL of testdata/plans, testdata/levels (nested
+// query levels: WITH, subqueries, set operations) and testdata/ddl (schema
+// changes; "plan learning" plans under unlisted_tables: reference) and compares the printed plan
 // trees (plan) or refusals (plan-error) with the expected ones. Each plan
 // is followed by where it runs against the fake topology ("-> s0, s1"), or
 // the error running it gives. Regenerate with
 // `go test ./planner -run Golden -rewrite` and review the diff.
 func TestGolden(t *testing.T) {
 	f := newFake(t)
-	for _, file := range []string{"testdata/plans", "testdata/levels"} {
+	for _, file := range []string{"testdata/plans", "testdata/levels", "testdata/ddl"} {
 		t.Run(file, func(t *testing.T) { golden(t, f, file) })
 	}
 }
 
 func golden(t *testing.T, f *fakeTopology, file string) {
 	datadriven.RunTest(t, file, func(t *testing.T, d *datadriven.TestData) string {
-		stmts, err := Plan(f.vs, d.Input)
+		vs := f.vs
+		if d.HasArg("learning") {
+			// unlisted_tables: reference
+			learning := *f.vs
+			learning.UnlistedTables = vschema.ReferenceUnlisted
+			vs = &learning
+		}
+		stmts, err := Plan(vs, d.Input)
 		switch d.Cmd {
 		case "plan":
 			if err != nil {
@@ -34,10 +43,13 @@ func golden(t *testing.T, f *fakeTopology, file string) {
 			}
 			var b strings.Builder
 			for _, st := range stmts {
+				if len(st.Learns) > 0 {
+					fmt.Fprintf(&b, "Learns %s\n", strings.Join(st.Learns, ", "))
+				}
 				switch {
 				case st.Root != nil:
 					b.WriteString(engine.Format(st.Root))
-					if calls, err := f.run(st.SQL, nil); err != nil {
+					if calls, err := f.runPlan(st.Root, nil); err != nil {
 						fmt.Fprintf(&b, "-> error %s\n", err)
 					} else {
 						fmt.Fprintf(&b, "-> %s\n", strings.Join(shardsOf(calls), ", "))

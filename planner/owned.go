@@ -125,10 +125,10 @@ func fromTables(items []*pg_query.Node, out []*pg_query.RangeVar) []*pg_query.Ra
 
 // table returns the sharded table rv names, nil for anything else.
 func (r *passOver) table(rv *pg_query.RangeVar) *vschema.Table {
-	if rv == nil || rv.Schemaname != "" && rv.Schemaname != "public" {
+	if rv == nil {
 		return nil
 	}
-	t := r.vs.Table(rv.Relname)
+	t := r.vs.Table(vschema.TableName(rv.Schemaname, rv.Relname))
 	if t == nil || t.Kind != vschema.Sharded {
 		return nil
 	}

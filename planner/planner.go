@@ -63,6 +63,11 @@ type Statement struct {
 	// through, which reach its targets too (see reshardSafe); other ones
 	// wait until it ends.
 	DuringReshard bool
+	// Learns names the tables the statement creates that the vschema does
+	// not list, under unlisted_tables: reference: the gateway records them
+	// as reference tables before it runs (topology.Store.
+	// LearnReferenceTables), and the statements after it plan with them.
+	Learns []string
 	// SessionState names the state the statement may leave on its backend
 	// connection beyond settings ("temporary tables", "cursors", ...), or
 	// is "": the session must keep that connection while the state lasts.
@@ -180,7 +185,9 @@ func Plan(vs *vschema.Keyspace, sql string) ([]*Statement, error) {
 	out := make([]*Statement, 0, len(tree.Stmts))
 	for _, raw := range tree.Stmts {
 		text := statementText(sql, raw)
-		st := &Statement{SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
+		learns := learnedTables(vs, raw.Stmt)
+		vs = vs.WithReference(learns...)
+		st := &Statement{Learns: learns, SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
 			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil, Discards: discards(raw.Stmt),
 			SessionState: sessionState(raw.Stmt), Fetch: raw.Stmt.GetFetchStmt() != nil, ChangesSchema: changesSchema(raw.Stmt), DuringReshard: reshardSafe(raw.Stmt),
 			Deallocate: raw.Stmt.GetDeallocateStmt().GetName(), Signal: signal(raw.Stmt)}
@@ -202,6 +209,34 @@ func Plan(vs *vschema.Keyspace, sql string) ([]*Statement, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// learnedTables names the tables stmt creates that vs does not list, when
+// vs makes such tables reference tables.
+func learnedTables(vs *vschema.Keyspace, stmt *pg_query.Node) []string {
+	if vs == nil || !vs.Sharded || vs.UnlistedTables != vschema.ReferenceUnlisted {
+		return nil
+	}
+	var out []string
+	learn := func(rv *pg_query.RangeVar, schema string) {
+		if rv == nil || temporary(rv) {
+			return
+		}
+		if rv.Schemaname != "" {
+			schema = rv.Schemaname
+		}
+		name := vschema.TableName(schema, rv.Relname)
+		if vs.Table(name) == nil && vschema.ValidTableName(name) == nil {
+			out = append(out, name)
+		}
+	}
+	learn(stmt.GetCreateStmt().GetRelation(), "")
+	if cs := stmt.GetCreateSchemaStmt(); cs != nil {
+		for _, e := range cs.SchemaElts {
+			learn(e.GetCreateStmt().GetRelation(), cs.Schemaname)
+		}
+	}
+	return out
 }
 
 // statementText cuts one statement out of a multi-statement string.
@@ -272,13 +307,13 @@ func (p *planning) plan(stmt *pg_query.Node) (engine.Primitive, error) {
 	case *pg_query.Node_DeleteStmt:
 		d := n.DeleteStmt
 		return p.planWrite(stmt, d.Relation, d.UsingClause, d.WhereClause, d.WithClause, nil)
-	case *pg_query.Node_CreateStmt, *pg_query.Node_AlterTableStmt, *pg_query.Node_DropStmt,
-		*pg_query.Node_IndexStmt, *pg_query.Node_TruncateStmt, *pg_query.Node_VacuumStmt:
-		return p.planDDL(stmt)
 	case *pg_query.Node_VariableShowStmt:
 		return p.anyShard(), nil
 	case *pg_query.Node_ExplainStmt:
 		return p.planExplain(n.ExplainStmt)
+	}
+	if schemaChange(stmt) {
+		return p.planDDL(stmt)
 	}
 	return nil, unsupported("%s is not supported on a sharded keyspace yet", statementKind(p.sql))
 }
@@ -302,6 +337,15 @@ func noTransaction(stmt *pg_query.Node) bool {
 		return n.IndexStmt.Concurrent
 	case *pg_query.Node_DropStmt:
 		return n.DropStmt.Concurrent
+	case *pg_query.Node_ReindexStmt:
+		if k := n.ReindexStmt.Kind; k == pg_query.ReindexObjectType_REINDEX_OBJECT_DATABASE || k == pg_query.ReindexObjectType_REINDEX_OBJECT_SYSTEM {
+			return true
+		}
+		for _, o := range n.ReindexStmt.Params {
+			if o.GetDefElem().GetDefname() == "concurrently" {
+				return true
+			}
+		}
 	}
 	return false
 }

@@ -77,8 +77,13 @@ func (f *fakeTopology) run(sql string, args engine.Params) ([]call, error) {
 	if err != nil {
 		return nil, err
 	}
+	return f.runPlan(stmts[0].Root, args)
+}
+
+// runPlan runs a plan against the fake and returns what it sent where.
+func (f *fakeTopology) runPlan(root engine.Primitive, args engine.Params) ([]call, error) {
 	r := &recorder{topo: f}
-	if _, err := stmts[0].Root.Stream(context.Background(), r, args, func(*engine.Batch) error { return nil }); err != nil {
+	if _, err := root.Stream(context.Background(), r, args, func(*engine.Batch) error { return nil }); err != nil {
 		return nil, err
 	}
 	slices.SortStableFunc(r.calls, func(a, b call) int { return strings.Compare(a.shard, b.shard) })
@@ -106,6 +111,7 @@ keyspaces:
       sessions: {column: token, type: text}
       devices: {column: id, type: uuid}
       countries: {kind: reference}
+      billing.invoices: {column: account_id, type: bigint}
 `
 
 func newFake(t testing.TB) *fakeTopology {
@@ -260,6 +266,8 @@ func TestPlanRefusals(t *testing.T) {
 		{"update users set seen = random()", CodeFeatureNotSupported, "random()"},
 		{"insert into users (id, n) values (1, nextval('s'))", CodeFeatureNotSupported, "nextval()"},
 		{"create table users (id serial primary key)", CodeFeatureNotSupported, "serial"},
+		{"create table orders (user_id bigint, n bigint default nextval('order_numbers'))", CodeFeatureNotSupported, "nextval()"},
+		{"alter table orders alter column n set default nextval('order_numbers')", CodeFeatureNotSupported, "nextval()"},
 		{"create table users (id text)", CodeFeatureNotSupported, "declared as text"},
 		{"create table users (id bigint, email text unique)", CodeFeatureNotSupported, "unique"},
 		{"create table orders (id bigint primary key, user_id bigint)", CodeFeatureNotSupported, "unique"},
@@ -267,7 +275,14 @@ func TestPlanRefusals(t *testing.T) {
 		{"create unique index on users (name)", CodeFeatureNotSupported, "unique"},
 		{"alter table users drop column id", CodeFeatureNotSupported, "sharding column"},
 		{"select set_config('a', 'b', false) from users", CodeFeatureNotSupported, "set_config()"},
-		{"create function f() returns int as 'select 1' language sql", CodeFeatureNotSupported, "CREATE FUNCTION"},
+		{"create role reader", CodeFeatureNotSupported, "CREATE ROLE"},
+		{"alter table users rename to people", CodeFeatureNotSupported, "renaming table users"},
+		{"alter table billing.invoices rename column account_id to acct", CodeFeatureNotSupported, "renaming sharding column"},
+		{"alter schema billing rename to money", CodeFeatureNotSupported, "billing.invoices"},
+		{"alter table users set schema billing", CodeFeatureNotSupported, "another schema"},
+		{"create table copy as select * from users", CodeFeatureNotSupported, "CREATE TABLE ... AS"},
+		{"create schema billing create table bills (id bigint)", CodeUndefinedTable, "billing.bills"},
+		{"create table billing.invoices (id bigint primary key, account_id bigint)", CodeFeatureNotSupported, "unique"},
 		{"with x as (delete from users returning id) select * from x", CodeFeatureNotSupported, "WITH"},
 		{"create temp table t (a int)", CodeFeatureNotSupported, "temporary"},
 		{"select pg_advisory_lock(id) from users where id = 1", CodeFeatureNotSupported, "anchor shard"},

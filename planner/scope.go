@@ -413,16 +413,15 @@ func (p *planning) resolve(rv *pg_query.RangeVar) (t *vschema.Table, catalog boo
 	switch rv.Schemaname {
 	case "pg_catalog", "information_schema":
 		return nil, true, nil
-	case "", "public":
-		if t := p.vs.Table(rv.Relname); t != nil {
-			return t, false, nil
-		}
-		if rv.Schemaname == "" && strings.HasPrefix(rv.Relname, "pg_") {
-			return nil, true, nil
-		}
-		return nil, false, p.tableError(rv.Relname)
 	}
-	return nil, false, p.tableError(rv.Schemaname + "." + rv.Relname)
+	name := vschema.TableName(rv.Schemaname, rv.Relname)
+	if t := p.vs.Table(name); t != nil {
+		return t, false, nil
+	}
+	if rv.Schemaname == "" && strings.HasPrefix(rv.Relname, "pg_") {
+		return nil, true, nil
+	}
+	return nil, false, p.tableError(name)
 }
 
 func (b *block) find(r *tableRef) int {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +50,9 @@ type describeKey struct {
 // (topology.Store implements it).
 type SchemaLog interface {
 	MarkSchemaChanged(ctx context.Context, keyspace string) error
+	// LearnReferenceTables records tables a CREATE TABLE makes that the
+	// vschema does not list, as reference tables of keyspace.
+	LearnReferenceTables(ctx context.Context, keyspace string, tables []string) error
 }
 
 type described struct {
@@ -147,4 +152,49 @@ func (s *session) settleSchemaChanges() {
 			log.Warn("could not record a schema change for the other gateways", zap.String("keyspace", ks), zap.Error(err))
 		}
 	}()
+}
+
+// planVSchema is the vschema the session plans by in keyspace ks: ks's,
+// with the reference tables the session learned that ks may not list yet
+// (a transaction keeps the topology it began with).
+func (s *session) planVSchema(ks *topology.Keyspace) *vschema.Keyspace {
+	vs := ks.VSchema()
+	if len(s.learned) == 0 {
+		return vs
+	}
+	if s.learnedVS.base == vs {
+		return s.learnedVS.ext
+	}
+	ext := vs.WithReference(s.learned...)
+	if ext == vs && s.txn == nil {
+		s.learned = nil // the snapshot lists them now
+		return vs
+	}
+	s.learnedVS.base, s.learnedVS.ext = vs, ext
+	return ext
+}
+
+// learnTables records the tables sts create as reference tables (see
+// planner.Statement.Learns) before they run: a table listed that then
+// failed to be created answers as it would on one Postgres (42P01), one
+// created and not listed could not be reached.
+func (s *session) learnTables(ctx context.Context, sts []*planner.Statement) error {
+	var names []string
+	for _, st := range sts {
+		names = append(names, st.Learns...)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	if s.srv.schema == nil {
+		return &planner.Error{Code: codeFeatureNotSupp, Message: "this gateway keeps no topology store to record new reference tables in"}
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.srv.schema.LearnReferenceTables(lctx, s.keyspace, names); err != nil {
+		return &planner.Error{Code: codeSystemError, Message: fmt.Sprintf("recording %s as reference tables of keyspace %s: %v", strings.Join(names, ", "), s.keyspace, err)}
+	}
+	s.learned = append(s.learned, names...)
+	s.learnedVS.base = nil
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -11,11 +12,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
 )
 
 // SQLSTATE codes the gateway itself answers with (Postgres's own codes).
 const (
 	codeConnectionFailure  = "08006"
+	codeSystemError        = "58000"
 	codeProtocolViolation  = "08P01"
 	codeTooManyConnections = "53300"
 	codeQueryCanceled      = "57014"
@@ -59,6 +62,14 @@ func outcomeUnknown(err error, what string) error {
 // client's query string, in bytes of sql, so error positions point into what
 // the client sent.
 func errorResponse(err error, sql string, offset int, log *zap.Logger) *pgproto3.ErrorResponse {
+	e := errorResponseOf(err, sql, offset, log)
+	if partly := (*engine.PartlyApplied)(nil); errors.As(err, &partly) {
+		e.Detail = strings.TrimSpace(e.Detail + "\n" + partly.Report())
+	}
+	return e
+}
+
+func errorResponseOf(err error, sql string, offset int, log *zap.Logger) *pgproto3.ErrorResponse {
 	var (
 		pgErr   *pgconn.PgError
 		plErr   *planner.Error

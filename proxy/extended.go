@@ -275,14 +275,15 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	if err != nil {
 		return err
 	}
-	stmts, err := s.plan(ctx, ks.VSchema(), query)
+	vs := s.planVSchema(ks)
+	stmts, err := s.plan(ctx, vs, query)
 	if err != nil {
 		return s.postgresVerdict(ctx, ks, query, m.ParameterOIDs, err)
 	}
 	if len(stmts) > 1 {
 		return &planner.Error{Code: "42601", Message: "cannot insert multiple commands into a prepared statement"}
 	}
-	p := &prepared{sql: query, oids: m.ParameterOIDs, vs: ks.VSchema()}
+	p := &prepared{sql: query, oids: m.ParameterOIDs, vs: vs}
 	if len(stmts) == 1 {
 		p.stmt = stmts[0]
 		if p.stmt.Control == nil {
@@ -370,13 +371,13 @@ func (s *session) bind(ctx context.Context, ks *topology.Keyspace, m *pgproto3.B
 				return err
 			}
 		}
-		if p.stmt.Control == nil && p.stmt.Setting == nil && ks.VSchema() != p.vs {
+		if vs := s.planVSchema(ks); p.stmt.Control == nil && p.stmt.Setting == nil && vs != p.vs {
 			// The vschema changed since Parse: plan for the new one.
-			stmts, err := s.plan(ctx, ks.VSchema(), p.sql)
+			stmts, err := s.plan(ctx, vs, p.sql)
 			if err != nil {
 				return err
 			}
-			p.stmt, p.vs, pt.plan = stmts[0], ks.VSchema(), stmts[0]
+			p.stmt, p.vs, pt.plan = stmts[0], vs, stmts[0]
 		}
 	}
 	s.portals[m.DestinationPortal] = pt

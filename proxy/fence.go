@@ -227,6 +227,9 @@ func (s *session) passFences(ctx context.Context, ks *topology.Keyspace, inTxn b
 	if err := s.checkReshardDDL(ctx, ks, sts); err != nil {
 		return nil, err
 	}
+	if err := s.learnTables(ctx, sts); err != nil {
+		return nil, err
+	}
 	write := false
 	for _, st := range sts {
 		write = write || !st.ReadOnly

@@ -95,6 +95,11 @@ type session struct {
 	// changedSchema is set from a schema-changing statement until its
 	// transaction ends (see describecache.go).
 	changedSchema bool
+	// learned names the reference tables the session created (see
+	// planner.Statement.Learns) until its keyspace's snapshot lists them;
+	// learnedVS is the vschema it last planned by with them.
+	learned   []string
+	learnedVS struct{ base, ext *vschema.Keyspace }
 	// listens is set once the session ran LISTEN (see notify.go).
 	listens bool
 	// clientInfo is what SHOW CLIENTS tells of the session (see console.go).
@@ -790,7 +795,7 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		sql, err = s.decodeClient(sql)
 	}
 	if err == nil {
-		stmts, err = s.plan(ctx, ks.VSchema(), sql)
+		stmts, err = s.plan(ctx, s.planVSchema(ks), sql)
 		if err != nil && planner.SingleStatement(sql) {
 			err = s.postgresVerdict(ctx, ks, sql, nil, err)
 		}
@@ -1317,7 +1322,7 @@ func (x *sessionExecutor) Gather(sql string) (engine.Primitive, error) {
 	if x.InTransaction() {
 		return nil, errors.New("gathering inside a transaction")
 	}
-	return planner.Gather(x.ks.VSchema(), sql)
+	return planner.Gather(x.s.planVSchema(x.ks), sql)
 }
 
 // InTransaction implements engine.Transactional.
@@ -1360,6 +1365,10 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 	}
 	var tag engine.Tag
 	b.gather = q.Gathered
+	notice := b.notice
+	if q.Quiet {
+		b.notice = nil
+	}
 	bind := x.bind.subset(q.Params)
 	if q.Values != nil {
 		bind = x.bind.withValues(q.Values)
@@ -1393,7 +1402,7 @@ func (x *sessionExecutor) queryOn(ctx context.Context, shard string, q engine.Qu
 		x.suspended = x.suspended || suspended
 		x.mu.Unlock()
 	}
-	b.gather = false
+	b.gather, b.notice = false, notice
 	if shadow != nil && err == nil && !x.suspended {
 		x.s.srv.shadows.start(x.s.srv.background, shadow, time.Now())
 	}

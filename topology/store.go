@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 //	shards/<name>                 Shard (JSON)
 //	keyspaces/<ks>/shardmap       ShardMap (JSON)
 //	keyspaces/<ks>/vschema        vschema.Keyspace (JSON)
+//	keyspaces/<ks>/learned        reference tables learned from CREATE TABLE (JSON list)
 //	keyspaces/<ks>/fence          Fence (JSON), while a reshard cutover holds writes
 //	keyspaces/<ks>/copies         shard -> logical shards it keeps copies of after they moved
 //	keyspaces/<ks>/reads          ReadTraffic (JSON): reads a reshard sends to its targets
@@ -56,10 +58,10 @@ type Store struct {
 	twopc txnGroup
 }
 
-// parsedVSchema is a keyspace's vschema and the text it was parsed from.
+// parsedVSchema is a keyspace's vschema and the texts it was made from.
 type parsedVSchema struct {
-	raw string
-	v   *vschema.Keyspace
+	raw, learned string
+	v            *vschema.Keyspace
 }
 
 // NewStore returns a Store for cluster on cli.
@@ -283,7 +285,7 @@ func (s *Store) isTopologyKey(key string) bool {
 	case len(parts) == 2 && parts[0]+"/" == shardsDir:
 		return true
 	case len(parts) == 3 && parts[0]+"/" == keyspacesDir:
-		return parts[2] == "shardmap" || parts[2] == "vschema" || parts[2] == "schema" || parts[2] == "fence" || parts[2] == "copies" || parts[2] == "reads"
+		return parts[2] == "shardmap" || parts[2] == "vschema" || parts[2] == "learned" || parts[2] == "schema" || parts[2] == "fence" || parts[2] == "copies" || parts[2] == "reads"
 	}
 	return false
 }
@@ -354,6 +356,7 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 	}
 	sort.Strings(keys)
 	vschemas := map[string][]byte{}
+	learned := map[string][]byte{}
 	changes := map[string]string{} // keyspace -> its latest schema change
 	fences := map[string]*Fence{}
 	copies := map[string]map[string][]int{}
@@ -386,6 +389,8 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 			snap.Keyspaces[parts[1]] = &Keyspace{Name: parts[1], Map: &m}
 		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "vschema":
 			vschemas[parts[1]] = kv[key]
+		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "learned":
+			learned[parts[1]] = kv[key]
 		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "schema":
 			changes[parts[1]] = string(kv[key])
 		case len(parts) == 3 && parts[0] == "keyspaces" && parts[2] == "fence":
@@ -434,7 +439,7 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 		if ks == nil {
 			return nil, fmt.Errorf("vschema for keyspace %s, which has no shard map", name)
 		}
-		v, err := s.parseVSchema(name, raw)
+		v, err := s.parseVSchema(name, raw, learned[name])
 		if err != nil {
 			return nil, err
 		}
@@ -447,6 +452,56 @@ func (s *Store) build(rev int64, kv map[string][]byte) (*Snapshot, error) {
 		}
 	}
 	return snap, nil
+}
+
+// LearnReferenceTables records tables of keyspace ks that the gateway
+// learned from the CREATE TABLE that makes them (under unlisted_tables:
+// reference): every snapshot's vschema of ks lists them as reference
+// tables unless the vschema names them itself. They are kept apart from
+// the vschema the operator applies, which does not erase them.
+func (s *Store) LearnReferenceTables(ctx context.Context, ks string, names []string) error {
+	if err := vschema.ValidName("keyspace", ks); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := vschema.ValidTableName(n); err != nil {
+			return err
+		}
+	}
+	key := s.prefix + keyspacesDir + ks + "/learned"
+	for {
+		resp, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("learn tables of keyspace %s: %w", ks, err)
+		}
+		var have []string
+		var rev int64
+		if len(resp.Kvs) > 0 {
+			rev = resp.Kvs[0].ModRevision
+			if err := json.Unmarshal(resp.Kvs[0].Value, &have); err != nil {
+				return fmt.Errorf("learned tables of keyspace %s: %w", ks, err)
+			}
+		}
+		all := slices.Clone(have)
+		for _, n := range names {
+			if !slices.Contains(all, n) {
+				all = append(all, n)
+			}
+		}
+		if len(all) == len(have) {
+			return nil
+		}
+		slices.Sort(all)
+		b, _ := json.Marshal(all)
+		txn, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).Then(clientv3.OpPut(key, string(b))).Commit()
+		if err != nil {
+			return fmt.Errorf("learn tables of keyspace %s: %w", ks, err)
+		}
+		if txn.Succeeded {
+			return nil
+		}
+		// Another gateway learned some meanwhile: merge again.
+	}
 }
 
 // MarkSchemaChanged records that the schema of keyspace's databases changed
@@ -464,21 +519,29 @@ func (s *Store) MarkSchemaChanged(ctx context.Context, keyspace string) error {
 	return nil
 }
 
-// parseVSchema parses a keyspace's vschema, or returns the one parsed
-// before from the same text.
-func (s *Store) parseVSchema(name string, raw []byte) (*vschema.Keyspace, error) {
+// parseVSchema parses a keyspace's vschema with the reference tables
+// learned (a JSON list of names, or nil), or returns the one parsed before
+// from the same texts.
+func (s *Store) parseVSchema(name string, raw, learned []byte) (*vschema.Keyspace, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p, ok := s.parsed[name]; ok && p.raw == string(raw) {
+	if p, ok := s.parsed[name]; ok && p.raw == string(raw) && p.learned == string(learned) {
 		return p.v, nil
 	}
 	v, err := vschema.ParseKeyspace(name, raw)
 	if err != nil {
 		return nil, err
 	}
+	if learned != nil {
+		var names []string
+		if err := json.Unmarshal(learned, &names); err != nil {
+			return nil, fmt.Errorf("keyspace %s: learned tables: %w", name, err)
+		}
+		v = v.WithReference(names...)
+	}
 	if s.parsed == nil {
 		s.parsed = map[string]parsedVSchema{}
 	}
-	s.parsed[name] = parsedVSchema{raw: string(raw), v: v}
+	s.parsed[name] = parsedVSchema{raw: string(raw), learned: string(learned), v: v}
 	return v, nil
 }

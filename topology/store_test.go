@@ -658,3 +658,51 @@ func TestStoreKeepsUnchangedVSchema(t *testing.T) {
 		t.Fatal("a new vschema kept the old value")
 	}
 }
+
+// TestLearnReferenceTables: learned tables show as reference tables in every
+// later snapshot, from concurrent learners alike; a vschema applied later
+// keeps them, and one that names a learned table decides its kind.
+func TestLearnReferenceTables(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	addShards(t, s, "s0", "s1")
+	if err := s.CreateKeyspace(ctx, "app", 4, []string{"s0", "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(tables map[string]*vschema.Table) {
+		t.Helper()
+		if err := s.ApplyVSchemas(ctx, &vschema.Keyspace{Name: "app", Sharded: true, UnlistedTables: vschema.ReferenceUnlisted, Tables: tables}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(map[string]*vschema.Table{"users": {Column: "id", Type: vschema.Int}})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if err := s.LearnReferenceTables(ctx, "app", []string{fmt.Sprintf("t%d", i), "shared", "billing.plans"}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	vs := mustLoad(t, s).Keyspace("app").VSchema()
+	for _, n := range []string{"t0", "t7", "shared", "billing.plans"} {
+		if tb := vs.Table(n); tb == nil || tb.Kind != vschema.Reference {
+			t.Errorf("learned table %s: %+v", n, tb)
+		}
+	}
+	if len(vs.Tables) != 11 || vs.Table("users").Kind != vschema.Sharded {
+		t.Fatalf("tables after learning: %v", vs.TableNames())
+	}
+	apply(map[string]*vschema.Table{"users": {Column: "id", Type: vschema.Int}, "shared": {Column: "id", Type: vschema.Int}})
+	vs = mustLoad(t, s).Keyspace("app").VSchema()
+	if vs.Table("t3") == nil || vs.Table("shared").Kind != vschema.Sharded {
+		t.Fatalf("after a vschema apply: t3 %+v, shared %+v", vs.Table("t3"), vs.Table("shared"))
+	}
+	for _, bad := range []string{"Bad", "public.x", "a.b.c"} {
+		if err := s.LearnReferenceTables(ctx, "app", []string{bad}); err == nil {
+			t.Errorf("learned table name %q", bad)
+		}
+	}
+}

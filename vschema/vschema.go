@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,7 +38,24 @@ type Keyspace struct {
 	// connection for state they left there under transaction pooling
 	// (0: no cap); the statement that would pin one more gets 53300.
 	MaxPinnedSessions int `json:"max_pinned_sessions,omitempty"`
+	// UnlistedTables says what CREATE TABLE of a table the vschema does
+	// not name does in a sharded keyspace.
+	UnlistedTables UnlistedTables `json:"unlisted_tables,omitempty"`
 }
+
+// UnlistedTables is a policy for tables a sharded keyspace's vschema does
+// not name.
+type UnlistedTables string
+
+// Policies for unlisted tables.
+const (
+	// RefuseUnlisted refuses them: every table must be listed first.
+	RefuseUnlisted UnlistedTables = "refuse"
+	// ReferenceUnlisted makes them reference tables: CREATE TABLE of one
+	// adds it to the vschema as a reference table and creates it on every
+	// shard.
+	ReferenceUnlisted UnlistedTables = "reference"
+)
 
 // Pooling is a backend connection pooling mode.
 type Pooling string
@@ -119,6 +137,40 @@ func (k *Keyspace) Table(name string) *Table {
 		return nil
 	}
 	return k.Tables[name]
+}
+
+// WithReference returns k with the tables of names it does not list added
+// as reference tables (tables the gateway learned from CREATE TABLE under
+// unlisted_tables: reference); k itself when it lists them all. k is not
+// changed: snapshots share it.
+func (k *Keyspace) WithReference(names ...string) *Keyspace {
+	var missing []string
+	for _, n := range names {
+		if k.Table(n) == nil && !slices.Contains(missing, n) {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == 0 {
+		return k
+	}
+	out := *k
+	out.Tables = make(map[string]*Table, len(k.Tables)+len(missing))
+	for n, t := range k.Tables {
+		out.Tables[n] = t
+	}
+	for _, n := range missing {
+		out.Tables[n] = &Table{Name: n, Kind: Reference}
+	}
+	return &out
+}
+
+// TableName is how the vschema names table rel of schema: rel alone for
+// schema public (or none given), schema.rel otherwise.
+func TableName(schema, rel string) string {
+	if schema == "" || schema == "public" {
+		return rel
+	}
+	return schema + "." + rel
 }
 
 // HashSQL is the SQL expression that computes, on a shard, the keyspace id
@@ -216,6 +268,22 @@ func ValidName(what, name string) error {
 	return nil
 }
 
+// ValidTableName reports an error when name cannot name a table: an
+// identifier, or schema.table for a table outside schema public.
+func ValidTableName(name string) error {
+	schema, table, qualified := strings.Cut(name, ".")
+	if !qualified {
+		return ValidName("table", name)
+	}
+	if schema == "public" {
+		return fmt.Errorf("table name %q: tables of schema public are named without it (%s)", name, table)
+	}
+	if !identifier.MatchString(schema) || !identifier.MatchString(table) {
+		return fmt.Errorf("table name %q must be a lower-case SQL identifier, or two joined by a dot (schema.table)", name)
+	}
+	return nil
+}
+
 func (f *File) normalize() error {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -249,10 +317,21 @@ func (f *File) normalize() error {
 		default:
 			bad("keyspace %s: unknown multi_shard_writes %q (want two_phase_commit or refuse)", ksName, ks.MultiShardWrites)
 		}
+		switch ks.UnlistedTables {
+		case "":
+			ks.UnlistedTables = RefuseUnlisted
+		case RefuseUnlisted:
+		case ReferenceUnlisted:
+			if !ks.Sharded {
+				bad("keyspace %s: unlisted_tables applies to sharded keyspaces; an unsharded one takes any table", ksName)
+			}
+		default:
+			bad("keyspace %s: unknown unlisted_tables %q (want refuse or reference)", ksName, ks.UnlistedTables)
+		}
 		for _, tName := range sortedKeys(ks.Tables) {
 			t := ks.Tables[tName]
 			where := fmt.Sprintf("keyspace %s, table %s", ksName, tName)
-			if err := ValidName("table", tName); err != nil {
+			if err := ValidTableName(tName); err != nil {
 				bad("%s: %v", where, err)
 			}
 			if t == nil {

@@ -15,6 +15,9 @@ keyspaces:
       sessions: {column: token, type: varchar, vindex: hash}
       devices: {column: id, type: uuid}
       countries: {kind: reference}
+      billing.invoices: {column: account_id, type: int}
+      billing.plans: {kind: reference}
+    unlisted_tables: reference
   legacy:
     sharded: false
     tables:
@@ -39,6 +42,12 @@ keyspaces:
 	}
 	if !u.CoLocated(app.Table("users")) || u.CoLocated(app.Table("sessions")) || u.CoLocated(app.Table("countries")) {
 		t.Error("co-location")
+	}
+	if inv := app.Table("billing.invoices"); inv == nil || inv.Column != "account_id" || app.Table("billing.plans").Kind != Reference {
+		t.Errorf("tables of schema billing: %+v", app.Tables)
+	}
+	if app.UnlistedTables != ReferenceUnlisted || f.Keyspaces["legacy"].UnlistedTables != RefuseUnlisted {
+		t.Errorf("unlisted_tables: app %q, legacy %q", app.UnlistedTables, f.Keyspaces["legacy"].UnlistedTables)
 	}
 	if f.Keyspaces["legacy"].Sharded || f.Keyspaces["legacy"].Table("anything") == nil {
 		t.Errorf("legacy: %+v", f.Keyspaces["legacy"])
@@ -65,6 +74,10 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate table", "keyspaces:\n  app:\n    sharded: true\n    tables:\n      t: {column: id, type: int}\n      t: {column: id, type: int}\n", "t"},
 		{"bad keyspace name", "keyspaces: {App-1: {sharded: true}}", "keyspace name"},
 		{"bad table name", `keyspaces: {app: {sharded: true, tables: {"Users": {column: id, type: int}}}}`, "table name"},
+		{"table of schema public", `keyspaces: {app: {sharded: true, tables: {public.users: {column: id, type: int}}}}`, "named without it"},
+		{"two schemas", `keyspaces: {app: {sharded: true, tables: {a.b.c: {kind: reference}}}}`, "schema.table"},
+		{"bad unlisted policy", "keyspaces: {app: {sharded: true, unlisted_tables: sharded}}", `unknown unlisted_tables "sharded"`},
+		{"unlisted in unsharded", "keyspaces: {app: {unlisted_tables: reference}}", "applies to sharded keyspaces"},
 		{"negative pin cap", "keyspaces: {app: {sharded: false, max_pinned_sessions: -1}}", "max_pinned_sessions -1 is negative"},
 	}
 	for _, c := range cases {
@@ -91,5 +104,28 @@ func TestKeyspaceID(t *testing.T) {
 		if _, ok := tab.KeyspaceID(in); ok {
 			t.Errorf("%q routed", in)
 		}
+	}
+}
+
+// TestWithReference: learned tables are added as reference tables to a copy;
+// listed ones keep their kind, and the original is left alone.
+func TestWithReference(t *testing.T) {
+	f, err := Parse([]byte("keyspaces: {app: {sharded: true, unlisted_tables: reference, tables: {users: {column: id, type: int}}}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := f.Keyspaces["app"]
+	if app.WithReference("users") != app {
+		t.Fatal("WithReference of a listed table made a copy")
+	}
+	got := app.WithReference("users", "audit.log", "plans", "plans")
+	if got == app || app.Table("plans") != nil {
+		t.Fatal("WithReference changed the original")
+	}
+	if got.Table("users").Kind != Sharded || got.Table("plans").Kind != Reference || got.Table("audit.log").Name != "audit.log" || len(got.Tables) != 3 {
+		t.Fatalf("WithReference: %+v", got.Tables)
+	}
+	if got.UnlistedTables != ReferenceUnlisted || !got.Sharded {
+		t.Fatalf("WithReference lost the keyspace's settings: %+v", got)
 	}
 }

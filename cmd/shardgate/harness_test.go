@@ -60,13 +60,22 @@ type env struct {
 // over shards s0 and s1 with 256 logical shards.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, shards: pgtest.Start(t, 2), etcdDir: t.TempDir()}
+	return newEnvOf(t, 2, "app", "testdata/vschema/app.yaml")
+}
+
+// newEnvOf starts n shards s0... and loads keyspace ks over them with 256
+// logical shards and the vschema file of the repository's path vschemaFile.
+func newEnvOf(t *testing.T, n int, ks, vschemaFile string) *env {
+	t.Helper()
+	e := &env{t: t, shards: pgtest.Start(t, n), etcdDir: t.TempDir()}
 	e.startEtcd("")
+	var names []string
 	for i, c := range e.shards {
-		e.shardctl(0, "shard", "add", fmt.Sprintf("s%d", i), "--dsn", c.DSN("postgres"))
+		names = append(names, fmt.Sprintf("s%d", i))
+		e.shardctl(0, "shard", "add", names[i], "--dsn", c.DSN("postgres"))
 	}
-	e.shardctl(0, "keyspace", "create", "app", "--logical-shards", "256", "--shards", "s0,s1")
-	e.shardctl(0, "vschema", "apply", repoPath("testdata/vschema/app.yaml"))
+	e.shardctl(0, "keyspace", "create", ks, "--logical-shards", "256", "--shards", strings.Join(names, ","))
+	e.shardctl(0, "vschema", "apply", repoPath(vschemaFile))
 	e.gw = startGateway(t, e.etcd.Endpoints())
 	return e
 }

@@ -51,6 +51,10 @@ type Query struct {
 	// and is described, none is checked against the client's columns,
 	// and no row limit applies.
 	Internal bool
+	// Quiet is set for a statement whose notices the client gets from
+	// another shard already (the copies of a Broadcast): the executor
+	// drops this one's.
+	Quiet bool
 	// Spread is set when the statement runs on several shards, each
 	// answering for the rows it owns: a shard that also keeps rows of
 	// logical shards it does not own (a reshard's copies) must pass over

@@ -108,6 +108,19 @@ func (r *Route) Describe() string {
 type Broadcast struct {
 	Target Target
 	SQL    string
+	// Apart is set for a statement that runs outside a transaction (CREATE
+	// INDEX CONCURRENTLY): where it failed, its error says which shards
+	// it took effect on (PartlyApplied).
+	Apart bool
+	// Undo, if set, removes what Apart's statement leaves behind on the
+	// shard where it failed: so it can be run again.
+	Undo *Undo
+}
+
+// Undo removes the remains of a statement that failed outside a
+// transaction: SQL runs if Check returns a row.
+type Undo struct {
+	Check, SQL string
 }
 
 var _ Primitive = (*Broadcast)(nil)
@@ -121,7 +134,10 @@ func (b *Broadcast) Stream(ctx context.Context, x Executor, _ Params, emit func(
 		if i > 0 {
 			out = func(*Batch) error { return nil }
 		}
-		t, err := x.Query(ctx, s, Query{SQL: b.SQL}, out)
+		t, err := x.Query(ctx, s, Query{SQL: b.SQL, Quiet: i > 0}, out)
+		if err != nil && b.Apart {
+			return "", &PartlyApplied{Applied: shards[:i], Failed: s, NotRun: shards[i+1:], Err: err, Undone: b.undo(ctx, x, s)}
+		}
 		if err != nil {
 			return "", fmt.Errorf("on shard %s: %w", s, err)
 		}
@@ -134,10 +150,30 @@ func (b *Broadcast) Stream(ctx context.Context, x Executor, _ Params, emit func(
 	return first, nil
 }
 
+// undo runs b.Undo on shard after b's statement failed there, and says
+// whether it removed something.
+func (b *Broadcast) undo(ctx context.Context, x Executor, shard string) bool {
+	if b.Undo == nil {
+		return false
+	}
+	rows := 0
+	if _, err := x.Query(ctx, shard, Query{SQL: b.Undo.Check, Quiet: true, Internal: true}, func(batch *Batch) error {
+		rows += len(batch.Rows)
+		return nil
+	}); err != nil || rows == 0 {
+		return false
+	}
+	_, err := x.Query(ctx, shard, Query{SQL: b.Undo.SQL, Quiet: true, Internal: true}, func(*Batch) error { return nil })
+	return err == nil
+}
+
 // Inputs implements Primitive.
 func (b *Broadcast) Inputs() []Primitive { return nil }
 
 // Describe implements Primitive.
 func (b *Broadcast) Describe() string {
+	if b.Apart {
+		return fmt.Sprintf("Broadcast %s apart sql=%q", b.Target, b.SQL)
+	}
 	return fmt.Sprintf("Broadcast %s sql=%q", b.Target, b.SQL)
 }
