@@ -256,6 +256,9 @@ func (p *planning) planInsert(stmt *pg_query.Node, ins *pg_query.InsertStmt) (en
 	if sel == nil {
 		return nil, keyError("INSERT into sharded table %s needs a value for its sharding column %s", t.Name, t.Column)
 	}
+	if _, err := p.nameColumns(stmt, ins); err != nil {
+		return nil, err
+	}
 	col := -1
 	for i, c := range ins.Cols {
 		if c.GetResTarget().GetName() == t.Column {
@@ -264,7 +267,8 @@ func (p *planning) planInsert(stmt *pg_query.Node, ins *pg_query.InsertStmt) (en
 	}
 	if col < 0 {
 		if len(ins.Cols) == 0 {
-			return nil, keyError("INSERT into sharded table %s must name its columns, including the sharding column %s", t.Name, t.Column)
+			return nil, &Error{Code: CodeFeatureNotSupported, Message: fmt.Sprintf("INSERT into sharded table %s must name its columns, including the sharding column %s", t.Name, t.Column),
+				Hint: "The gateway names them from the shards' catalog for a table it knows there; a table created in the same transaction is not known yet."}
 		}
 		return nil, keyError("INSERT into sharded table %s needs a value for its sharding column %s", t.Name, t.Column)
 	}

@@ -26,6 +26,14 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// testCatalog is what the shards' catalog says of the fake keyspace's
+// tables ("plan catalog").
+var testCatalog = &vschema.Catalog{Relations: map[string]*vschema.Relation{
+	"users":            {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint"}, {Name: "name", Type: "text"}, {Name: "seen", Type: "timestamp with time zone"}}},
+	"orders":           {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint"}, {Name: "user_id", Type: "bigint"}, {Name: "amount", Type: "numeric"}}},
+	"billing.invoices": {Kind: 'r', Columns: []vschema.Column{{Name: "account_id", Type: "bigint"}, {Name: "number", Type: "bigint"}}},
+}}
+
 func golden(t *testing.T, f *fakeTopology, file string) {
 	datadriven.RunTest(t, file, func(t *testing.T, d *datadriven.TestData) string {
 		vs := f.vs
@@ -34,6 +42,9 @@ func golden(t *testing.T, f *fakeTopology, file string) {
 			learning := *f.vs
 			learning.UnlistedTables = vschema.ReferenceUnlisted
 			vs = &learning
+		}
+		if d.HasArg("catalog") {
+			vs = vs.WithCatalog(testCatalog)
 		}
 		stmts, err := Plan(vs, d.Input)
 		switch d.Cmd {

@@ -156,22 +156,20 @@ func (s *session) settleSchemaChanges() {
 
 // planVSchema is the vschema the session plans by in keyspace ks: ks's,
 // with the reference tables the session learned that ks may not list yet
-// (a transaction keeps the topology it began with).
-func (s *session) planVSchema(ks *topology.Keyspace) *vschema.Keyspace {
+// (a transaction keeps the topology it began with), and with the catalog.
+func (s *session) planVSchema(ctx context.Context, ks *topology.Keyspace) *vschema.Keyspace {
 	vs := ks.VSchema()
-	if len(s.learned) == 0 {
-		return vs
+	if len(s.learned) > 0 {
+		if s.learnedVS.base == vs {
+			vs = s.learnedVS.ext
+		} else if ext := vs.WithReference(s.learned...); ext == vs && s.txn == nil {
+			s.learned = nil // the snapshot lists them now
+		} else {
+			s.learnedVS.base, s.learnedVS.ext = vs, ext
+			vs = ext
+		}
 	}
-	if s.learnedVS.base == vs {
-		return s.learnedVS.ext
-	}
-	ext := vs.WithReference(s.learned...)
-	if ext == vs && s.txn == nil {
-		s.learned = nil // the snapshot lists them now
-		return vs
-	}
-	s.learnedVS.base, s.learnedVS.ext = vs, ext
-	return ext
+	return s.withCatalog(ctx, ks, vs)
 }
 
 // learnTables records the tables sts create as reference tables (see

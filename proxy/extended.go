@@ -275,7 +275,7 @@ func (s *session) parse(ctx context.Context, ks *topology.Keyspace, m *pgproto3.
 	if err != nil {
 		return err
 	}
-	vs := s.planVSchema(ks)
+	vs := s.planVSchema(ctx, ks)
 	stmts, err := s.plan(ctx, vs, query)
 	if err != nil {
 		return s.postgresVerdict(ctx, ks, query, m.ParameterOIDs, err)
@@ -371,7 +371,7 @@ func (s *session) bind(ctx context.Context, ks *topology.Keyspace, m *pgproto3.B
 				return err
 			}
 		}
-		if vs := s.planVSchema(ks); p.stmt.Control == nil && p.stmt.Setting == nil && vs != p.vs {
+		if vs := s.planVSchema(ctx, ks); p.stmt.Control == nil && p.stmt.Setting == nil && vs != p.vs {
 			// The vschema changed since Parse: plan for the new one.
 			stmts, err := s.plan(ctx, vs, p.sql)
 			if err != nil {

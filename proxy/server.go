@@ -145,6 +145,7 @@ type Server struct {
 	parse     *parseGate // large statements take turns at parsing
 	plans     *planner.Cache
 	describes *describeCache
+	catalogs  catalogs   // each sharded keyspace's catalog
 	owned     *ownedRows // multi-shard statements for shards that keep copies
 	schema    SchemaLog
 	workflows func(context.Context) ([]topology.Workflow, error)

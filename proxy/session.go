@@ -795,7 +795,7 @@ func (s *session) simpleQuery(ctx context.Context, sql string) {
 		sql, err = s.decodeClient(sql)
 	}
 	if err == nil {
-		stmts, err = s.plan(ctx, s.planVSchema(ks), sql)
+		stmts, err = s.plan(ctx, s.planVSchema(ctx, ks), sql)
 		if err != nil && planner.SingleStatement(sql) {
 			err = s.postgresVerdict(ctx, ks, sql, nil, err)
 		}
@@ -1322,7 +1322,7 @@ func (x *sessionExecutor) Gather(sql string) (engine.Primitive, error) {
 	if x.InTransaction() {
 		return nil, errors.New("gathering inside a transaction")
 	}
-	return planner.Gather(x.s.planVSchema(x.ks), sql)
+	return planner.Gather(x.s.planVSchema(context.Background(), x.ks), sql)
 }
 
 // InTransaction implements engine.Transactional.

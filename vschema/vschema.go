@@ -41,6 +41,9 @@ type Keyspace struct {
 	// UnlistedTables says what CREATE TABLE of a table the vschema does
 	// not name does in a sharded keyspace.
 	UnlistedTables UnlistedTables `json:"unlisted_tables,omitempty"`
+	// Catalog is what the shards' catalog says of the keyspace's
+	// relations, when the gateway read it (see WithCatalog); nil if not.
+	Catalog *Catalog `json:"-"`
 }
 
 // UnlistedTables is a policy for tables a sharded keyspace's vschema does

@@ -98,6 +98,17 @@ func TestMigrationUnchanged(t *testing.T) {
 	if len(got) != 2 || got[0][0] != "1" || got[1][0] != "3" || got[1][1] != "active" {
 		t.Fatalf("audit events: %q, want the trigger's two", got)
 	}
+	// Without column lists: the gateway names them from the catalog and
+	// routes each row (the foreign key to accounts checks it landed on
+	// its account's shard).
+	mustQuery(t, c, "insert into accounts values (4, 'four', 'four@example.com')")
+	mustQuery(t, c, "insert into projects values (4, default, 'roadmap', false), (1, default, 'launch', true)")
+	if _, err := query(c, "insert into projects values (4, default, 'x'), (1, default)"); err == nil || !strings.Contains(err.Error(), "VALUES lists must all be the same length") {
+		t.Fatalf("rows of different lengths: %v, want Postgres's error", err)
+	}
+	if got := mustQuery(t, c, "select account_id, name, archived, priority from projects order by account_id"); len(got) != 2 || got[0][3] != "normal" || got[0][2] != "t" || got[1][1] != "roadmap" {
+		t.Fatalf("projects inserted without column lists: %q", got)
+	}
 	if got := mustQuery(t, c, "select id from accounts where email = 'ONE@EXAMPLE.COM'"); len(got) != 1 {
 		t.Fatalf("a citext domain compared without case: %q", got)
 	}

@@ -1,0 +1,51 @@
+package vschema
+
+// Catalog is what the shards' own catalog says about a keyspace's
+// relations, as far as planning needs it: each table's columns in order
+// with their defaults, and which sequence a column's values come from. The
+// gateway reads it from one shard (every shard has the same schema) and
+// attaches it to the keyspace it plans by (WithCatalog).
+type Catalog struct {
+	// Relations by TableName: tables, views, materialized views.
+	Relations map[string]*Relation
+}
+
+// Relation is one table or view of a Catalog.
+type Relation struct {
+	// Kind is pg_class.relkind: 'r' table, 'p' partitioned table, 'v'
+	// view, 'm' materialized view, 'f' foreign table.
+	Kind    byte
+	Columns []Column
+}
+
+// Column is one column of a Relation, in the relation's order.
+type Column struct {
+	Name string
+	// Type is the column's type as format_type prints it.
+	Type string
+	// Identity is pg_attribute.attidentity: 'a' (ALWAYS), 'd' (BY
+	// DEFAULT) or 0.
+	Identity byte
+	// Generated is set for a generated column, whose value Postgres
+	// computes: an INSERT may only give it DEFAULT.
+	Generated bool
+	// Sequence names the sequence an identity column, or a default of
+	// nextval(), draws the column's values from, as schema.name; "" for
+	// none.
+	Sequence string
+}
+
+// Relation returns the relation the catalog knows by name, or nil.
+func (c *Catalog) Relation(name string) *Relation {
+	if c == nil {
+		return nil
+	}
+	return c.Relations[name]
+}
+
+// WithCatalog returns k with c attached: a copy, for k is shared.
+func (k *Keyspace) WithCatalog(c *Catalog) *Keyspace {
+	out := *k
+	out.Catalog = c
+	return &out
+}
