@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -131,6 +132,14 @@ func (p *planning) planCopy(c *pg_query.CopyStmt) (*Copy, error) {
 		return cp, nil
 	}
 	cp.Table = t
+	if c.IsFrom && len(cp.Columns) > 0 {
+		rel := p.vs.Catalog.Relation(vschema.TableName(c.Relation.Schemaname, c.Relation.Relname))
+		for _, col := range rel.GetColumns() {
+			if col.Sequence != "" && !col.Generated && !slices.Contains(cp.Columns, col.Name) {
+				return nil, unsupported("COPY into %s must give column %s its values: they come from sequence %s, whose values the gateway hands out for every shard; name the column, or insert with INSERT", t.Name, col.Name, col.Sequence)
+			}
+		}
+	}
 	switch {
 	case t.Kind == vschema.Reference && !c.IsFrom:
 		cp.Target = engine.Target{Kind: engine.TargetAny}

@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -221,6 +222,24 @@ func stmtParts(from []*pg_query.Node, where *pg_query.Node, set []*pg_query.Node
 }
 
 func (p *planning) planInsert(stmt *pg_query.Node, ins *pg_query.InsertStmt) (engine.Primitive, error) {
+	prim, err := p.planInsertValues(stmt, ins)
+	if err != nil || len(p.draws) == 0 {
+		return prim, err
+	}
+	return withDraws(p.draws, prim), nil
+}
+
+// withDraws runs prim with the values of draws bound first: their
+// parameters come before any prim binds itself.
+func withDraws(draws []engine.Subquery, prim engine.Primitive) engine.Primitive {
+	if b, ok := prim.(*engine.Bind); ok {
+		return &engine.Bind{Subqueries: append(slices.Clone(draws), b.Subqueries...), Input: b.Input}
+	}
+	return &engine.Bind{Subqueries: draws, Input: prim}
+}
+
+// planInsertValues plans an INSERT ... VALUES.
+func (p *planning) planInsertValues(stmt *pg_query.Node, ins *pg_query.InsertStmt) (engine.Primitive, error) {
 	if ins.WithClause != nil {
 		return nil, unsupported("WITH queries are not supported on a sharded keyspace yet")
 	}
@@ -240,6 +259,10 @@ func (p *planning) planInsert(stmt *pg_query.Node, ins *pg_query.InsertStmt) (en
 	} else if len(sub.blocks) > 0 || sub.catalog || sub.blocker != nil {
 		return nil, unsupported("an INSERT whose values read tables is not supported on a sharded keyspace yet")
 	}
+	if err := p.insertSequences(stmt, ins); err != nil {
+		return nil, err
+	}
+	sel = ins.SelectStmt.GetSelectStmt() // DEFAULT VALUES may have become a row
 	if t.Kind == vschema.Reference {
 		if err := checkFunctions(ins, true); err != nil {
 			return p.broadcastOnce(stmt, sel.GetValuesLists(), insertRest(ins), err)
@@ -255,9 +278,6 @@ func (p *planning) planInsert(stmt *pg_query.Node, ins *pg_query.InsertStmt) (en
 	}
 	if sel == nil {
 		return nil, keyError("INSERT into sharded table %s needs a value for its sharding column %s", t.Name, t.Column)
-	}
-	if _, err := p.nameColumns(stmt, ins); err != nil {
-		return nil, err
 	}
 	col := -1
 	for i, c := range ins.Cols {
@@ -275,7 +295,7 @@ func (p *planning) planInsert(stmt *pg_query.Node, ins *pg_query.InsertStmt) (en
 	if err := checkFunctions(ins, false); err != nil {
 		return nil, err
 	}
-	split := &engine.InsertSplit{Query: engine.Query{SQL: p.sql}, Table: t}
+	split := &engine.InsertSplit{Query: engine.Query{SQL: p.sql}, Table: t, Returning: len(ins.ReturningList) > 0}
 	for _, row := range sel.ValuesLists {
 		vals := row.GetList().GetItems()
 		if col >= len(vals) {
@@ -315,6 +335,32 @@ func (p *planning) planInsert(stmt *pg_query.Node, ins *pg_query.InsertStmt) (en
 		return &engine.Bind{Subqueries: bound, Input: split}, nil
 	}
 	return split, nil
+}
+
+// insertSequences names the columns of an INSERT ... VALUES without a
+// column list, gives the columns that draw from a sequence their values
+// from the gateway (see sequences.go), and binds every sequence function
+// of its VALUES rows (p.draws). The statement is printed anew if it
+// changed.
+func (p *planning) insertSequences(stmt *pg_query.Node, ins *pg_query.InsertStmt) error {
+	if _, err := p.nameColumns(stmt, ins); err != nil {
+		return err
+	}
+	changed := sequenceDefaults(ins, p.vs.Catalog.Relation(vschema.TableName(ins.Relation.Schemaname, ins.Relation.Relname)))
+	draws, perr := p.drawSequences(stmt, ins.SelectStmt.GetSelectStmt().GetValuesLists())
+	if perr != nil {
+		return perr
+	}
+	p.draws = append(p.draws, draws...)
+	if !changed && len(draws) == 0 {
+		return nil
+	}
+	sql, perr := p.deparse(stmt)
+	if perr != nil {
+		return perr
+	}
+	p.sql = sql
+	return nil
 }
 
 // insertRest are the parts of an INSERT besides its VALUES rows, where

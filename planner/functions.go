@@ -81,7 +81,7 @@ func checkFunctions(stmt proto.Message, multiShardWrite bool) *Error {
 			if anchorFuncs[name] {
 				err = anchorRefusal(name)
 			} else if sequenceFuncs[name] {
-				err = unsupported("%s() is not supported on a sharded keyspace: each shard has its own sequence, so values would repeat across shards", name)
+				err = unsupported("%s() is not supported here on a sharded keyspace: the gateway hands out a sequence's values for every shard where Postgres evaluates the call once (a VALUES row, a SELECT without FROM), not per row", name)
 			} else if multiShardWrite && !deterministic[name] {
 				err = unsupported("%s() in a write that runs on several shards is not supported: each shard could store a different value", name)
 			}

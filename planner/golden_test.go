@@ -21,7 +21,7 @@ import (
 // `go test ./planner -run Golden -rewrite` and review the diff.
 func TestGolden(t *testing.T) {
 	f := newFake(t)
-	for _, file := range []string{"testdata/plans", "testdata/levels", "testdata/ddl"} {
+	for _, file := range []string{"testdata/plans", "testdata/levels", "testdata/ddl", "testdata/sequences"} {
 		t.Run(file, func(t *testing.T) { golden(t, f, file) })
 	}
 }
@@ -29,8 +29,9 @@ func TestGolden(t *testing.T) {
 // testCatalog is what the shards' catalog says of the fake keyspace's
 // tables ("plan catalog").
 var testCatalog = &vschema.Catalog{Relations: map[string]*vschema.Relation{
-	"users":            {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint"}, {Name: "name", Type: "text"}, {Name: "seen", Type: "timestamp with time zone"}}},
-	"orders":           {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint"}, {Name: "user_id", Type: "bigint"}, {Name: "amount", Type: "numeric"}}},
+	"users":            {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Identity: 'd', Sequence: "users_id_seq"}, {Name: "name", Type: "text"}, {Name: "seen", Type: "timestamp with time zone"}}},
+	"orders":           {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Sequence: "orders_id_seq"}, {Name: "user_id", Type: "bigint"}, {Name: "amount", Type: "numeric"}}},
+	"countries":        {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "integer", Identity: 'a', Sequence: "countries_id_seq"}, {Name: "code", Type: "text"}}},
 	"billing.invoices": {Kind: 'r', Columns: []vschema.Column{{Name: "account_id", Type: "bigint"}, {Name: "number", Type: "bigint"}}},
 }}
 

@@ -265,6 +265,9 @@ type planning struct {
 	pulling bool
 	// boundFrom is the first parameter the engine binds, 0 for none.
 	boundFrom int
+	// draws are the sequence values the statement's parameters after the
+	// client's take (see sequences.go), before any other it binds.
+	draws []engine.Subquery
 }
 
 func (p *planning) plan(stmt *pg_query.Node) (engine.Primitive, error) {
@@ -298,11 +301,21 @@ func (p *planning) plan(stmt *pg_query.Node) (engine.Primitive, error) {
 	}
 	switch n := stmt.Node.(type) {
 	case *pg_query.Node_SelectStmt:
-		return p.planSelect(n.SelectStmt)
+		if err := p.selectSequences(stmt, n.SelectStmt); err != nil {
+			return nil, err
+		}
+		prim, err := p.planSelect(n.SelectStmt)
+		if err != nil || len(p.draws) == 0 {
+			return prim, err
+		}
+		return withDraws(p.draws, prim), nil
 	case *pg_query.Node_InsertStmt:
 		return p.planInsert(stmt, n.InsertStmt)
 	case *pg_query.Node_UpdateStmt:
 		u := n.UpdateStmt
+		if err := p.checkSequenceDefaults(u); err != nil {
+			return nil, err
+		}
 		return p.planWrite(stmt, u.Relation, u.FromClause, u.WhereClause, u.WithClause, u.TargetList)
 	case *pg_query.Node_DeleteStmt:
 		d := n.DeleteStmt

@@ -37,9 +37,32 @@ type recorder struct {
 	topo  *fakeTopology
 	mu    sync.Mutex
 	calls []call
+	seqs  map[string]int64
 }
 
 func (r *recorder) Topology() engine.Topology { return r.topo }
+
+// NextVal and the rest implement engine.Sequencer: each sequence counts
+// from 1.
+func (r *recorder) NextVal(_ context.Context, seq string) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seqs == nil {
+		r.seqs = map[string]int64{}
+	}
+	r.seqs[seq]++
+	return r.seqs[seq], nil
+}
+
+func (r *recorder) CurrVal(seq string) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seqs[seq], nil
+}
+
+func (r *recorder) LastVal() (int64, error) { return 0, nil }
+
+func (r *recorder) SetVal(context.Context, string, int64, bool) error { return nil }
 
 func (r *recorder) Setting(string) string { return "" }
 
@@ -264,10 +287,12 @@ func TestPlanRefusals(t *testing.T) {
 		{"insert into users (id, name) select id, name from users", CodeFeatureNotSupported, "INSERT ... SELECT"},
 		{"insert into countries (code, at) values ('de', now()) returning clock_timestamp()", CodeFeatureNotSupported, "in a write that runs on several shards"},
 		{"update users set seen = random()", CodeFeatureNotSupported, "random()"},
-		{"insert into users (id, n) values (1, nextval('s'))", CodeFeatureNotSupported, "nextval()"},
-		{"create table users (id serial primary key)", CodeFeatureNotSupported, "serial"},
-		{"create table orders (user_id bigint, n bigint default nextval('order_numbers'))", CodeFeatureNotSupported, "nextval()"},
-		{"alter table orders alter column n set default nextval('order_numbers')", CodeFeatureNotSupported, "nextval()"},
+		{"insert into users (id, n) values (1, 2) returning nextval('s')", CodeFeatureNotSupported, "nextval()"},
+		{"insert into users (id, n) values (1, nextval(lower('S')))", CodeFeatureNotSupported, "literal"},
+		{"select nextval('s') from users", CodeFeatureNotSupported, "nextval()"},
+		{"create table orders (user_id bigint, n bigint default nextval('order_numbers') * 10)", CodeFeatureNotSupported, "nextval()"},
+		{"alter table orders alter column n set default 'n' || nextval('order_numbers')", CodeFeatureNotSupported, "nextval()"},
+		{"create table sessions (token serial primary key)", CodeFeatureNotSupported, "declared as int8"},
 		{"create table users (id text)", CodeFeatureNotSupported, "declared as text"},
 		{"create table users (id bigint, email text unique)", CodeFeatureNotSupported, "unique"},
 		{"create table orders (id bigint primary key, user_id bigint)", CodeFeatureNotSupported, "unique"},

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -181,8 +182,8 @@ func (srv *Server) readCatalog(ctx context.Context, ks *topology.Keyspace, gen u
 	if cur != nil && cur.digest == e.digest {
 		e.cat = cur.cat
 		e.attached.Store(cur.attached.Load())
-	} else {
-		e.cat = buildCatalog(rows)
+	} else if e.cat, err = buildCatalog(rows); err != nil {
+		return nil, err
 	}
 	srv.catalogs.entries.Store(ks.Name, e)
 	return e, nil
@@ -193,10 +194,13 @@ func (srv *Server) readCatalog(ctx context.Context, ks *topology.Keyspace, gen u
 var nextvalDefault = regexp.MustCompile(`^nextval\('([^']+)'::regclass\)$`)
 
 // buildCatalog turns catalogQuery's rows into a Catalog.
-func buildCatalog(rows [][]string) *vschema.Catalog {
+func buildCatalog(rows [][]string) (*vschema.Catalog, error) {
 	cat := &vschema.Catalog{Relations: map[string]*vschema.Relation{}}
 	null := func(v string) bool { return v == "\x00" }
 	for _, r := range rows {
+		if len(r) != 9 || len(r[2]) != 1 {
+			return nil, fmt.Errorf("the shard's catalog answered %d columns, want 9", len(r))
+		}
 		name := vschema.TableName(r[0], r[1])
 		rel := cat.Relations[name]
 		if rel == nil {
@@ -220,7 +224,7 @@ func buildCatalog(rows [][]string) *vschema.Catalog {
 		}
 		rel.Columns = append(rel.Columns, col)
 	}
-	return cat
+	return cat, nil
 }
 
 // sequenceName spells a sequence as the catalog names relations

@@ -100,6 +100,11 @@ type session struct {
 	// learnedVS is the vschema it last planned by with them.
 	learned   []string
 	learnedVS struct{ base, ext *vschema.Keyspace }
+	// currvals are the values the global sequences last gave the session
+	// (by keyspace and sequence), lastval the last of any.
+	currvals   map[string]int64
+	lastval    int64
+	hasLastval bool
 	// listens is set once the session ran LISTEN (see notify.go).
 	listens bool
 	// clientInfo is what SHOW CLIENTS tells of the session (see console.go).

@@ -43,6 +43,14 @@ func (c *Catalog) Relation(name string) *Relation {
 	return c.Relations[name]
 }
 
+// GetColumns returns r's columns, none for nil.
+func (r *Relation) GetColumns() []Column {
+	if r == nil {
+		return nil
+	}
+	return r.Columns
+}
+
 // WithCatalog returns k with c attached: a copy, for k is shared.
 func (k *Keyspace) WithCatalog(c *Catalog) *Keyspace {
 	out := *k

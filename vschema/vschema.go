@@ -41,10 +41,21 @@ type Keyspace struct {
 	// UnlistedTables says what CREATE TABLE of a table the vschema does
 	// not name does in a sharded keyspace.
 	UnlistedTables UnlistedTables `json:"unlisted_tables,omitempty"`
+	// SequenceBlock is how many values of a global sequence a gateway
+	// leases from etcd at a time (default 1000): fewer, and ids follow
+	// each other more closely across gateways; more, and etcd is asked
+	// less often.
+	SequenceBlock int64 `json:"sequence_block,omitempty"`
 	// Catalog is what the shards' catalog says of the keyspace's
 	// relations, when the gateway read it (see WithCatalog); nil if not.
 	Catalog *Catalog `json:"-"`
 }
+
+// Bounds of Keyspace.SequenceBlock.
+const (
+	DefaultSequenceBlock = 1000
+	MaxSequenceBlock     = 1_000_000
+)
 
 // UnlistedTables is a policy for tables a sharded keyspace's vschema does
 // not name.
@@ -330,6 +341,12 @@ func (f *File) normalize() error {
 			}
 		default:
 			bad("keyspace %s: unknown unlisted_tables %q (want refuse or reference)", ksName, ks.UnlistedTables)
+		}
+		switch {
+		case ks.SequenceBlock == 0:
+			ks.SequenceBlock = DefaultSequenceBlock
+		case ks.SequenceBlock < 0 || ks.SequenceBlock > MaxSequenceBlock:
+			bad("keyspace %s: sequence_block %d must be between 1 and %d", ksName, ks.SequenceBlock, MaxSequenceBlock)
 		}
 		for _, tName := range sortedKeys(ks.Tables) {
 			t := ks.Tables[tName]

@@ -54,6 +54,14 @@ func (k SubqueryKind) String() string {
 		return "array"
 	case SubqueryRows:
 		return "rows"
+	case SequenceNext:
+		return "nextval"
+	case SequenceCurrent:
+		return "currval"
+	case SequenceLast:
+		return "lastval"
+	case SequenceSet:
+		return "setval"
 	}
 	return fmt.Sprintf("SubqueryKind(%d)", int(k))
 }
@@ -88,6 +96,12 @@ type Subquery struct {
 	// they join live, each to one shard (those with NULL to the first), so
 	// that an outer join pads each once.
 	Partition *Partition
+	// Sequence names the global sequence of a sequence kind (SequenceNext,
+	// ...), which has no Plan; SetTo and SetCalled are setval's
+	// arguments (SetCalled nil: true).
+	Sequence  string
+	SetTo     Arg
+	SetCalled *Arg
 }
 
 // Partition says how SubqueryRows spreads its rows over shards.
@@ -132,7 +146,9 @@ var _ Primitive = (*Bind)(nil)
 func (b *Bind) Inputs() []Primitive {
 	out := make([]Primitive, 0, len(b.Subqueries)+1)
 	for _, s := range b.Subqueries {
-		out = append(out, s.Plan)
+		if s.Plan != nil {
+			out = append(out, s.Plan)
+		}
 	}
 	return append(out, b.Input)
 }
@@ -142,6 +158,15 @@ func (b *Bind) Describe() string {
 	parts := make([]string, len(b.Subqueries))
 	for i, s := range b.Subqueries {
 		parts[i] = fmt.Sprintf("$%d=%s of %q", s.Param, s.Kind, s.SQL)
+		if s.Kind.isSequence() {
+			parts[i] = fmt.Sprintf("$%d=%s(%q)", s.Param, s.Kind, s.Sequence)
+		}
+		if s.Kind == SequenceSet {
+			parts[i] = fmt.Sprintf("$%d=setval(%q, %s)", s.Param, s.Sequence, s.SetTo)
+			if s.SetCalled != nil {
+				parts[i] = fmt.Sprintf("$%d=setval(%q, %s, %s)", s.Param, s.Sequence, s.SetTo, *s.SetCalled)
+			}
+		}
 		if s.Rounds {
 			parts[i] += " in rounds"
 		}
@@ -164,7 +189,27 @@ func (b *Bind) Stream(ctx context.Context, x Executor, args Params, emit func(*B
 	if err != nil {
 		return "", err
 	}
-	return b.Input.Stream(ctx, boundExecutor{Executor: x, from: from, values: values}, args, emit)
+	return b.Input.Stream(ctx, boundExecutor{Executor: x, from: from, values: values}, boundParams{args, from, values}, emit)
+}
+
+// boundParams are the client's parameters followed by Bind's: a key of the
+// statement may come from either (a sequence's value routes an INSERT).
+type boundParams struct {
+	Params
+	from   int
+	values []BoundValue
+}
+
+// Text implements Params.
+func (p boundParams) Text(i int) (string, bool) {
+	if j := i - (p.from - 1); j >= 0 && j < len(p.values) {
+		v := p.values[j]
+		return string(v.Text), v.Text != nil && v.PerShard == nil
+	}
+	if p.Params == nil {
+		return "", false
+	}
+	return p.Params.Text(i)
 }
 
 // rounds runs the statement once per round of its relation's rows while
@@ -239,6 +284,9 @@ var errEnough = errors.New("the subquery's answer is known")
 
 // run runs one subquery for its value, holding at most limit bytes.
 func (s *Subquery) run(ctx context.Context, x Executor, args Params, limit int) (BoundValue, error) {
+	if s.Kind.isSequence() {
+		return s.sequenceValue(ctx, x, args)
+	}
 	if s.Kind == SubqueryRows {
 		return s.rows(ctx, x, args, limit, nil)
 	}

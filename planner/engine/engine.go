@@ -149,7 +149,7 @@ func Shards(p Primitive, topo Topology, args Params) []string {
 		case *Broadcast:
 			add(n.Target.Resolve(topo, args))
 		case *InsertSplit:
-			groups, err := n.split(topo, args)
+			groups, _, err := n.split(topo, args)
 			if err != nil {
 				add(topo.Shards())
 			}
@@ -180,7 +180,7 @@ func OneQuery(p Primitive, topo Topology, args Params) (shard string, q Query, o
 		q.AnyShard = n.Target.Kind == TargetAny
 		return shards[0], q, true
 	case *InsertSplit:
-		groups, err := n.split(topo, args)
+		groups, _, err := n.split(topo, args)
 		if err != nil || len(groups) != 1 {
 			return "", Query{}, false
 		}

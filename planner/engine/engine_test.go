@@ -1113,3 +1113,47 @@ func TestTagPlus(t *testing.T) {
 		t.Errorf(`"" + "SELECT 4" = %q, %v`, got, err)
 	}
 }
+
+// TestInsertSplitReturningOrder proves INSERT ... RETURNING over several
+// shards returns its rows in the order of the VALUES rows, as Postgres
+// does, and shard by shard when a shard returned fewer rows than it
+// inserted (ON CONFLICT DO NOTHING), which does not say which it skipped.
+func TestInsertSplitReturningOrder(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	plan := insertPlan(t, litRow(3, "(1, 'a')"), litRow(1, "(2, 'b')"), litRow(7, "(3, 'c')"), litRow(5, "(4, 'd')"))
+	plan.Returning = true
+	rowsOf := func(c *collector) []string {
+		var out []string
+		for _, b := range c.batches {
+			for _, r := range b.Rows {
+				out = append(out, string(r[0]))
+			}
+		}
+		return out
+	}
+	// Logical shards 3 and 7 are on s3, 1 and 5 on s0.
+	f := newFake(newTopo(), map[string]*script{
+		"s3": {Fields: fields("id"), Rows: [][][]byte{row("1"), row("3")}, Tag: "INSERT 0 2", BatchSize: 1},
+		"s0": {Fields: fields("id"), Rows: [][][]byte{row("2"), row("4")}, Tag: "INSERT 0 2", BatchSize: 1},
+	})
+	var c collector
+	tag, err := plan.Stream(testCtx(t), f, nil, c.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(&c); tag != "INSERT 0 4" || !slices.Equal(got, []string{"1", "2", "3", "4"}) || c.fieldsN != 1 || c.badOrder {
+		t.Fatalf("%s, rows %v (%d Fields), want 1 2 3 4 in VALUES order", tag, got, c.fieldsN)
+	}
+
+	f = newFake(newTopo(), map[string]*script{
+		"s3": {Fields: fields("id"), Rows: [][][]byte{row("3")}, Tag: "INSERT 0 1"},
+		"s0": {Fields: fields("id"), Rows: [][][]byte{row("2"), row("4")}, Tag: "INSERT 0 2"},
+	})
+	c = collector{}
+	if _, err := plan.Stream(testCtx(t), f, nil, c.emit); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(&c); !slices.Equal(got, []string{"3", "2", "4"}) {
+		t.Fatalf("a shard returning fewer rows: %v, want its rows, then the next shard's", got)
+	}
+}

@@ -129,7 +129,7 @@ func shardQueries(p Primitive, topo Topology, args Params, bind func(*Bind) (int
 		case *Broadcast:
 			each(n.Target.Resolve(topo, nil), Query{SQL: n.SQL})
 		case *InsertSplit:
-			groups, err := n.split(topo, args)
+			groups, _, err := n.split(topo, args)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/shardgate/shardgate/vschema"
 )
@@ -28,6 +29,11 @@ type InsertSplit struct {
 	// Refusal, when set, is why the rows may not go to several shards (a
 	// volatile function would give each shard its own value).
 	Refusal *Error
+	// Returning is set for INSERT ... RETURNING: rows from several shards
+	// come back in the order of the VALUES rows they were, as Postgres
+	// returns them (an ORM pairs its objects with them so), held in the
+	// gateway until every shard answered.
+	Returning bool
 }
 
 // InsertRow is one row of an InsertSplit.
@@ -45,9 +51,8 @@ type shardRows struct {
 }
 
 // split groups the rows by shard, in order of first appearance, each
-// shard's rows in their order.
-func (n *InsertSplit) split(topo Topology, args Params) ([]shardRows, error) {
-	var groups []shardRows
+// shard's rows in their order; order gives each row's group.
+func (n *InsertSplit) split(topo Topology, args Params) (groups []shardRows, order []int, err error) {
 	index := map[string]int{}
 	for _, r := range n.Rows {
 		id, null, ok := r.Key.id(args)
@@ -56,7 +61,7 @@ func (n *InsertSplit) split(topo Topology, args Params) ([]shardRows, error) {
 			if null {
 				what = "NULL"
 			}
-			return nil, Unsupported("the sharding column %s.%s got %s from parameter $%d: the row cannot be placed on a shard", n.Table.Name, n.Table.Column, what, r.Key.Param)
+			return nil, nil, Unsupported("the sharding column %s.%s got %s from parameter $%d: the row cannot be placed on a shard", n.Table.Name, n.Table.Column, what, r.Key.Param)
 		}
 		s := topo.ShardFor(id)
 		i, seen := index[s]
@@ -66,13 +71,14 @@ func (n *InsertSplit) split(topo Topology, args Params) ([]shardRows, error) {
 			groups = append(groups, shardRows{shard: s})
 		}
 		groups[i].rows = append(groups[i].rows, r.SQL)
+		order = append(order, i)
 	}
-	return groups, nil
+	return groups, order, nil
 }
 
 // Stream implements Primitive.
 func (n *InsertSplit) Stream(ctx context.Context, x Executor, args Params, emit func(*Batch) error) (Tag, error) {
-	groups, err := n.split(x.Topology(), args)
+	groups, order, err := n.split(x.Topology(), args)
 	if err != nil {
 		return "", err
 	}
@@ -86,7 +92,68 @@ func (n *InsertSplit) Stream(ctx context.Context, x Executor, args Params, emit 
 	for i, g := range groups {
 		parts[i] = shardQuery{shard: g.shard, query: Query{SQL: n.Prefix + strings.Join(g.rows, ", ") + n.Suffix}}
 	}
-	return streamParallel(ctx, x, parts, emit)
+	if !n.Returning {
+		return streamParallel(ctx, x, parts, emit)
+	}
+	held := &rowsByShard{Executor: x, rows: map[string][][][]byte{}}
+	tag, err := streamParallel(ctx, held, parts, emit)
+	if err != nil {
+		return "", err
+	}
+	// Each shard returned its rows in their order: deal them out in the
+	// order of the VALUES rows. A shard that returned fewer rows than it
+	// inserted (ON CONFLICT DO NOTHING, a trigger that skipped one) does
+	// not say which: the rows come shard by shard then.
+	out := &Batch{}
+	exact := true
+	for _, g := range groups {
+		exact = exact && len(held.rows[g.shard]) == len(g.rows)
+	}
+	if exact {
+		next := make([]int, len(groups))
+		for _, g := range order {
+			out.Rows = append(out.Rows, held.rows[groups[g].shard][next[g]])
+			next[g]++
+		}
+	} else {
+		for _, g := range groups {
+			out.Rows = append(out.Rows, held.rows[g.shard]...)
+		}
+	}
+	if err := emit(out); err != nil {
+		return "", err
+	}
+	return tag, nil
+}
+
+// rowsByShard keeps the rows each shard returns, passing on only their
+// columns.
+type rowsByShard struct {
+	Executor
+	mu   sync.Mutex
+	rows map[string][][][]byte
+}
+
+// Query implements Executor.
+func (r *rowsByShard) Query(ctx context.Context, shard string, q Query, emit func(*Batch) error) (Tag, error) {
+	return r.Executor.Query(ctx, shard, q, func(b *Batch) error {
+		if b.Fields != nil {
+			return emit(&Batch{Fields: b.Fields})
+		}
+		kept := make([][][]byte, len(b.Rows))
+		for i, row := range b.Rows {
+			kept[i] = make([][]byte, len(row))
+			for j, v := range row {
+				if v != nil {
+					kept[i][j] = append([]byte{}, v...)
+				}
+			}
+		}
+		r.mu.Lock()
+		r.rows[shard] = append(r.rows[shard], kept...)
+		r.mu.Unlock()
+		return nil
+	})
 }
 
 // Inputs implements Primitive.

@@ -1,0 +1,347 @@
+package planner
+
+import (
+	"strconv"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shardgate/shardgate/planner/engine"
+	"github.com/shardgate/shardgate/vschema"
+)
+
+// A sequence of a sharded keyspace is global: its values come from the
+// gateway (engine.Sequencer), which leases them in blocks from etcd, so
+// no two shards hand out the same one. Each shard's own sequence of that
+// name is left unused. A call of nextval(), currval(), lastval() or
+// setval() that Postgres evaluates once — in a VALUES row, in a SELECT
+// without FROM — is replaced by a parameter after the client's, whose
+// value the gateway gives (engine.Bind); a column whose default draws
+// from a sequence (serial, identity, DEFAULT nextval('s')) gets such a
+// call when an INSERT leaves it out or gives it DEFAULT.
+
+// sequenceKinds are the sequence functions by name.
+var sequenceKinds = map[string]engine.SubqueryKind{
+	"nextval": engine.SequenceNext, "currval": engine.SequenceCurrent,
+	"lastval": engine.SequenceLast, "setval": engine.SequenceSet,
+}
+
+// drawSequences replaces the sequence function calls below parts, each of
+// which Postgres evaluates once, with parameters after the client's and
+// returns what gives them. The calls must name their sequence with a
+// literal; setval's other arguments must be literals or parameters.
+func (p *planning) drawSequences(stmt *pg_query.Node, parts []*pg_query.Node) ([]engine.Subquery, *Error) {
+	first := 1
+	walk(stmt, func(m proto.Message) bool {
+		if pr, isParam := m.(*pg_query.ParamRef); isParam {
+			first = max(first, int(pr.Number)+1)
+		}
+		return true
+	})
+	var (
+		subs []engine.Subquery
+		err  *Error
+	)
+	replace := map[*pg_query.Node]*pg_query.Node{}
+	for _, part := range parts {
+		walk(part, func(m proto.Message) bool {
+			n, isNode := m.(*pg_query.Node)
+			if err != nil || !isNode || n.GetFuncCall() == nil {
+				return err == nil
+			}
+			kind, isSeq := sequenceKinds[strings.ToLower(funcName(n.GetFuncCall()))]
+			if !isSeq {
+				return true
+			}
+			var s engine.Subquery
+			if s, err = sequenceSubquery(kind, n.GetFuncCall()); err != nil {
+				return false
+			}
+			s.Param = first + len(subs)
+			subs = append(subs, s)
+			replace[n] = int8Param(s.Param)
+			return false
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	rewrite(stmt, func(n *pg_query.Node) *pg_query.Node { return replace[n] })
+	return subs, nil
+}
+
+// sequenceSubquery reads the arguments of a call of a sequence function.
+func sequenceSubquery(kind engine.SubqueryKind, call *pg_query.FuncCall) (engine.Subquery, *Error) {
+	name := funcName(call)
+	s := engine.Subquery{Kind: kind, SQL: name + "()"}
+	args := call.Args
+	want := map[engine.SubqueryKind][2]int{
+		engine.SequenceNext: {1, 1}, engine.SequenceCurrent: {1, 1},
+		engine.SequenceLast: {0, 0}, engine.SequenceSet: {2, 3},
+	}[kind]
+	if len(args) < want[0] || len(args) > want[1] || call.AggStar || call.AggDistinct || call.Over != nil {
+		// Postgres's own error (no such function) comes from a shard.
+		return s, unsupported("%s() with these arguments is not supported on a sharded keyspace", name)
+	}
+	if kind == engine.SequenceLast {
+		return s, nil
+	}
+	seq, ok := sequenceArg(args[0])
+	if !ok {
+		return s, unsupported("%s() on a sharded keyspace must name its sequence with a literal: the gateway hands out its values", name)
+	}
+	s.Sequence = seq
+	if kind != engine.SequenceSet {
+		return s, nil
+	}
+	if s.SetTo, ok = constArg(args[1]); !ok {
+		return s, unsupported("setval() on a sharded keyspace takes a literal or a parameter as its value")
+	}
+	if len(args) == 3 {
+		called, ok := constArg(args[2])
+		if !ok {
+			return s, unsupported("setval() on a sharded keyspace takes a literal or a parameter as its third argument")
+		}
+		s.SetCalled = &called
+	}
+	return s, nil
+}
+
+// sequenceArg reads a sequence's name from 'name' or 'name'::regclass,
+// as regclass reads it: unquoted parts folded to lower case, public left
+// out (vschema.TableName).
+func sequenceArg(n *pg_query.Node) (string, bool) {
+	if tc := n.GetTypeCast(); tc != nil {
+		names := tc.TypeName.GetNames()
+		if len(names) == 0 || names[len(names)-1].GetString_().GetSval() != "regclass" {
+			return "", false
+		}
+		n = tc.Arg
+	}
+	sv := n.GetAConst().GetSval()
+	if sv == nil {
+		return "", false
+	}
+	parts, ok := splitName(sv.Sval)
+	switch {
+	case !ok:
+		return "", false
+	case len(parts) == 1:
+		return parts[0], true
+	case len(parts) == 2:
+		return vschema.TableName(parts[0], parts[1]), true
+	}
+	return "", false
+}
+
+// splitName splits a possibly qualified, possibly quoted name into its
+// parts as Postgres reads it.
+func splitName(s string) ([]string, bool) {
+	var parts []string
+	for {
+		s = strings.TrimSpace(s)
+		var part string
+		if strings.HasPrefix(s, `"`) {
+			end := 1
+			var b strings.Builder
+			for {
+				i := strings.IndexByte(s[end:], '"')
+				if i < 0 {
+					return nil, false
+				}
+				b.WriteString(s[end : end+i])
+				end += i + 1
+				if end < len(s) && s[end] == '"' {
+					b.WriteByte('"')
+					end++
+					continue
+				}
+				break
+			}
+			part, s = b.String(), s[end:]
+		} else {
+			i := strings.IndexByte(s, '.')
+			if i < 0 {
+				i = len(s)
+			}
+			part, s = strings.ToLower(strings.TrimSpace(s[:i])), s[i:]
+		}
+		if part == "" {
+			return nil, false
+		}
+		parts = append(parts, part)
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return parts, true
+		}
+		if s[0] != '.' {
+			return nil, false
+		}
+		s = s[1:]
+	}
+}
+
+// constArg reads an argument given as a literal or a parameter.
+func constArg(n *pg_query.Node) (engine.Arg, bool) {
+	if tc := n.GetTypeCast(); tc != nil {
+		n = tc.Arg
+	}
+	if pr := n.GetParamRef(); pr != nil && pr.Number > 0 {
+		return engine.Arg{Param: int(pr.Number)}, true
+	}
+	c := n.GetAConst()
+	switch {
+	case c == nil || c.Isnull:
+		return engine.Arg{}, false
+	case c.GetIval() != nil:
+		return engine.Arg{Literal: strconv.Itoa(int(c.GetIval().Ival))}, true
+	case c.GetFval() != nil:
+		return engine.Arg{Literal: c.GetFval().Fval}, true
+	case c.GetBoolval() != nil:
+		if c.GetBoolval().Boolval {
+			return engine.Arg{Literal: "true"}, true
+		}
+		return engine.Arg{Literal: "false"}, true
+	case c.GetSval() != nil:
+		return engine.Arg{Literal: c.GetSval().Sval}, true
+	}
+	return engine.Arg{}, false
+}
+
+// int8Param is $n::int8, a sequence's value.
+func int8Param(n int) *pg_query.Node {
+	return &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+		Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: &pg_query.ParamRef{Number: int32(n)}}},
+		TypeName: &pg_query.TypeName{Names: []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("int8")}, Typemod: -1}}}}
+}
+
+// sequenceDefaults gives the columns of an INSERT ... VALUES that draw from
+// a sequence (catalog) a call of nextval() where the INSERT leaves them out
+// or gives them DEFAULT, so that the gateway hands their values out: each
+// shard's own default would repeat the others' values. An identity
+// column GENERATED ALWAYS then takes the value with OVERRIDING SYSTEM
+// VALUE, unless the INSERT gives it one of its own somewhere (Postgres's
+// error then stands). It reports whether it changed the statement.
+func sequenceDefaults(ins *pg_query.InsertStmt, rel *vschema.Relation) bool {
+	if rel == nil {
+		return false
+	}
+	sel := ins.SelectStmt.GetSelectStmt()
+	if sel == nil {
+		// DEFAULT VALUES: one row of the columns that need a value.
+		for _, c := range rel.Columns {
+			if c.Sequence != "" && !c.Generated {
+				sel = &pg_query.SelectStmt{ValuesLists: []*pg_query.Node{pg_query.MakeListNode(nil)}}
+				ins.SelectStmt = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}
+				break
+			}
+		}
+		if sel == nil {
+			return false
+		}
+	}
+	if len(sel.ValuesLists) == 0 {
+		return false
+	}
+	changed := false
+	for _, c := range rel.Columns {
+		if c.Sequence == "" || c.Generated {
+			continue
+		}
+		drawn := false
+		at := -1
+		for i, t := range ins.Cols {
+			if t.GetResTarget().GetName() == c.Name {
+				at = i
+			}
+		}
+		ownValue := false
+		if at < 0 {
+			ins.Cols = append(ins.Cols, pg_query.MakeResTargetNodeWithName(c.Name, 0))
+		}
+		for _, row := range sel.ValuesLists {
+			items := row.GetList().Items
+			switch {
+			case at < 0:
+				row.GetList().Items = append(items, nextvalCall(c.Sequence))
+			case at < len(items) && items[at].GetSetToDefault() != nil:
+				items[at] = nextvalCall(c.Sequence)
+			default:
+				ownValue = true
+				continue
+			}
+			drawn, changed = true, true
+		}
+		if drawn && c.Identity == 'a' && !ownValue && ins.Override == pg_query.OverridingKind_OVERRIDING_NOT_SET {
+			ins.Override = pg_query.OverridingKind_OVERRIDING_SYSTEM_VALUE
+		}
+	}
+	return changed
+}
+
+// nextvalCall is nextval('seq'), seq named as the catalog names it
+// (vschema.TableName), each part quoted as regclass reads it back.
+func nextvalCall(seq string) *pg_query.Node {
+	schema, name, qualified := strings.Cut(seq, ".")
+	text := quoteIdent(schema)
+	if qualified {
+		text += "." + quoteIdent(name)
+	}
+	return pg_query.MakeFuncCallNode([]*pg_query.Node{pg_query.MakeStrNode("nextval")},
+		[]*pg_query.Node{pg_query.MakeAConstStrNode(text, 0)}, 0)
+}
+
+// selectSequences binds the sequence functions of a SELECT without FROM,
+// whose select list Postgres evaluates once: SELECT nextval('s'), SELECT
+// setval('s', 100). A column that is such a call keeps its name.
+func (p *planning) selectSequences(stmt *pg_query.Node, sel *pg_query.SelectStmt) error {
+	if len(sel.FromClause) > 0 || sel.Op != pg_query.SetOperation_SETOP_NONE || sel.WithClause != nil || len(sel.ValuesLists) > 0 {
+		return nil
+	}
+	var parts []*pg_query.Node
+	for _, t := range sel.TargetList {
+		rt := t.GetResTarget()
+		if rt == nil {
+			continue
+		}
+		if fc := rt.Val.GetFuncCall(); fc != nil && rt.Name == "" {
+			if _, isSeq := sequenceKinds[strings.ToLower(funcName(fc))]; isSeq {
+				rt.Name = strings.ToLower(funcName(fc))
+			}
+		}
+		parts = append(parts, rt.Val)
+	}
+	draws, err := p.drawSequences(stmt, parts)
+	if err != nil {
+		return err
+	}
+	if len(draws) == 0 {
+		return nil
+	}
+	p.draws = draws
+	sql, err := p.deparse(stmt)
+	if err != nil {
+		return err
+	}
+	p.sql = sql
+	return nil
+}
+
+// checkSequenceDefaults refuses SET col = DEFAULT of a column whose default
+// draws from a sequence: each shard would draw from its own, per row.
+func (p *planning) checkSequenceDefaults(u *pg_query.UpdateStmt) *Error {
+	rel := p.vs.Catalog.Relation(vschema.TableName(u.Relation.Schemaname, u.Relation.Relname))
+	for _, t := range u.TargetList {
+		rt := t.GetResTarget()
+		if rt == nil || rt.Val.GetSetToDefault() == nil {
+			continue
+		}
+		for _, c := range rel.GetColumns() {
+			if c.Name == rt.Name && c.Sequence != "" {
+				return unsupported("SET %s = DEFAULT is not supported on a sharded keyspace: its default draws from sequence %s, whose values the gateway hands out only to INSERT ... VALUES", c.Name, c.Sequence)
+			}
+		}
+	}
+	return nil
+}

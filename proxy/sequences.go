@@ -1,0 +1,243 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/shardgate/shardgate/planner"
+	"github.com/shardgate/shardgate/planner/engine"
+	"github.com/shardgate/shardgate/topology"
+)
+
+// SequenceStore keeps the global sequences of sharded keyspaces (see
+// topology.Store.LeaseSequence).
+type SequenceStore interface {
+	LeaseSequence(ctx context.Context, ks, name string, count, increment, max int64, start topology.SequenceStart) (first, leased int64, err error)
+	SetSequence(ctx context.Context, ks, name string, next int64) error
+}
+
+// sequenceAllocator hands out the values of global sequences from the
+// blocks this gateway leased, in increasing order within the gateway.
+type sequenceAllocator struct {
+	store SequenceStore
+	mu    sync.Mutex
+	seqs  map[[2]string]*sequenceBlock // by keyspace and sequence
+}
+
+// sequenceBlock is what is left of a sequence's leased block.
+type sequenceBlock struct {
+	mu   sync.Mutex
+	next int64 // the next value to hand out
+	left int64 // how many are left, increment apart
+	inc  int64
+}
+
+// sequenceDef is a sequence's definition, as a shard's catalog has it.
+type sequenceDef struct {
+	start, inc, min, max int64
+	cycle                bool
+	// next is the value the shard's own sequence would hand out next.
+	next int64
+}
+
+func (a *sequenceAllocator) block(ks, name string) *sequenceBlock {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seqs == nil {
+		a.seqs = map[[2]string]*sequenceBlock{}
+	}
+	b := a.seqs[[2]string{ks, name}]
+	if b == nil {
+		b = &sequenceBlock{}
+		a.seqs[[2]string{ks, name}] = b
+	}
+	return b
+}
+
+// forget drops what is left of this gateway's block of a sequence, after
+// setval or a restart moved it.
+func (a *sequenceAllocator) forget(ks, name string) {
+	b := a.block(ks, name)
+	b.mu.Lock()
+	b.left = 0
+	b.mu.Unlock()
+}
+
+// codeUndefinedTable and the other codes of sequence errors, as Postgres
+// answers them.
+const (
+	codeUndefinedTable       = "42P01"
+	codeObjectNotInState     = "55000"
+	codeNumericOutOfRange    = "22003"
+	codeSequenceGeneratorMax = "2200H"
+)
+
+// NextVal implements engine.Sequencer: the sequence's next value, from this
+// gateway's block, leasing the next block when it ran out.
+func (x *sessionExecutor) NextVal(ctx context.Context, seq string) (int64, error) {
+	s := x.s
+	a := s.srv.sequences
+	if a.store == nil {
+		return 0, &planner.Error{Code: codeFeatureNotSupp, Message: "this gateway keeps no topology store to hand out global sequence values from"}
+	}
+	b := a.block(x.ks.Name, seq)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.left == 0 {
+		def, err := s.srv.sequenceDef(ctx, x.ks, seq, false)
+		if err != nil {
+			return 0, err
+		}
+		if def.inc <= 0 || def.cycle {
+			return 0, &planner.Error{Code: codeFeatureNotSupp, Message: fmt.Sprintf("sequence %q: only ascending sequences without CYCLE are supported on a sharded keyspace", seq)}
+		}
+		block := x.ks.VSchema().SequenceBlock
+		first, n, err := a.store.LeaseSequence(ctx, x.ks.Name, seq, block, def.inc, def.max, func(ctx context.Context) (int64, error) {
+			all, err := s.srv.sequenceDef(ctx, x.ks, seq, true)
+			return all.next, err
+		})
+		var exhausted *topology.SequenceExhaustedError
+		switch {
+		case errors.As(err, &exhausted):
+			return 0, &planner.Error{Code: codeSequenceGeneratorMax, Message: exhausted.Error()}
+		case err != nil:
+			return 0, err
+		}
+		b.next, b.left, b.inc = first, n, def.inc
+	}
+	v := b.next
+	b.next += b.inc
+	b.left--
+	s.noteSequenceValue(seq, v)
+	return v, nil
+}
+
+// noteSequenceValue remembers v as the session's currval of seq and its
+// lastval.
+func (s *session) noteSequenceValue(seq string, v int64) {
+	if s.currvals == nil {
+		s.currvals = map[string]int64{}
+	}
+	s.currvals[s.keyspace+"\x00"+seq] = v
+	s.lastval, s.hasLastval = v, true
+}
+
+// CurrVal implements engine.Sequencer.
+func (x *sessionExecutor) CurrVal(seq string) (int64, error) {
+	v, ok := x.s.currvals[x.s.keyspace+"\x00"+seq]
+	if !ok {
+		return 0, &planner.Error{Code: codeObjectNotInState, Message: fmt.Sprintf("currval of sequence %q is not yet defined in this session", seq)}
+	}
+	return v, nil
+}
+
+// LastVal implements engine.Sequencer.
+func (x *sessionExecutor) LastVal() (int64, error) {
+	if !x.s.hasLastval {
+		return 0, &planner.Error{Code: codeObjectNotInState, Message: "lastval is not yet defined in this session"}
+	}
+	return x.s.lastval, nil
+}
+
+// SetVal implements engine.Sequencer: the sequence's next block starts
+// after value (called) or at it. Other gateways hand out what is left of
+// the blocks they hold first, as Postgres sessions do with cached values.
+func (x *sessionExecutor) SetVal(ctx context.Context, seq string, value int64, called bool) error {
+	s := x.s
+	a := s.srv.sequences
+	if a.store == nil {
+		return &planner.Error{Code: codeFeatureNotSupp, Message: "this gateway keeps no topology store to hand out global sequence values from"}
+	}
+	def, err := s.srv.sequenceDef(ctx, x.ks, seq, false)
+	if err != nil {
+		return err
+	}
+	if value < def.min || value > def.max {
+		return &planner.Error{Code: codeNumericOutOfRange, Message: fmt.Sprintf("setval: value %d is out of bounds for sequence %q (%d..%d)", value, seq, def.min, def.max)}
+	}
+	next := value
+	if called {
+		next = value + def.inc
+	}
+	b := a.block(x.ks.Name, seq)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := a.store.SetSequence(ctx, x.ks.Name, seq, next); err != nil {
+		return err
+	}
+	b.left = 0
+	if called {
+		s.noteSequenceValue(seq, value)
+	}
+	return nil
+}
+
+// sequenceDef reads the definition of sequence seq of keyspace ks from one
+// of its shards, or from all of them (all): then next is the largest value
+// any shard's own sequence would hand out next, where a global sequence
+// starts. A sequence no shard has is Postgres's 42P01.
+func (srv *Server) sequenceDef(ctx context.Context, ks *topology.Keyspace, seq string, all bool) (sequenceDef, error) {
+	schema, name, qualified := strings.Cut(seq, ".")
+	if !qualified {
+		schema, name = "public", seq
+	}
+	sql := "SELECT start_value, increment_by, min_value, max_value, cycle, " +
+		"coalesce(last_value + increment_by, start_value) FROM pg_catalog.pg_sequences " +
+		"WHERE schemaname = " + quoteLiteral(schema) + " AND sequencename = " + quoteLiteral(name)
+	shards := srv.pools.Order(ks.Shards())
+	if !all {
+		shards = shards[:min(1, len(shards))]
+	}
+	var (
+		out   sequenceDef
+		found bool
+	)
+	for _, shard := range shards {
+		sh := srv.topo().Shards[shard]
+		if sh == nil {
+			return out, &ShardUnreachableError{Shard: shard, Err: errShardGone}
+		}
+		b, err := srv.pools.acquire(ctx, sh)
+		if err != nil {
+			return out, err
+		}
+		var row [][]byte
+		err = b.exec(ctx, sql, func(batch *engine.Batch) error {
+			if len(batch.Rows) > 0 {
+				row = batch.Rows[0]
+			}
+			return nil
+		}, discardTag)
+		b.release()
+		if err != nil {
+			return out, err
+		}
+		if row == nil {
+			continue
+		}
+		var d sequenceDef
+		ints := []*int64{&d.start, &d.inc, &d.min, &d.max}
+		for i, p := range ints {
+			if *p, err = strconv.ParseInt(string(row[i]), 10, 64); err != nil {
+				return out, fmt.Errorf("sequence %s: reading its definition: %w", seq, err)
+			}
+		}
+		d.cycle = string(row[4]) == "t"
+		if d.next, err = strconv.ParseInt(string(row[5]), 10, 64); err != nil {
+			return out, fmt.Errorf("sequence %s: reading its last value: %w", seq, err)
+		}
+		if !found || d.next > out.next {
+			d.next = max(d.next, out.next)
+			out = d
+		}
+		found = true
+	}
+	if !found {
+		return out, &planner.Error{Code: codeUndefinedTable, Message: fmt.Sprintf("relation %q does not exist", seq)}
+	}
+	return out, nil
+}
