@@ -21,7 +21,7 @@ import (
 // `go test ./planner -run Golden -rewrite` and review the diff.
 func TestGolden(t *testing.T) {
 	f := newFake(t)
-	for _, file := range []string{"testdata/plans", "testdata/levels", "testdata/ddl", "testdata/sequences"} {
+	for _, file := range []string{"testdata/plans", "testdata/levels", "testdata/ddl", "testdata/sequences", "testdata/views"} {
 		t.Run(file, func(t *testing.T) { golden(t, f, file) })
 	}
 }
@@ -32,6 +32,9 @@ var testCatalog = &vschema.Catalog{Relations: map[string]*vschema.Relation{
 	"users":            {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Identity: 'd', Sequence: "users_id_seq"}, {Name: "name", Type: "text"}, {Name: "seen", Type: "timestamp with time zone"}}},
 	"orders":           {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Sequence: "orders_id_seq"}, {Name: "user_id", Type: "bigint"}, {Name: "amount", Type: "numeric"}}},
 	"countries":        {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "integer", Identity: 'a', Sequence: "countries_id_seq"}, {Name: "code", Type: "text"}}},
+	"named_users":      {Kind: 'v', View: " SELECT users.id, users.name FROM users WHERE users.name IS NOT NULL;", Columns: []vschema.Column{{Name: "id"}, {Name: "name"}}},
+	"country_codes":    {Kind: 'v', View: "SELECT code FROM countries", Columns: []vschema.Column{{Name: "code"}}},
+	"first_named":      {Kind: 'v', View: "SELECT min(id) AS id FROM named_users", Columns: []vschema.Column{{Name: "id"}}},
 	"billing.invoices": {Kind: 'r', Columns: []vschema.Column{{Name: "account_id", Type: "bigint"}, {Name: "number", Type: "bigint"}}},
 }}
 

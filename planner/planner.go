@@ -301,6 +301,13 @@ func (p *planning) plan(stmt *pg_query.Node) (engine.Primitive, error) {
 	}
 	switch n := stmt.Node.(type) {
 	case *pg_query.Node_SelectStmt:
+		if expanded, err := p.expandViews(stmt); err != nil {
+			return nil, err
+		} else if expanded {
+			if p.sql, err = p.deparse(stmt); err != nil {
+				return nil, err
+			}
+		}
 		if err := p.selectSequences(stmt, n.SelectStmt); err != nil {
 			return nil, err
 		}

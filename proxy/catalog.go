@@ -19,12 +19,14 @@ import (
 
 // catalogQuery reads what the planner needs of a keyspace's relations (see
 // vschema.Catalog): every column of every table and view outside the
-// system schemas, in order, with the sequence its values come from.
+// system schemas, in order, with the sequence its values come from, and
+// each view's query.
 const catalogQuery = `SELECT n.nspname, c.relname, c.relkind, a.attname,
   pg_catalog.format_type(a.atttypid, a.atttypmod), a.attidentity, a.attgenerated <> '',
   CASE WHEN a.attidentity <> '' OR d.adbin IS NOT NULL
     THEN pg_catalog.pg_get_serial_sequence(pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), a.attname) END,
-  pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+  pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+  CASE WHEN c.relkind = 'v' AND a.attnum = 1 THEN pg_catalog.pg_get_viewdef(c.oid) END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -84,6 +86,13 @@ func (s *session) withCatalog(ctx context.Context, ks *topology.Keyspace, vs *vs
 	if !vs.Sharded {
 		return vs
 	}
+	if t := s.txn; t != nil && s.changedSchema && !t.failed {
+		// The transaction changed the schema: what it made is in the
+		// catalog its own connections see, and in no other.
+		if cat, ok := s.txnCatalog(ctx, t); ok {
+			return vs.WithCatalog(cat)
+		}
+	}
 	cs := &s.srv.catalogs
 	gen := s.srv.describes.generation.Load()
 	current := func() *catalogEntry {
@@ -119,6 +128,51 @@ func (s *session) withCatalog(ctx context.Context, ks *topology.Keyspace, vs *vs
 	return e.with(vs)
 }
 
+// txnCatalog reads the catalog through t, on a shard it holds, once per
+// schema change it planned (session.schemaChanges).
+func (s *session) txnCatalog(ctx context.Context, t *txn) (*vschema.Catalog, bool) {
+	if s.txnCat.cat != nil && s.txnCat.at == s.schemaChanges && s.txnCat.txn == t {
+		return s.txnCat.cat, true
+	}
+	for _, shard := range t.order {
+		b := t.backends[shard]
+		if b == nil {
+			continue
+		}
+		rows, err := catalogRows(ctx, b)
+		if err != nil {
+			s.log.Warn("reading the catalog in the transaction", zap.Error(err))
+			return nil, false
+		}
+		cat, err := buildCatalog(rows)
+		if err != nil {
+			return nil, false
+		}
+		s.txnCat.cat, s.txnCat.at, s.txnCat.txn = cat, s.schemaChanges, t
+		return cat, true
+	}
+	return nil, false
+}
+
+// catalogRows runs catalogQuery on b: NULL reads as "\x00".
+func catalogRows(ctx context.Context, b *backend) ([][]string, error) {
+	var rows [][]string
+	err := b.exec(ctx, catalogQuery, func(batch *engine.Batch) error {
+		for _, r := range batch.Rows {
+			row := make([]string, len(r))
+			for i, v := range r {
+				row[i] = string(v)
+				if v == nil {
+					row[i] = "\x00" // NULL, apart from ''
+				}
+			}
+			rows = append(rows, row)
+		}
+		return nil
+	}, discardTag)
+	return rows, err
+}
+
 // refreshCatalog reads ks's catalog again in the background, once at a
 // time per keyspace.
 func (srv *Server) refreshCatalog(ks *topology.Keyspace, cur *catalogEntry) {
@@ -152,20 +206,8 @@ func (srv *Server) readCatalog(ctx context.Context, ks *topology.Keyspace, gen u
 			return err
 		}
 		defer b.release()
-		rows = rows[:0]
-		return b.exec(ctx, catalogQuery, func(batch *engine.Batch) error {
-			for _, r := range batch.Rows {
-				row := make([]string, len(r))
-				for i, v := range r {
-					row[i] = string(v)
-					if v == nil {
-						row[i] = "\x00" // NULL, apart from ''
-					}
-				}
-				rows = append(rows, row)
-			}
-			return nil
-		}, discardTag)
+		rows, err = catalogRows(ctx, b)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -198,14 +240,17 @@ func buildCatalog(rows [][]string) (*vschema.Catalog, error) {
 	cat := &vschema.Catalog{Relations: map[string]*vschema.Relation{}}
 	null := func(v string) bool { return v == "\x00" }
 	for _, r := range rows {
-		if len(r) != 9 || len(r[2]) != 1 {
-			return nil, fmt.Errorf("the shard's catalog answered %d columns, want 9", len(r))
+		if len(r) != 10 || len(r[2]) != 1 {
+			return nil, fmt.Errorf("the shard's catalog answered %d columns, want 10", len(r))
 		}
 		name := vschema.TableName(r[0], r[1])
 		rel := cat.Relations[name]
 		if rel == nil {
 			rel = &vschema.Relation{Kind: r[2][0]}
 			cat.Relations[name] = rel
+		}
+		if !null(r[9]) {
+			rel.View = r[9]
 		}
 		if null(r[3]) {
 			continue // a relation without columns

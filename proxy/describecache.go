@@ -122,6 +122,7 @@ func (s *session) noteSchemaChanges(stmts []*planner.Statement) {
 	for _, st := range stmts {
 		if st.ChangesSchema {
 			s.changedSchema = true
+			s.schemaChanges++
 		}
 	}
 }

@@ -88,7 +88,7 @@ func (x *sessionExecutor) NextVal(ctx context.Context, seq string) (int64, error
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.left == 0 {
-		def, err := s.srv.sequenceDef(ctx, x.ks, seq, false)
+		def, err := s.sequenceDef(ctx, x.ks, seq, false)
 		if err != nil {
 			return 0, err
 		}
@@ -97,7 +97,7 @@ func (x *sessionExecutor) NextVal(ctx context.Context, seq string) (int64, error
 		}
 		block := x.ks.VSchema().SequenceBlock
 		first, n, err := a.store.LeaseSequence(ctx, x.ks.Name, seq, block, def.inc, def.max, func(ctx context.Context) (int64, error) {
-			all, err := s.srv.sequenceDef(ctx, x.ks, seq, true)
+			all, err := s.sequenceDef(ctx, x.ks, seq, true)
 			return all.next, err
 		})
 		var exhausted *topology.SequenceExhaustedError
@@ -152,7 +152,7 @@ func (x *sessionExecutor) SetVal(ctx context.Context, seq string, value int64, c
 	if a.store == nil {
 		return &planner.Error{Code: codeFeatureNotSupp, Message: "this gateway keeps no topology store to hand out global sequence values from"}
 	}
-	def, err := s.srv.sequenceDef(ctx, x.ks, seq, false)
+	def, err := s.sequenceDef(ctx, x.ks, seq, false)
 	if err != nil {
 		return err
 	}
@@ -179,8 +179,11 @@ func (x *sessionExecutor) SetVal(ctx context.Context, seq string, value int64, c
 // sequenceDef reads the definition of sequence seq of keyspace ks from one
 // of its shards, or from all of them (all): then next is the largest value
 // any shard's own sequence would hand out next, where a global sequence
-// starts. A sequence no shard has is Postgres's 42P01.
-func (srv *Server) sequenceDef(ctx context.Context, ks *topology.Keyspace, seq string, all bool) (sequenceDef, error) {
+// starts. A sequence no shard has is Postgres's 42P01. A transaction that
+// changed the schema reads it through its own connections, which see the
+// sequences it made.
+func (s *session) sequenceDef(ctx context.Context, ks *topology.Keyspace, seq string, all bool) (sequenceDef, error) {
+	srv := s.srv
 	schema, name, qualified := strings.Cut(seq, ".")
 	if !qualified {
 		schema, name = "public", seq
@@ -196,23 +199,41 @@ func (srv *Server) sequenceDef(ctx context.Context, ks *topology.Keyspace, seq s
 		out   sequenceDef
 		found bool
 	)
-	for _, shard := range shards {
-		sh := srv.topo().Shards[shard]
-		if sh == nil {
-			return out, &ShardUnreachableError{Shard: shard, Err: errShardGone}
-		}
-		b, err := srv.pools.acquire(ctx, sh)
-		if err != nil {
-			return out, err
-		}
-		var row [][]byte
+	firstRow := func(b *backend) (row [][]byte, err error) {
 		err = b.exec(ctx, sql, func(batch *engine.Batch) error {
-			if len(batch.Rows) > 0 {
-				row = batch.Rows[0]
+			if len(batch.Rows) > 0 && row == nil {
+				for _, v := range batch.Rows[0] {
+					row = append(row, append([]byte{}, v...))
+				}
 			}
 			return nil
 		}, discardTag)
-		b.release()
+		return row, err
+	}
+	t := s.txn
+	inTxn := t != nil && s.changedSchema && !t.failed
+	if inTxn && !all {
+		shards = t.order[:min(1, len(t.order))]
+	}
+	for _, shard := range shards {
+		var (
+			row [][]byte
+			err error
+		)
+		if b := t.backendOf(shard); inTxn && b != nil {
+			row, err = firstRow(b)
+		} else {
+			sh := srv.topo().Shards[shard]
+			if sh == nil {
+				return out, &ShardUnreachableError{Shard: shard, Err: errShardGone}
+			}
+			b, aerr := srv.pools.acquire(ctx, sh)
+			if aerr != nil {
+				return out, aerr
+			}
+			row, err = firstRow(b)
+			b.release()
+		}
 		if err != nil {
 			return out, err
 		}

@@ -105,6 +105,14 @@ type session struct {
 	currvals   map[string]int64
 	lastval    int64
 	hasLastval bool
+	// schemaChanges counts the schema changes the session planned;
+	// txnCat is the catalog its transaction saw after the last of them.
+	schemaChanges int
+	txnCat        struct {
+		cat *vschema.Catalog
+		at  int
+		txn *txn
+	}
 	// listens is set once the session ran LISTEN (see notify.go).
 	listens bool
 	// clientInfo is what SHOW CLIENTS tells of the session (see console.go).

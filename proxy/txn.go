@@ -401,6 +401,14 @@ func (s *session) releaseTxn(t *txn) {
 
 // join brings shard into the transaction: borrow (or reuse) its backend,
 // open the backend transaction and replay what the transaction did so far.
+// backendOf is t's backend on shard, nil if it holds none (or t is nil).
+func (t *txn) backendOf(shard string) *backend {
+	if t == nil {
+		return nil
+	}
+	return t.backends[shard]
+}
+
 func (s *session) join(ctx context.Context, t *txn, shard string) (*backend, error) {
 	if b := t.backends[shard]; b != nil {
 		return b, nil

@@ -16,6 +16,8 @@ type Relation struct {
 	// view, 'm' materialized view, 'f' foreign table.
 	Kind    byte
 	Columns []Column
+	// View is a view's query (pg_get_viewdef), "" for other kinds.
+	View string
 }
 
 // Column is one column of a Relation, in the relation's order.

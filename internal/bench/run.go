@@ -48,6 +48,11 @@ func scenarios() []scenario {
 		scenario{Name: "tpcb -M prepared, 2 shards", Script: "tpcb", Mode: "prepared", Clients: 16, Keyspace: "bench"},
 		scenario{Name: "scatter order by limit", Script: "top", Mode: "simple", Clients: 16, Keyspace: "bench"},
 		scenario{Name: "scatter aggregate", Script: "aggregate", Mode: "simple", Clients: 16, Keyspace: "bench"},
+		// Ids per second one gateway hands out from a global sequence,
+		// against one Postgres's own sequence; then inserts that take
+		// their key from it.
+		scenario{Name: "nextval", Script: "nextval", Mode: "simple", Clients: 16, Keyspace: "bench"},
+		scenario{Name: "insert bigserial", Script: "insert", Mode: "simple", Clients: 16, Keyspace: "bench"},
 	)
 }
 
@@ -55,6 +60,8 @@ func scenarios() []scenario {
 // bounded to 1000 accounts by the primary key so that direct Postgres and
 // the shards do the same work per row.
 var scripts = map[string]string{
+	"nextval": "SELECT nextval('bench_ids_id_seq');\n",
+	"insert":  "INSERT INTO bench_ids (note) VALUES ('x');\n",
 	"top": `\set a random(1, 100000 * :scale - 1000)
 SELECT aid, abalance FROM pgbench_accounts WHERE aid BETWEEN :a AND :a + 999 ORDER BY abalance DESC, aid LIMIT 100;
 `,

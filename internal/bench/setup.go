@@ -251,8 +251,19 @@ func setup(ctx context.Context, o options, cl *cleanups) (*env, error) {
 			return nil, fmt.Errorf("initializing %s: %w", t.name, err)
 		}
 	}
+	// The table of the sequence scenarios: on one Postgres its own
+	// sequence, through the gateway a global one.
+	for _, ep := range []endpoint{e.direct, e.sharded} {
+		if _, err := queryOne(ctx, ep.dsn(), idsTable); err != nil {
+			return nil, fmt.Errorf("creating bench_ids: %w", err)
+		}
+	}
 	return e, nil
 }
+
+// idsTable is the table the sequence scenarios insert into (sharded by id
+// in keyspace bench).
+const idsTable = "CREATE TABLE bench_ids (id bigserial PRIMARY KEY, note text)"
 
 func queryOne(ctx context.Context, dsn, sql string) (string, error) {
 	conn, err := pgconn.Connect(ctx, dsn)

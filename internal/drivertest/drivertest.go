@@ -413,6 +413,34 @@ var ensurePsycopg2 = sync.OnceValues(func() (string, error) {
 	return find()
 })
 
+// EnsureDjango returns a python3 that can import Django and psycopg2,
+// installing Debian's python3-django (and python3-psycopg2) when needed.
+// It works once per process; later calls return the first result. It is
+// safe for concurrent use.
+func EnsureDjango() (string, error) { return ensureDjango() }
+
+var ensureDjango = sync.OnceValues(func() (string, error) {
+	py, err := EnsurePsycopg2()
+	if err != nil {
+		return "", err
+	}
+	importable := func() error {
+		cmd := exec.Command(py, "-c", "import django")
+		cmd.Env = cleanEnv()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("drivertest: %s cannot import django: %v: %s", py, err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	if importable() == nil {
+		return py, nil
+	}
+	if err := aptInstall("python3-django"); err != nil {
+		return "", err
+	}
+	return py, importable()
+})
+
 // jdbcJar is where Debian's libpostgresql-jdbc-java puts the driver.
 const jdbcJar = "/usr/share/java/postgresql.jar"
 
