@@ -390,8 +390,8 @@ func (p *planning) checkIndex(ix *pg_query.IndexStmt) error {
 
 func (p *planning) checkDrop(d *pg_query.DropStmt) error {
 	switch d.RemoveType {
-	case pg_query.ObjectType_OBJECT_INDEX:
-		return nil
+	case pg_query.ObjectType_OBJECT_PUBLICATION:
+		return unsupported("DROP PUBLICATION is not supported on a sharded keyspace: publications there are the reshard workflows'")
 	case pg_query.ObjectType_OBJECT_TABLE:
 		for _, o := range d.Objects {
 			var names []string
@@ -403,15 +403,14 @@ func (p *planning) checkDrop(d *pg_query.DropStmt) error {
 				rv.Schemaname = names[len(names)-2]
 			}
 			if _, err := p.vschemaTable(rv); err != nil {
-				if d.MissingOk && p.vs.Table(rv.Relname) == nil {
+				if d.MissingOk && p.vs.Table(vschema.TableName(rv.Schemaname, rv.Relname)) == nil {
 					continue // DROP TABLE IF EXISTS of a table that was never there
 				}
 				return err
 			}
 		}
-		return nil
 	}
-	return unsupported("DROP %s is not supported on a sharded keyspace yet", objectName(d.RemoveType))
+	return nil
 }
 
 // objectName spells an object type as SQL does: OBJECT_MATVIEW -> MATVIEW.

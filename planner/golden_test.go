@@ -29,8 +29,8 @@ func TestGolden(t *testing.T) {
 // testCatalog is what the shards' catalog says of the fake keyspace's
 // tables ("plan catalog").
 var testCatalog = &vschema.Catalog{Relations: map[string]*vschema.Relation{
-	"users":            {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Identity: 'd', Sequence: "users_id_seq"}, {Name: "name", Type: "text"}, {Name: "seen", Type: "timestamp with time zone"}}},
-	"orders":           {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Sequence: "orders_id_seq"}, {Name: "user_id", Type: "bigint"}, {Name: "amount", Type: "numeric"}}},
+	"users":            {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Identity: 'd', Sequence: "users_id_seq", OwnsSequence: true}, {Name: "name", Type: "text"}, {Name: "seen", Type: "timestamp with time zone"}, {Name: "n", Type: "bigint", Sequence: "shared_numbers"}}},
+	"orders":           {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Sequence: "orders_id_seq", OwnsSequence: true}, {Name: "user_id", Type: "bigint"}, {Name: "amount", Type: "numeric"}}},
 	"countries":        {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "integer", Identity: 'a', Sequence: "countries_id_seq"}, {Name: "code", Type: "text"}}},
 	"named_users":      {Kind: 'v', View: " SELECT users.id, users.name FROM users WHERE users.name IS NOT NULL;", Columns: []vschema.Column{{Name: "id"}, {Name: "name"}}},
 	"country_codes":    {Kind: 'v', View: "SELECT code FROM countries", Columns: []vschema.Column{{Name: "code"}}},
@@ -60,6 +60,16 @@ func golden(t *testing.T, f *fakeTopology, file string) {
 			for _, st := range stmts {
 				if len(st.Learns) > 0 {
 					fmt.Fprintf(&b, "Learns %s\n", strings.Join(st.Learns, ", "))
+				}
+				for _, c := range st.Sequences {
+					switch {
+					case c.Drop:
+						fmt.Fprintf(&b, "Sequence %s dropped\n", c.Sequence)
+					case c.Restart != nil:
+						fmt.Fprintf(&b, "Sequence %s restarts at %d\n", c.Sequence, *c.Restart)
+					default:
+						fmt.Fprintf(&b, "Sequence %s restarts at its start\n", c.Sequence)
+					}
 				}
 				switch {
 				case st.Root != nil:

@@ -63,6 +63,11 @@ type Statement struct {
 	// through, which reach its targets too (see reshardSafe); other ones
 	// wait until it ends.
 	DuringReshard bool
+	// Sequences are the global sequences the statement restarts or drops
+	// (ALTER SEQUENCE ... RESTART, DROP SEQUENCE, DROP TABLE of a table
+	// owning one, TRUNCATE ... RESTART IDENTITY): once it committed, the
+	// gateway moves or removes their records in etcd.
+	Sequences []SequenceChange
 	// Learns names the tables the statement creates that the vschema does
 	// not list, under unlisted_tables: reference: the gateway records them
 	// as reference tables before it runs (topology.Store.
@@ -187,7 +192,7 @@ func Plan(vs *vschema.Keyspace, sql string) ([]*Statement, error) {
 		text := statementText(sql, raw)
 		learns := learnedTables(vs, raw.Stmt)
 		vs = vs.WithReference(learns...)
-		st := &Statement{Learns: learns, SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
+		st := &Statement{Learns: learns, Sequences: sequenceChanges(vs, raw.Stmt), SQL: text, ReadOnly: readOnly(raw.Stmt), NoTransaction: noTransaction(raw.Stmt),
 			Opaque: raw.Stmt.GetDoStmt() != nil || raw.Stmt.GetCallStmt() != nil, Discards: discards(raw.Stmt),
 			SessionState: sessionState(raw.Stmt), Fetch: raw.Stmt.GetFetchStmt() != nil, ChangesSchema: changesSchema(raw.Stmt), DuringReshard: reshardSafe(raw.Stmt),
 			Deallocate: raw.Stmt.GetDeallocateStmt().GetName(), Signal: signal(raw.Stmt)}

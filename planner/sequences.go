@@ -345,3 +345,78 @@ func (p *planning) checkSequenceDefaults(u *pg_query.UpdateStmt) *Error {
 	}
 	return nil
 }
+
+// SequenceChange is what a statement does to a global sequence.
+type SequenceChange struct {
+	Sequence string // as the catalog names it
+	// Drop removes it; otherwise it restarts, at Restart (or, nil, at its
+	// START).
+	Drop    bool
+	Restart *int64
+}
+
+// sequenceChanges lists what stmt does to the global sequences of a
+// sharded keyspace.
+func sequenceChanges(vs *vschema.Keyspace, stmt *pg_query.Node) []SequenceChange {
+	if vs == nil || !vs.Sharded {
+		return nil
+	}
+	var out []SequenceChange
+	// owned lists the sequences the columns of table rv own.
+	owned := func(rv *pg_query.RangeVar, change SequenceChange) {
+		for _, c := range vs.Catalog.Relation(vschema.TableName(rv.Schemaname, rv.Relname)).GetColumns() {
+			if c.OwnsSequence {
+				change.Sequence = c.Sequence
+				out = append(out, change)
+			}
+		}
+	}
+	switch n := stmt.Node.(type) {
+	case *pg_query.Node_AlterSeqStmt:
+		for _, o := range n.AlterSeqStmt.Options {
+			d := o.GetDefElem()
+			if d == nil || d.Defname != "restart" {
+				continue
+			}
+			change := SequenceChange{Sequence: vschema.TableName(n.AlterSeqStmt.Sequence.Schemaname, n.AlterSeqStmt.Sequence.Relname)}
+			// RESTART WITH n: an Integer, or a Float when past int4.
+			text := d.Arg.GetFloat().GetFval()
+			if i := d.Arg.GetInteger(); i != nil {
+				text = strconv.Itoa(int(i.Ival))
+			}
+			if v, err := strconv.ParseInt(text, 10, 64); err == nil {
+				change.Restart = &v
+			}
+			out = append(out, change)
+		}
+	case *pg_query.Node_DropStmt:
+		for _, o := range n.DropStmt.Objects {
+			var names []string
+			for _, item := range o.GetList().GetItems() {
+				names = append(names, item.GetString_().GetSval())
+			}
+			if len(names) == 0 || len(names) > 2 {
+				continue
+			}
+			rv := &pg_query.RangeVar{Relname: names[len(names)-1]}
+			if len(names) == 2 {
+				rv.Schemaname = names[0]
+			}
+			switch n.DropStmt.RemoveType {
+			case pg_query.ObjectType_OBJECT_SEQUENCE:
+				out = append(out, SequenceChange{Sequence: vschema.TableName(rv.Schemaname, rv.Relname), Drop: true})
+			case pg_query.ObjectType_OBJECT_TABLE:
+				owned(rv, SequenceChange{Drop: true})
+			}
+		}
+	case *pg_query.Node_TruncateStmt:
+		if n.TruncateStmt.RestartSeqs {
+			for _, r := range n.TruncateStmt.Relations {
+				if rv := r.GetRangeVar(); rv != nil {
+					owned(rv, SequenceChange{})
+				}
+			}
+		}
+	}
+	return out
+}

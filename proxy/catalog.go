@@ -261,7 +261,7 @@ func buildCatalog(rows [][]string) (*vschema.Catalog, error) {
 		}
 		switch {
 		case !null(r[7]):
-			col.Sequence = sequenceName(r[7])
+			col.Sequence, col.OwnsSequence = sequenceName(r[7]), true
 		case !null(r[8]):
 			if m := nextvalDefault.FindStringSubmatch(r[8]); m != nil {
 				col.Sequence = sequenceName(m[1])

@@ -102,7 +102,7 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 			return err
 		}
 		t.replay = append(t.replay, "SAVEPOINT "+engine.QuoteIdent(c.Savepoint))
-		t.savepoints = append(t.savepoints, savepoint{name: c.Savepoint, replay: len(t.replay), settings: maps.Clone(t.settings)})
+		t.savepoints = append(t.savepoints, savepoint{name: c.Savepoint, replay: len(t.replay), sequences: len(t.sequences), settings: maps.Clone(t.settings)})
 		return complete("SAVEPOINT")
 	case planner.Release:
 		i, err := t.findSavepoint(c.Savepoint)
@@ -126,6 +126,7 @@ func (s *session) control(ctx context.Context, st *planner.Statement) error {
 		sp := t.savepoints[i]
 		t.savepoints = t.savepoints[:i+1]
 		t.replay = t.replay[:sp.replay]
+		t.sequences = t.sequences[:sp.sequences]
 		t.settings = maps.Clone(sp.settings)
 		t.failed = false
 		return complete("ROLLBACK")

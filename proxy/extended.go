@@ -538,6 +538,9 @@ func (s *session) executePortal(ctx context.Context, ks *topology.Keyspace, m *p
 	run := func() (engine.Tag, error) {
 		tag, err := st.Root.Stream(ctx, x, pt.bind, emit)
 		s.countRefusal(err)
+		if err == nil {
+			s.noteSequences(st)
+		}
 		if errors.Is(err, errResultChanged) && pt.stmt.described != nil {
 			s.srv.describes.entries.Remove(*pt.stmt.described)
 		}

@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/planner"
 	"github.com/shardgate/shardgate/planner/engine"
@@ -18,6 +21,7 @@ import (
 type SequenceStore interface {
 	LeaseSequence(ctx context.Context, ks, name string, count, increment, max int64, start topology.SequenceStart) (first, leased int64, err error)
 	SetSequence(ctx context.Context, ks, name string, next int64) error
+	DropSequence(ctx context.Context, ks, name string) error
 }
 
 // sequenceAllocator hands out the values of global sequences from the
@@ -183,7 +187,16 @@ func (x *sessionExecutor) SetVal(ctx context.Context, seq string, value int64, c
 // changed the schema reads it through its own connections, which see the
 // sequences it made.
 func (s *session) sequenceDef(ctx context.Context, ks *topology.Keyspace, seq string, all bool) (sequenceDef, error) {
-	srv := s.srv
+	t := s.txn
+	if t == nil || !s.changedSchema || t.failed {
+		t = nil
+	}
+	return s.srv.readSequenceDef(ctx, ks, seq, all, t)
+}
+
+// readSequenceDef is sequenceDef through t's connections, or the pools'
+// when t is nil.
+func (srv *Server) readSequenceDef(ctx context.Context, ks *topology.Keyspace, seq string, all bool, t *txn) (sequenceDef, error) {
 	schema, name, qualified := strings.Cut(seq, ".")
 	if !qualified {
 		schema, name = "public", seq
@@ -210,8 +223,7 @@ func (s *session) sequenceDef(ctx context.Context, ks *topology.Keyspace, seq st
 		}, discardTag)
 		return row, err
 	}
-	t := s.txn
-	inTxn := t != nil && s.changedSchema && !t.failed
+	inTxn := t != nil
 	if inTxn && !all {
 		shards = t.order[:min(1, len(t.order))]
 	}
@@ -261,4 +273,52 @@ func (s *session) sequenceDef(ctx context.Context, ks *topology.Keyspace, seq st
 		return out, &planner.Error{Code: codeUndefinedTable, Message: fmt.Sprintf("relation %q does not exist", seq)}
 	}
 	return out, nil
+}
+
+// noteSequences keeps what st did to global sequences for its transaction's
+// commit, or follows it at once when st ran on its own.
+func (s *session) noteSequences(st *planner.Statement) {
+	if len(st.Sequences) == 0 {
+		return
+	}
+	if t := s.txn; t != nil {
+		t.sequences = append(t.sequences, st.Sequences...)
+		return
+	}
+	s.followSequences(st.Sequences)
+}
+
+// followSequences moves or removes the etcd records of global sequences a
+// committed transaction restarted or dropped (a recreated sequence starts
+// afresh), and drops this gateway's blocks of them. A failure is logged:
+// the values the sequences hand out stay unique either way.
+func (s *session) followSequences(changes []planner.SequenceChange) {
+	a := s.srv.sequences
+	if len(changes) == 0 || a.store == nil {
+		return
+	}
+	ks := s.srv.topo().Keyspace(s.keyspace)
+	if ks == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.srv.background, 10*time.Second)
+	defer cancel()
+	for _, c := range changes {
+		var err error
+		switch {
+		case c.Drop:
+			err = a.store.DropSequence(ctx, ks.Name, c.Sequence)
+		case c.Restart != nil:
+			err = a.store.SetSequence(ctx, ks.Name, c.Sequence, *c.Restart)
+		default:
+			var def sequenceDef
+			if def, err = s.srv.readSequenceDef(ctx, ks, c.Sequence, false, nil); err == nil {
+				err = a.store.SetSequence(ctx, ks.Name, c.Sequence, def.start)
+			}
+		}
+		if err != nil {
+			s.log.Warn("following a restart or drop of a global sequence", zap.String("sequence", c.Sequence), zap.Error(err))
+		}
+		a.forget(ks.Name, c.Sequence)
+	}
 }

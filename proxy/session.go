@@ -961,6 +961,9 @@ func (s *session) stream(ctx context.Context, ks *topology.Keyspace, st *planner
 	s.shadow = nil
 	tag, err := st.Root.Stream(ctx, x, nil, s.emitter())
 	s.countRefusal(err)
+	if err == nil {
+		s.noteSequences(st)
+	}
 	if pe := (*planner.Error)(nil); errors.As(err, &pe) && pe.Code == codeFeatureNotSupp {
 		// Refused across shards: Postgres's own error comes first, as
 		// it does at Parse in the extended protocol.

@@ -63,12 +63,16 @@ type txn struct {
 	// record is the two-phase commit record begun when a second shard was
 	// written, nil before and once COMMIT took it.
 	record *twopcRecord
+	// sequences are what the transaction's statements did to global
+	// sequences, for the gateway to follow once it committed.
+	sequences []planner.SequenceChange
 }
 
 type savepoint struct {
-	name     string
-	replay   int               // len(replay) once it was made
-	settings map[string]string // settings when it was made
+	name      string
+	replay    int               // len(replay) once it was made
+	sequences int               // len(sequences) once it was made
+	settings  map[string]string // settings when it was made
 }
 
 func newTxn(explicit bool, begin string, settings map[string]string) *txn {
@@ -99,6 +103,15 @@ var gidCounter atomic.Uint64
 // one shard was written, else two-phase commit with the decision recorded in
 // the TwoPCLog before any shard commits. It returns the backends released.
 func (s *session) commit(ctx context.Context, t *txn) error {
+	if err := s.commitShards(ctx, t); err != nil {
+		return err
+	}
+	s.followSequences(t.sequences)
+	return nil
+}
+
+// commitShards commits t on its shards.
+func (s *session) commitShards(ctx context.Context, t *txn) error {
 	defer s.releaseTxn(t)
 	var writers, readers []*backend
 	for _, shard := range t.order {

@@ -111,6 +111,18 @@ func (s *Store) SetSequence(ctx context.Context, ks, name string, next int64) er
 	return nil
 }
 
+// DropSequence removes the record of sequence name of keyspace ks: a
+// sequence made again by that name starts afresh.
+func (s *Store) DropSequence(ctx context.Context, ks, name string) error {
+	if err := vschema.ValidName("keyspace", ks); err != nil {
+		return err
+	}
+	if _, err := s.cli.Delete(ctx, s.sequenceKey(ks, name)); err != nil {
+		return fmt.Errorf("drop sequence %s: %w", name, err)
+	}
+	return nil
+}
+
 // SequenceExhaustedError is a sequence that reached its maximum value.
 type SequenceExhaustedError struct {
 	Name string

@@ -35,6 +35,9 @@ type Column struct {
 	// nextval(), draws the column's values from, as schema.name; "" for
 	// none.
 	Sequence string
+	// OwnsSequence is set when the column owns Sequence (serial,
+	// identity): it goes with the column's table.
+	OwnsSequence bool
 }
 
 // Relation returns the relation the catalog knows by name, or nil.

@@ -67,6 +67,29 @@ func TestGlobalSequences(t *testing.T) {
 		t.Fatalf("parts' ids: %q, want 1 to 6 from the global sequence", got)
 	}
 
+	// ALTER SEQUENCE ... RESTART is honoured once it commits, not when
+	// rolled back; a dropped sequence's table made again starts afresh,
+	// as does TRUNCATE ... RESTART IDENTITY.
+	mustQuery(t, c, "alter sequence items_id_seq restart with 5000")
+	mustQuery(t, c, "begin")
+	mustQuery(t, c, "savepoint a")
+	mustQuery(t, c, "alter sequence items_id_seq restart with 1")
+	mustQuery(t, c, "rollback to a")
+	mustQuery(t, c, "commit")
+	if got := mustQuery(t, c, "insert into items (client, n) values (-1, 3) returning id"); got[0][0] != "5000" {
+		t.Fatalf("after RESTART WITH 5000 and one rolled back: id %q", got)
+	}
+	mustQuery(t, c, "drop table parts")
+	mustQuery(t, c, "create table parts (owner bigint not null, id bigserial, primary key (owner, id))")
+	if got := mustQuery(t, c, "insert into parts (owner) values (9) returning id"); got[0][0] != "1" {
+		t.Fatalf("parts made again: id %q, want 1", got)
+	}
+	mustQuery(t, c, "insert into parts (owner) values (10), (11)")
+	mustQuery(t, c, "truncate parts restart identity")
+	if got := mustQuery(t, c, "insert into parts (owner) values (12) returning id"); got[0][0] != "1" {
+		t.Fatalf("after TRUNCATE ... RESTART IDENTITY: id %q, want 1", got)
+	}
+
 	// The load.
 	gws := []*gateway{e.gw, startGateway(t, e.etcd.Endpoints())}
 	var (
