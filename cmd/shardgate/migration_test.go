@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,6 +110,16 @@ func TestMigrationUnchanged(t *testing.T) {
 	if got := mustQuery(t, c, "select account_id, name, archived, priority from projects order by account_id"); len(got) != 2 || got[0][3] != "normal" || got[0][2] != "t" || got[1][1] != "roadmap" {
 		t.Fatalf("projects inserted without column lists: %q", got)
 	}
+	// Invoice numbers come from the global sequence the migration made
+	// (START 1000, later INCREMENT BY 10), whichever shard each goes to.
+	got = mustQuery(t, c, "insert into billing.invoices (account_id, plan_code) values (1, 'pro'), (2, 'free'), (3, 'pro') returning number")
+	if !slices.Equal([]string{got[0][0], got[1][0], got[2][0]}, []string{"1000", "1010", "1020"}) {
+		t.Fatalf("invoice numbers: %q, want 1000, 1010 and 1020", got)
+	}
+	if got := mustQuery(t, c, "select id, name from feature_flags order by id"); len(got) != 2 || got[0][0] != "1" || got[1][1] != "dark_mode" {
+		t.Fatalf("feature flags' identity ids: %q", got)
+	}
+
 	// A view over a sharded table reads as its query.
 	if got := mustQuery(t, c, "select id, name from current_accounts order by id"); len(got) != 2 || got[0][0] != "1" || got[1][0] != "3" {
 		t.Fatalf("view current_accounts: %q, want accounts 1 and 3", got)

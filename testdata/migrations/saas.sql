@@ -40,16 +40,16 @@ CREATE TABLE plans (
     monthly billing.money_amount
 );
 
+CREATE SEQUENCE billing.invoice_numbers START 1000;
 CREATE TABLE billing.invoices (
     account_id bigint NOT NULL REFERENCES accounts (id),
-    number bigint NOT NULL,
+    number bigint NOT NULL DEFAULT nextval('billing.invoice_numbers'),
     plan_code text REFERENCES plans (code),
     total billing.money_amount,
     covers billing.period,
     issued_on date NOT NULL DEFAULT current_date,
     PRIMARY KEY (account_id, number)
 );
-CREATE SEQUENCE billing.invoice_numbers START 1000;
 
 CREATE TABLE audit.events (
     account_id bigint NOT NULL,
@@ -143,6 +143,7 @@ ALTER TABLE projects ADD COLUMN priority priority NOT NULL DEFAULT 'normal';
 
 -- 0006: a table the vschema does not list, and data the migrations ship.
 CREATE TABLE feature_flags (
+    id integer GENERATED ALWAYS AS IDENTITY,
     name text PRIMARY KEY,
     enabled boolean NOT NULL DEFAULT false
 );
