@@ -135,8 +135,12 @@ func (p *planning) planCopy(c *pg_query.CopyStmt) (*Copy, error) {
 	if c.IsFrom && len(cp.Columns) > 0 {
 		rel := p.vs.Catalog.Relation(vschema.TableName(c.Relation.Schemaname, c.Relation.Relname))
 		for _, col := range rel.GetColumns() {
-			if col.Sequence != "" && !col.Generated && !slices.Contains(cp.Columns, col.Name) {
+			switch {
+			case col.Generated || slices.Contains(cp.Columns, col.Name):
+			case col.Sequence != "":
 				return nil, unsupported("COPY into %s must give column %s its values: they come from sequence %s, whose values the gateway hands out for every shard; name the column, or insert with INSERT", t.Name, col.Name, col.Sequence)
+			case t.Kind == vschema.Reference && volatileDefault(col.Default) != nil:
+				return nil, unsupported("COPY into reference table %s must give column %s its values: its default (%s) would differ between the copies; name the column, or insert with INSERT", t.Name, col.Name, col.Default)
 			}
 		}
 	}

@@ -298,17 +298,18 @@ func checkConstraint(t *vschema.Table, con *pg_query.Constraint, column string) 
 	return nil
 }
 
-// checkDefault refuses a column default each shard would compute on its
-// own: a volatile one of a reference table, whose copies would differ, and
-// any that uses a sequence but nextval('s') alone, which the gateway
-// replaces with its global sequence's value.
+// checkDefault refuses a column default that uses a sequence but
+// nextval('s') alone, which the gateway replaces with its global
+// sequence's value. A reference table's volatile default (now(),
+// gen_random_uuid()) is the gateway's to compute once for every copy (see
+// insertDefaults).
 func checkDefault(t *vschema.Table, column string, expr *pg_query.Node) error {
 	if fc := expr.GetFuncCall(); fc != nil && strings.EqualFold(funcName(fc), "nextval") && len(fc.Args) == 1 {
 		if _, ok := sequenceArg(fc.Args[0]); ok {
 			return nil
 		}
 	}
-	if err := checkFunctions(expr, t.Kind == vschema.Reference); err != nil {
+	if err := checkFunctions(expr, false); err != nil {
 		return fmt.Errorf("default of %s.%s: %w", t.Name, column, err)
 	}
 	return nil

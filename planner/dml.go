@@ -346,7 +346,8 @@ func (p *planning) insertSequences(stmt *pg_query.Node, ins *pg_query.InsertStmt
 	if _, err := p.nameColumns(stmt, ins); err != nil {
 		return err
 	}
-	changed := sequenceDefaults(ins, p.vs.Catalog.Relation(vschema.TableName(ins.Relation.Schemaname, ins.Relation.Relname)))
+	rel := p.vs.Catalog.Relation(vschema.TableName(ins.Relation.Schemaname, ins.Relation.Relname))
+	changed := insertDefaults(ins, rel, p.listed(ins.Relation).GetKind() == vschema.Reference)
 	draws, perr := p.drawSequences(stmt, ins.SelectStmt.GetSelectStmt().GetValuesLists())
 	if perr != nil {
 		return perr

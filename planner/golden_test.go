@@ -31,7 +31,7 @@ func TestGolden(t *testing.T) {
 var testCatalog = &vschema.Catalog{Relations: map[string]*vschema.Relation{
 	"users":            {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Identity: 'd', Sequence: "users_id_seq", OwnsSequence: true}, {Name: "name", Type: "text"}, {Name: "seen", Type: "timestamp with time zone"}, {Name: "n", Type: "bigint", Sequence: "shared_numbers"}}},
 	"orders":           {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "bigint", Sequence: "orders_id_seq", OwnsSequence: true}, {Name: "user_id", Type: "bigint"}, {Name: "amount", Type: "numeric"}}},
-	"countries":        {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "integer", Identity: 'a', Sequence: "countries_id_seq"}, {Name: "code", Type: "text"}}},
+	"countries":        {Kind: 'r', Columns: []vschema.Column{{Name: "id", Type: "integer", Identity: 'a', Sequence: "countries_id_seq"}, {Name: "code", Type: "text"}, {Name: "added", Type: "timestamp with time zone", Default: "now()"}, {Name: "token", Type: "uuid", Default: "gen_random_uuid()"}, {Name: "kind", Type: "text", Default: "'country'::text"}}},
 	"named_users":      {Kind: 'v', View: " SELECT users.id, users.name FROM users WHERE users.name IS NOT NULL;", Columns: []vschema.Column{{Name: "id"}, {Name: "name"}}},
 	"country_codes":    {Kind: 'v', View: "SELECT code FROM countries", Columns: []vschema.Column{{Name: "code"}}},
 	"first_named":      {Kind: 'v', View: "SELECT min(id) AS id FROM named_users", Columns: []vschema.Column{{Name: "id"}}},

@@ -216,44 +216,57 @@ func int8Param(n int) *pg_query.Node {
 		TypeName: &pg_query.TypeName{Names: []*pg_query.Node{pg_query.MakeStrNode("pg_catalog"), pg_query.MakeStrNode("int8")}, Typemod: -1}}}}
 }
 
-// sequenceDefaults gives the columns of an INSERT ... VALUES that draw from
-// a sequence (catalog) a call of nextval() where the INSERT leaves them out
-// or gives them DEFAULT, so that the gateway hands their values out: each
-// shard's own default would repeat the others' values. An identity
-// column GENERATED ALWAYS then takes the value with OVERRIDING SYSTEM
+// insertDefaults gives the columns of an INSERT ... VALUES whose default
+// each shard would compute its own way the value the gateway computes once,
+// where the INSERT leaves them out or gives them DEFAULT: a column that
+// draws from a sequence (catalog) gets a call of nextval(), whose value
+// the gateway hands out (each shard's own would repeat the others'); on
+// a reference table (copies), a column whose default is volatile (now(),
+// gen_random_uuid()) gets its default's expression, which the gateway
+// then computes once (see volatile.go), so every copy stores the same. An
+// identity column GENERATED ALWAYS takes the value with OVERRIDING SYSTEM
 // VALUE, unless the INSERT gives it one of its own somewhere (Postgres's
 // error then stands). It reports whether it changed the statement.
-func sequenceDefaults(ins *pg_query.InsertStmt, rel *vschema.Relation) bool {
+func insertDefaults(ins *pg_query.InsertStmt, rel *vschema.Relation, copies bool) bool {
 	if rel == nil {
+		return false
+	}
+	fills := make([]func() *pg_query.Node, len(rel.Columns))
+	some := false
+	for i, c := range rel.Columns {
+		switch {
+		case c.Generated:
+		case c.Sequence != "":
+			fills[i] = func() *pg_query.Node { return nextvalCall(c.Sequence) }
+		case copies && c.Default != "":
+			if expr := volatileDefault(c.Default); expr != nil {
+				fills[i] = func() *pg_query.Node { return proto.Clone(expr).(*pg_query.Node) }
+			}
+		}
+		some = some || fills[i] != nil
+	}
+	if !some {
 		return false
 	}
 	sel := ins.SelectStmt.GetSelectStmt()
 	if sel == nil {
 		// DEFAULT VALUES: one row of the columns that need a value.
-		for _, c := range rel.Columns {
-			if c.Sequence != "" && !c.Generated {
-				sel = &pg_query.SelectStmt{ValuesLists: []*pg_query.Node{pg_query.MakeListNode(nil)}}
-				ins.SelectStmt = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}
-				break
-			}
-		}
-		if sel == nil {
-			return false
-		}
+		sel = &pg_query.SelectStmt{ValuesLists: []*pg_query.Node{pg_query.MakeListNode(nil)}}
+		ins.SelectStmt = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}
 	}
 	if len(sel.ValuesLists) == 0 {
 		return false
 	}
 	changed := false
-	for _, c := range rel.Columns {
-		if c.Sequence == "" || c.Generated {
+	for i, c := range rel.Columns {
+		if fills[i] == nil {
 			continue
 		}
-		drawn := false
+		filled := false
 		at := -1
-		for i, t := range ins.Cols {
+		for j, t := range ins.Cols {
 			if t.GetResTarget().GetName() == c.Name {
-				at = i
+				at = j
 			}
 		}
 		ownValue := false
@@ -264,20 +277,39 @@ func sequenceDefaults(ins *pg_query.InsertStmt, rel *vschema.Relation) bool {
 			items := row.GetList().Items
 			switch {
 			case at < 0:
-				row.GetList().Items = append(items, nextvalCall(c.Sequence))
+				row.GetList().Items = append(items, fills[i]())
 			case at < len(items) && items[at].GetSetToDefault() != nil:
-				items[at] = nextvalCall(c.Sequence)
+				items[at] = fills[i]()
 			default:
 				ownValue = true
 				continue
 			}
-			drawn, changed = true, true
+			filled, changed = true, true
 		}
-		if drawn && c.Identity == 'a' && !ownValue && ins.Override == pg_query.OverridingKind_OVERRIDING_NOT_SET {
+		if filled && c.Identity == 'a' && !ownValue && ins.Override == pg_query.OverridingKind_OVERRIDING_NOT_SET {
 			ins.Override = pg_query.OverridingKind_OVERRIDING_SYSTEM_VALUE
 		}
 	}
 	return changed
+}
+
+// volatileDefault parses a column default whose value each copy of a
+// reference table would compute its own way; nil for one that is the same
+// everywhere (a constant, a deterministic expression).
+func volatileDefault(text string) *pg_query.Node {
+	tree, err := pg_query.Parse("SELECT " + text)
+	if err != nil || len(tree.Stmts) != 1 {
+		return nil
+	}
+	targets := tree.Stmts[0].Stmt.GetSelectStmt().GetTargetList()
+	if len(targets) != 1 {
+		return nil
+	}
+	expr := targets[0].GetResTarget().GetVal()
+	if expr == nil || checkFunctions(expr, true) == nil {
+		return nil
+	}
+	return expr
 }
 
 // nextvalCall is nextval('seq'), seq named as the catalog names it
@@ -329,17 +361,24 @@ func (p *planning) selectSequences(stmt *pg_query.Node, sel *pg_query.SelectStmt
 }
 
 // checkSequenceDefaults refuses SET col = DEFAULT of a column whose default
-// draws from a sequence: each shard would draw from its own, per row.
+// draws from a sequence (each shard would draw from its own, per row), or
+// of a reference table's column whose default is volatile (each copy
+// would compute its own).
 func (p *planning) checkSequenceDefaults(u *pg_query.UpdateStmt) *Error {
 	rel := p.vs.Catalog.Relation(vschema.TableName(u.Relation.Schemaname, u.Relation.Relname))
+	copies := p.listed(u.Relation).GetKind() == vschema.Reference
 	for _, t := range u.TargetList {
 		rt := t.GetResTarget()
 		if rt == nil || rt.Val.GetSetToDefault() == nil {
 			continue
 		}
 		for _, c := range rel.GetColumns() {
-			if c.Name == rt.Name && c.Sequence != "" {
+			switch {
+			case c.Name != rt.Name:
+			case c.Sequence != "":
 				return unsupported("SET %s = DEFAULT is not supported on a sharded keyspace: its default draws from sequence %s, whose values the gateway hands out only to INSERT ... VALUES", c.Name, c.Sequence)
+			case copies && volatileDefault(c.Default) != nil:
+				return unsupported("SET %s = DEFAULT is not supported on reference table %s: its default (%s) would differ between the copies", c.Name, vschema.TableName(u.Relation.Schemaname, u.Relation.Relname), c.Default)
 			}
 		}
 	}

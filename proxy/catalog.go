@@ -259,6 +259,9 @@ func buildCatalog(rows [][]string) (*vschema.Catalog, error) {
 		if r[5] != "" {
 			col.Identity = r[5][0]
 		}
+		if !null(r[8]) {
+			col.Default = r[8]
+		}
 		switch {
 		case !null(r[7]):
 			col.Sequence, col.OwnsSequence = sequenceName(r[7]), true

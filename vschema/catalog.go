@@ -38,6 +38,9 @@ type Column struct {
 	// OwnsSequence is set when the column owns Sequence (serial,
 	// identity): it goes with the column's table.
 	OwnsSequence bool
+	// Default is the column's default expression as Postgres prints it,
+	// "" for none.
+	Default string
 }
 
 // Relation returns the relation the catalog knows by name, or nil.

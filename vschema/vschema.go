@@ -145,6 +145,14 @@ type Table struct {
 	Vindex string `json:"vindex,omitempty"`
 }
 
+// GetKind returns t's kind, "" for nil.
+func (t *Table) GetKind() TableKind {
+	if t == nil {
+		return ""
+	}
+	return t.Kind
+}
+
 // Table returns the table named name, or nil.
 func (k *Keyspace) Table(name string) *Table {
 	if k == nil {

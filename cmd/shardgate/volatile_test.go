@@ -53,6 +53,20 @@ func TestVolatileValuesComputedOnce(t *testing.T) {
 		}
 	}
 
+	// Volatile column defaults of a reference table: the gateway computes
+	// them once for every copy, with DEFAULT and DEFAULT VALUES too.
+	mustQuery(t, c, "alter table countries alter column token set default gen_random_uuid(), alter column at set default clock_timestamp(), alter column code set default 'zz'")
+	mustQuery(t, c, "insert into countries (code, name) values ('it', 'Italy'), ('es', 'Spain')")
+	mustQuery(t, c, "insert into countries (code, token) values ('pt', default)")
+	mustQuery(t, c, "insert into countries default values")
+	rows = copies("select code, token, at from countries order by code")
+	if !slices.EqualFunc(rows[0], rows[1], slices.Equal) || len(rows[0]) != 6 || rows[0][2][1] == rows[0][3][1] || rows[0][5][0] != "zz" {
+		t.Fatalf("countries' copies differ, or share a token:\n s0 %q\n s1 %q", rows[0], rows[1])
+	}
+	if _, err := query(c, "update countries set token = default"); pgCode(err) != "0A000" {
+		t.Fatalf("SET token = DEFAULT on a reference table: %v, want 0A000", err)
+	}
+
 	// A broadcast UPDATE with a value that is the same for every row.
 	mustQuery(t, c, "update countries set at = now() + interval '1 day'")
 	rows = copies("select code, at from countries order by code")
