@@ -252,7 +252,7 @@ func (p *planning) planInsertValues(stmt *pg_query.Node, ins *pg_query.InsertStm
 	}
 	sel := ins.SelectStmt.GetSelectStmt()
 	if sel != nil && len(sel.ValuesLists) == 0 {
-		return nil, unsupported("INSERT ... SELECT is not supported on a sharded keyspace yet; insert VALUES")
+		return p.planInsertSelect(ins, t)
 	}
 	if sub, err := p.analyze(ins, nil, nil); err != nil {
 		return nil, err

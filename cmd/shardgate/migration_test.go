@@ -120,6 +120,17 @@ func TestMigrationUnchanged(t *testing.T) {
 		t.Fatalf("feature flags' identity ids: %q", got)
 	}
 
+	// INSERT ... SELECT: each shard inserts the rows of its own accounts;
+	// every copy of a reference table the same rows.
+	mustQuery(t, c, "insert into audit.events (account_id, what) select id, 'welcome' from accounts")
+	if got := mustQuery(t, c, "select count(*) from audit.events where what = 'welcome'"); got[0][0] != "4" {
+		t.Fatalf("welcome events: %q, want one per account", got)
+	}
+	mustQuery(t, c, "insert into plans (code, title) select code || '-yearly', title || ' yearly' from plans")
+	if _, err := query(c, "insert into feature_flags (name) select name || '_v2' from feature_flags"); pgCode(err) != "0A000" {
+		t.Fatalf("INSERT ... SELECT leaving an identity column to each copy: %v, want 0A000", err)
+	}
+
 	// A view over a sharded table reads as its query.
 	if got := mustQuery(t, c, "select id, name from current_accounts order by id"); len(got) != 2 || got[0][0] != "1" || got[1][0] != "3" {
 		t.Fatalf("view current_accounts: %q, want accounts 1 and 3", got)
@@ -138,6 +149,9 @@ func TestMigrationUnchanged(t *testing.T) {
 		}
 		if n := mustQuery(t, b, "select count(*) from feature_flags")[0][0]; n != "2" {
 			t.Errorf("shard s%d holds %s feature flags, want both", i, n)
+		}
+		if n := mustQuery(t, b, "select count(*) from plans where code like '%-yearly'")[0][0]; n != "2" {
+			t.Errorf("shard s%d holds %s yearly plans, want both", i, n)
 		}
 	}
 	if got := mustQuery(t, c, "select name from feature_flags where enabled"); len(got) != 1 || got[0][0] != "new_billing" {
