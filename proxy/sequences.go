@@ -14,6 +14,7 @@ import (
 	"github.com/shardgate/shardgate/planner"
 	"github.com/shardgate/shardgate/planner/engine"
 	"github.com/shardgate/shardgate/topology"
+	"github.com/shardgate/shardgate/vschema"
 )
 
 // SequenceStore keeps the global sequences of sharded keyspaces (see
@@ -38,6 +39,9 @@ type sequenceBlock struct {
 	next int64 // the next value to hand out
 	left int64 // how many are left, increment apart
 	inc  int64
+	// snowflake is set once the sequence was found to hold snowflake
+	// ids (under sequence_ids: snowflake).
+	snowflake bool
 }
 
 // sequenceDef is a sequence's definition, as a shard's catalog has it.
@@ -88,6 +92,9 @@ func (x *sessionExecutor) NextVal(ctx context.Context, seq string) (int64, error
 	if a.store == nil {
 		return 0, &planner.Error{Code: codeFeatureNotSupp, Message: "this gateway keeps no topology store to hand out global sequence values from"}
 	}
+	if x.ks.VSchema().SequenceIDs == vschema.SnowflakeIDs {
+		return x.snowflakeVal(ctx, seq)
+	}
 	b := a.block(x.ks.Name, seq)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -116,6 +123,35 @@ func (x *sessionExecutor) NextVal(ctx context.Context, seq string) (int64, error
 	v := b.next
 	b.next += b.inc
 	b.left--
+	s.noteSequenceValue(seq, v)
+	return v, nil
+}
+
+// snowflakeVal is a snowflake id for sequence seq, which must hold one:
+// its definition is checked once per gateway.
+func (x *sessionExecutor) snowflakeVal(ctx context.Context, seq string) (int64, error) {
+	s := x.s
+	a := s.srv.sequences
+	b := a.block(x.ks.Name, seq)
+	b.mu.Lock()
+	checked := b.snowflake
+	b.mu.Unlock()
+	if !checked {
+		def, err := s.sequenceDef(ctx, x.ks, seq, false)
+		if err != nil {
+			return 0, err
+		}
+		if def.max < 1<<62 {
+			return 0, &planner.Error{Code: codeFeatureNotSupp, Message: fmt.Sprintf("sequence %q ends at %d: snowflake ids need a bigint sequence (bigserial, bigint identity) that goes to its end", seq, def.max)}
+		}
+		b.mu.Lock()
+		b.snowflake = true
+		b.mu.Unlock()
+	}
+	v, err := s.srv.snowflake.next(time.Now)
+	if err != nil {
+		return 0, err
+	}
 	s.noteSequenceValue(seq, v)
 	return v, nil
 }
@@ -155,6 +191,9 @@ func (x *sessionExecutor) SetVal(ctx context.Context, seq string, value int64, c
 	a := s.srv.sequences
 	if a.store == nil {
 		return &planner.Error{Code: codeFeatureNotSupp, Message: "this gateway keeps no topology store to hand out global sequence values from"}
+	}
+	if x.ks.VSchema().SequenceIDs == vschema.SnowflakeIDs {
+		return &planner.Error{Code: codeFeatureNotSupp, Message: fmt.Sprintf("setval(%q) is not supported under sequence_ids: snowflake: its ids are made of the time", seq)}
 	}
 	def, err := s.sequenceDef(ctx, x.ks, seq, false)
 	if err != nil {

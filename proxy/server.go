@@ -43,6 +43,10 @@ type Config struct {
 	// Sequences keeps the global sequences of sharded keyspaces; without
 	// it, their values are refused.
 	Sequences SequenceStore
+	// GatewayNumber is this gateway's number among the registered
+	// gateways (topology.Registration.Number), which snowflake ids carry;
+	// nil: none, and no snowflake ids.
+	GatewayNumber func() (n int, ok bool)
 	// Standing says whether this gateway is among the gateways a reshard
 	// cutover waits for: its etcd lease is surely alive (see
 	// topology.Registration.Standing), and its topology has every change
@@ -150,6 +154,7 @@ type Server struct {
 	describes *describeCache
 	catalogs  catalogs // each sharded keyspace's catalog
 	sequences *sequenceAllocator
+	snowflake *snowflake
 	owned     *ownedRows // multi-shard statements for shards that keep copies
 	schema    SchemaLog
 	workflows func(context.Context) ([]topology.Workflow, error)
@@ -187,7 +192,7 @@ type Server struct {
 // NewServer returns a Server for cfg.
 func NewServer(cfg Config) *Server {
 	s := &Server{
-		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, schema: cfg.Schema, workflows: cfg.Workflows, standing: cfg.Standing, sequences: &sequenceAllocator{store: cfg.Sequences}, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
+		topo: cfg.Topology, pools: cfg.Pools, log: cfg.Log, twopc: cfg.TwoPC, schema: cfg.Schema, workflows: cfg.Workflows, standing: cfg.Standing, sequences: &sequenceAllocator{store: cfg.Sequences}, snowflake: &snowflake{number: cfg.GatewayNumber}, gatewayID: cfg.GatewayID, hooks: cfg.Hooks,
 		maxConns: cfg.MaxClientConns, maxPerUsr: cfg.MaxClientConnsPerUser, perUser: map[string]int{},
 		tls: cfg.TLS, sslMode: cfg.SSLMode, startup: cfg.StartupTimeout, maxMsg: cfg.MaxMessageSize, maxStmt: cfg.MaxStatementSize, metrics: cfg.Metrics, auth: cfg.Auth,
 		reload: cfg.Reload, settings: cfg.Settings, gate: newPauseGate(), fences: newFences(), parse: newParseGate(), plans: planner.NewCache(planCacheSize), describes: newDescribeCache(), owned: newOwnedRows(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,9 @@ type Registration struct {
 	// lease after the old one was lost (0: never).
 	confirmed time.Time
 	rejoined  int64
+	// number is the gateway number held under lease (see Number), -1
+	// for none.
+	number int
 
 	closeOnce sync.Once
 	closeErr  error
@@ -88,6 +92,7 @@ func (s *Store) RegisterGateway(ctx context.Context, info GatewayInfo, ttl time.
 		return nil, fmt.Errorf("register gateway %s: %w", info.ID, err)
 	}
 	r.lease, r.confirmed = lease, time.Now()
+	r.number = r.claimNumber(ctx, lease)
 	runCtx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
 	go r.run(runCtx, lease)
@@ -128,6 +133,60 @@ func (r *Registration) Standing() (lapsed bool, rejoined int64) {
 	// lease for a whole TTL from a moment shortly before the answer.
 	safe := time.Duration(r.ttl) * time.Second * 2 / 3
 	return time.Since(r.confirmed) > safe, r.rejoined
+}
+
+// MaxGateways is how many gateway numbers there are (see Number).
+const MaxGateways = 1024
+
+func (s *Store) gatewayNumberKey(n int) string {
+	return s.prefix + "gatewaynums/" + strconv.Itoa(n)
+}
+
+// Number is the gateway's number, unique among the registered gateways
+// while ok: snowflake ids carry it. It is not ok while the gateway may
+// have dropped out of the registered gateways (Standing), when another
+// may take the number, nor when all were taken. A gateway registered
+// again under a new lease holds a number claimed anew, maybe another.
+func (r *Registration) Number() (n int, ok bool) {
+	lapsed, _ := r.Standing()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.number, r.number >= 0 && !lapsed
+}
+
+// claimNumber claims the lowest free gateway number under lease, -1 if
+// none could be.
+func (r *Registration) claimNumber(ctx context.Context, lease clientv3.LeaseID) int {
+	cli := r.store.cli
+	for range 3 { // another gateway may take the one picked
+		resp, err := cli.Get(ctx, r.store.prefix+"gatewaynums/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			return -1
+		}
+		taken := map[int]bool{}
+		for _, kv := range resp.Kvs {
+			if n, err := strconv.Atoi(strings.TrimPrefix(string(kv.Key), r.store.prefix+"gatewaynums/")); err == nil {
+				taken[n] = true
+			}
+		}
+		n := 0
+		for taken[n] {
+			n++
+		}
+		if n >= MaxGateways {
+			return -1
+		}
+		key := r.store.gatewayNumberKey(n)
+		txn, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, r.id(), clientv3.WithLease(lease))).Commit()
+		if err != nil {
+			return -1
+		}
+		if txn.Succeeded {
+			return n
+		}
+	}
+	return -1
 }
 
 // confirm notes that etcd answered that the lease lives.
@@ -197,8 +256,9 @@ func (r *Registration) recover(ctx context.Context, lease clientv3.LeaseID, time
 	if err != nil {
 		return 0, err
 	}
+	number := r.claimNumber(actx, next)
 	r.mu.Lock()
-	r.lease, r.confirmed, r.rejoined = next, time.Now(), rev
+	r.lease, r.confirmed, r.rejoined, r.number = next, time.Now(), rev, number
 	r.mu.Unlock()
 	// The old lease holds no key any more; if it is still alive, don't wait
 	// for it to expire.

@@ -3,6 +3,7 @@ package topology
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -435,5 +436,36 @@ func TestRegistrationSurvivesEtcdRestart(t *testing.T) {
 	}
 	if _, ok := keyLease(t, cli, key); ok {
 		t.Fatal("key still there after Close")
+	}
+}
+
+// TestGatewayNumbers: registered gateways hold different numbers, the
+// lowest free ones; a number is free again once its gateway is gone.
+func TestGatewayNumbers(t *testing.T) {
+	te := startTestEtcd(t)
+	s := NewStore(te.cli, "test")
+	ctx := t.Context()
+	var regs []*Registration
+	for i := range 3 {
+		r, err := s.RegisterGateway(ctx, GatewayInfo{ID: fmt.Sprintf("gw%d", i)}, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		regs = append(regs, r)
+		if n, ok := r.Number(); !ok || n != i {
+			t.Fatalf("gateway %d holds number %d (%v), want %d", i, n, ok, i)
+		}
+	}
+	if err := regs[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.RegisterGateway(ctx, GatewayInfo{ID: "gw-next"}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if n, ok := r.Number(); !ok || n != 1 {
+		t.Fatalf("the next gateway holds number %d (%v), want 1, freed by the one that left", n, ok)
 	}
 }

@@ -33,6 +33,8 @@ import (
 //	shadow/<workflow>/<gateway>   ShadowReport (JSON): what a gateway's shadow reads found
 //	gateways/<id>                 GatewayInfo (JSON), bound to the gateway's lease
 //	applied/<id>                  GatewayApplied (JSON), bound to the gateway's lease
+//	gatewaynums/<n>               the gateway ID holding number n (snowflake ids), bound to its lease
+//	sequences/<ks>/<name>         a global sequence's next block
 //	twopc/<gid>                   TwoPC (JSON), until the transaction is resolved
 //	users/<name>                  User (JSON): SCRAM verifier, grants, backend role
 //	workflows/<name>              Workflow (JSON): a reshard workflow and its progress

@@ -46,10 +46,27 @@ type Keyspace struct {
 	// each other more closely across gateways; more, and etcd is asked
 	// less often.
 	SequenceBlock int64 `json:"sequence_block,omitempty"`
+	// SequenceIDs says how global sequences make their values.
+	SequenceIDs SequenceIDs `json:"sequence_ids,omitempty"`
 	// Catalog is what the shards' catalog says of the keyspace's
 	// relations, when the gateway read it (see WithCatalog); nil if not.
 	Catalog *Catalog `json:"-"`
 }
+
+// SequenceIDs is how a sharded keyspace's global sequences make values.
+type SequenceIDs string
+
+// Ways to make sequence values.
+const (
+	// BlockIDs hands out each sequence's values in order, from blocks the
+	// gateways lease in etcd.
+	BlockIDs SequenceIDs = "blocks"
+	// SnowflakeIDs makes each value of the time in milliseconds, the
+	// gateway's number and a counter, without asking etcd: unique as long
+	// as the gateways' clocks do not go back by more than a gateway's
+	// lease. They need bigint columns.
+	SnowflakeIDs SequenceIDs = "snowflake"
+)
 
 // Bounds of Keyspace.SequenceBlock.
 const (
@@ -355,6 +372,13 @@ func (f *File) normalize() error {
 			ks.SequenceBlock = DefaultSequenceBlock
 		case ks.SequenceBlock < 0 || ks.SequenceBlock > MaxSequenceBlock:
 			bad("keyspace %s: sequence_block %d must be between 1 and %d", ksName, ks.SequenceBlock, MaxSequenceBlock)
+		}
+		switch ks.SequenceIDs {
+		case "":
+			ks.SequenceIDs = BlockIDs
+		case BlockIDs, SnowflakeIDs:
+		default:
+			bad("keyspace %s: unknown sequence_ids %q (want blocks or snowflake)", ksName, ks.SequenceIDs)
 		}
 		for _, tName := range sortedKeys(ks.Tables) {
 			t := ks.Tables[tName]

@@ -76,6 +76,7 @@ func TestParseRejects(t *testing.T) {
 		{"bad table name", `keyspaces: {app: {sharded: true, tables: {"Users": {column: id, type: int}}}}`, "table name"},
 		{"table of schema public", `keyspaces: {app: {sharded: true, tables: {public.users: {column: id, type: int}}}}`, "named without it"},
 		{"two schemas", `keyspaces: {app: {sharded: true, tables: {a.b.c: {kind: reference}}}}`, "schema.table"},
+		{"bad sequence ids", "keyspaces: {app: {sharded: true, sequence_ids: uuid}}", `unknown sequence_ids "uuid"`},
 		{"negative sequence block", "keyspaces: {app: {sharded: true, sequence_block: -5}}", "sequence_block -5"},
 		{"bad unlisted policy", "keyspaces: {app: {sharded: true, unlisted_tables: sharded}}", `unknown unlisted_tables "sharded"`},
 		{"unlisted in unsharded", "keyspaces: {app: {unlisted_tables: reference}}", "applies to sharded keyspaces"},

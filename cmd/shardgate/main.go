@@ -203,7 +203,7 @@ func run(ctx context.Context, cfg config, log *zap.Logger, level zap.AtomicLevel
 	}
 	srv := proxy.NewServer(proxy.Config{
 		Topology: watcher.Snapshot, Pools: pools, Log: log.Named("proxy"),
-		TwoPC: store, Schema: store, Sequences: store, Workflows: store.Workflows, Shadow: store, Standing: func() bool {
+		TwoPC: store, Schema: store, Sequences: store, GatewayNumber: reg.Number, Workflows: store.Workflows, Shadow: store, Standing: func() bool {
 			lapsed, rejoined := reg.Standing()
 			return !lapsed && watcher.Current(rejoined)
 		}, GatewayID: gatewayID, Hooks: crashHooks(os.Getenv("SHARDGATE_TEST_CRASH")),

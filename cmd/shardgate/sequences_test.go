@@ -209,3 +209,68 @@ func column(rows [][]string) []string {
 	}
 	return out
 }
+
+// TestSnowflakeIDs: under sequence_ids: snowflake, two gateways make ids
+// without etcd, each with its own gateway number in them: none repeats,
+// and every row is on its id's shard. A sequence too short for them
+// (serial) and setval are refused.
+func TestSnowflakeIDs(t *testing.T) {
+	e := newEnvOf(t, 2, "flakes", "testdata/vschema/snowflake.yaml")
+	gws := []*gateway{e.gw, startGateway(t, e.etcd.Endpoints())}
+	c := gws[0].connect("flakes")
+	mustQuery(t, c, "create table items (id bigserial primary key, gw int not null)")
+	mustQuery(t, c, "create table small (id serial primary key)")
+	var (
+		mu  sync.Mutex
+		ids = map[int64]int{}
+		wg  sync.WaitGroup
+	)
+	for client := range 4 {
+		wg.Go(func() {
+			conn := gws[client%2].connect("flakes")
+			for range 500 {
+				res := conn.ExecParams(context.Background(), "insert into items (gw) values ($1) returning id", [][]byte{[]byte(strconv.Itoa(client % 2))}, nil, nil, nil).Read()
+				if res.Err != nil {
+					t.Error(res.Err)
+					return
+				}
+				id, _ := strconv.ParseInt(string(res.Rows[0][0]), 10, 64)
+				mu.Lock()
+				if _, seen := ids[id]; seen {
+					t.Errorf("id %d made twice", id)
+				}
+				ids[id] = client % 2
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	numbers := map[int]map[int64]bool{}
+	for id, gw := range ids {
+		if numbers[gw] == nil {
+			numbers[gw] = map[int64]bool{}
+		}
+		numbers[gw][id>>12&1023] = true
+	}
+	if len(numbers[0]) != 1 || len(numbers[1]) != 1 || fmt.Sprint(numbers[0]) == fmt.Sprint(numbers[1]) {
+		t.Fatalf("gateway numbers in the ids: %v, want one per gateway, not the same", numbers)
+	}
+	if got := mustQuery(t, c, "select count(*), count(distinct id) from items"); got[0][0] != "2000" || got[0][1] != "2000" {
+		t.Fatalf("items: %q", got)
+	}
+	ks := e.loadTopology().Keyspace("flakes")
+	for i := range e.shards {
+		for _, r := range mustQuery(t, e.backend(i), "select id from items") {
+			id, _ := strconv.ParseInt(r[0], 10, 64)
+			if want := ks.ShardFor(vschema.HashInt64(id)); want != fmt.Sprintf("s%d", i) {
+				t.Fatalf("item %d is on s%d, its id hashes to %s", id, i, want)
+			}
+		}
+	}
+	if _, err := query(c, "insert into small default values"); pgCode(err) != "0A000" {
+		t.Fatalf("a snowflake id into a serial: %v, want 0A000", err)
+	}
+	if _, err := query(c, "select setval('items_id_seq', 5)"); pgCode(err) != "0A000" {
+		t.Fatalf("setval of a snowflake sequence: %v, want 0A000", err)
+	}
+}
