@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
 	"github.com/shardgate/shardgate/planner"
@@ -115,8 +116,10 @@ func (x *sessionExecutor) NextVal(ctx context.Context, seq string) (int64, error
 		switch {
 		case errors.As(err, &exhausted):
 			return 0, &planner.Error{Code: codeSequenceGeneratorMax, Message: exhausted.Error()}
+		case errors.As(err, new(*planner.Error)), errors.As(err, new(*pgconn.PgError)), errors.As(err, new(*ShardUnreachableError)):
+			return 0, err // from the shards, reading the sequence's definition
 		case err != nil:
-			return 0, err
+			return 0, &planner.Error{Code: codeSystemError, Message: fmt.Sprintf("leasing values of sequence %q: %v", seq, err)}
 		}
 		b.next, b.left, b.inc = first, n, def.inc
 	}
