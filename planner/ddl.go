@@ -62,7 +62,7 @@ func (p *planning) checkDDL(stmt *pg_query.Node) error {
 	case *pg_query.Node_RenameStmt:
 		return p.checkRename(n.RenameStmt)
 	case *pg_query.Node_AlterObjectSchemaStmt:
-		if rv := n.AlterObjectSchemaStmt.Relation; rv != nil && p.listed(rv) != nil {
+		if rv := n.AlterObjectSchemaStmt.Relation; rv != nil && p.listed(rv) != nil && !p.listed(rv).Learned {
 			return unsupported("moving table %s to another schema is not supported: the vschema names it by its schema", vschema.TableName(rv.Schemaname, rv.Relname))
 		}
 	case *pg_query.Node_CreateTableAsStmt:
@@ -129,7 +129,7 @@ func (p *planning) checkSchemaElements(cs *pg_query.CreateSchemaStmt) error {
 func (p *planning) checkRename(r *pg_query.RenameStmt) error {
 	switch r.RenameType {
 	case pg_query.ObjectType_OBJECT_TABLE:
-		if t := p.listed(r.Relation); t != nil {
+		if t := p.listed(r.Relation); t != nil && !t.Learned {
 			return unsupported("renaming table %s is not supported: the vschema names it; add the new name to the vschema, copy the rows, then drop the old table", t.Name)
 		}
 	case pg_query.ObjectType_OBJECT_COLUMN:

@@ -217,7 +217,8 @@ func Plan(vs *vschema.Keyspace, sql string) ([]*Statement, error) {
 }
 
 // learnedTables names the tables stmt creates that vs does not list, when
-// vs makes such tables reference tables.
+// vs makes such tables reference tables: by CREATE TABLE, or by renaming
+// or moving a table learned so.
 func learnedTables(vs *vschema.Keyspace, stmt *pg_query.Node) []string {
 	if vs == nil || !vs.Sharded || vs.UnlistedTables != vschema.ReferenceUnlisted {
 		return nil
@@ -236,6 +237,17 @@ func learnedTables(vs *vschema.Keyspace, stmt *pg_query.Node) []string {
 		}
 	}
 	learn(stmt.GetCreateStmt().GetRelation(), "")
+	// A learned table renamed or moved is learned by its new name too.
+	if r := stmt.GetRenameStmt(); r != nil && r.RenameType == pg_query.ObjectType_OBJECT_TABLE && r.Relation != nil {
+		if t := vs.Table(vschema.TableName(r.Relation.Schemaname, r.Relation.Relname)); t != nil && t.Learned {
+			learn(&pg_query.RangeVar{Schemaname: r.Relation.Schemaname, Relname: r.Newname}, "")
+		}
+	}
+	if m := stmt.GetAlterObjectSchemaStmt(); m != nil && m.ObjectType == pg_query.ObjectType_OBJECT_TABLE && m.Relation != nil {
+		if t := vs.Table(vschema.TableName(m.Relation.Schemaname, m.Relation.Relname)); t != nil && t.Learned {
+			learn(&pg_query.RangeVar{Schemaname: m.Newschema, Relname: m.Relation.Relname}, "")
+		}
+	}
 	if cs := stmt.GetCreateSchemaStmt(); cs != nil {
 		for _, e := range cs.SchemaElts {
 			learn(e.GetCreateStmt().GetRelation(), cs.Schemaname)

@@ -160,6 +160,9 @@ type Table struct {
 	Type ColumnType `json:"type,omitempty"`
 	// Vindex is the sharding function; defaults to "hash".
 	Vindex string `json:"vindex,omitempty"`
+	// Learned is set for a reference table the gateway learned from the
+	// CREATE TABLE that made it (see WithReference), not listed.
+	Learned bool `json:"-"`
 }
 
 // GetKind returns t's kind, "" for nil.
@@ -198,7 +201,7 @@ func (k *Keyspace) WithReference(names ...string) *Keyspace {
 		out.Tables[n] = t
 	}
 	for _, n := range missing {
-		out.Tables[n] = &Table{Name: n, Kind: Reference}
+		out.Tables[n] = &Table{Name: n, Kind: Reference, Learned: true}
 	}
 	return &out
 }

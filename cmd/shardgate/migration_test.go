@@ -253,6 +253,12 @@ func TestUnlistedTablesLearned(t *testing.T) {
 		}
 	}
 
+	// Renamed, it is known by its new name.
+	mustQuery(t, c, "alter table notes rename to memos")
+	if got := mustQuery(t, other, "select count(*) from memos"); got[0][0] != "3" {
+		t.Fatalf("memos, renamed from notes: %q", got)
+	}
+
 	mustQuery(t, c, "begin")
 	mustQuery(t, c, "create table ghost (id bigint primary key)")
 	mustQuery(t, c, "rollback")
