@@ -35,6 +35,7 @@ var testCatalog = &vschema.Catalog{Relations: map[string]*vschema.Relation{
 	"named_users":      {Kind: 'v', View: " SELECT users.id, users.name FROM users WHERE users.name IS NOT NULL;", Columns: []vschema.Column{{Name: "id"}, {Name: "name"}}},
 	"country_codes":    {Kind: 'v', View: "SELECT code FROM countries", Columns: []vschema.Column{{Name: "code"}}},
 	"first_named":      {Kind: 'v', View: "SELECT min(id) AS id FROM named_users", Columns: []vschema.Column{{Name: "id"}}},
+	"billing.numbers":  {Kind: 'S'},
 	"billing.invoices": {Kind: 'r', Columns: []vschema.Column{{Name: "account_id", Type: "bigint"}, {Name: "number", Type: "bigint"}}},
 }}
 

@@ -434,6 +434,9 @@ func sequenceChanges(vs *vschema.Keyspace, stmt *pg_query.Node) []SequenceChange
 			for _, item := range o.GetList().GetItems() {
 				names = append(names, item.GetString_().GetSval())
 			}
+			if str := o.GetString_(); str != nil {
+				names = []string{str.Sval} // a schema
+			}
 			if len(names) == 0 || len(names) > 2 {
 				continue
 			}
@@ -442,6 +445,13 @@ func sequenceChanges(vs *vschema.Keyspace, stmt *pg_query.Node) []SequenceChange
 				rv.Schemaname = names[0]
 			}
 			switch n.DropStmt.RemoveType {
+			case pg_query.ObjectType_OBJECT_SCHEMA:
+				// CASCADE drops its sequences; without, it fails if any.
+				if n.DropStmt.Behavior == pg_query.DropBehavior_DROP_CASCADE && len(names) == 1 {
+					for _, name := range vs.Catalog.SequencesIn(names[0]) {
+						out = append(out, SequenceChange{Sequence: name, Drop: true})
+					}
+				}
 			case pg_query.ObjectType_OBJECT_SEQUENCE:
 				out = append(out, SequenceChange{Sequence: vschema.TableName(rv.Schemaname, rv.Relname), Drop: true})
 			case pg_query.ObjectType_OBJECT_TABLE:

@@ -19,8 +19,8 @@ import (
 
 // catalogQuery reads what the planner needs of a keyspace's relations (see
 // vschema.Catalog): every column of every table and view outside the
-// system schemas, in order, with the sequence its values come from, and
-// each view's query.
+// system schemas, in order, with the sequence its values come from, each
+// view's query, and the sequences (their columns are not read).
 const catalogQuery = `SELECT n.nspname, c.relname, c.relkind, a.attname,
   pg_catalog.format_type(a.atttypid, a.atttypmod), a.attidentity, a.attgenerated <> '',
   CASE WHEN a.attidentity <> '' OR d.adbin IS NOT NULL
@@ -31,7 +31,7 @@ FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
 ORDER BY n.nspname, c.relname, a.attnum`
 
@@ -252,8 +252,8 @@ func buildCatalog(rows [][]string) (*vschema.Catalog, error) {
 		if !null(r[9]) {
 			rel.View = r[9]
 		}
-		if null(r[3]) {
-			continue // a relation without columns
+		if null(r[3]) || rel.Kind == 'S' {
+			continue // a relation without columns, or a sequence
 		}
 		col := vschema.Column{Name: r[3], Type: r[4], Generated: r[6] == "t"}
 		if r[5] != "" {

@@ -1,5 +1,10 @@
 package vschema
 
+import (
+	"slices"
+	"strings"
+)
+
 // Catalog is what the shards' own catalog says about a keyspace's
 // relations, as far as planning needs it: each table's columns in order
 // with their defaults, and which sequence a column's values come from. The
@@ -13,7 +18,8 @@ type Catalog struct {
 // Relation is one table or view of a Catalog.
 type Relation struct {
 	// Kind is pg_class.relkind: 'r' table, 'p' partitioned table, 'v'
-	// view, 'm' materialized view, 'f' foreign table.
+	// view, 'm' materialized view, 'f' foreign table, 'S' sequence (whose
+	// columns are not kept).
 	Kind    byte
 	Columns []Column
 	// View is a view's query (pg_get_viewdef), "" for other kinds.
@@ -49,6 +55,25 @@ func (c *Catalog) Relation(name string) *Relation {
 		return nil
 	}
 	return c.Relations[name]
+}
+
+// SequencesIn names the sequences of schema, in order.
+func (c *Catalog) SequencesIn(schema string) []string {
+	if c == nil {
+		return nil
+	}
+	var out []string
+	for name, r := range c.Relations {
+		if r.Kind != 'S' {
+			continue
+		}
+		s, _, qualified := strings.Cut(name, ".")
+		if qualified && s == schema || !qualified && schema == "public" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // GetColumns returns r's columns, none for nil.
