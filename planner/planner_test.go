@@ -54,7 +54,7 @@ func (r *recorder) NextVal(_ context.Context, seq string) (int64, error) {
 	return r.seqs[seq], nil
 }
 
-func (r *recorder) CurrVal(seq string) (int64, error) {
+func (r *recorder) CurrVal(_ context.Context, seq string) (int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.seqs[seq], nil

@@ -169,10 +169,14 @@ func (s *session) noteSequenceValue(seq string, v int64) {
 	s.lastval, s.hasLastval = v, true
 }
 
-// CurrVal implements engine.Sequencer.
-func (x *sessionExecutor) CurrVal(seq string) (int64, error) {
+// CurrVal implements engine.Sequencer. Of a sequence that does not
+// exist, it is Postgres's 42P01.
+func (x *sessionExecutor) CurrVal(ctx context.Context, seq string) (int64, error) {
 	v, ok := x.s.currvals[x.s.keyspace+"\x00"+seq]
 	if !ok {
+		if _, err := x.s.sequenceDef(ctx, x.ks, seq, false); err != nil {
+			return 0, err
+		}
 		return 0, &planner.Error{Code: codeObjectNotInState, Message: fmt.Sprintf("currval of sequence %q is not yet defined in this session", seq)}
 	}
 	return v, nil

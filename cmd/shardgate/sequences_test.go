@@ -43,8 +43,13 @@ func TestGlobalSequences(t *testing.T) {
 	if got := mustQuery(t, c, "insert into items values (default, -1, 2) returning id"); got[0][0] != "1001" {
 		t.Fatalf("the id after setval(1000): %q", got)
 	}
-	if _, err := query(c, "select nextval('nope')"); pgCode(err) != "42P01" {
-		t.Fatalf("nextval of no sequence: %v, want 42P01", err)
+	for _, sql := range []string{"select nextval('nope')", "select currval('nope')"} {
+		if _, err := query(c, sql); pgCode(err) != "42P01" {
+			t.Fatalf("%s: %v, want 42P01", sql, err)
+		}
+	}
+	if _, err := query(c, "select setval('items_id_seq', 'many')"); pgCode(err) != "22P02" {
+		t.Fatalf("setval with a value no bigint: %v, want 22P02", err)
 	}
 	other := e.gw.connect("ids")
 	if _, err := query(other, "select currval('items_id_seq')"); pgCode(err) != "55000" {

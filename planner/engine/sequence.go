@@ -28,7 +28,7 @@ const (
 // global sequences, and remembers, per session, what it handed out.
 type Sequencer interface {
 	NextVal(ctx context.Context, sequence string) (int64, error)
-	CurrVal(sequence string) (int64, error)
+	CurrVal(ctx context.Context, sequence string) (int64, error)
 	LastVal() (int64, error)
 	// SetVal makes value the sequence's last value (called) or its next.
 	SetVal(ctx context.Context, sequence string, value int64, called bool) error
@@ -75,7 +75,7 @@ func (s *Subquery) sequenceValue(ctx context.Context, x Executor, args Params) (
 	case SequenceNext:
 		v, err = seq.NextVal(ctx, s.Sequence)
 	case SequenceCurrent:
-		v, err = seq.CurrVal(s.Sequence)
+		v, err = seq.CurrVal(ctx, s.Sequence)
 	case SequenceLast:
 		v, err = seq.LastVal()
 	case SequenceSet:
@@ -84,7 +84,7 @@ func (s *Subquery) sequenceValue(ctx context.Context, x Executor, args Params) (
 			return BoundValue{}, nil // setval(s, NULL) is NULL, as in Postgres
 		}
 		if v, err = strconv.ParseInt(strings.TrimSpace(text), 10, 64); err != nil {
-			return BoundValue{}, &Error{Code: "22003", Message: "setval: value " + strconv.Quote(text) + " is not a bigint"}
+			return BoundValue{}, &Error{Code: "22P02", Message: "invalid input syntax for type bigint: " + strconv.Quote(text)}
 		}
 		called := true
 		if s.SetCalled != nil {
