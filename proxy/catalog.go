@@ -90,7 +90,12 @@ func (s *session) withCatalog(ctx context.Context, ks *topology.Keyspace, vs *vs
 		// The transaction changed the schema: what it made is in the
 		// catalog its own connections see, and in no other.
 		if cat, ok := s.txnCatalog(ctx, t); ok {
-			return vs.WithCatalog(cat)
+			// The same keyspace for the same vs, so that the
+			// transaction's next statements find their plans again.
+			if s.txnCat.base != vs || s.txnCat.with.Catalog != cat {
+				s.txnCat.base, s.txnCat.with = vs, vs.WithCatalog(cat)
+			}
+			return s.txnCat.with
 		}
 	}
 	cs := &s.srv.catalogs

@@ -109,9 +109,10 @@ type session struct {
 	// txnCat is the catalog its transaction saw after the last of them.
 	schemaChanges int
 	txnCat        struct {
-		cat *vschema.Catalog
-		at  int
-		txn *txn
+		cat        *vschema.Catalog
+		at         int
+		txn        *txn
+		base, with *vschema.Keyspace // with is base with cat attached
 	}
 	// listens is set once the session ran LISTEN (see notify.go).
 	listens bool
