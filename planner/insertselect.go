@@ -35,6 +35,13 @@ func (p *planning) planInsertSelect(ins *pg_query.InsertStmt, t *vschema.Table) 
 			return nil, unsupported("INSERT ... SELECT into %s must give column %s its values: its default would be computed by each shard; the gateway computes it only for INSERT ... VALUES", t.Name, c.Name)
 		}
 	}
+	if oc := ins.OnConflictClause; oc != nil && t.Kind == vschema.Sharded {
+		for _, set := range oc.TargetList {
+			if set.GetResTarget().GetName() == t.Column {
+				return nil, unsupported("ON CONFLICT DO UPDATE of sharding column %s.%s is not supported", t.Name, t.Column)
+			}
+		}
+	}
 	if name := unstableCall(ins); name != "" {
 		return nil, unsupported("INSERT ... SELECT with %s is not supported on a sharded keyspace: each shard could compute a different value", name)
 	}

@@ -289,6 +289,7 @@ func TestPlanRefusals(t *testing.T) {
 		{"insert into users (name, id) select id, name from users", CodeFeatureNotSupported, "stays on its shard"},
 		{"insert into countries (code) select name from users", CodeFeatureNotSupported, "reads sharded tables"},
 		{"insert into countries (code) select code from countries limit 1", CodeFeatureNotSupported, "LIMIT"},
+		{"insert into users (id, name) select id, name from users on conflict (id) do update set id = excluded.id + 1", CodeFeatureNotSupported, "ON CONFLICT DO UPDATE of sharding column"},
 		{"insert into countries (code, at) values ('de', now()) returning clock_timestamp()", CodeFeatureNotSupported, "in a write that runs on several shards"},
 		{"update users set seen = random()", CodeFeatureNotSupported, "random()"},
 		{"insert into users (id, n) values (1, 2) returning nextval('s')", CodeFeatureNotSupported, "nextval()"},
